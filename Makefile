@@ -1,0 +1,46 @@
+# The two commands a newcomer runs: `make deploy` and `make test`.
+# Both create .venv at the repo root and install what they need.
+
+VENV    := .venv
+PY      := $(VENV)/bin/python
+PIP     := $(VENV)/bin/pip
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+# Debian packages the project needs: reference peers (haproxy, keepalived, nginx, wrk),
+# the lab (iproute2, openssh-server), and tools the tests drive.
+DEB_PACKAGES := haproxy haproxy-doc keepalived nginx-light wrk openssh-server openssh-client \
+                iproute2 socat tcpdump curl chromium
+
+.PHONY: deps venv test lint unit deploy lab-up lab-down bench clean
+
+deps: .deps.stamp
+.deps.stamp:
+	scripts/install-debs.sh $(DEB_PACKAGES)
+	@touch $@
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[dev]'
+	@touch $@
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check lbcore tests
+	$(VENV)/bin/mypy
+
+test: deps venv lint
+	$(PY) -m pytest tests -p no:cacheprovider $(PYTEST_ARGS)
+
+unit: venv
+	$(PY) -m pytest tests/unit -q
+
+deploy: deps venv
+	$(PY) scripts/deploy.py
+
+bench: deps venv
+	$(PY) -m tests.bench.run $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .deps.stamp build dist *.egg-info

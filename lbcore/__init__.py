@@ -1,0 +1,3 @@
+"""lbcore: a load balancer and VRRP agent that speak HAProxy's and keepalived's dialects."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from lbcore.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,250 @@
+"""The typed, frozen model of an HAProxy-dialect configuration.
+
+Theory of operation: the parser (``lbcore.config.parser``) reads the text once and
+builds these objects; everything that runs afterwards (workers, health checks, the
+runtime API, log formatting) reads only this model, never raw strings from the file.
+Every object that came from a line carries its ``Source`` so that later validation
+(an unknown backend named by ``use_backend``, say) can still point at file:line.
+
+Durations are seconds as ``float`` (HAProxy's default unit, milliseconds, is converted
+by the parser). ``None`` means "not set", which for timeouts means "no timeout".
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a keyword was read: shown in every error about it."""
+
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+class Mode(enum.Enum):
+    HTTP = "http"
+    TCP = "tcp"
+
+
+class ProxyKind(enum.Enum):
+    FRONTEND = "frontend"
+    BACKEND = "backend"
+    LISTEN = "listen"  # both a frontend and a backend, as in HAProxy
+
+    @property
+    def has_frontend(self) -> bool:
+        return self is not ProxyKind.BACKEND
+
+    @property
+    def has_backend(self) -> bool:
+        return self is not ProxyKind.FRONTEND
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """``timeout <name> <duration>`` values in seconds; ``None`` = unset."""
+
+    connect: float | None = None
+    client: float | None = None
+    server: float | None = None
+    http_request: float | None = None
+    http_keep_alive: float | None = None
+    queue: float | None = None
+    tunnel: float | None = None
+    check: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LogTarget:
+    """``log ADDR [len N] [format F] FACILITY [LEVEL [MINLEVEL]]`` or ``log global``."""
+
+    address: str  # "127.0.0.1:514", "/dev/log", "stdout", "stderr", or "global"
+    facility: str = "local0"
+    level: str | None = None
+    minlevel: str | None = None
+    length: int = 1024
+    format: str = "rfc3164"
+    source: Source | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatsSocket:
+    """``stats socket PATH|ipv4@ADDR:PORT [mode M] [level L] ...`` from ``global``."""
+
+    address: str  # a filesystem path, or "host:port" for TCP
+    mode: int | None = None  # file mode, e.g. 0o600
+    level: str = "admin"  # user | operator | admin
+    source: Source | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Global:
+    maxconn: int = 4096
+    workers: int | None = None  # nbproc/nbthread; None = one per core
+    logs: tuple[LogTarget, ...] = ()
+    stats_sockets: tuple[StatsSocket, ...] = ()
+    user: str | None = None
+    group: str | None = None
+    pidfile: str | None = None
+    daemon: bool = False
+    hard_stop_after: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Matcher:
+    """One ACL criterion: a sample fetch, its flags and its patterns.
+
+    ``fetch`` is the name as written (``path``, ``path_beg``, ``path_end``, ``path_reg``,
+    ``hdr``, ``hdr_beg``, ``src``, ``method``, and later TLS fetches). ``arg`` is the
+    fetch's argument (the header name of ``hdr(host)``), ``ignore_case`` is ``-i``.
+    """
+
+    fetch: str
+    arg: str | None
+    patterns: tuple[str, ...]
+    ignore_case: bool = False
+    source: Source | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Acl:
+    """``acl NAME criterion [flags] [patterns]``; several lines of one name are OR-ed."""
+
+    name: str
+    matcher: Matcher
+    source: Source | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AclTerm:
+    """One operand of a condition: a named ACL or an anonymous ``{ ... }`` one."""
+
+    negate: bool
+    name: str | None = None  # a named ACL (all its lines are OR-ed)
+    anonymous: Matcher | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """``if|unless`` followed by terms: AND within a group, ``||``/``or`` between groups."""
+
+    unless: bool
+    groups: tuple[tuple[AclTerm, ...], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UseBackend:
+    backend: str
+    condition: Condition | None
+    source: Source | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRule:
+    """One ``http-request``/``http-response`` action.
+
+    ``action``: ``set-header``, ``add-header``, ``del-header``, ``redirect``, ``deny``.
+    For headers, ``name``/``value`` hold the header; for ``redirect``, ``redirect_kind``
+    is ``location``/``prefix``/``scheme``, ``value`` the target and ``code`` the status.
+    For ``deny``, ``code`` is the status (``deny_status``, default 403).
+    """
+
+    action: str
+    name: str | None = None
+    value: str | None = None
+    redirect_kind: str | None = None
+    code: int | None = None
+    condition: Condition | None = None
+    source: Source | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    """``balance ALGO[(arg)]``: roundrobin, static-rr, leastconn, first, source, uri,
+    hdr(name), random."""
+
+    algorithm: str = "roundrobin"
+    arg: str | None = None  # the header name for hdr(name)
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    """``server NAME ADDR:PORT [weight N] [maxconn N] [backup] [disabled]``."""
+
+    name: str
+    host: str
+    port: int
+    weight: int = 1
+    maxconn: int = 0  # 0 = unlimited
+    backup: bool = False
+    disabled: bool = False
+    source: Source | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Bind:
+    host: str  # "" or "*" = all IPv4 addresses; "::" for IPv6
+    port: int
+    source: Source | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """``option`` flags that apply to a proxy (inherited from ``defaults``)."""
+
+    redispatch: bool = False
+    forwardfor: bool = False
+    http_server_close: bool = False
+    httplog: bool = False
+    tcplog: bool = False
+    dontlognull: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Proxy:
+    """A ``frontend``, ``backend`` or ``listen`` section after ``defaults`` were applied."""
+
+    name: str
+    kind: ProxyKind
+    mode: Mode = Mode.TCP  # HAProxy's default when neither defaults nor section sets it
+    binds: tuple[Bind, ...] = ()
+    default_backend: str | None = None
+    use_backends: tuple[UseBackend, ...] = ()
+    acls: tuple[Acl, ...] = ()
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    maxconn: int | None = None
+    retries: int = 3
+    options: Options = field(default_factory=Options)
+    http_request_rules: tuple[HttpRule, ...] = ()
+    http_response_rules: tuple[HttpRule, ...] = ()
+    balance: Balance = field(default_factory=Balance)
+    servers: tuple[Server, ...] = ()
+    logs: tuple[LogTarget, ...] = ()
+    source: Source | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """A whole configuration: ``global`` plus every proxy in file order."""
+
+    global_: Global
+    proxies: tuple[Proxy, ...]
+    files: tuple[str, ...] = ()
+
+    @property
+    def frontends(self) -> tuple[Proxy, ...]:
+        return tuple(p for p in self.proxies if p.kind.has_frontend)
+
+    @property
+    def backends(self) -> dict[str, Proxy]:
+        return {p.name: p for p in self.proxies if p.kind.has_backend}
