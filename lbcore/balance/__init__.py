@@ -1,20 +1,33 @@
 """Load-balancing algorithms behind one small interface.
 
 Each algorithm lives in its own module (as in HAProxy's lb_*.c) and implements
-``Algorithm``. ``make_balancer`` builds the right one for a backend's ``balance``
+``Algorithm``. ``make_algorithm`` builds the right one for a backend's ``balance``
 line. Algorithms are sans-I/O: they read ``ServerRuntime`` fields (weight, eligible,
 active, backup) and the request facts in ``PickContext``; they never touch sockets.
 
 Backup servers are considered only when no active server is eligible (HAProxy's
 rule); weight 0 and non-READY admin states are never picked.
+
+Accounting contract (the proxy relies on it): a successful ``pick`` counts the
+request on the server (``active += 1``, ``total += 1``); the caller calls
+``release(server)`` exactly once when that request/connection ends. ``pick`` returns
+None in two cases the caller tells apart with ``available(servers)``:
+
+* no server is eligible at all → answer 503;
+* servers are eligible but every one the algorithm may use is at its ``maxconn``
+  → queue the request and ``pick`` again after a ``release`` (or fail at
+  ``timeout queue``). Hash-based algorithms return None when *their* server is full,
+  which gives HAProxy's per-server queueing for them.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from lbcore.config.model import Balance
 from lbcore.server import ServerRuntime
 
 
@@ -43,3 +56,78 @@ def candidates(servers: Sequence[ServerRuntime]) -> list[ServerRuntime]:
     if active:
         return active
     return [s for s in servers if s.eligible and s.backup]
+
+
+def available(servers: Sequence[ServerRuntime]) -> bool:
+    """Is any server eligible? (False → 503; True but ``pick`` gave None → queue.)"""
+    return any(s.eligible for s in servers)
+
+
+def with_room(servers: Sequence[ServerRuntime]) -> list[ServerRuntime]:
+    """``candidates`` that are below their ``maxconn``.
+
+    Full active servers do not let backups in: backups replace *unavailable*
+    actives, not busy ones (a busy farm queues instead).
+    """
+    return [s for s in candidates(servers) if s.has_room]
+
+
+def assign(server: ServerRuntime) -> ServerRuntime:
+    """Count a new request on ``server`` (the first half of the accounting contract)."""
+    server.active += 1
+    server.total += 1
+    return server
+
+
+def unassign(server: ServerRuntime) -> None:
+    """The second half: a request counted by ``assign`` has ended."""
+    if server.active > 0:
+        server.active -= 1
+
+
+# Algorithms whose servers' weights may change at runtime (HAProxy calls the others
+# "static": ``set weight`` may only switch them between 0 and their initial weight).
+DYNAMIC_ALGORITHMS = frozenset({"roundrobin", "leastconn", "first", "random"})
+ALGORITHMS = frozenset(
+    {"roundrobin", "static-rr", "leastconn", "first", "source", "uri", "hdr", "random"}
+)
+
+
+def make_algorithm(
+    balance: Balance, servers: list[ServerRuntime], *, rng: random.Random | None = None
+) -> Algorithm:
+    """The algorithm named by a backend's ``balance`` line over its runtime servers.
+
+    ``servers`` is kept by reference, in configuration order (``first`` relies on
+    that order as HAProxy relies on server ids). ``rng`` seeds ``random`` (tests).
+    """
+    # Local imports: the modules import helpers from this package.
+    from lbcore.balance.first import First
+    from lbcore.balance.hdr import Hdr
+    from lbcore.balance.leastconn import LeastConn
+    from lbcore.balance.random_p2c import RandomP2C
+    from lbcore.balance.roundrobin import RoundRobin
+    from lbcore.balance.source import Source
+    from lbcore.balance.static_rr import StaticRR
+    from lbcore.balance.uri import Uri
+
+    name = balance.algorithm
+    if name == "roundrobin":
+        return RoundRobin(servers)
+    if name == "static-rr":
+        return StaticRR(servers)
+    if name == "leastconn":
+        return LeastConn(servers)
+    if name == "first":
+        return First(servers)
+    if name == "source":
+        return Source(servers)
+    if name == "uri":
+        return Uri(servers, balance.arg)
+    if name == "hdr":
+        if not balance.arg:
+            raise ValueError("balance hdr needs a header name: hdr(<name>)")
+        return Hdr(servers, balance.arg)
+    if name == "random":
+        return RandomP2C(servers, balance.arg, rng=rng)
+    raise ValueError(f"unknown balance algorithm {name!r}")
