@@ -220,6 +220,8 @@ async def _serve(
 def http_worker(
     config: Config, listeners: dict[tuple[str, int], socket.socket], channel: socket.socket | None
 ) -> None:
+    if config.proxies[0].name == "crash":  # a worker that dies as soon as it starts
+        raise SystemExit(3)
     asyncio.run(_serve(config, listeners, channel))
 
 

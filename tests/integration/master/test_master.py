@@ -186,6 +186,22 @@ def test_killed_worker_is_replaced(cluster: FakeCluster) -> None:
     assert str(victim) not in seen["pid"]
 
 
+def test_a_crashing_worker_is_restarted_with_back_off(cluster: FakeCluster) -> None:
+    """A worker that dies at start must not turn the master into a fork loop."""
+    cluster.write(tag="crash", workers=1)
+    m = cluster.start(wait=False)
+    time.sleep(3.0)
+    restarts = m.log().count("exited unexpectedly (exit code 3)")
+    # Back-off 0.1, 0.2, 0.4, 0.8, 1.6 s...: about 5 in 3 s, never hundreds.
+    assert 2 <= restarts <= 8, m.log()
+    assert m.proc.poll() is None  # the master itself keeps going
+    # A reload with a working configuration recovers at once.
+    cluster.write(tag="v2", workers=1)
+    m.signal(signal.SIGUSR2)
+    wait_for(lambda: cluster.serving(), what="the fixed worker serving")
+    assert served_by(cluster.port, 4)["tag"] == {"v2"}
+
+
 def _slow_request(port: int, ms: int, out: dict[str, object]) -> None:
     try:
         out["answer"] = get("127.0.0.1", port, f"/slow?ms={ms}", timeout=20)
@@ -212,7 +228,8 @@ def test_sigusr1_lets_an_in_flight_request_finish(cluster: FakeCluster) -> None:
 
 
 @pytest.mark.flaky(reruns=2)  # a wall-clock bound on a shared machine
-def test_sigterm_stops_now(cluster: FakeCluster) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_and_sigint_stop_now(cluster: FakeCluster, signum: int) -> None:
     m = cluster.start()
     workers = m.workers()
     out: dict[str, object] = {}
@@ -220,7 +237,7 @@ def test_sigterm_stops_now(cluster: FakeCluster) -> None:
     t.start()
     time.sleep(0.4)
     start = time.monotonic()
-    m.signal(signal.SIGTERM)
+    m.signal(signum)
     assert m.wait(timeout=5) == 0
     took = time.monotonic() - start
     t.join(timeout=10)
