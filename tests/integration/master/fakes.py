@@ -60,7 +60,12 @@ def json_loader(files: Sequence[str]) -> Config:
         source=Source(path, 1),
     )
     return Config(
-        global_=Global(workers=data.get("workers"), hard_stop_after=data.get("hard_stop_after")),
+        global_=Global(
+            workers=data.get("workers"),
+            hard_stop_after=data.get("hard_stop_after"),
+            user=data.get("user"),
+            group=data.get("group"),
+        ),
         proxies=(proxy,),
         files=tuple(files),
     )

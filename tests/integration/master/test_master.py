@@ -3,13 +3,16 @@ processes, real signals, real sockets on 127.0.0.1."""
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -168,6 +171,34 @@ def test_a_reload_signal_during_startup_is_not_fatal(cluster: FakeCluster) -> No
     wait_for(lambda: "generation 2 with" in m.log(), timeout=15, what="the reload")
     assert m.proc.poll() is None
     wait_for(cluster.serving, what="serving")
+
+
+@pytest.mark.root
+def test_workers_drop_to_user_and_group_the_master_keeps_root(cluster: FakeCluster) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to change user")
+    cluster.write(user="nobody", group="nogroup")
+    m = cluster.start()
+    wait_for(lambda: len(m.workers()) == 2, what="2 workers")
+
+    def ids(pid: int, key: str) -> list[int]:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return [int(x) for x in line.split()[1:]]
+        raise AssertionError(key)
+
+    nobody = pwd.getpwnam("nobody").pw_uid
+    nogroup = grp.getgrnam("nogroup").gr_gid
+    for pid in m.workers():
+        assert set(ids(pid, "Uid")) == {nobody}
+        assert set(ids(pid, "Gid")) == {nogroup}
+        assert ids(pid, "Groups") == []
+    assert ids(m.pid, "Uid")[0] == 0  # the master can still bind on reload
+    cluster.write(user="no-such-user-lbcore")
+    m.signal(signal.SIGHUP)
+    wait_for(lambda: "Reload failed" in m.log(), what="the reload error")
+    assert "unknown user or group" in m.log()
+    assert cluster.serving()
 
 
 def test_killed_worker_is_replaced(cluster: FakeCluster) -> None:
