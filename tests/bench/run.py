@@ -22,6 +22,7 @@ import importlib.util
 import json
 import os
 import platform
+import resource
 import shutil
 import socket
 import statistics
@@ -35,6 +36,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tests.bench import configs, procs, wrk
+from tests.bench.idle import IdleResult, measure_idle
 from tests.conftest import REPO, free_port, lbcore_cmd, lbcore_env
 
 HAPROXY = "/usr/sbin/haproxy"
@@ -202,6 +204,49 @@ def table(results: list[dict[str, object]], standin: bool) -> str:
     return "\n".join(lines)
 
 
+def summarise_idle(per_side: dict[str, list[IdleResult]]) -> dict[str, object]:
+    sides = {
+        side: {
+            "rounds": [asdict(r) for r in results],
+            "median": {"kb_per_conn": statistics.median(r.kb_per_conn for r in results)},
+        }
+        for side, results in per_side.items()
+    }
+    pairs = zip(per_side["haproxy"], per_side["lbcore"], strict=True)
+    vals = [lb.kb_per_conn / ha.kb_per_conn for ha, lb in pairs if ha.kb_per_conn > 0]
+    return {
+        "name": "idle-keepalive",
+        "connections": per_side["haproxy"][0].connections,
+        "sides": sides,
+        "ratio": {"kb_per_conn": spread(vals) if vals else None},
+    }
+
+
+def idle_table(idle: dict[str, object], standin: bool) -> str:
+    sides = idle["sides"]
+    ratio = idle["ratio"]
+    assert isinstance(sides, dict) and isinstance(ratio, dict)
+    lines = [f"idle keep-alive connections: {idle['connections']} (RSS growth per connection)"]
+    for side in SIDES:
+        label = f"{side}*" if side == "lbcore" and standin else side
+        lines.append(f"  {label:<8} {sides[side]['median']['kb_per_conn']:>8.1f} KB/conn")
+    q = ratio["kb_per_conn"]
+    if q:
+        lines.append(f"  {'ratio':<8} {q['median']:>8.2f} (min {q['min']:.2f}, max {q['max']:.2f})")
+    else:
+        lines.append(f"  {'ratio':<8}      n/a (HAProxy's growth was 0)")
+    return "\n".join(lines)
+
+
+def raise_fd_limit() -> None:
+    """Idle-connection rows need thousands of descriptors (children inherit this)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        resource.setrlimit(
+            resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard)
+        )
+
+
 def version(argv: list[str]) -> str:
     try:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
@@ -219,6 +264,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=float, help="unrecorded seconds per side per row (default 2)")
     p.add_argument("--workers", type=int, default=1, help="lbcore workers = HAProxy nbthread")
     p.add_argument("--rows", help="comma-separated subset of: " + ", ".join(r.name for r in ROWS))
+    p.add_argument(
+        "--idle", type=int, help="idle keep-alive connections (default 5000; short: 1000; 0: skip)"
+    )
     p.add_argument("--no-log", action="store_true", help="without option httplog/tcplog")
     p.add_argument("--standin", action="store_true", help="run HAProxy on the lbcore side too")
     p.add_argument("--json", type=Path, default=REPO / "artifacts" / "bench.json")
@@ -226,6 +274,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a = p.parse_args(argv)
     a.rounds = a.rounds or (2 if a.short else 3)
     a.duration = a.duration or (2.0 if a.short else 10.0)
+    a.idle = a.idle if a.idle is not None else (1000 if a.short else 5000)
     a.warmup = a.warmup if a.warmup is not None else (0.0 if a.short else 2.0)
     return a
 
@@ -245,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{tool} is missing: `make deps` installs it", file=sys.stderr)
             return 2
     standin = args.standin or not lbcore_available()
+    raise_fd_limit()
 
     tmp = Path(tempfile.mkdtemp(prefix="lbcore-bench-"))
     tmp.chmod(0o755)  # nginx workers run as nobody when we are root
@@ -324,8 +374,25 @@ def main(argv: list[str] | None = None) -> int:
                     )
             results.append(summarise(row, per_side))
 
+        idle = None
+        if args.idle > 0:
+            per_idle: dict[str, list[IdleResult]] = {s: [] for s in SIDES}
+            for rnd in range(args.rounds):
+                for side in SIDES:
+                    r = measure_idle(svcs[side], side_ports[side].http, args.idle)
+                    per_idle[side].append(r)
+                    print(
+                        f"  {'idle-keepalive':<22} round {rnd + 1} {side:<8} "
+                        f"{r.kb_per_conn:>10.1f} KB/conn  ({r.connections} in {r.seconds:.1f}s)",
+                        flush=True,
+                    )
+            idle = summarise_idle(per_idle)
+
         print()
         print(table(results, standin))
+        if idle:
+            print()
+            print(idle_table(idle, standin))
         report = {
             "meta": {
                 "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -333,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
                 "rounds": args.rounds,
                 "duration_s": args.duration,
                 "warmup_s": args.warmup,
+                "idle_connections": args.idle,
                 "workers": args.workers,
                 "log": not args.no_log,
                 "load": "wrk -t1 -c50 --latency",
@@ -344,6 +412,7 @@ def main(argv: list[str] | None = None) -> int:
                 "elapsed_s": round(time.monotonic() - t0, 1),
             },
             "rows": results,
+            "idle": idle,
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n")
