@@ -1,0 +1,87 @@
+"""The CLI session grammar: ';', escapes, prompt mode, quit, levels, partial lines."""
+
+from __future__ import annotations
+
+from lbcore.runtime.cli import CliSession, split_commands
+from lbcore.runtime.state import Level, RuntimeState
+from tests.unit.runtime.fixed import fixed_config
+
+NOW = 1_800_000_000.0
+
+
+def session(level: Level = Level.ADMIN) -> CliSession:
+    return CliSession(RuntimeState(fixed_config(), NOW), level, NOW)
+
+
+def test_split_commands() -> None:
+    assert split_commands("get weight a/b; show info") == [
+        ["get", "weight", "a/b"],
+        ["show", "info"],
+    ]
+    assert split_commands("get weight a/b\\;c") == [["get", "weight", "a/b;c"]]
+    assert split_commands("  a\t b  ") == [["a", "b"]]
+    assert split_commands("") == [[]]
+
+
+def test_non_interactive_closes_after_the_buffered_lines() -> None:
+    cli = session()
+    out = cli.receive(b"get weight app/web1\nget weight app/web2\n", NOW)
+    assert out == b"10 (initial 10)\n\n20 (initial 20)\n\n"
+    assert cli.closed
+
+
+def test_a_line_arriving_in_pieces_runs_once_complete() -> None:
+    cli = session()
+    assert cli.receive(b"get weig", NOW) == b""
+    assert not cli.closed
+    assert cli.receive(b"ht app/web1\n", NOW) == b"10 (initial 10)\n\n"
+    assert cli.closed
+
+
+def test_prompt_mode_stays_open_and_prints_the_prompt() -> None:
+    cli = session()
+    assert cli.receive(b"prompt\n", NOW) == b"\n> "
+    assert cli.receive(b"get weight app/web1\n", NOW) == b"10 (initial 10)\n\n> "
+    assert not cli.closed
+    assert cli.receive(b"quit\n", NOW) == b""
+    assert cli.closed
+
+
+def test_quit_stops_the_rest_of_the_line() -> None:
+    cli = session()
+    assert cli.receive(b"get weight app/web1;quit;show version\n", NOW) == b"10 (initial 10)\n\n"
+    assert cli.closed
+
+
+def test_changes_are_published_for_the_master() -> None:
+    state = RuntimeState(fixed_config(), NOW)
+    seen = []
+    state.subscribe(seen.append)
+    cli = CliSession(state, Level.ADMIN, NOW)
+    cli.receive(b"set server app/web1 state drain;set weight app/web2 50%\n", NOW)
+    assert [(c.kind, c.server) for c in seen] == [("admin", "web1"), ("weight", "web2")]
+    assert seen[1].weight == 10
+    web1 = state.backends["app"].servers[0].runtime
+    assert web1.admin_state.value == "drain" and not web1.eligible and web1.accepts_persistent
+
+
+def test_user_level_cannot_change_state() -> None:
+    cli = session(Level.USER)
+    assert cli.receive(b"disable server app/web1\n", NOW) == b"Permission denied\n\n"
+
+
+def test_static_algorithm_refuses_weights_but_0_and_100_percent() -> None:
+    from dataclasses import replace
+
+    from lbcore.config.model import Balance
+
+    cfg = fixed_config()
+    proxies = tuple(
+        replace(p, balance=Balance("static-rr")) if p.name == "static" else p for p in cfg.proxies
+    )
+    cli = CliSession(RuntimeState(replace(cfg, proxies=proxies), NOW), Level.ADMIN, NOW)
+    out = cli.receive(b"set weight static/s2 2;set weight static/s2 0;get weight static/s2\n", NOW)
+    assert out == (
+        b"Backend is using a static LB algorithm and only accepts weights '0%' and '100%'.\n\n"
+        b"\n0 (initial 3)\n\n"
+    )
