@@ -8,12 +8,10 @@ Flags follow HAProxy's where they mean the same: ``-f`` (repeatable), ``-D``, ``
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from lbcore import daemon
 from lbcore.config.model import Config
@@ -24,10 +22,12 @@ log = logging.getLogger("lbcore.master")
 
 
 def load_config(files: Sequence[str]) -> Config:
-    """Parse the files exactly as ``lbcore check`` does (the config package's loader)."""
-    parser: Any = importlib.import_module("lbcore.config.parser")
-    loader: Any = getattr(parser, "load_files", None) or parser.load
-    config: Config = loader(list(files))
+    """Parse the files exactly as ``lbcore check`` does; warnings go to the log."""
+    from lbcore.config import load_config as load
+
+    config, warnings = load(files)
+    for warning in warnings:
+        log.warning("config : %s", warning)
     return config
 
 
