@@ -47,7 +47,7 @@ def parse_log(args: list[str], source: Source) -> LogTarget:
         raise ConfigError(usage)
     address = args[1]
     if address.startswith(("ring@", "fd@", "unix@", "sample")):
-        raise NotSupportedYet(f"log {address}")
+        raise NotSupportedYet(address, "log address")
     length, fmt = 1024, "rfc3164"
     i = 2
     while i + 1 < len(args) and args[i] in ("len", "format", "sample"):
@@ -104,8 +104,9 @@ def _stats(g: Global, args: list[str], source: Source) -> Global:
     if address.startswith(("ipv4@", "ipv6@")):
         address = address.split("@", 1)[1]
     elif address.startswith(("unix@", "abns@", "fd@", "sockpair@")):
-        raise NotSupportedYet(f"stats socket {address}")
-    sock = StatsSocket(address=address, source=source)
+        raise NotSupportedYet(address, "stats socket address")
+    # HAProxy's default level is "operator", whatever the model's default says
+    sock = StatsSocket(address=address, level="operator", source=source)
     i = 3
     while i < len(args):
         opt = args[i]
@@ -123,7 +124,7 @@ def _stats(g: Global, args: list[str], source: Source) -> Global:
         elif opt == "expose-fd" and value == "listeners":
             pass  # lbcore's master always owns and hands over the listeners
         elif opt in ("user", "group", "uid", "gid", "process", "thread", "name", "accept-proxy"):
-            raise NotSupportedYet(f"stats socket {opt}")
+            raise NotSupportedYet(opt, "stats socket option")
         else:
             raise ConfigError(f"stats socket: unknown option '{opt}' (expected mode or level)")
         i += 2
@@ -159,7 +160,7 @@ LATER_GLOBAL = word_set(
     "ssl-default-server-options ssl-dh-param-file tune.ssl.default-dh-param master-worker "
     "server-state-file server-state-base spread-checks log-send-hostname log-tag node "
     "description lua-load setenv presetenv unsetenv resetenv cpu-map maxsslconn maxconnrate "
-    "maxsessrate ulimit-n quiet zero-warning expose-experimental-directives insecure-fork- "
-    "wanted h1-case-adjust external-check mworker-max-reloads close-spread-time grace "
-    "localpeer set-dumpable strict-limits"
+    "maxsessrate ulimit-n quiet zero-warning expose-experimental-directives "
+    "insecure-fork-wanted h1-case-adjust external-check mworker-max-reloads "
+    "close-spread-time grace localpeer set-dumpable strict-limits"
 )
