@@ -8,6 +8,7 @@ timeouts set, a listener, a server in every backend.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,16 +23,16 @@ defaults
     timeout client 5s
     timeout server 5s
 {defaults}
-frontend fe
+frontend fe{sfx}
     bind 127.0.0.1:18001
-    default_backend be
+    default_backend be{sfx}
 {frontend}
-backend be
+backend be{sfx}
 {backend}
     server s0 127.0.0.1:18009
-backend api
+backend api{sfx}
     server a0 127.0.0.1:18009
-listen ls
+listen ls{sfx}
     bind 127.0.0.1:18002
 {listen}
     server l0 127.0.0.1:18009
@@ -45,16 +46,24 @@ def _indent(text: str) -> str:
 
 
 def render(
-    section: str, text: str, mode: str = "http", more: dict[str, str] | None = None
+    section: str,
+    text: str,
+    mode: str = "http",
+    more: dict[str, str] | None = None,
+    sfx: str = "",
 ) -> tuple[str, int]:
     """The config with ``text`` (indented) in ``section`` and the lines of ``more`` in
-    theirs; and the line number of the first line of ``text``."""
+    theirs; and the line number of the first line of ``text``. ``sfx`` is appended to
+    the template's proxy names (and to the backend names the rows use), so that several
+    rendered configs can be concatenated into one file."""
     fields = {name: "" for name in SECTIONS} | {k: _indent(v) for k, v in (more or {}).items()}
     fields[section] = _indent(text)
+    if sfx:
+        fields = {k: re.sub(r"\b(api|be)\b", rf"\g<1>{sfx}", v) for k, v in fields.items()}
     marker = "\x00"
-    with_marker = TEMPLATE.format(**(fields | {section: marker}), mode=mode)
+    with_marker = TEMPLATE.format(**(fields | {section: marker}), mode=mode, sfx=sfx)
     line = with_marker[: with_marker.index(marker)].count("\n") + 1
-    config = TEMPLATE.format(**fields, mode=mode)
+    config = TEMPLATE.format(**fields, mode=mode, sfx=sfx)
     # empty placeholders leave blank lines, which is fine for HAProxy and for us
     return config, line
 
@@ -103,5 +112,5 @@ class Row:
     def id(self) -> str:
         return f"{self.section}: {self.text.splitlines()[-1]}"
 
-    def config(self) -> str:
-        return render(self.section, self.text, self.mode, self.more)[0]
+    def config(self, sfx: str = "") -> str:
+        return render(self.section, self.text, self.mode, self.more, sfx)[0]

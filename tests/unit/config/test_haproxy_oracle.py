@@ -42,9 +42,16 @@ def run_all(texts: dict[str, str], tmp_path: Path) -> dict[str, tuple[int, str]]
 
 
 def test_haproxy_accepts_every_valid_keyword_row(tmp_path):
-    rows = {row.id: row.config() for row in ROWS if row.haproxy}
+    rows = [row for row in ROWS if row.haproxy]
     assert len(rows) > 100
-    results = run_all(rows, tmp_path)
+    # fast path: all rows in one file (each with its own proxy names), one haproxy run
+    together = "\n".join(row.config(sfx=f"_{i}") for i, row in enumerate(rows))
+    rc, out = haproxy_check(need_binary("haproxy"), tmp_path, "all", together)
+    if rc == 0:
+        assert "Configuration file is valid" in out
+        return
+    # slow path, to name the culprits: one run per row
+    results = run_all({row.id: row.config() for row in rows}, tmp_path)
     refused = {name: out for name, (rc, out) in results.items() if rc != 0}
     assert not refused, "HAProxy refuses rows lbcore accepts:\n" + "\n".join(
         f"--- {name}\n{out}" for name, out in refused.items()
