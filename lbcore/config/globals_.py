@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import re
 from collections.abc import Callable
 
 from lbcore.config.errors import ConfigError, NotSupportedYet
 from lbcore.config.model import Global, LogTarget, Source, StatsSocket
 from lbcore.config.tokenizer import word_set
-from lbcore.config.units import parse_duration, parse_file_mode, parse_int
+from lbcore.config.units import parse_duration, parse_file_mode, parse_int, parse_port
 
 FACILITIES = [
     "kern",
@@ -48,6 +50,7 @@ def parse_log(args: list[str], source: Source) -> LogTarget:
     address = args[1]
     if address.startswith(("ring@", "fd@", "unix@", "sample")):
         raise NotSupportedYet(address, "log address")
+    _check_log_address(address)
     length, fmt = 1024, "rfc3164"
     i = 2
     while i + 1 < len(args) and args[i] in ("len", "format", "sample"):
@@ -79,6 +82,30 @@ def parse_log(args: list[str], source: Source) -> LogTarget:
         format=fmt,
         source=source,
     )
+
+
+def _check_log_address(address: str) -> None:
+    """A syslog target: ``stdout``, ``stderr``, a socket path, or ``[family@]host[:port]``
+    (UDP, port 514 by default)."""
+    if address in ("stdout", "stderr") or address.startswith("/"):
+        return
+    plain = re.sub(r"^(ipv4|ipv6|udp|udp4|udp6)@", "", address)
+    if plain.count(":") >= 2 and not plain.startswith("["):
+        # a bare IPv6 address: as in HAProxy, the part after the last colon is the port
+        host, _, port = plain.rpartition(":")
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ConfigError(
+                f"log: invalid address '{address}' (write [IPv6]:PORT or IPv6:PORT)"
+            ) from None
+        parse_port(port, "log")
+        return
+    match = re.fullmatch(r"(\[[0-9a-fA-F:.]+\]|[\w.-]+)(?::(.*))?", plain)
+    if match is None:
+        raise ConfigError(f"log: invalid address '{address}'")
+    if match.group(2) is not None:
+        parse_port(match.group(2), "log")
 
 
 def _one(args: list[str], usage: str) -> str:

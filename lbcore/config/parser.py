@@ -143,7 +143,7 @@ class _Parser:
             if keyword in proxymod.KEYWORDS:
                 hint = " (it belongs in a frontend, backend, listen or defaults section)"
             else:
-                hint = proxymod.hint(keyword, GLOBAL_KEYWORDS, LATER_GLOBAL)
+                hint = proxymod.hint(keyword, GLOBAL_KEYWORDS, LATER_GLOBAL, SECTIONS)
             raise ConfigError(f"unknown keyword '{keyword}' in 'global' section{hint}")
         self.global_ = handler(self.global_, words, source)
 
@@ -165,7 +165,8 @@ class _Parser:
             if keyword in GLOBAL_KEYWORDS or keyword in LATER_GLOBAL:
                 hint = " (it belongs in the 'global' section)"
             else:
-                hint = proxymod.hint(keyword, proxymod.KEYWORDS, proxymod.LATER_KEYWORDS)
+                vocab = (proxymod.KEYWORDS, proxymod.LATER_KEYWORDS, SECTIONS)
+                hint = proxymod.hint(keyword, *vocab)
             raise ConfigError(f"unknown keyword '{keyword}' in '{draft.section}' section{hint}")
         if draft.section in entry.ignored:
             ctx.warn(f"'{keyword}' is ignored in a {draft.section} section (as in HAProxy)")

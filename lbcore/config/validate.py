@@ -24,7 +24,7 @@ def validate(
     (nothing listens because the only ``bind`` line was bad) are left out.
     """
     errors: list[ConfigError] = []
-    warnings = _tcp_mode_warnings(config.proxies)
+    warnings = _warnings(config.proxies)
     errors += _unique_names(config.proxies)
     errors += _binds(config.proxies, drafts)
     backends = config.backends
@@ -74,13 +74,21 @@ def validate(
     return errors, warnings
 
 
-def _tcp_mode_warnings(proxies: Sequence[Proxy]) -> list[str]:
-    """What HAProxy ignores, with a warning, in a tcp-mode proxy."""
+def _warnings(proxies: Sequence[Proxy]) -> list[str]:
+    """What HAProxy warns about: missing timeouts, HTTP features in a tcp-mode proxy."""
     warnings = []
     for p in proxies:
+        where = f"{p.source}: {p.kind.value} '{p.name}'"
+        missing = []
+        if p.kind.has_frontend and p.timeouts.client is None:
+            missing.append("client")
+        if p.kind.has_backend:
+            missing += [n for n in ("connect", "server") if getattr(p.timeouts, n) is None]
+        if missing:
+            names = ", ".join(f"'timeout {n}'" for n in missing)
+            warnings.append(f"{where}: missing timeouts ({names}): idle connections never expire")
         if p.mode is not Mode.TCP:
             continue
-        where = f"{p.source}: {p.kind.value} '{p.name}'"
         if p.http_request_rules or p.http_response_rules:
             warnings.append(f"{where}: http-request/http-response rules are ignored in tcp mode")
         if p.options.httplog and p.kind.has_frontend:
@@ -130,7 +138,8 @@ def _binds(proxies: Sequence[Proxy], drafts: Sequence[ProxyDraft]) -> list[Confi
                 )
             )
         for bind in proxy.binds:
-            key = (bind.host, bind.port)
+            # "0.0.0.0" and "" (also "*") are the same socket
+            key = ("" if bind.host == "0.0.0.0" else bind.host, bind.port)
             if key in bound:
                 other, where = bound[key]
                 errors.append(

@@ -20,6 +20,8 @@ global
 defaults
     mode http
     timeout client 5s
+    timeout connect 5s
+    timeout server 5s
 frontend web
     bind "127.0.0.1:${LBCORE_T_PORT}"
     default_backend app

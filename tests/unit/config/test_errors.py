@@ -61,6 +61,9 @@ ERRORS = [
     Err("global", "log 127.0.0.1 local0 loud", "log: unknown level 'loud'", R),
     Err("global", "log 127.0.0.1 len 10 local0", "log len: 10 is out of range (80..65535)", R),
     Err("global", "log 127.0.0.1 format json local0", "log: unknown format 'json'", R),
+    Err("global", "log 127.0.0.1:99999 local0", "log: port: 99999 is out of range", R),
+    Err("global", "log 127.0.0.1:syslog local0", "log: port: expected an integer", R),
+    Err("global", "log ::1 local0", "log: invalid address '::1' (write [IPv6]:PORT", R),
     Err("global", "log ring@buf local0", "'ring@buf' is not supported yet (log address)"),
     Err("global", "stats socket", "'stats socket' expects a path", R),
     Err("global", "stats sockets /tmp/x", "'stats' expects 'socket PATH", R),
@@ -286,6 +289,8 @@ ERRORS = [
     Err("frontend", "timout client 5s", "(did you mean 'timeout'?)", R),
     Err("backend", "sever s1 127.0.0.1:80", "(did you mean 'server'?)", R),
     Err("frontend", "nbthread 2", "it belongs in the 'global' section", R),
+    Err("frontend", "backnd app", "(did you mean 'backend'?)", R),
+    Err("global", "defautls", "(did you mean 'defaults'?)", R),
     Err("frontend", "stick-table type ip size 1m", "'stick-table' is not supported yet"),
     Err("frontend", "tcp-request content accept", "'tcp-request' is not supported yet"),
     Err("frontend", "contimeout 5000", "unknown keyword 'contimeout'", R),
@@ -338,6 +343,11 @@ WHOLE = [
         "duplicate frontend",
         "frontend f\n bind :18001\nfrontend f\n bind :18002\n",
         [(3, "frontend 'f' has the same name as frontend 'f' declared at t.cfg:1")],
+    ),
+    (
+        "0.0.0.0 is the same address as *",
+        "frontend f\n bind 0.0.0.0:18001\nfrontend g\n bind *:18001\n",
+        [(4, "bind *:18001 is already used by frontend 'f' at t.cfg:2")],
     ),
     (
         "same bind twice",
@@ -415,3 +425,19 @@ def test_later_keyword_vocabularies_are_whole_words():
         assert all(w and not w.endswith("-") and not w.startswith("-") for w in vocab)
     assert "strict-mode" in proxymod.LATER_HTTP_ACTIONS
     assert "send-proxy-v2-ssl-cn" in proxymod.LATER_SERVER_OPTIONS
+
+
+def test_warnings_follow_haproxy():
+    from lbcore.config import parse_texts
+
+    text = (
+        "frontend f\n bind :18001\n mode tcp\n option httplog\n http-request deny\n"
+        " default_backend b\nbackend b\n mode tcp\n timeout connect 1s\n"
+    )
+    _, warnings = parse_texts([("t.cfg", text)])
+    assert warnings == [
+        "t.cfg:1: frontend 'f': missing timeouts ('timeout client'): idle connections never expire",
+        "t.cfg:1: frontend 'f': http-request/http-response rules are ignored in tcp mode",
+        "t.cfg:1: frontend 'f': 'option httplog' needs 'mode http'; tcplog is used",
+        "t.cfg:7: backend 'b': missing timeouts ('timeout server'): idle connections never expire",
+    ]

@@ -74,6 +74,12 @@ ROWS = [
     ),
     Row(
         "global",
+        "log udp@127.0.0.1:514 local0\nlog ipv6@[::1]:514 local0\nlog ::1:514 local0",
+        lambda c: [lt.address for lt in c.global_.logs],
+        ["udp@127.0.0.1:514", "ipv6@[::1]:514", "::1:514"],
+    ),
+    Row(
+        "global",
         "log 127.0.0.1 local0\nlog 127.0.0.2:5140 local2 err",
         lambda c: [(lt.address, lt.facility, lt.level) for lt in c.global_.logs],
         [("127.0.0.1", "local0", None), ("127.0.0.2:5140", "local2", "err")],
