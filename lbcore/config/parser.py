@@ -94,17 +94,17 @@ class _Parser:
                 raise ConfigError(f"'global' takes no argument, got '{words[1]}'")
             return
         name, base = self._section_name(words)
-        self.section = keyword
         if keyword == "defaults":
             self.current = base.inherit(name, None, source)
             self.defaults = self.current
             if name:
                 self.named_defaults.setdefault(name, []).append(self.current)
-            return
-        if not name:
-            raise ConfigError(f"'{keyword}' expects a name")
-        self.current = base.inherit(name, PROXY_SECTIONS[keyword], source)
-        self.proxies.append(self.current)
+        else:
+            if not name:
+                raise ConfigError(f"'{keyword}' expects a name")
+            self.current = base.inherit(name, PROXY_SECTIONS[keyword], source)
+            self.proxies.append(self.current)
+        self.section = keyword  # only now: the section and its draft are both set
 
     def _section_name(self, words: list[str]) -> tuple[str, ProxyDraft]:
         """``SECTION [NAME] [from DEFAULTS]``: the name and the defaults it starts from."""
