@@ -89,7 +89,9 @@ def run(argv: list[str], worker_fn: WorkerFn = default_worker, loader: Loader = 
     try:
         config = loader(files)
     except Exception as e:
-        log.error("Fatal errors found in configuration: %s", e)
+        for line in str(e).splitlines() or [type(e).__name__]:
+            log.error("config : %s", line)
+        log.error("Fatal errors found in configuration.")
         return 1
     if args.check:
         print("Configuration file is valid")

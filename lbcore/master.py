@@ -209,9 +209,10 @@ class Master:
         try:
             config = self.loader(self.files)
         except Exception as e:
-            log.error(
-                "Reload failed, keeping generation %d running: %s", self.generation, _one_line(e)
-            )
+            # Every line: the parser reports every bad line of the file, with file:line.
+            for line in str(e).splitlines() or [type(e).__name__]:
+                log.error("config : %s", line)
+            log.error("Reload failed, keeping generation %d running", self.generation)
             return False
         try:
             current = self.listeners.open_for(config)
@@ -502,11 +503,6 @@ class Master:
 
     def _files(self) -> str:
         return ", ".join(self.files)
-
-
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip() or type(e).__name__
-    return " | ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def _die_with_parent(master_pid: int) -> None:
