@@ -459,3 +459,23 @@ def test_channel_stats_and_server_changes(lb: LbFactory, web: list[Backend]) -> 
 @pytest.fixture(autouse=True)
 def _no_leak() -> Iterator[None]:
     yield
+
+
+def test_frontend_maxconn_holds_extra_connections(lb: LbFactory, web: list[Backend]) -> None:
+    _, port = lb(
+        BASE + "frontend fe\n  bind 127.0.0.1:{port}\n  maxconn 1\n"
+        "  default_backend b\nbackend b\n  server s1 {s1}\n",
+        s1=web[0].addr,
+    )
+    first = socket.create_connection(("127.0.0.1", port), timeout=5)
+    first.sendall(b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert first.recv(65536).startswith(b"HTTP/1.1 200")
+    second = socket.create_connection(("127.0.0.1", port), timeout=5)
+    second.sendall(b"GET /2 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+    second.settimeout(0.5)
+    with pytest.raises(TimeoutError):
+        second.recv(65536)  # held: the frontend is at its maxconn
+    first.close()  # frees the slot
+    second.settimeout(5)
+    assert second.recv(65536).startswith(b"HTTP/1.1 200")
+    second.close()
