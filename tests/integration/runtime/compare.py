@@ -108,7 +108,7 @@ def compare_sess(expected: str, actual: str) -> list[str]:
             keys = []
             for tok in line.split(" ")[1:]:
                 key = tok.partition("=")[0]
-                keep = key in ("proto", "fe", "be", "srv", "ts", "calls", "rc")
+                keep = key in ("proto", "fe", "be", "srv", "ts", "rc")
                 keys.append(tok if keep else key)
             out.append(keys)
         return out

@@ -1,0 +1,120 @@
+"""The runtime API over real sockets: the golden transcripts through the unix-socket
+adapter (and a TCP stats socket), ``lbcore ctl`` as a subprocess, and HAProxy itself
+re-recorded to show the golden answers are still what it says."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from lbcore import __version__
+from lbcore.config.model import StatsSocket
+from lbcore.runtime.server import AdminServer
+from lbcore.runtime.state import RuntimeState
+from tests.conftest import free_port, lbcore_cmd, lbcore_env, need_binary
+from tests.integration.runtime import golden
+from tests.integration.runtime.compare import compare
+from tests.unit.runtime.fixed import fixed_config
+
+STEPS = golden.load()
+ALL_USAGE = set(STEPS[0]["answer"].split("\n"))
+
+
+class Served:
+    """An AdminServer running on its own event loop in a thread."""
+
+    def __init__(self, directory: Path, tcp_port: int) -> None:
+        cfg = fixed_config(str(directory))
+        sockets = (*cfg.global_.stats_sockets, StatsSocket(f"127.0.0.1:{tcp_port}", None, "admin"))
+        self.config = replace(cfg, global_=replace(cfg.global_, stats_sockets=sockets))
+        self.loop = asyncio.new_event_loop()
+        self.state = RuntimeState(self.config, 0.0)
+        self.server = AdminServer(self.state, sockets)
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(10)
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.server.close(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[Served, Path, int]]:
+    port = free_port()
+    s = Served(tmp_path, port)
+    try:
+        yield s, tmp_path, port
+    finally:
+        s.stop()
+
+
+def ctl(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        lbcore_cmd("ctl", *args), input=stdin, capture_output=True, env=lbcore_env(), timeout=30
+    )
+
+
+def test_golden_transcript_over_the_unix_sockets(served: tuple[Served, Path, int]) -> None:
+    _, directory, _ = served
+    assert stat.S_IMODE(os.stat(directory / "admin.sock").st_mode) == 0o600
+    problems = []
+    for i, step in enumerate(STEPS):
+        answer = golden.ask(str(directory / f"{step['level']}.sock"), step["input"].encode())
+        for p in compare(step["input"], step["answer"], answer.decode(), ALL_USAGE):
+            problems.append(f"step {i} {step['input']!r}: {p}")
+    assert not problems, "\n".join(problems[:30])
+
+
+def test_tcp_stats_socket_and_lbcore_ctl(served: tuple[Served, Path, int]) -> None:
+    s, directory, port = served
+    admin = str(directory / "admin.sock")
+
+    info = ctl("-S", admin, "show", "info")
+    assert info.returncode == 0, info.stderr
+    lines = info.stdout.decode().split("\n")
+    assert lines[:2] == ["Name: lbcore", f"Version: {__version__}"]
+
+    # golden steps through ctl: each answer as HAProxy gave it
+    for step in STEPS[:25]:
+        if "\n" in step["input"][:-1] or not step["input"].endswith("\n"):
+            continue
+        sock = str(directory / f"{step['level']}.sock")
+        out = ctl("-S", sock, step["input"].rstrip("\n"))
+        assert out.returncode == 0, out.stderr
+        assert not compare(step["input"], step["answer"], out.stdout.decode(), ALL_USAGE)
+
+    # the same command over TCP on loopback, and several per line with ';'
+    both = ctl("-S", f"127.0.0.1:{port}", "set weight app/web2 50%; get weight app/web2")
+    assert both.stdout == b"\n10 (initial 20)\n\n"
+    assert s.state.backends["app"].servers[1].runtime.weight == 10
+
+    # standard input, interactive mode
+    piped = ctl("-S", admin, stdin=b"prompt\nshow backend\nquit\n")
+    assert piped.stdout == b"\n> # name\napp\nstatic\ndb\n\n> "
+
+    missing = ctl("-S", str(directory / "nope.sock"), "show", "info")
+    assert missing.returncode == 1 and b"nope.sock" in missing.stderr
+
+
+def test_golden_answers_are_still_haproxys() -> None:
+    """Re-record on the installed HAProxy and compare with the stored answers."""
+    haproxy = need_binary("haproxy")
+    fresh = golden.record(haproxy)
+    problems = []
+    for i, (old, new) in enumerate(zip(STEPS, fresh, strict=True)):
+        for p in compare(old["input"], old["answer"], new["answer"], ALL_USAGE):
+            if "first line is" in p:  # HAProxy names itself, of course
+                continue
+            problems.append(f"step {i} {old['input']!r}: {p}")
+    assert not problems, "\n".join(problems[:30])
