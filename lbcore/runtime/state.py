@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lbcore import __version__
 from lbcore.config.model import Config, Mode, Proxy, Server
@@ -143,10 +143,34 @@ class BackendEntry:
     fullconn: int
     servers: list[ServerEntry]
     last_change: float
+    #: transitions of the whole backend to DOWN (no usable server), and its downtime
+    downs: int = 0
+    down_since: float | None = None
+    downtime_total: float = 0.0
 
     @property
     def name(self) -> str:
         return self.proxy.name
+
+    @property
+    def up(self) -> bool:
+        return any(s.usable for s in self.servers)
+
+    def refresh(self, now: float) -> None:
+        """Account an UP<->DOWN transition of the whole backend (chkdown, downtime)."""
+        if self.up:
+            if self.down_since is not None:
+                self.downtime_total += now - self.down_since
+                self.down_since = None
+                self.last_change = now
+        elif self.down_since is None:
+            self.down_since = now
+            self.downs += 1
+            self.last_change = now
+
+    def downtime(self, now: float) -> int:
+        extra = now - self.down_since if self.down_since is not None else 0.0
+        return int(self.downtime_total + extra)
 
     def server(self, name: str) -> ServerEntry | None:
         if name.startswith("#") and name[1:].isdigit():
@@ -173,6 +197,19 @@ class FrontendEntry:
         return self.proxy.name
 
 
+#: The HAProxy runtime API level lbcore speaks. ``show info``/``show version`` lead
+#: with it so tools that gate features on HAProxy's version keep working: the
+#: community.general.haproxy module sends "state drain" only when "Version:" parses
+#: as >= 1.5 (major.minor as integers), so a bare "0.1.0" would silently disable it.
+API_LEVEL = "2.6.0"
+
+
+def version_string() -> str:
+    """``2.6.0-lbcore-0.1.0``: HAProxy's major.minor parse to the API level, and the
+    suffix (where HAProxy puts its build) names lbcore and its version."""
+    return f"{API_LEVEL}-lbcore-{__version__}"
+
+
 @dataclass(frozen=True, slots=True)
 class ProcessInfo:
     """Facts about the serving process for ``show info`` (the adapter fills them)."""
@@ -184,7 +221,7 @@ class ProcessInfo:
     ulimit_n: int = 0
     maxsock: int = 0
     name: str = "lbcore"
-    version: str = __version__
+    version: str = field(default_factory=version_string)
     release_date: str = "2026/11/26"
 
 
@@ -301,13 +338,13 @@ class RuntimeState:
         new_state = _admin_state(flags)
         if flags != before:
             srv.last_change = now
-            backend.last_change = now
-        if new_state is not srv.runtime.admin_state:
-            srv.runtime.admin_state = new_state
+        srv.runtime.admin_state = new_state
+        backend.refresh(now)
         self._publish(Change("admin", backend.name, srv.name, admin=new_state))
 
-    def set_weight(self, backend: BackendEntry, srv: ServerEntry, weight: int) -> None:
+    def set_weight(self, backend: BackendEntry, srv: ServerEntry, weight: int, now: float) -> None:
         srv.runtime.weight = weight
+        backend.refresh(now)
         self._publish(Change("weight", backend.name, srv.name, weight=weight))
 
     def set_addr(self, backend: BackendEntry, srv: ServerEntry, host: str, port: int) -> None:
