@@ -105,12 +105,12 @@ class AdminServer:
         self,
         state: RuntimeState,
         sockets: Sequence[StatsSocket],
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.state = state
         self.sockets = list(sockets)
-        self.timeout = timeout
+        self.timeout = timeout or state.config.global_.stats_timeout or DEFAULT_TIMEOUT
         self.clock = clock
         self.servers: list[asyncio.Server] = []
         self._paths: list[str] = []

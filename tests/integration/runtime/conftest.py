@@ -21,13 +21,13 @@ from tests.unit.runtime.fixed import fixed_config
 class Served:
     """An AdminServer running on its own event loop in a thread."""
 
-    def __init__(self, directory: Path, tcp_port: int) -> None:
+    def __init__(self, directory: Path, tcp_port: int, timeout: float | None = None) -> None:
         cfg = fixed_config(str(directory))
         sockets = (*cfg.global_.stats_sockets, StatsSocket(f"127.0.0.1:{tcp_port}", None, "admin"))
         self.config = replace(cfg, global_=replace(cfg.global_, stats_sockets=sockets))
         self.loop = asyncio.new_event_loop()
         self.state = RuntimeState(self.config, time.time())
-        self.server = AdminServer(self.state, sockets)
+        self.server = AdminServer(self.state, sockets, timeout)
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(10)

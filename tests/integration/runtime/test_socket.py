@@ -79,3 +79,24 @@ def test_golden_answers_are_still_haproxys() -> None:
                 continue
             problems.append(f"step {i} {old['input']!r}: {p}")
     assert not problems, "\n".join(problems[:30])
+
+
+def test_idle_interactive_session_is_closed_after_the_stats_timeout(tmp_path: Path) -> None:
+    import socket
+    import time
+
+    from tests.conftest import free_port
+
+    s = Served(tmp_path, free_port(), timeout=0.3)
+    try:
+        with socket.socket(socket.AF_UNIX) as c:
+            c.settimeout(5)
+            c.connect(str(tmp_path / "admin.sock"))
+            c.sendall(b"prompt\n")
+            assert c.recv(100) == b"\n> "
+            started = time.monotonic()
+            assert c.recv(100) == b""  # closed by the server, not by us
+            assert 0.2 <= time.monotonic() - started < 4
+        assert s.state.sessions == []
+    finally:
+        s.stop()

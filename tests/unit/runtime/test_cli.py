@@ -107,3 +107,11 @@ def test_backend_down_is_counted_once_with_its_downtime() -> None:
     assert out[FIELDS.index("chkdown")] == "1"
     assert out[FIELDS.index("downtime")] == "7"
     assert out[FIELDS.index("weight")] == "10"
+
+
+def test_stats_timeout_is_parsed_for_the_adapter() -> None:
+    from lbcore.runtime.server import AdminServer
+
+    state = RuntimeState(fixed_config(), NOW)
+    assert state.config.global_.stats_timeout == 120.0
+    assert AdminServer(state, state.config.global_.stats_sockets).timeout == 120.0
