@@ -123,6 +123,8 @@ def worker_message(change: Change) -> dict[str, Any]:
         msg["weight"] = change.weight
     elif change.kind == "addr":
         msg["host"], msg["port"] = change.host, change.port
+    elif change.kind == "op" and change.op is not None:
+        msg["op_state"] = change.op.value
     elif change.kind == "health":
         msg["health"] = change.enabled
     elif change.kind == "shutdown":

@@ -26,7 +26,7 @@ from lbcore.runtime.state import (
     ServerEntry,
     SessionInfo,
 )
-from lbcore.server import AdminState
+from lbcore.server import AdminState, OpState
 from lbcore.stats import Row, backend_row, frontend_row, render_csv, render_json, server_row
 
 
@@ -473,11 +473,14 @@ def set_addr(ctx: Context, be: BackendEntry, srv: ServerEntry, args: list[str]) 
     return ", ".join(parts) + " by 'stats socket command'\n"
 
 
+_HEALTH = {"up": OpState.UP, "stopping": OpState.STOPPING, "down": OpState.DOWN}
+
+
 def _set_health(ctx: Context, be: BackendEntry, srv: ServerEntry, word: str) -> str:
-    if word not in ("up", "down", "stopping"):
+    state = _HEALTH.get(word)
+    if state is None:
         raise CliError("'set server <srv> health' expects 'up', 'stopping', or 'down'.\n")
-    if srv.check is not None and srv.health_enabled:
-        raise CliError("cannot change health on a tracking server.\n")
+    ctx.state.force_health(be, srv, state, ctx.now)
     return ""
 
 

@@ -63,8 +63,8 @@ class Change:
     """One change made through the runtime API, for subscribers (the master).
 
     ``kind``: ``admin`` (``admin`` holds the new AdminState), ``weight`` (``weight``),
-    ``addr`` (``host``/``port``), ``health`` (``enabled``), ``shutdown`` (kill the
-    server's sessions).
+    ``addr`` (``host``/``port``), ``health`` (``enabled``), ``op`` (``op``: health
+    forced from the CLI), ``shutdown`` (kill the server's sessions).
     """
 
     kind: str
@@ -75,6 +75,7 @@ class Change:
     host: str | None = None
     port: int | None = None
     enabled: bool | None = None
+    op: OpState | None = None
 
 
 @dataclass(slots=True)
@@ -112,9 +113,12 @@ class ServerEntry:
     @property
     def op_code(self) -> int:
         """srv_op_state: STOPPED while forced into maintenance, else from checks."""
+        op = self.runtime.op_state
         if self.admin_flags & ADMF_FMAINT:
             return OP_STOPPED
-        return OP_RUNNING if self.runtime.op_state.serves else OP_STOPPED
+        if op is OpState.STOPPING:
+            return OP_STOPPING
+        return OP_RUNNING if op.serves else OP_STOPPED
 
     @property
     def status(self) -> str:
@@ -123,9 +127,11 @@ class ServerEntry:
             return "MAINT"
         if self.admin_flags & ADMF_DRAIN:
             return "DRAIN"
-        if self.check is None:
-            return "no check"
         op = self.runtime.op_state
+        if op is OpState.STOPPING:
+            return "NOLB"
+        if self.check is None:
+            return "DOWN" if op is OpState.DOWN else "no check"
         if op is OpState.UP:
             return "UP"
         if op is OpState.DOWN:
@@ -346,6 +352,20 @@ class RuntimeState:
         srv.runtime.weight = weight
         backend.refresh(now)
         self._publish(Change("weight", backend.name, srv.name, weight=weight))
+
+    def force_health(
+        self, backend: BackendEntry, srv: ServerEntry, state: OpState, now: float
+    ) -> None:
+        """``set server B/S health up|stopping|down``: the operational state by hand,
+        with the check's health at its bottom (down) or top (up, stopping)."""
+        rise = srv.check.rise if srv.check else 2
+        fall = srv.check.fall if srv.check else 3
+        srv.check_health = 0 if state is OpState.DOWN else rise + fall - 1
+        if srv.runtime.op_state is not state:
+            srv.runtime.op_state = state
+            srv.last_change = now
+        backend.refresh(now)
+        self._publish(Change("op", backend.name, srv.name, op=state))
 
     def set_addr(self, backend: BackendEntry, srv: ServerEntry, host: str, port: int) -> None:
         srv.host, srv.port = host, port
