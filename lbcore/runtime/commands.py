@@ -26,7 +26,7 @@ from lbcore.runtime.state import (
     ServerEntry,
     SessionInfo,
 )
-from lbcore.server import AdminState
+from lbcore.server import AdminState, OpState
 from lbcore.stats import Row, backend_row, frontend_row, render_csv, render_json, server_row
 
 
@@ -260,8 +260,8 @@ def stat_rows(
                 act=act,
                 bck=bck,
                 lastchg=be.last_change,
-                downtime=0,
-                chkdown=0,
+                downtime=be.downtime(now),
+                chkdown=be.downs,
                 algo=be.proxy.balance.algorithm,
                 now=now,
                 c=state.counters_for(name, "BACKEND"),
@@ -412,7 +412,7 @@ def parse_weight(be: BackendEntry, srv: ServerEntry, text: str) -> int:
 
 def set_weight(ctx: Context, args: list[str]) -> str:
     be, srv = find_server(ctx, _arg(args, 2))
-    ctx.state.set_weight(be, srv, parse_weight(be, srv, _arg(args, 3)))
+    ctx.state.set_weight(be, srv, parse_weight(be, srv, _arg(args, 3)), ctx.now)
     return ""
 
 
@@ -435,7 +435,7 @@ def set_server(ctx: Context, args: list[str]) -> str:
         ctx.state.set_admin(be, srv, new, ctx.now)
         return ""
     if what == "weight":
-        ctx.state.set_weight(be, srv, parse_weight(be, srv, _arg(args, 4)))
+        ctx.state.set_weight(be, srv, parse_weight(be, srv, _arg(args, 4)), ctx.now)
         return ""
     if what == "addr":
         return set_addr(ctx, be, srv, args[4:])
@@ -473,11 +473,14 @@ def set_addr(ctx: Context, be: BackendEntry, srv: ServerEntry, args: list[str]) 
     return ", ".join(parts) + " by 'stats socket command'\n"
 
 
+_HEALTH = {"up": OpState.UP, "stopping": OpState.STOPPING, "down": OpState.DOWN}
+
+
 def _set_health(ctx: Context, be: BackendEntry, srv: ServerEntry, word: str) -> str:
-    if word not in ("up", "down", "stopping"):
+    state = _HEALTH.get(word)
+    if state is None:
         raise CliError("'set server <srv> health' expects 'up', 'stopping', or 'down'.\n")
-    if srv.check is not None and srv.health_enabled:
-        raise CliError("cannot change health on a tracking server.\n")
+    ctx.state.force_health(be, srv, state, ctx.now)
     return ""
 
 
@@ -507,6 +510,16 @@ def enable_health(ctx: Context, args: list[str]) -> str:
     return ""
 
 
+def disable_agent(ctx: Context, args: list[str]) -> str:
+    find_server(ctx, _arg(args, 2))  # lbcore has no agent checks: nothing to stop
+    return ""
+
+
+def enable_agent(ctx: Context, args: list[str]) -> str:
+    find_server(ctx, _arg(args, 2))
+    raise CliError("Agent was not configured on this server, cannot enable.\n")
+
+
 def shutdown_sessions_server(ctx: Context, args: list[str]) -> str:
     be, srv = find_server(ctx, _arg(args, 3))
     ctx.state.shutdown_sessions(be, srv)
@@ -531,6 +544,8 @@ def lower_to_operator(ctx: Context, args: list[str]) -> str:
 U, OP, A = Level.USER, Level.OPERATOR, Level.ADMIN
 
 COMMANDS: tuple[Command, ...] = (
+    Command(("disable", "agent"), "disable agent", "disable agent checks", A, disable_agent),
+    Command(("enable", "agent"), "enable agent", "enable agent checks", A, enable_agent),
     Command(("disable", "health"), "disable health", "disable health checks", A, disable_health),
     Command(
         ("disable", "server"),

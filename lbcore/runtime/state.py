@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lbcore import __version__
 from lbcore.config.model import Config, Mode, Proxy, Server
@@ -63,8 +63,8 @@ class Change:
     """One change made through the runtime API, for subscribers (the master).
 
     ``kind``: ``admin`` (``admin`` holds the new AdminState), ``weight`` (``weight``),
-    ``addr`` (``host``/``port``), ``health`` (``enabled``), ``shutdown`` (kill the
-    server's sessions).
+    ``addr`` (``host``/``port``), ``health`` (``enabled``), ``op`` (``op``: health
+    forced from the CLI), ``shutdown`` (kill the server's sessions).
     """
 
     kind: str
@@ -75,6 +75,7 @@ class Change:
     host: str | None = None
     port: int | None = None
     enabled: bool | None = None
+    op: OpState | None = None
 
 
 @dataclass(slots=True)
@@ -112,9 +113,12 @@ class ServerEntry:
     @property
     def op_code(self) -> int:
         """srv_op_state: STOPPED while forced into maintenance, else from checks."""
+        op = self.runtime.op_state
         if self.admin_flags & ADMF_FMAINT:
             return OP_STOPPED
-        return OP_RUNNING if self.runtime.op_state.serves else OP_STOPPED
+        if op is OpState.STOPPING:
+            return OP_STOPPING
+        return OP_RUNNING if op.serves else OP_STOPPED
 
     @property
     def status(self) -> str:
@@ -123,9 +127,11 @@ class ServerEntry:
             return "MAINT"
         if self.admin_flags & ADMF_DRAIN:
             return "DRAIN"
-        if self.check is None:
-            return "no check"
         op = self.runtime.op_state
+        if op is OpState.STOPPING:
+            return "NOLB"
+        if self.check is None:
+            return "DOWN" if op is OpState.DOWN else "no check"
         if op is OpState.UP:
             return "UP"
         if op is OpState.DOWN:
@@ -143,10 +149,34 @@ class BackendEntry:
     fullconn: int
     servers: list[ServerEntry]
     last_change: float
+    #: transitions of the whole backend to DOWN (no usable server), and its downtime
+    downs: int = 0
+    down_since: float | None = None
+    downtime_total: float = 0.0
 
     @property
     def name(self) -> str:
         return self.proxy.name
+
+    @property
+    def up(self) -> bool:
+        return any(s.usable for s in self.servers)
+
+    def refresh(self, now: float) -> None:
+        """Account an UP<->DOWN transition of the whole backend (chkdown, downtime)."""
+        if self.up:
+            if self.down_since is not None:
+                self.downtime_total += now - self.down_since
+                self.down_since = None
+                self.last_change = now
+        elif self.down_since is None:
+            self.down_since = now
+            self.downs += 1
+            self.last_change = now
+
+    def downtime(self, now: float) -> int:
+        extra = now - self.down_since if self.down_since is not None else 0.0
+        return int(self.downtime_total + extra)
 
     def server(self, name: str) -> ServerEntry | None:
         if name.startswith("#") and name[1:].isdigit():
@@ -173,6 +203,19 @@ class FrontendEntry:
         return self.proxy.name
 
 
+#: The HAProxy runtime API level lbcore speaks. ``show info``/``show version`` lead
+#: with it so tools that gate features on HAProxy's version keep working: the
+#: community.general.haproxy module sends "state drain" only when "Version:" parses
+#: as >= 1.5 (major.minor as integers), so a bare "0.1.0" would silently disable it.
+API_LEVEL = "2.6.0"
+
+
+def version_string() -> str:
+    """``2.6.0-lbcore-0.1.0``: HAProxy's major.minor parse to the API level, and the
+    suffix (where HAProxy puts its build) names lbcore and its version."""
+    return f"{API_LEVEL}-lbcore-{__version__}"
+
+
 @dataclass(frozen=True, slots=True)
 class ProcessInfo:
     """Facts about the serving process for ``show info`` (the adapter fills them)."""
@@ -184,7 +227,7 @@ class ProcessInfo:
     ulimit_n: int = 0
     maxsock: int = 0
     name: str = "lbcore"
-    version: str = __version__
+    version: str = field(default_factory=version_string)
     release_date: str = "2026/11/26"
 
 
@@ -301,14 +344,28 @@ class RuntimeState:
         new_state = _admin_state(flags)
         if flags != before:
             srv.last_change = now
-            backend.last_change = now
-        if new_state is not srv.runtime.admin_state:
-            srv.runtime.admin_state = new_state
+        srv.runtime.admin_state = new_state
+        backend.refresh(now)
         self._publish(Change("admin", backend.name, srv.name, admin=new_state))
 
-    def set_weight(self, backend: BackendEntry, srv: ServerEntry, weight: int) -> None:
+    def set_weight(self, backend: BackendEntry, srv: ServerEntry, weight: int, now: float) -> None:
         srv.runtime.weight = weight
+        backend.refresh(now)
         self._publish(Change("weight", backend.name, srv.name, weight=weight))
+
+    def force_health(
+        self, backend: BackendEntry, srv: ServerEntry, state: OpState, now: float
+    ) -> None:
+        """``set server B/S health up|stopping|down``: the operational state by hand,
+        with the check's health at its bottom (down) or top (up, stopping)."""
+        rise = srv.check.rise if srv.check else 2
+        fall = srv.check.fall if srv.check else 3
+        srv.check_health = 0 if state is OpState.DOWN else rise + fall - 1
+        if srv.runtime.op_state is not state:
+            srv.runtime.op_state = state
+            srv.last_change = now
+        backend.refresh(now)
+        self._publish(Change("op", backend.name, srv.name, op=state))
 
     def set_addr(self, backend: BackendEntry, srv: ServerEntry, host: str, port: int) -> None:
         srv.host, srv.port = host, port

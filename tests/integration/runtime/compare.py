@@ -28,7 +28,7 @@ INFO_MASKED = frozenset(
         *("Start_time_sec", "Build info"),
     }
 )
-STAT_MASKED = frozenset({"lastchg"})
+STAT_MASKED = frozenset({"lastchg", "downtime"})
 SERVERS_STATE_MASKED = {9}  # srv_time_since_last_change
 
 
@@ -108,7 +108,7 @@ def compare_sess(expected: str, actual: str) -> list[str]:
             keys = []
             for tok in line.split(" ")[1:]:
                 key = tok.partition("=")[0]
-                keep = key in ("proto", "fe", "be", "srv", "ts", "calls", "rc")
+                keep = key in ("proto", "fe", "be", "srv", "ts", "rc")
                 keys.append(tok if keep else key)
             out.append(keys)
         return out
@@ -133,7 +133,9 @@ def compare_usage(expected: str, actual: str, all_usage: set[str]) -> list[str]:
 
 def normalize(text: str) -> str:
     from lbcore import __version__
+    from lbcore.runtime.state import version_string
 
+    text = text.replace(version_string(), "<VERSION>")
     return HAPROXY_VERSION.sub("<VERSION>", text).replace(__version__, "<VERSION>")
 
 

@@ -156,6 +156,36 @@ STEPS: list[tuple[str, str]] = [
     ("operator", "set weight app/web1 3\n"),
     ("operator", "shutdown sessions server app/web1\n"),
     ("operator", "enable health app/web1\n"),
+    # the composite lines community.general.haproxy sends
+    (
+        "admin",
+        "get weight app/web1; disable agent app/web1; disable health app/web1; "
+        "disable server app/web1; shutdown sessions server app/web1\n",
+    ),
+    ("admin", "show stat app 4 1\n"),
+    ("admin", "set server app/web2 state drain\n"),
+    (
+        "admin",
+        "get weight app/web2; enable server app/web2; enable agent app/web2; "
+        "enable health app/web2; set weight app/web2 50%\n",
+    ),
+    ("admin", "get weight app/web1; enable server app/web1; set weight app/web1 10\n"),
+    ("admin", "disable agent app/nope\n"),
+    # forced health (no checks configured)
+    ("admin", "set server static/s2 health down\n"),
+    ("admin", "show stat static -1 -1\n"),
+    ("admin", "show servers state static\n"),
+    ("admin", "set server static/s2 health stopping\n"),
+    ("admin", "show stat static -1 -1\n"),
+    ("admin", "show servers state static\n"),
+    ("admin", "set server static/s2 health up\n"),
+    ("admin", "show stat static 4 -1\n"),
+    ("admin", "set server static/s2 health sideways\n"),
+    ("admin", "set server static/s1 health down\n"),
+    ("admin", "set server static/s2 health down\n"),
+    ("admin", "show stat static 2 -1\n"),
+    ("admin", "set server static/s1 health up\n"),
+    ("admin", "set server static/s2 health up\n"),
     ("admin", "show stat\n"),
     ("admin", "show servers state\n"),
 ]

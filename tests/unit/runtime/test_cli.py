@@ -85,3 +85,33 @@ def test_static_algorithm_refuses_weights_but_0_and_100_percent() -> None:
         b"Backend is using a static LB algorithm and only accepts weights '0%' and '100%'.\n\n"
         b"\n0 (initial 3)\n\n"
     )
+
+
+def test_backend_down_is_counted_once_with_its_downtime() -> None:
+    state = RuntimeState(fixed_config(), NOW)
+    app = state.backends["app"]
+
+    def run(line: str, now: float) -> bytes:
+        return CliSession(state, Level.ADMIN, now).receive(line.encode() + b"\n", now)
+
+    run("disable server app/web1;disable server app/web2;set weight app/spare 0", NOW)
+    assert not app.up and app.downs == 1
+    run("set server app/web1 state drain", NOW + 5)  # still no usable server
+    assert app.downs == 1 and app.downtime(NOW + 5) == 5
+    run("set server app/web1 state ready", NOW + 7)
+    assert app.up and app.downtime(NOW + 100) == 7
+    out = run("show stat app 2 -1", NOW + 8).decode().splitlines()[1].split(",")
+    from lbcore.stats import FIELDS
+
+    assert out[FIELDS.index("status")] == "UP"
+    assert out[FIELDS.index("chkdown")] == "1"
+    assert out[FIELDS.index("downtime")] == "7"
+    assert out[FIELDS.index("weight")] == "10"
+
+
+def test_stats_timeout_is_parsed_for_the_adapter() -> None:
+    from lbcore.runtime.server import AdminServer
+
+    state = RuntimeState(fixed_config(), NOW)
+    assert state.config.global_.stats_timeout == 120.0
+    assert AdminServer(state, state.config.global_.stats_sockets).timeout == 120.0
