@@ -272,8 +272,14 @@ def _server_row(
     state: RuntimeState, be: BackendEntry, srv: ServerEntry, mode: str, now: float
 ) -> Row:
     check = srv.check
-    if check is not None and check.health != srv.check_health:
-        check = replace(check, health=srv.check_health)
+    if check is not None:
+        check = replace(
+            check,
+            health=srv.check_health,
+            failed=srv.chk_failed,
+            downs=srv.chk_downs,
+            downtime=srv.downtime(now),
+        )
     return server_row(
         be.name,
         srv.name,
@@ -320,13 +326,28 @@ def show_stat(ctx: Context, args: list[str]) -> str:
     return render_csv(rows)
 
 
-# srv_check_status numbers (HAProxy's enum healthcheck_status) for "show servers state".
+# srv_check_status numbers: HAProxy 2.6's enum healthcheck_status (observed: L4OK=6,
+# L4CON=8 in "show servers state"), and srv_check_result: CHK_RES_*.
 _HCHK = {
-    "UNK": 0, "INI": 1, "START": 2, "HANA": 3, "SOCKERR": 4, "L4OK": 5, "L4TOUT": 6,
-    "L4CON": 7, "L6OK": 8, "L6TOUT": 9, "L6RSP": 10, "L7TOUT": 11, "L7RSP": 12,
-    "L57DATA": 13, "L7OK": 14, "L7OKC": 15, "L7STS": 16, "PROCERR": 17, "PROCTOUT": 18,
-    "PROCOK": 19,
+    "UNK": 0, "INI": 1, "START": 2, "HANA": 4, "SOCKERR": 5, "L4OK": 6, "L4TOUT": 7,
+    "L4CON": 8, "L6OK": 9, "L6TOUT": 10, "L6RSP": 11, "L7TOUT": 12, "L7RSP": 13,
+    "L7OK": 15, "L7OKC": 16, "L7STS": 17, "PROCERR": 18, "PROCTOUT": 19, "PROCOK": 20,
 }  # fmt: skip
+_CHK_RES_PASSED, _CHK_RES_FAILED, _CHK_RES_CONDPASS = 3, 2, 4
+
+
+def _check_codes(s: ServerEntry) -> tuple[int, int]:
+    """(srv_check_status, srv_check_result) for "show servers state"."""
+    if s.check is None:
+        return 1, 0
+    status = s.check.status
+    if status in ("INI", "UNK", "START"):
+        return _HCHK.get(status, 0), 0
+    if status == "L7OKC":
+        return _HCHK[status], _CHK_RES_CONDPASS
+    ok = status in ("L4OK", "L6OK", "L7OK", "PROCOK")
+    return _HCHK.get(status, 0), _CHK_RES_PASSED if ok else _CHK_RES_FAILED
+
 
 SERVERS_STATE_HEADER = (
     "# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight "
@@ -350,12 +371,13 @@ def show_servers_state(ctx: Context, args: list[str]) -> str:
     out = ["1\n", SERVERS_STATE_HEADER]
     for be in backends:
         for s in be.servers:
-            check_status = _HCHK.get(s.check.status, 0) if s.check else 1
+            check_status, check_result = _check_codes(s)
+            cport = s.check_port or 0
             out.append(
                 f"{be.iid} {be.name} {s.sid} {s.name} {s.host} {s.op_code} {s.admin_flags} "
                 f"{s.uweight} {s.iweight} {max(0, int(ctx.now - s.last_change))} "
-                f"{check_status} 0 {s.check_health} {s.check_state} 0 0 0 - {s.port} - 0 0 "
-                "- - 0\n"
+                f"{check_status} {check_result} {s.check_health} {s.check_flags} 0 0 0 - "
+                f"{s.port} - 0 {cport} - - {cport}\n"
             )
     return "".join(out)
 

@@ -90,7 +90,17 @@ class ServerEntry:
     check_health: int
     check_state: int = 0
     check: CheckStats | None = None  # None: the server has no health check
+    check_port: int | None = None  # ``port`` of the check when not the server's
     health_enabled: bool = True
+    # check accounting for the stats columns chkfail, chkdown, downtime
+    chk_failed: int = 0
+    chk_downs: int = 0
+    down_since: float | None = None
+    downtime_total: float = 0.0
+
+    def downtime(self, now: float) -> int:
+        extra = now - self.down_since if self.down_since is not None else 0.0
+        return int(self.downtime_total + extra)
 
     @property
     def name(self) -> str:
@@ -121,8 +131,21 @@ class ServerEntry:
         return OP_RUNNING if op.serves else OP_STOPPED
 
     @property
+    def check_flags(self) -> int:
+        """srv_check_state: CHK_ST_CONFIGURED|ENABLED (2|4), PAUSED (8)."""
+        flags = self.check_state
+        if self.check is not None:
+            flags |= 2 | (4 if self.health_enabled else 0)
+        return flags
+
+    @property
     def status(self) -> str:
-        """The ``status`` column: MAINT, DRAIN, then the check verdict."""
+        """The ``status`` column: MAINT, DRAIN, then the check verdict.
+
+        As HAProxy's stats: with a check, a running server is ``UP`` only at full
+        health (rise+fall-1), else ``UP h/fall`` (going down, or just started at
+        ``rise``); a stopped one is ``DOWN h/rise`` while climbing, else ``DOWN``.
+        """
         if self.admin_flags & ADMF_MAINT:
             return "MAINT"
         if self.admin_flags & ADMF_DRAIN:
@@ -130,16 +153,12 @@ class ServerEntry:
         op = self.runtime.op_state
         if op is OpState.STOPPING:
             return "NOLB"
-        if self.check is None:
+        if self.check is None or not self.health_enabled:
             return "DOWN" if op is OpState.DOWN else "no check"
-        if op is OpState.UP:
-            return "UP"
-        if op is OpState.DOWN:
-            return "DOWN"
-        rise, fall, health = self.check.rise, self.check.fall, self.check.health
-        if op is OpState.GOING_DOWN:
-            return f"UP {health - rise + 1}/{fall}"
-        return f"DOWN {health}/{rise}"
+        rise, fall, health = self.check.rise, self.check.fall, self.check_health
+        if op.serves:
+            return "UP" if health >= rise + fall - 1 else f"UP {health - rise + 1}/{fall}"
+        return f"DOWN {health}/{rise}" if health > 0 else "DOWN"
 
 
 @dataclass(slots=True)
@@ -367,6 +386,34 @@ class RuntimeState:
         backend.refresh(now)
         self._publish(Change("op", backend.name, srv.name, op=state))
 
+    def record_check(
+        self,
+        backend: BackendEntry,
+        srv: ServerEntry,
+        check: CheckStats,
+        op_state: OpState,
+        now: float,
+    ) -> None:
+        """A health check's verdict (from the checker, once per server): the check
+        columns, the operational state, and HAProxy's chkfail/chkdown/downtime."""
+        rt = srv.runtime
+        was_serving = rt.op_state.serves
+        if check.status not in _CHECK_OK | _CHECK_PENDING and was_serving:
+            srv.chk_failed += 1
+        if was_serving and not op_state.serves:
+            srv.chk_downs += 1
+            srv.down_since = now
+        elif not was_serving and op_state.serves and srv.down_since is not None:
+            srv.downtime_total += now - srv.down_since
+            srv.down_since = None
+        srv.check = check
+        srv.check_health = check.health
+        if op_state is not rt.op_state:
+            rt.op_state = op_state
+            srv.last_change = now
+            self._publish(Change("op", backend.name, srv.name, op=op_state))
+        backend.refresh(now)
+
     def set_addr(self, backend: BackendEntry, srv: ServerEntry, host: str, port: int) -> None:
         srv.host, srv.port = host, port
         self._publish(Change("addr", backend.name, srv.name, host=host, port=port))
@@ -377,6 +424,10 @@ class RuntimeState:
 
     def shutdown_sessions(self, backend: BackendEntry, srv: ServerEntry) -> None:
         self._publish(Change("shutdown", backend.name, srv.name))
+
+
+_CHECK_OK = frozenset({"L4OK", "L6OK", "L7OK", "L7OKC"})
+_CHECK_PENDING = frozenset({"UNK", "INI", "START"})
 
 
 def _admin_state(flags: int) -> AdminState:
