@@ -27,7 +27,15 @@ from lbcore.runtime.state import (
     SessionInfo,
 )
 from lbcore.server import AdminState, OpState
-from lbcore.stats import Row, backend_row, frontend_row, render_csv, render_json, server_row
+from lbcore.stats import (
+    Row,
+    backend_row,
+    frontend_row,
+    render_csv,
+    render_json,
+    render_typed,
+    server_row,
+)
 
 
 @dataclass(slots=True)
@@ -323,6 +331,8 @@ def show_stat(ctx: Context, args: list[str]) -> str:
         rows = ({**row, "addr": None, "cookie": None, "algo": None} for row in rows)
     if "json" in opts:
         return render_json(rows)
+    if "typed" in opts:
+        return render_typed(rows)
     return render_csv(rows)
 
 

@@ -38,6 +38,9 @@ STEPS: list[tuple[str, str]] = [
     ("admin", "show info\n"),
     ("admin", "show backend\n"),
     ("admin", "show stat\n"),
+    ("admin", "show stat typed\n"),
+    ("admin", "show stat json\n"),
+    ("admin", "show stat db 6 -1 typed\n"),
     ("admin", "show stat -1 1 -1\n"),
     ("admin", "show stat -1 2 -1\n"),
     ("admin", "show stat -1 4 -1\n"),
@@ -187,6 +190,8 @@ STEPS: list[tuple[str, str]] = [
     ("admin", "set server static/s1 health up\n"),
     ("admin", "set server static/s2 health up\n"),
     ("admin", "show stat\n"),
+    ("admin", "show stat typed\n"),
+    ("user", "show stat json\n"),
     ("admin", "show servers state\n"),
 ]
 
