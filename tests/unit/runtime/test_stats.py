@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from lbcore.runtime.commands import stat_rows
+from lbcore.runtime.show import stat_rows
 from lbcore.runtime.state import RuntimeState
 from lbcore.stats import (
     FIELDS,
