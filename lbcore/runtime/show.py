@@ -181,7 +181,7 @@ def stat_rows(
                 piid,
                 mode,
                 fullconn=be.fullconn,
-                status="UP" if act + bck else "DOWN",
+                status=_backend_status(be, act + bck > 0, up_only or no_maint),
                 weight=weight,
                 uweight=weight,
                 act=act,
@@ -193,6 +193,15 @@ def stat_rows(
                 now=now,
                 c=state.counters_for(name, "BACKEND"),
             )
+
+
+def _backend_status(be: BackendEntry, up: bool, hiding: bool) -> str:
+    """UP/DOWN; with ``up`` or ``no-maint`` HAProxy adds "(running/all servers)"."""
+    status = "UP" if up else "DOWN"
+    if hiding:
+        running = sum(1 for s in be.servers if s.op_code)
+        status += f" ({running}/{len(be.servers)})"
+    return status
 
 
 def _server_row(
