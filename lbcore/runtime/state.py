@@ -318,6 +318,59 @@ class RuntimeState:
                 total += fe.maxconn
         return max(1, (total + 9) // 10)
 
+    def carry_over(self, old: RuntimeState) -> None:
+        """After a reload: keep what the runtime API changed on the servers that the
+        new configuration still has (same backend and name).
+
+        HAProxy loses these without a server-state file; lbcore keeps them, with the
+        state file's rules where the configuration changed under them: a weight
+        set at run time survives only if the configured weight is unchanged, an
+        address only if the configured address is unchanged, and a server that the
+        old file started ``disabled`` is enabled when the new file no longer says so.
+        """
+        for name, be in self.backends.items():
+            old_be = old.backends.get(name)
+            if old_be is None:
+                continue
+            for srv in be.servers:
+                prev = old_be.server(srv.name)
+                if prev is None:
+                    continue
+                carried = prev.admin_flags & (ADMF_FMAINT | ADMF_FDRAIN)
+                if prev.admin_flags & ADMF_CMAINT and not srv.runtime.config.disabled:
+                    carried &= ~ADMF_FMAINT
+                srv.admin_flags |= carried
+                if srv.admin_flags & ADMF_FMAINT and not prev.admin_flags & ADMF_FMAINT:
+                    srv.check_health = 0
+                elif prev.admin_flags & ADMF_FMAINT and srv.admin_flags & ADMF_FMAINT:
+                    srv.check_health = prev.check_health
+                srv.runtime.admin_state = _admin_state(srv.admin_flags)
+                if prev.iweight == srv.iweight:
+                    srv.runtime.weight = prev.runtime.weight
+                old_cfg, new_cfg = prev.runtime.config, srv.runtime.config
+                if (old_cfg.host, old_cfg.port) == (new_cfg.host, new_cfg.port):
+                    srv.host, srv.port = prev.host, prev.port
+                srv.health_enabled = prev.health_enabled
+                if srv.admin_flags == prev.admin_flags:
+                    srv.last_change = prev.last_change
+            be.refresh(be.last_change)
+
+    def changed_servers(self) -> list[Change]:
+        """What differs from the configuration, as changes to send to new workers."""
+        out = []
+        for be in self.backends.values():
+            for srv in be.servers:
+                cfg = srv.runtime.config
+                forced = srv.admin_flags & (ADMF_FMAINT | ADMF_FDRAIN)
+                # a worker starts a server READY, or MAINT if 'disabled': tell it otherwise
+                if bool(forced) != cfg.disabled or srv.admin_flags & ADMF_FDRAIN:
+                    out.append(Change("admin", be.name, srv.name, admin=srv.runtime.admin_state))
+                if srv.uweight != cfg.weight:
+                    out.append(Change("weight", be.name, srv.name, weight=srv.uweight))
+                if (srv.host, srv.port) != (cfg.host, cfg.port):
+                    out.append(Change("addr", be.name, srv.name, host=srv.host, port=srv.port))
+        return out
+
     # -- lookups ---------------------------------------------------------------------
 
     def backend(self, name: str) -> BackendEntry | None:
