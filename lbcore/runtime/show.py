@@ -6,6 +6,7 @@ golden transcripts recorded from a real HAProxy (tests/data/runtime/).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -121,6 +122,117 @@ def show_info(ctx: Context, args: list[str]) -> str:
         ("Start_time_sec", int(info.start_time)),
         ("Tainted", 0),
     ]
+    return _render_info(fields, args[2:])
+
+
+#: field -> (position, tags, type) as HAProxy 2.6's "show info typed" prints them.
+_INFO_TYPES: dict[str, tuple[int, str, str]] = {
+    "Name": (0, "POS", "str"),
+    "Version": (1, "POS", "str"),
+    "Release_date": (2, "POS", "str"),
+    "Nbthread": (3, "CGS", "u32"),
+    "Nbproc": (4, "CGS", "u32"),
+    "Process_num": (5, "KGP", "u32"),
+    "Pid": (6, "SGP", "u32"),
+    "Uptime": (7, "MDP", "str"),
+    "Uptime_sec": (8, "MDP", "u32"),
+    "Memmax_MB": (9, "CLP", "u32"),
+    "PoolAlloc_MB": (10, "MGP", "u32"),
+    "PoolUsed_MB": (11, "MGP", "u32"),
+    "PoolFailed": (12, "MCP", "u32"),
+    "Ulimit-n": (13, "CLP", "u32"),
+    "Maxsock": (14, "CLP", "u32"),
+    "Maxconn": (15, "CLP", "u32"),
+    "Hard_maxconn": (16, "CLP", "u32"),
+    "CurrConns": (17, "MGP", "u32"),
+    "CumConns": (18, "MCP", "u32"),
+    "CumReq": (19, "MCP", "u32"),
+    "MaxSslConns": (20, "MMP", "u32"),
+    "CurrSslConns": (21, "MGP", "u32"),
+    "CumSslConns": (22, "MCP", "u32"),
+    "Maxpipes": (23, "CLP", "u32"),
+    "PipesUsed": (24, "MGP", "u32"),
+    "PipesFree": (25, "MGP", "u32"),
+    "ConnRate": (26, "MRP", "u32"),
+    "ConnRateLimit": (27, "CLP", "u32"),
+    "MaxConnRate": (28, "MMP", "u32"),
+    "SessRate": (29, "MRP", "u32"),
+    "SessRateLimit": (30, "CLP", "u32"),
+    "MaxSessRate": (31, "MRP", "u32"),
+    "SslRate": (32, "MRP", "u32"),
+    "SslRateLimit": (33, "CLP", "u32"),
+    "MaxSslRate": (34, "MMP", "u32"),
+    "SslFrontendKeyRate": (35, "MGP", "u32"),
+    "SslFrontendMaxKeyRate": (36, "MMP", "u32"),
+    "SslFrontendSessionReuse_pct": (37, "MGP", "u32"),
+    "SslBackendKeyRate": (38, "MRP", "u32"),
+    "SslBackendMaxKeyRate": (39, "MMP", "u32"),
+    "SslCacheLookups": (40, "MCP", "u32"),
+    "SslCacheMisses": (41, "MCP", "u32"),
+    "CompressBpsIn": (42, "MRP", "u32"),
+    "CompressBpsOut": (43, "MRP", "u32"),
+    "CompressBpsRateLim": (44, "CLP", "u32"),
+    "Tasks": (47, "MGP", "u32"),
+    "Run_queue": (48, "MGP", "u32"),
+    "Idle_pct": (49, "MaP", "u32"),
+    "node": (50, "COS", "str"),
+    "Stopping": (52, "MGP", "u32"),
+    "Jobs": (53, "MGP", "u32"),
+    "Unstoppable Jobs": (54, "MGP", "u32"),
+    "Listeners": (55, "MGP", "u32"),
+    "ActivePeers": (56, "MGP", "u32"),
+    "ConnectedPeers": (57, "MGP", "u32"),
+    "DroppedLogs": (58, "MGP", "u32"),
+    "BusyPolling": (59, "MGP", "u32"),
+    "FailedResolutions": (60, "MGP", "u32"),
+    "TotalBytesOut": (61, "MGP", "u64"),
+    "TotalSplicdedBytesOut": (62, "MGP", "u64"),
+    "BytesOutRate": (63, "MRP", "u64"),
+    "DebugCommandsIssued": (64, "MGP", "u32"),
+    "CumRecvLogs": (65, "MCP", "u32"),
+    "Build info": (66, "POS", "str"),
+    "Memmax_bytes": (67, "CLP", "u32"),
+    "PoolAlloc_bytes": (68, "MGP", "u64"),
+    "PoolUsed_bytes": (69, "MGP", "u64"),
+    "Start_time_sec": (70, "MDP", "u32"),
+    "Tainted": (71, "SGP", "str"),
+}  # fmt: skip
+_ORIGIN = {"M": "Metric", "S": "Status", "K": "Key", "C": "Config", "P": "Product"}
+_NATURE = {
+    "A": "Age", "a": "Avg", "C": "Counter", "D": "Duration", "G": "Gauge", "L": "Limit",
+    "M": "Max", "m": "Min", "N": "Name", "O": "Output", "R": "Rate", "T": "Time",
+}  # fmt: skip
+_SCOPE = {"C": "Cluster", "P": "Process", "S": "Service", "s": "System"}
+
+
+def _render_info(fields: list[tuple[str, object]], opts: list[str]) -> str:
+    """Plain ``Name: value`` lines, or HAProxy's ``typed`` / ``json`` forms."""
+    if "typed" in opts:
+        out = []
+        for name, value in fields:
+            pos, tags, typ = _INFO_TYPES[name]
+            out.append(f"{pos}.{name}.1:{tags}:{typ}:{value}\n")
+        return "".join(out)
+    if "json" in opts:
+        objs = []
+        for name, value in fields:
+            pos, tags, typ = _INFO_TYPES[name]
+            objs.append(
+                {
+                    "field": {"pos": pos, "name": name},
+                    "processNum": 1,
+                    "tags": {
+                        "origin": _ORIGIN[tags[0]],
+                        "nature": _NATURE[tags[1]],
+                        "scope": _SCOPE[tags[2]],
+                    },
+                    "value": {
+                        "type": typ,
+                        "value": str(value) if typ == "str" else int(str(value)),
+                    },
+                }
+            )
+        return json.dumps(objs, separators=(",", ":")) + "\n"
     return "".join(f"{k}: {v}\n" for k, v in fields)
 
 

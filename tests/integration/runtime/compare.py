@@ -118,6 +118,40 @@ def compare_info(expected: str, actual: str) -> list[str]:
     return problems
 
 
+def compare_info_typed(expected: str, actual: str) -> list[str]:
+    """Same fields, positions, tags and types; values where deterministic."""
+
+    def parse(text: str) -> list[tuple[str, str, str, str]]:
+        out = []
+        for line in text.split("\n"):
+            if line:
+                head, tags, typ, value = line.split(":", 3)
+                name = head.split(".", 1)[1].rsplit(".", 1)[0]
+                out.append((head, tags, typ, "<masked>" if name in INFO_MASKED else value))
+        return out
+
+    e, a = parse(expected), parse(actual)
+    diff = [f"haproxy {x} lbcore {y}" for x, y in zip(e, a, strict=False) if x != y]
+    if len(e) != len(a) or diff:
+        return [f"show info typed differs ({len(e)} vs {len(a)}): {diff[:5]}"]
+    return []
+
+
+def compare_info_json(expected: str, actual: str) -> list[str]:
+    import json
+
+    def parse(text: str) -> list[dict[str, object]]:
+        data: list[dict[str, object]] = json.loads(text)
+        for obj in data:
+            if obj["field"]["name"] in INFO_MASKED:  # type: ignore[index]
+                obj["value"] = "<masked>"
+        return data
+
+    if parse(expected) != parse(actual):
+        return [f"show info json differs:\n  {expected[:300]}\n  {actual[:300]}"]
+    return []
+
+
 def compare_servers_state(expected: str, actual: str) -> list[str]:
     el, al = expected.split("\n"), actual.split("\n")
     if len(el) != len(al):
@@ -185,6 +219,10 @@ def compare(step_input: str, expected: str, actual: str, all_usage: set[str]) ->
         return compare_json(expected, actual)
     if single and first[:2] == ["show", "stat"] and expected.startswith("# pxname"):
         return compare_stat(expected, actual)
+    if single and first[:2] == ["show", "info"] and "typed" in first:
+        return compare_info_typed(expected, actual)
+    if single and first[:2] == ["show", "info"] and "json" in first:
+        return compare_info_json(expected, actual)
     if single and first[:2] == ["show", "info"]:
         return compare_info(expected, actual)
     if single and first[:3] == ["show", "servers", "state"] and expected.startswith("1\n"):

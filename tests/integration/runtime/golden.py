@@ -36,6 +36,8 @@ STEPS: list[tuple[str, str]] = [
     ("admin", "help\n"),
     ("admin", "show version\n"),
     ("admin", "show info\n"),
+    ("admin", "show info typed\n"),
+    ("admin", "show info json\n"),
     ("admin", "show backend\n"),
     ("admin", "show stat\n"),
     ("admin", "show stat typed\n"),
