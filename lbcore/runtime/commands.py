@@ -13,6 +13,7 @@ HAProxy 2.6 in tests/data/runtime/transcript.json.
 """
 
 import ipaddress
+import re
 
 from lbcore.runtime.context import (
     PERMISSION_DENIED,
@@ -107,8 +108,18 @@ def set_server(ctx: Context, args: list[str]) -> str:
     raise CliError(SET_SERVER_USAGE)
 
 
+def _strtol_port(text: str) -> int | None:
+    """The port as HAProxy parses it: C strtol, the whole text must be a number
+    (empty is 0), then truncated to 16 bits (70000 becomes 4464)."""
+    if text and re.fullmatch(r"[+-]?[0-9]+", text) is None:
+        return None
+    value = max(-(2**63), min(int(text or "0"), 2**63 - 1))
+    return value & 0xFFFF
+
+
 def set_addr(ctx: Context, be: BackendEntry, srv: ServerEntry, args: list[str]) -> str:
-    """``set server B/S addr IP [port P]`` with HAProxy's change report."""
+    """``set server B/S addr IP [port P]`` with HAProxy's change report: the address
+    is applied first, so a bad port still leaves the new address in place."""
     if not args or not args[0]:
         raise CliError("set server <b>/<s> addr requires an address and optionally a port.\n")
     host = args[0]
@@ -116,20 +127,20 @@ def set_addr(ctx: Context, be: BackendEntry, srv: ServerEntry, args: list[str]) 
         ipaddress.ip_address(host)
     except ValueError:
         raise CliError(f"Invalid addr '{host}' by 'stats socket command'\n") from None
-    port = srv.port
-    if len(args) >= 2 and args[1] == "port":
-        text = arg(args, 2)
-        if not text.isdigit() or not 0 < int(text) < 65536:
-            raise CliError(f"Invalid port '{text}' by 'stats socket command'\n")
-        port = int(text)
     parts = []
     if host != srv.host:
         parts.append(f"IP changed from '{srv.host}' to '{host}'")
     else:
         parts.append("no need to change the addr")
+    port = srv.port
     if len(args) >= 2 and args[1] == "port":
-        if port != srv.port:
-            parts.append(f"port changed from '{srv.port}' to '{port}'")
+        text = arg(args, 2)
+        new_port = _strtol_port(text)
+        if new_port is None:
+            parts.append(f"problem converting port '{text}' to an int")
+        elif new_port != srv.port:
+            parts.append(f"port changed from '{srv.port}' to '{new_port}'")
+            port = new_port
         else:
             parts.append("no need to change the port")
     ctx.state.set_addr(be, srv, host, port)

@@ -357,7 +357,7 @@ def show_stat(ctx: Context, args: list[str]) -> str:
     iid, types, sid = -1, -1, -1
     opts = args[2:]
     if len(args) >= 5 and args[2] and args[3] and args[4]:
-        be = ctx.state.iids.get(args[2])
+        be = ctx.state.proxy_id(args[2])
         iid = be if be is not None else _atoi(args[2])
         if iid == 0:
             raise CliError("No such proxy.\n")

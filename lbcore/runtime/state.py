@@ -380,6 +380,13 @@ class RuntimeState:
             return next((b for b in self.backends.values() if b.iid == iid), None)
         return self.backends.get(name)
 
+    def proxy_id(self, name: str) -> int | None:
+        """The id of a proxy given by name or ``#ID`` (None: no such proxy)."""
+        if name.startswith("#") and name[1:].isdigit():
+            iid = int(name[1:])
+            return iid if iid in self.iids.values() else None
+        return self.iids.get(name)
+
     def mode_of(self, proxy: Proxy) -> str:
         return "http" if proxy.mode is Mode.HTTP else "tcp"
 
