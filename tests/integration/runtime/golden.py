@@ -252,8 +252,26 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def record(haproxy: str = "/usr/sbin/haproxy") -> list[dict[str, str]]:
-    """Start HAProxy on the fixed config, run every step, stop it; return the answers."""
+def record(haproxy: str = "/usr/sbin/haproxy", attempts: int = 3) -> list[dict[str, str]]:
+    """Start HAProxy on the fixed config, run every step, stop it; return the answers.
+
+    A free port can be taken by another process's outgoing connection before HAProxy
+    binds it (other tests load the machine): then try again on new ports.
+    """
+    for attempt in range(attempts):
+        try:
+            return _record_once(haproxy)
+        except HaproxyDidNotStart:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+class HaproxyDidNotStart(RuntimeError):
+    pass
+
+
+def _record_once(haproxy: str) -> list[dict[str, str]]:
     directory = tempfile.mkdtemp(prefix="lbcore-rt-golden-")
     proc: subprocess.Popen[bytes] | None = None
     try:
@@ -269,7 +287,7 @@ def record(haproxy: str = "/usr/sbin/haproxy") -> list[dict[str, str]]:
         while not os.path.exists(admin):
             if proc.poll() is not None or time.monotonic() > deadline:
                 err = proc.stderr.read().decode() if proc.stderr else ""
-                raise RuntimeError(f"haproxy did not start: {err}")
+                raise HaproxyDidNotStart(f"haproxy did not start: {err}")
             time.sleep(0.02)
         out = []
         for level, data in STEPS:
