@@ -277,16 +277,16 @@ def _record_once(haproxy: str) -> list[dict[str, str]]:
     try:
         cfg = Path(directory) / "haproxy.cfg"
         cfg.write_text(render_config(directory, _free_port(), _free_port()))
-        proc = subprocess.Popen(
-            [haproxy, "-db", "-f", str(cfg)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        log = Path(directory) / "haproxy.log"
+        with log.open("wb") as errors:  # a file, not a pipe: HAProxy never blocks on it
+            proc = subprocess.Popen(
+                [haproxy, "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL, stderr=errors
+            )
         admin = os.path.join(directory, "admin.sock")
         deadline = time.monotonic() + 10
         while not os.path.exists(admin):
             if proc.poll() is not None or time.monotonic() > deadline:
-                err = proc.stderr.read().decode() if proc.stderr else ""
+                err = log.read_text(errors="replace")
                 raise HaproxyDidNotStart(f"haproxy did not start: {err}")
             time.sleep(0.02)
         out = []
