@@ -498,11 +498,23 @@ def _admin_state(flags: int) -> AdminState:
     return AdminState.READY
 
 
+def _check_params(server: Server) -> tuple[bool, int, int, int | None]:
+    """(checked, rise, fall, check port) from the server's config, whichever way the
+    model carries them (flags on the server, or a settings object under ``check``)."""
+    check = getattr(server, "check", None)
+    if not check:
+        return False, 2, 3, None
+    holder = check if hasattr(check, "rise") else server
+    rise = int(getattr(holder, "rise", 2) or 2)
+    fall = int(getattr(holder, "fall", 3) or 3)
+    port = getattr(holder, "port", None) if holder is check else getattr(server, "check_port", None)
+    return True, rise, fall, port if isinstance(port, int) else None
+
+
 def _server_entry(proxy: Proxy, server: Server, sid: int, now: float) -> ServerEntry:
     rt = ServerRuntime(config=server, backend=proxy.name)
     disabled = server.disabled
-    has_check = bool(getattr(server, "check", False))
-    rise = int(getattr(server, "rise", 2) or 2)
+    has_check, rise, fall, check_port = _check_params(server)
     return ServerEntry(
         runtime=rt,
         sid=sid,
@@ -513,5 +525,6 @@ def _server_entry(proxy: Proxy, server: Server, sid: int, now: float) -> ServerE
         last_change=now,
         check_health=0 if disabled else rise,
         check_state=CHK_ST_PAUSED if disabled else 0,
-        check=CheckStats(rise=rise) if has_check else None,
+        check=CheckStats(rise=rise, fall=fall, health=rise) if has_check else None,
+        check_port=check_port,
     )

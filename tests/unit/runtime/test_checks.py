@@ -83,3 +83,28 @@ def test_disabled_health_shows_no_check_and_configured_only() -> None:
     assert servers_state(state)[0].split(" ")[8] == "2"
     assert CliSession(state, Level.ADMIN, NOW).receive(b"enable health static/s1\n", NOW) == b"\n"
     assert servers_state(state)[0].split(" ")[8] == "6"
+
+
+def test_checked_servers_from_config_start_initializing() -> None:
+    """When the model carries a check (flag or settings object), the server starts in
+    HAProxy's 'UP 1/3' INI state with its rise/fall."""
+    import dataclasses
+
+    from lbcore.config.model import Server
+
+    @dataclasses.dataclass(frozen=True)
+    class Checked(Server):  # stands in for the model once the parser takes 'check'
+        check: CheckSettings | None = None
+
+    cfg = fixed_config()
+    static = next(p for p in cfg.proxies if p.name == "static")
+    s1 = static.servers[0]
+    checked = Checked(s1.name, s1.host, s1.port, check=CheckSettings(rise=3, fall=2, port=9999))
+    proxies = tuple(
+        dataclasses.replace(p, servers=(checked, p.servers[1])) if p is static else p
+        for p in cfg.proxies
+    )
+    state = RuntimeState(dataclasses.replace(cfg, proxies=proxies), NOW)
+    assert columns(state, 1)[:5] == ["UP 1/2", "INI", "", "Initializing", "3"]
+    line = servers_state(state)[0].split(" ")
+    assert line[5:9] == ["1", "0", "3", "6"] and line[-1] == "9999"
