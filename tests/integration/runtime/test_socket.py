@@ -44,6 +44,7 @@ def test_tcp_stats_socket_and_lbcore_ctl(served: tuple[Served, Path, int]) -> No
     assert info.returncode == 0, info.stderr
     lines = info.stdout.decode().split("\n")
     assert lines[0] == "Name: lbcore"
+    assert f"Pid: {os.getpid()}" in lines  # the serving process (here: this test's)
     assert lines[1] == f"Version: 2.6.0-lbcore-{__version__}"
 
     # golden steps through ctl: each answer as HAProxy gave it
