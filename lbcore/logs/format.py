@@ -484,3 +484,44 @@ def _iso(now: float, tz: _dt.tzinfo | None) -> str:
     d = _dt_at(us // 1_000_000, tz).replace(microsecond=us % 1_000_000)
     off = _offset(d)
     return d.strftime("%Y-%m-%dT%H:%M:%S.%f") + f"{off[:3]}:{off[3:]}"
+
+
+# ---------------------------------------------------------------------------- events
+
+
+def server_state_message(
+    backend: str,
+    server: str,
+    up: bool,
+    reason: str,
+    *,
+    info: str | None = None,
+    check_ms: int | None = None,
+    active: int = 0,
+    backup: int = 0,
+    sessions: int = 0,
+    requeued: int = 0,
+    queued: int = 0,
+) -> tuple[str, str]:
+    """HAProxy's message when a check moves a server, and its syslog level.
+
+    ``Server be/s1 is DOWN, reason: Layer4 connection problem, info: "Connection refused",
+    check duration: 0ms. 1 active and 0 backup servers left. 0 sessions active, 0 requeued,
+    0 remaining in queue.`` (level alert); going UP is logged at notice.
+    """
+    parts = [f"Server {backend}/{server} is {'UP' if up else 'DOWN'}, reason: {reason}"]
+    if info is not None:
+        parts.append(f', info: "{info}"')
+    if check_ms is not None:
+        parts.append(f", check duration: {check_ms}ms")
+    if up:
+        parts.append(
+            f". {active} active and {backup} backup servers online. "
+            f"{requeued} sessions requeued, {queued} total in queue."
+        )
+        return "".join(parts), "notice"
+    parts.append(
+        f". {active} active and {backup} backup servers left. "
+        f"{sessions} sessions active, {requeued} requeued, {queued} remaining in queue."
+    )
+    return "".join(parts), "alert"

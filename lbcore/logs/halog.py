@@ -22,6 +22,7 @@ input lines of the others, and ``-ad``/``-ac`` work on the time of day, sorted.
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections import Counter
@@ -40,6 +41,7 @@ Usage:
 """
 
 F_SRC, F_DATE, F_SRV, F_TIMERS, F_STATUS, F_BYTES, F_TERM, F_QUEUE = 0, 1, 3, 4, 5, 6, 9, 11
+F_REST = 12  # captured headers and the request, kept in one piece
 U64 = 1 << 64
 #: halog's percentile rows, in tenths of a percent
 PCTS = (
@@ -110,22 +112,22 @@ def timers(fields: list[bytes], n: int) -> list[int]:
         raise ParseError from None
 
 
-def request_url(line: bytes, fields: list[bytes], keep_query: bool) -> bytes:
-    """The URL of the quoted request: the word after the method, up to ``?``/``;``."""
-    start = line.find(b'"', line.find(fields[F_QUEUE]) if len(fields) > F_QUEUE else 0)
-    if start < 0:
+_URL = re.compile(rb'"[^ ]* +([^ ?;]*)')
+_URL_QUERY = re.compile(rb'"[^ ]* +([^ ]*)')
+
+
+def request_url(fields: list[bytes], keep_query: bool) -> bytes:
+    """The URL of the quoted request: the word after the method, up to ``?`` or ``;``
+    unless ``-query``; without a space after the quote, the quoted text itself
+    (``"<BADREQ>"``)."""
+    if len(fields) <= F_REST:
         raise ParseError
-    sp = line.find(b" ", start)
-    if sp < 0:
-        return line[start:]
-    while sp < len(line) and line[sp] == 32:
-        sp += 1
-    end = len(line)
-    for stop in (b" ",) if keep_query else (b" ", b"?", b";"):
-        k = line.find(stop, sp)
-        if 0 <= k < end:
-            end = k
-    return line[sp:end]
+    rest = fields[F_REST]
+    q = rest.find(b'"')
+    if q < 0:
+        raise ParseError
+    m = (_URL_QUERY if keep_query else _URL).match(rest, q)
+    return m.group(1) if m else rest[q:]
 
 
 def accept_ms_of_day(fields: list[bytes]) -> tuple[int, int, int, int]:
@@ -539,7 +541,7 @@ def make_analysis(o: Options, out: BinaryIO) -> Analysis:
     if o.output == "-ic":
         return PerKey(lambda line, f: f[F_SRC].rpartition(b":")[0] or f[F_SRC], "req", False)
     keep = o.keep_query
-    return PerKey(lambda line, f: request_url(line, f, keep), URL_SORTS[o.output], True)
+    return PerKey(lambda line, f: request_url(f, keep), URL_SORTS[o.output], True)
 
 
 # ---------------------------------------------------------------------------- driver
@@ -556,25 +558,35 @@ def run(o: Options, src: BinaryIO, out: BinaryIO, err: TextIO) -> Summary:
     """Stream ``src`` through the filters into one analysis; write its rows to ``out``."""
     analysis = make_analysis(o, out)
     need = max([analysis.needs, F_DATE] + [i for i, _ in o.filters])
-    split_at = o.skip + F_QUEUE + 1  # fields past the queues stay in one piece
+    split_at = o.skip + F_REST  # fields past the queues stay in one piece
+    skip = o.skip
+    add = analysis.add
     filters = [fn for _, fn in o.filters]
     invert = o.invert
     limit_input = o.max_lines if not analysis.table else None
     sm = Summary()
     for raw in src:
         sm.lines_in += 1
-        line = raw[:-1] if raw.endswith(b"\n") else raw
-        f = line.split(None, split_at)[o.skip :]
-        if len(f) <= F_DATE:
+        line = raw[:-1] if raw[-1:] == b"\n" else raw
+        f = line.split(None, split_at)[skip:]
+        n = len(f)
+        if n <= F_DATE:
             sm.errors += 1
             continue
         try:
-            if len(f) <= need:
+            if n <= need:
                 raise Truncated
-            ok = all(fn(f) for fn in filters)
-            if ok == invert:
+            if filters:
+                ok = True
+                for fn in filters:
+                    if not fn(f):
+                        ok = False
+                        break
+                if ok == invert:
+                    continue
+            elif invert:
                 continue
-            analysis.add(line, f)
+            add(line, f)
         except Truncated:
             if not o.quiet:
                 err.write(f"Truncated line {sm.lines_in}: {line.decode('latin-1')}\n")

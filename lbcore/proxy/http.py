@@ -187,6 +187,7 @@ class HttpClient(asyncio.Protocol):
         self.replays = 0
         self.tunnel_eofs = 0
         self.client_eof = False
+        self._queued = False  # waiting in the backend queue
 
     # ---- connection life -------------------------------------------------------
 
@@ -242,8 +243,14 @@ class HttpClient(asyncio.Protocol):
             self.transport.abort()
 
     def close_if_idle(self) -> None:
-        """Graceful stop: idle keep-alive connections go now, busy ones after their answer."""
-        if self.phase in (IDLE_FIRST, IDLE_KA) and self.reader.at_message_start:
+        """Graceful stop: idle keep-alive connections go now, busy ones after their answer.
+
+        A connection still waiting for its *first* request is not idle: it was accepted
+        from the listening socket the new workers share, so its client has sent (or is
+        sending) a request; closing it would fail that request on every reload. It gets
+        its answer with ``connection: close`` (bounded by its timeouts and hard-stop-after).
+        """
+        if self.phase == IDLE_KA and self.reader.at_message_start:
             self.close()
 
     # ---- flow control --------------------------------------------------------
@@ -421,8 +428,6 @@ class HttpClient(asyncio.Protocol):
         self.loop.create_task(self._connect(server))
         return False
 
-    _queued = False
-
     def _dequeued(self) -> None:
         """Woken from the backend queue: a slot was freed."""
         self._queued = False
@@ -473,6 +478,9 @@ class HttpClient(asyncio.Protocol):
                     server = nxt
                 else:
                     await asyncio.sleep(min(be.timeout_connect or 1.0, 1.0))
+                    if self.transport is None or self.phase != WAITING:
+                        be.release(server)
+                        return
                 continue
             if self.transport is None or self.phase != WAITING:
                 up.transport.close()
@@ -575,7 +583,12 @@ class HttpClient(asyncio.Protocol):
         up.client = None
         if server is not None and be is not None:
             be.release(server)
-        if reuse and not (be is not None and be.server_close) and not up.transport.is_closing():
+        if (
+            reuse
+            and not up.reader.buffered  # bytes after the response: the stream is broken
+            and not (be is not None and be.server_close)
+            and not up.transport.is_closing()
+        ):
             up.reader.start_next()
             up.resume_read()
             assert be is not None

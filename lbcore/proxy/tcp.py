@@ -153,7 +153,14 @@ class TcpClient(asyncio.Protocol):
             self.upstream = up
             be.req_tot += 1
             self.deadline.set_in(self.timeout)
-            self.transport.resume_reading()
+            if self.pending:
+                up.transport.writelines(self.pending)
+                self.pending = []
+            if self.client_eof:
+                up.transport.write_eof()
+                self.eofs += 1
+            else:
+                self.transport.resume_reading()
             return
 
     def data_received(self, data: bytes) -> None:
@@ -162,6 +169,11 @@ class TcpClient(asyncio.Protocol):
             up.transport.write(data)
             if self.timeout is not None:
                 self.deadline.set_in(self.timeout)
+        else:
+            # Bytes that arrived before the server connection exists (uvloop may start
+            # reading right after connection_made): keep them, and stop reading.
+            self.pending.append(data)
+            self.transport.pause_reading()
 
     def from_server(self, data: bytes) -> None:
         if self.transport is not None:
@@ -172,7 +184,9 @@ class TcpClient(asyncio.Protocol):
     def eof_received(self) -> bool:
         up = self.upstream
         self.client_eof = True
-        if up is not None and up.transport.can_write_eof():
+        if up is None:
+            return True  # forwarded as a half-close once the server is connected
+        if up.transport.can_write_eof():
             up.transport.write_eof()
             self.eofs += 1
             return self.eofs < 2

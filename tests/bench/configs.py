@@ -77,10 +77,11 @@ def proxy_conf(ports: Ports, workers: int, log: bool) -> str:
     return f"""# written by tests/bench: the same text is given to HAProxy and to lbcore
 global
     nbthread {workers}
-    maxconn 4096
+    maxconn 8000
 {log_global}
 defaults
     mode http
+    maxconn 8000
     timeout connect 5s
     timeout client 30s
     timeout server 30s

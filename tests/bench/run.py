@@ -22,6 +22,7 @@ import importlib.util
 import json
 import os
 import platform
+import resource
 import shutil
 import socket
 import statistics
@@ -30,11 +31,11 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tests.bench import configs, procs, wrk
+from tests.bench.idle import IdleResult, measure_idle
 from tests.conftest import REPO, free_port, lbcore_cmd, lbcore_env
 
 HAPROXY = "/usr/sbin/haproxy"
@@ -136,6 +137,8 @@ def verify(port: int, path: str, expected: bytes, who: str) -> None:
                     f"{who} on port {port} answered {resp.status} with {len(body)} bytes for "
                     f"{path} (expected 200 with {len(expected)} bytes)"
                 )
+    except (OSError, http.client.HTTPException) as e:
+        raise RuntimeError(f"{who} on port {port} failed GET {path}: {e!r}") from e
     finally:
         conn.close()
 
@@ -197,9 +200,52 @@ def table(results: list[dict[str, object]], standin: bool) -> str:
             f"RSS {q['rss_mb']['median']:.2f}"
         )
     if standin:
-        lines.append("* STAND-IN: no `lbcore run` in this checkout; the lbcore side ran HAProxy.")
+        lines.append("* STAND-IN: the lbcore side ran HAProxy (--standin, or no `lbcore run`).")
     lines.append("ratio = lbcore / HAProxy per round; median (min, max) over rounds.")
     return "\n".join(lines)
+
+
+def summarise_idle(per_side: dict[str, list[IdleResult]]) -> dict[str, object]:
+    sides = {
+        side: {
+            "rounds": [asdict(r) for r in results],
+            "median": {"kb_per_conn": statistics.median(r.kb_per_conn for r in results)},
+        }
+        for side, results in per_side.items()
+    }
+    pairs = zip(per_side["haproxy"], per_side["lbcore"], strict=True)
+    vals = [lb.kb_per_conn / ha.kb_per_conn for ha, lb in pairs if ha.kb_per_conn > 0]
+    return {
+        "name": "idle-keepalive",
+        "connections": per_side["haproxy"][0].connections,
+        "sides": sides,
+        "ratio": {"kb_per_conn": spread(vals) if vals else None},
+    }
+
+
+def idle_table(idle: dict[str, object], standin: bool) -> str:
+    sides = idle["sides"]
+    ratio = idle["ratio"]
+    assert isinstance(sides, dict) and isinstance(ratio, dict)
+    lines = [f"idle keep-alive connections: {idle['connections']} (RSS growth per connection)"]
+    for side in SIDES:
+        label = f"{side}*" if side == "lbcore" and standin else side
+        lines.append(f"  {label:<8} {sides[side]['median']['kb_per_conn']:>8.1f} KB/conn")
+    q = ratio["kb_per_conn"]
+    if q:
+        lines.append(f"  {'ratio':<8} {q['median']:>8.2f} (min {q['min']:.2f}, max {q['max']:.2f})")
+    else:
+        lines.append(f"  {'ratio':<8}      n/a (HAProxy's growth was 0)")
+    return "\n".join(lines)
+
+
+def raise_fd_limit() -> None:
+    """Idle-connection rows need thousands of descriptors (children inherit this)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        resource.setrlimit(
+            resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard)
+        )
 
 
 def version(argv: list[str]) -> str:
@@ -219,6 +265,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=float, help="unrecorded seconds per side per row (default 2)")
     p.add_argument("--workers", type=int, default=1, help="lbcore workers = HAProxy nbthread")
     p.add_argument("--rows", help="comma-separated subset of: " + ", ".join(r.name for r in ROWS))
+    p.add_argument(
+        "--idle", type=int, help="idle keep-alive connections (default 5000; short: 1000; 0: skip)"
+    )
     p.add_argument("--no-log", action="store_true", help="without option httplog/tcplog")
     p.add_argument("--standin", action="store_true", help="run HAProxy on the lbcore side too")
     p.add_argument("--json", type=Path, default=REPO / "artifacts" / "bench.json")
@@ -226,143 +275,180 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a = p.parse_args(argv)
     a.rounds = a.rounds or (2 if a.short else 3)
     a.duration = a.duration or (2.0 if a.short else 10.0)
+    a.idle = a.idle if a.idle is not None else (1000 if a.short else 5000)
     a.warmup = a.warmup if a.warmup is not None else (0.0 if a.short else 2.0)
     return a
 
 
+class Bench:
+    """The processes of one benchmark run: nginx backends and the two proxies.
+
+    Both proxies run side by side for the whole run (the idle one costs nothing), each
+    on its own two ports: the same config text with only the proxy ports changed.
+    """
+
+    def __init__(self, tmp: Path, workers: int, log: bool, standin: bool) -> None:
+        self.tmp = tmp
+        self.workers = workers
+        self.log = log
+        self.standin = standin
+        self.services: list[procs.Service] = []
+        self.proxies: dict[str, procs.Service] = {}
+        # The syslog sink: bound, never read. The kernel drops what overflows its
+        # buffer, so it costs no CPU, and both proxies pay the same for logging.
+        self.sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sink.bind(("127.0.0.1", 0))
+        web = (free_port(), free_port())
+        syslog = self.sink.getsockname()[1]
+        self.ports = {side: configs.Ports(web, free_port(), free_port(), syslog) for side in SIDES}
+
+    def port(self, side: str, row: Row) -> int:
+        p = self.ports[side]
+        return p.http if row.target == "http" else p.tcp
+
+    def start(self) -> None:
+        tmp = self.tmp
+        configs.write_docroot(tmp / "www")
+        for d in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (tmp / "tmp" / d).mkdir(parents=True, exist_ok=True)
+        (tmp / "nginx.conf").write_text(configs.nginx_conf(tmp, self.ports["haproxy"]))
+        nginx_argv = [NGINX, "-p", f"{tmp}/", "-e", f"{tmp}/error.log", "-c", f"{tmp}/nginx.conf"]
+        self._start(procs.Service("nginx", nginx_argv, list(self.ports["haproxy"].web)))
+        big = (tmp / "www" / "1m").read_bytes()
+        for side in SIDES:
+            sp = self.ports[side]
+            cfg = tmp / f"{side}.cfg"
+            cfg.write_text(configs.proxy_conf(sp, self.workers, log=self.log))
+            if side == "haproxy" or self.standin:
+                argv, env = [HAPROXY, "-db", "-f", str(cfg)], None
+            else:
+                argv, env = lbcore_cmd("run", "-f", str(cfg)), lbcore_env()
+            self.proxies[side] = self._start(procs.Service(side, argv, [sp.http, sp.tcp], env=env))
+            for port in (sp.http, sp.tcp):
+                verify(port, "/small", configs.SMALL_BODY, side)
+                verify(port, "/1m", big, side)
+
+    def _start(self, svc: procs.Service) -> procs.Service:
+        svc.log = self.tmp / f"{svc.name}.out"
+        self.services.append(svc)
+        svc.start()
+        return svc
+
+    def stop(self) -> None:
+        for svc in reversed(self.services):
+            svc.stop()
+        self.sink.close()
+
+    def dump_logs(self) -> None:
+        for svc in self.services:
+            tail = svc.log_tail()
+            if tail:
+                print(f"--- {svc.name} output ---\n{tail}", file=sys.stderr)
+
+    def run_row(self, row: Row, rounds: int, duration: float, warmup: float) -> dict[str, object]:
+        if warmup > 0:
+            for side in SIDES:
+                measure(self.proxies[side], self.port(side, row), row, warmup)
+        per_side: dict[str, list[Sample]] = {s: [] for s in SIDES}
+        for rnd in range(rounds):
+            for side in SIDES:  # A B A B: neither side always runs on a warmer machine
+                s = measure(self.proxies[side], self.port(side, row), row, duration)
+                per_side[side].append(s)
+                print(
+                    f"  {row.name:<22} round {rnd + 1} {side:<8} "
+                    f"{s.throughput:>10.1f} {row.unit}  p99 {s.p99_ms:.2f} ms  errors {s.errors}",
+                    flush=True,
+                )
+        return summarise(row, per_side)
+
+    def run_idle(self, rounds: int, n: int) -> dict[str, object]:
+        per_side: dict[str, list[IdleResult]] = {s: [] for s in SIDES}
+        for rnd in range(rounds):
+            for side in SIDES:
+                r = measure_idle(self.proxies[side], self.ports[side].http, n)
+                per_side[side].append(r)
+                print(
+                    f"  {'idle-keepalive':<22} round {rnd + 1} {side:<8} "
+                    f"{r.kb_per_conn:>10.1f} KB/conn  ({r.connections} in {r.seconds:.1f}s)",
+                    flush=True,
+                )
+        return summarise_idle(per_side)
+
+
+def select_rows(spec: str | None) -> tuple[Row, ...]:
+    if not spec:
+        return ROWS
+    wanted = spec.split(",")
+    unknown = set(wanted) - {r.name for r in ROWS}
+    if unknown:
+        raise SystemExit(f"unknown rows: {', '.join(sorted(unknown))}")
+    return tuple(r for r in ROWS if r.name in wanted)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    rows = ROWS
-    if args.rows:
-        wanted = args.rows.split(",")
-        unknown = set(wanted) - {r.name for r in ROWS}
-        if unknown:
-            print(f"unknown rows: {', '.join(sorted(unknown))}", file=sys.stderr)
-            return 2
-        rows = tuple(r for r in ROWS if r.name in wanted)
+    rows = select_rows(args.rows)
     for tool in (HAPROXY, NGINX, shutil.which("wrk") or "wrk"):
         if not os.path.exists(tool):
             print(f"{tool} is missing: `make deps` installs it", file=sys.stderr)
             return 2
     standin = args.standin or not lbcore_available()
-
+    raise_fd_limit()
     tmp = Path(tempfile.mkdtemp(prefix="lbcore-bench-"))
     tmp.chmod(0o755)  # nginx workers run as nobody when we are root
-    services: list[procs.Service] = []
-    # The syslog sink: bound, never read. The kernel drops what overflows its buffer,
-    # so it costs no CPU and both proxies pay the same price for formatting and sending.
-    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sink.bind(("127.0.0.1", 0))
+    bench = Bench(tmp, args.workers, log=not args.no_log, standin=standin)
     try:
-        ports = configs.Ports(
-            web=(free_port(), free_port()),
-            http=free_port(),
-            tcp=free_port(),
-            syslog=sink.getsockname()[1],
-        )
-        configs.write_docroot(tmp / "www")
-        for d in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
-            (tmp / "tmp" / d).mkdir(parents=True, exist_ok=True)
-        (tmp / "nginx.conf").write_text(configs.nginx_conf(tmp, ports))
-
-        nginx = procs.Service(
-            "nginx",
-            [NGINX, "-p", f"{tmp}/", "-e", f"{tmp}/error.log", "-c", str(tmp / "nginx.conf")],
-            list(ports.web),
-            log=tmp / "nginx.out",
-        )
-        services.append(nginx)
-        nginx.start()
-
-        # Both proxies run side by side (the idle one costs nothing), each on its own
-        # two ports: the same config text with only the proxy ports changed.
-        side_ports = {"haproxy": ports}
-        side_ports["lbcore"] = configs.Ports(ports.web, free_port(), free_port(), ports.syslog)
-        svcs: dict[str, procs.Service] = {}
-        for side in SIDES:
-            sp = side_ports[side]
-            path = tmp / f"{side}.cfg"
-            path.write_text(configs.proxy_conf(sp, args.workers, log=not args.no_log))
-            if side == "haproxy" or standin:
-                argv, env = [HAPROXY, "-db", "-f", str(path)], None
-            else:
-                argv, env = lbcore_cmd("run", "-f", str(path)), lbcore_env()
-            svc = procs.Service(side, argv, [sp.http, sp.tcp], env=env, log=tmp / f"{side}.out")
-            services.append(svc)
-            svc.start()
-            svcs[side] = svc
-            big = (tmp / "www" / "1m").read_bytes()
-            for port in (sp.http, sp.tcp):
-                verify(port, "/small", configs.SMALL_BODY, side)
-                verify(port, "/1m", big, side)
-
+        bench.start()
         print(
             f"bench: {len(rows)} rows x {args.rounds} rounds x {args.duration:g}s per side; "
             f"workers/nbthread={args.workers}; wrk -t1 -c50"
             + ("; lbcore side is a STAND-IN (HAProxy)" if standin else ""),
             flush=True,
         )
-        results = []
         t0 = time.monotonic()
-        for row in rows:
-            port_of: Callable[[str], int] = lambda s, row=row: (  # noqa: E731
-                side_ports[s].http if row.target == "http" else side_ports[s].tcp
-            )
-            if args.warmup > 0:
-                for side in SIDES:
-                    measure(svcs[side], port_of(side), row, args.warmup)
-            per_side: dict[str, list[Sample]] = {s: [] for s in SIDES}
-            for rnd in range(args.rounds):
-                for side in SIDES:  # A B A B: neither side always runs on a warmer machine
-                    s = measure(svcs[side], port_of(side), row, args.duration)
-                    per_side[side].append(s)
-                    print(
-                        f"  {row.name:<22} round {rnd + 1} {side:<8} "
-                        f"{s.throughput:>10.1f} {row.unit}  p99 {s.p99_ms:.2f} ms  "
-                        f"errors {s.errors}",
-                        flush=True,
-                    )
-            results.append(summarise(row, per_side))
-
-        print()
-        print(table(results, standin))
-        report = {
-            "meta": {
-                "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "short": args.short,
-                "rounds": args.rounds,
-                "duration_s": args.duration,
-                "warmup_s": args.warmup,
-                "workers": args.workers,
-                "log": not args.no_log,
-                "load": "wrk -t1 -c50 --latency",
-                "lbcore_standin": standin,
-                "haproxy": version([HAPROXY, "-v"]),
-                "nginx": version([NGINX, "-v"]),
-                "cpus": os.cpu_count(),
-                "machine": platform.platform(),
-                "elapsed_s": round(time.monotonic() - t0, 1),
-            },
-            "rows": results,
-        }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"results written to {args.json}")
-        return 0
+        results = [bench.run_row(r, args.rounds, args.duration, args.warmup) for r in rows]
+        idle = bench.run_idle(args.rounds, args.idle) if args.idle > 0 else None
+        elapsed = time.monotonic() - t0
     except Exception:
-        for svc in services:
-            tail = svc.log_tail()
-            if tail:
-                print(f"--- {svc.name} output ---\n{tail}", file=sys.stderr)
+        bench.dump_logs()
         raise
     finally:
-        for svc in reversed(services):
-            svc.stop()
-        sink.close()
+        bench.stop()
         if args.keep:
             print(f"kept {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+
+    print()
+    print(table(results, standin))
+    if idle:
+        print()
+        print(idle_table(idle, standin))
+    report = {
+        "meta": {
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "short": args.short,
+            "rounds": args.rounds,
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "idle_connections": args.idle,
+            "workers": args.workers,
+            "log": not args.no_log,
+            "load": "wrk -t1 -c50 --latency",
+            "lbcore_standin": standin,
+            "haproxy": version([HAPROXY, "-v"]),
+            "nginx": version([NGINX, "-v"]),
+            "cpus": os.cpu_count(),
+            "machine": platform.platform(),
+            "elapsed_s": round(elapsed, 1),
+        },
+        "rows": results,
+        "idle": idle,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"results written to {args.json}")
+    return 0
 
 
 if __name__ == "__main__":

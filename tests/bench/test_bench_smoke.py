@@ -53,3 +53,10 @@ def test_bench_short_mode_reports_every_row(tmp_path: Path) -> None:
             spread = r["ratio"][field]
             assert 0 < spread["min"] <= spread["median"] <= spread["max"], (row.name, field)
     assert table.count("ratio ") >= len(ROWS)
+    idle = report["idle"]
+    assert idle["connections"] == report["meta"]["idle_connections"] > 0
+    for side in SIDES:
+        rounds = idle["sides"][side]["rounds"]
+        assert len(rounds) == report["meta"]["rounds"]
+        assert all(r["rss_after_mb"] > 1 and r["kb_per_conn"] >= 0 for r in rounds)
+    assert "KB/conn" in table

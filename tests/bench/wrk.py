@@ -43,7 +43,7 @@ def parse(out: str) -> WrkResult:
     requests = int(m.group(1))
     seconds = float(m.group(2)) * _UNITS_TIME[m.group(3)] / 1000.0
     bytes_read = float(m.group(4)) * _UNITS_SIZE[m.group(5)]
-    lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", out, re.M))
     if "50" not in lat or "99" not in lat:
         raise ValueError(f"no latency distribution in wrk output:\n{out}")
     errors = 0

@@ -43,8 +43,9 @@ class _NoBytes(ConnectionError):
     """The server closed the connection before answering anything."""
 
 
-def _read_response(sock: socket.socket) -> tuple[int, bytes, bool]:
-    """(status, body, server wants close). Raises _NoBytes on EOF before the first byte."""
+def _read_response(sock: socket.socket) -> tuple[int, bytes, bool, dict[str, str]]:
+    """(status, body, server wants close, headers). Raises _NoBytes on EOF before the
+    first byte."""
     buf = b""
     while b"\r\n\r\n" not in buf:
         chunk = sock.recv(65536)
@@ -66,15 +67,34 @@ def _read_response(sock: socket.socket) -> tuple[int, bytes, bool]:
         if not chunk:
             raise ConnectionError("closed inside the response body")
         body += chunk
-    return status, body[:length], headers.get("connection", "").lower() == "close"
+    return status, body[:length], headers.get("connection", "").lower() == "close", headers
 
 
 def get(host: str, port: int, path: str = "/", timeout: float = 5.0) -> tuple[int, str]:
     """One request on a new connection."""
     with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode())
-        status, body, _ = _read_response(sock)
+        status, body, _, _ = _read_response(sock)
         return status, body.decode()
+
+
+def get_headers(
+    host: str, port: int, path: str = "/", timeout: float = 5.0
+) -> tuple[int, str, dict[str, str]]:
+    """One request on a new connection: status, body and (lower-cased) headers."""
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode())
+        status, body, _, headers = _read_response(sock)
+        return status, body.decode(), headers
+
+
+def _label(body: bytes, headers: dict[str, str]) -> str:
+    """What served a request: the X-Gen header lbcore tests set, else the test worker's
+    ``gen=`` field, else the body."""
+    if "x-gen" in headers:
+        return f"gen={headers['x-gen']}"
+    text = body.decode().strip()
+    return text.split(" ")[1] if " " in text else text
 
 
 def _client(
@@ -99,7 +119,7 @@ def _client(
                 if sock is None:
                     sock = socket.create_connection((host, port), timeout=5.0)
                 sock.sendall(request)
-                status, body, close = _read_response(sock)
+                status, body, close, headers = _read_response(sock)
             except (_NoBytes, ConnectionResetError, BrokenPipeError) as e:
                 if sock is not None:
                     sock.close()
@@ -117,7 +137,7 @@ def _client(
                 result.failure(f"{type(e).__name__}: {e}")
                 break
             if status == 200:
-                result.success(body.decode().split(" ")[1] if b" " in body else body.decode())
+                result.success(_label(body, headers))
             else:
                 result.failure(f"status {status}")
             if close or not keepalive:
