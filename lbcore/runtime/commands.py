@@ -31,12 +31,21 @@ from lbcore.runtime.show import (
     show_sess,
     show_stat,
     show_version,
+    stat_rows,
 )
 from lbcore.runtime.state import STATIC_ALGORITHMS, BackendEntry, Level, ServerEntry
 from lbcore.runtime.usage import usage
 from lbcore.server import AdminState, OpState
 
-__all__ = ["COMMANDS", "Command", "Context", "execute", "find_command", "usage"]
+__all__ = [
+    "COMMANDS",
+    "Command",
+    "Context",
+    "execute",
+    "find_command",
+    "stat_rows",  # the html and prometheus renderers take their rows from here
+    "usage",
+]
 
 
 # --- weights ------------------------------------------------------------------------
