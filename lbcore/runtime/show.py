@@ -319,7 +319,8 @@ def _backend_status(be: BackendEntry, up: bool, hiding: bool) -> str:
 def _server_row(
     state: RuntimeState, be: BackendEntry, srv: ServerEntry, mode: str, now: float
 ) -> Row:
-    check = srv.check
+    # HAProxy fills the check columns only while checks are enabled
+    check = srv.check if srv.health_enabled else None
     if check is not None:
         check = replace(
             check,
