@@ -91,13 +91,15 @@ def parse_matcher(words: Sequence[str], allow_empty: bool = False) -> Matcher:
             break
         if flag == "-i":
             ignore_case = True
-        elif flag == "-m" and i + 1 < len(words):
+        elif flag == "-m":
+            if i + 1 >= len(words):
+                raise ConfigError("'-m' expects a match method (str, beg, end, reg)")
             method = words[i + 1]
             if fetch not in ("path", "hdr") or method not in _MATCH_SUFFIX:
                 raise NotSupportedYet(f"-m {method}", f"match method for '{fetch}'")
             fetch += _MATCH_SUFFIX[method]
             i += 1
-        elif flag in ("-f", "-m", "-n", "-M", "-u"):
+        elif flag in ("-f", "-n", "-M", "-u"):
             raise NotSupportedYet(flag, "ACL flag")
         else:
             raise ConfigError(f"unknown ACL flag '{flag}' (expected -i, -m or --)")
@@ -154,7 +156,7 @@ def parse_condition(
         if not word:
             i += 1
             continue
-        if word in ("||", "or", "OR"):
+        if word == "||" or word.lower() == "or":
             if not group:
                 raise ConfigError(f"'{word}' without a condition before it")
             groups.append(tuple(group))

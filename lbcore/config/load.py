@@ -40,10 +40,16 @@ def load_config(
         raise ConfigErrors([ConfigError("no configuration file given")])
     for name in files:
         try:
-            with open(name, encoding="utf-8", errors="surrogateescape") as f:
-                texts.append((name, f.read()))
+            with open(name, "rb") as f:
+                data = f.read()
         except OSError as exc:
             unreadable.append(ConfigError(f"{name}: cannot read: {exc.strerror}"))
+            continue
+        try:
+            texts.append((name, data.decode("utf-8")))
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, exc.start) + 1
+            unreadable.append(ConfigError(f"{name}:{line}: not valid UTF-8 text"))
     if unreadable:
         raise ConfigErrors(unreadable)
     return parse_texts(texts, os.environ if env is None else env)

@@ -53,7 +53,8 @@ class _Parser:
 
     def feed(self, text: str, filename: str) -> None:
         self.section, self.current = None, None  # a section never spans two files
-        for number, line in enumerate(text.splitlines(), start=1):
+        # lines end at "\n" only, as in HAProxy (str.splitlines would also cut at \f, \x1c...)
+        for number, line in enumerate(text.split("\n"), start=1):
             source = Source(filename, number)
             try:
                 env = {**self.env, ".FILE": filename, ".LINE": str(number)}

@@ -123,3 +123,10 @@ def test_warnings_do_not_fail_the_check(tmp_path, capsys):
     assert main(["-f", str(cfg)]) == 0
     err = capsys.readouterr().err
     assert f"warning: {cfg}:3: 'retries' is ignored in a frontend section" in err
+
+
+def test_invalid_utf8_is_reported_with_its_line(tmp_path, capsys):
+    cfg = tmp_path / "latin1.cfg"
+    cfg.write_bytes(b"frontend web\n    bind :18001\n    http-request set-header X caf\xe9\n")
+    assert main(["-f", str(cfg)]) == 1
+    assert f"{cfg}:3: not valid UTF-8 text" in capsys.readouterr().err

@@ -151,6 +151,7 @@ ERRORS = [
     Err("frontend", "acl x path_sub foo", "'path_sub' is not supported yet (ACL criterion)"),
     Err("frontend", "acl x hdr_end(host) .com", "'hdr_end' is not supported yet"),
     Err("frontend", "acl x path -m sub foo", "'-m sub' is not supported yet"),
+    Err("frontend", "acl x path -m", "'-m' expects a match method", R),
     Err("frontend", "acl x path -f /etc/paths", "'-f' is not supported yet (ACL flag)"),
     Err("frontend", "acl x hdr(host,1) a", "'hdr(host,1)' is not supported yet"),
     Err("defaults", "acl x path /", "'acl' is not allowed in a 'defaults' section", R),

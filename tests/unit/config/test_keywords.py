@@ -5,7 +5,7 @@ The same rows feed ``test_haproxy_oracle.py``: HAProxy must accept each configur
 
 import pytest
 
-from lbcore.config import parse_text
+from lbcore.config import ConfigErrors, parse_text
 from lbcore.config.model import (
     Acl,
     AclTerm,
@@ -173,7 +173,7 @@ ROWS = [
     ),
     Row(
         "frontend",
-        "acl a path /x\nacl b method POST\nuse_backend api if a !b || b or !a",
+        "acl a path /x\nacl b method POST\nuse_backend api if a !b || b OR !a",
         lambda c: fe(c).use_backends[0].condition,
         cond([named("a"), named("b", True)], [named("b")], [named("a", True)]),
     ),
@@ -553,3 +553,10 @@ ROWS = [
 def test_keyword_parses_into_the_model(row):
     config = parse_text(row.config(), "t.cfg")
     assert strip(row.get(config)) == strip(row.expected)
+
+
+def test_lines_end_at_newline_only():
+    # a form feed is white space inside a line, not a line break (line numbers stay right)
+    with pytest.raises(ConfigErrors) as exc:
+        parse_text("frontend f\n bind :18001 \f\n frob\n", "t.cfg")
+    assert [str(e).split(": ")[0] for e in exc.value.errors] == ["t.cfg:3"]
