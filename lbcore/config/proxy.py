@@ -11,13 +11,13 @@ but ignores it with a warning (``retries`` in a frontend, say) — there we warn
 from __future__ import annotations
 
 import dataclasses
-import difflib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lbcore.config import acl as aclmod
+from lbcore.config import http_rules
 from lbcore.config.addresses import parse_bind_address, parse_server_address
-from lbcore.config.errors import ConfigError, NotSupportedYet
+from lbcore.config.errors import ConfigError, NotSupportedYet, hint
 from lbcore.config.globals_ import parse_log
 from lbcore.config.model import (
     Acl,
@@ -224,7 +224,7 @@ def _kw_timeout(d: ProxyDraft, args: list[str], ctx: Context) -> None:
         if name in LATER_TIMEOUTS:
             raise NotSupportedYet(f"timeout {name}")
         raise ConfigError(
-            f"unknown timeout '{name}'{_hint(name, TIMEOUTS)} (expected one of "
+            f"unknown timeout '{name}'{hint(name, TIMEOUTS)} (expected one of "
             f"{', '.join(TIMEOUTS)})"
         )
     _need(args, 2, f"a duration after 'timeout {name}'")
@@ -279,7 +279,7 @@ def set_option(d: ProxyDraft, args: list[str], ctx: Context, prefix: str = "") -
     if name not in OPTIONS:
         if name in LATER_OPTIONS:
             raise NotSupportedYet(f"option {name}")
-        raise ConfigError(f"unknown option '{name}'{_hint(name, OPTIONS, LATER_OPTIONS)}")
+        raise ConfigError(f"unknown option '{name}'{hint(name, OPTIONS, LATER_OPTIONS)}")
     attr, sections, negatable = OPTIONS[name]
     if prefix and not negatable:
         raise ConfigError(f"'{prefix} option {name}' is not allowed (HAProxy refuses it too)")
@@ -378,7 +378,7 @@ def _kw_server(d: ProxyDraft, args: list[str], ctx: Context) -> None:
         else:
             raise ConfigError(
                 f"server {name}: unknown option '{word}'"
-                f"{_hint(word, SERVER_OPTIONS, LATER_SERVER_OPTIONS)}"
+                f"{hint(word, SERVER_OPTIONS, LATER_SERVER_OPTIONS)}"
             )
         i += 1
     for other in d.servers:
@@ -390,104 +390,13 @@ def _kw_server(d: ProxyDraft, args: list[str], ctx: Context) -> None:
     d.servers.append(Server(name, host, port, weight, maxconn, backup, disabled, source=ctx.source))
 
 
-HTTP_REQUEST_ACTIONS = ("set-header", "add-header", "del-header", "redirect", "deny")
-HTTP_RESPONSE_ACTIONS = ("set-header", "add-header", "del-header")
-LATER_HTTP_ACTIONS = word_set(
-    "allow auth tarpit return set-path set-pathq set-uri set-query set-method "
-    "replace-header replace-value replace-path replace-pathq replace-uri set-var unset-var "
-    "set-var-fmt capture track-sc0 track-sc1 track-sc2 sc-inc-gpc sc-inc-gpc0 sc-inc-gpc1 "
-    "sc-set-gpt0 set-log-level set-nice set-tos set-mark set-src set-src-port set-dst "
-    "set-dst-port use-service cache-use cache-store early-hint add-acl del-acl set-map "
-    "del-map silent-drop reject normalize-uri disable-l7-retry wait-for-body "
-    "wait-for-handshake strict-mode do-resolve send-spoe-group set-status set-timeout "
-    "set-bandwidth-limit sc-add-gpc sc-set-gpt deny redirect"
-)
-REDIRECT_CODES = (301, 302, 303, 307, 308)
-DENY_CODES: tuple[int, ...] = (200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 425, 429)
-DENY_CODES += (500, 501, 502, 503, 504)
-
-
-def _http_rule(d: ProxyDraft, args: list[str], ctx: Context, actions: tuple[str, ...]) -> None:
-    kw = args[0]
-    _need(args, 1, f"an action ({', '.join(actions)})")
-    words, cond = aclmod.split_condition(args[1:])
-    action = words[0] if words else ""
-    if action not in actions:
-        if action in LATER_HTTP_ACTIONS:
-            raise NotSupportedYet(f"{kw} {action}")
-        raise ConfigError(
-            f"unknown '{kw}' action '{action}'{_hint(action, actions, LATER_HTTP_ACTIONS)}"
-            f" (expected one of {', '.join(actions)})"
-        )
-    what = f"{kw} {action}"
-    rule = _parse_action(action, words[1:], what)
-    condition = _condition(d, cond, what, ctx)
+def _kw_http_rule(d: ProxyDraft, args: list[str], ctx: Context) -> None:
+    _need(args, 1, "an action")
+    action, words, cond = http_rules.split_rule(args)
+    rule = http_rules.parse_action(args[0], action, words)
+    condition = _condition(d, cond, f"{args[0]} {action}", ctx)
     rule = dataclasses.replace(rule, condition=condition, source=ctx.source)
-    (d.http_request_rules if kw == "http-request" else d.http_response_rules).append(rule)
-
-
-def _parse_action(action: str, words: list[str], what: str) -> HttpRule:
-    def expect(count: int) -> None:
-        if len(words) < count or any(w == "" for w in words[:count]):
-            raise ConfigError(f"'{what}' expects exactly {count} argument(s)")
-        if len(words) > count:
-            raise ConfigError(
-                f"'{what}' expects either 'if' or 'unless' followed by a condition "
-                f"but found '{words[count]}'"
-            )
-
-    if action in ("set-header", "add-header"):
-        expect(2)
-        return HttpRule(action, name=words[0], value=words[1])
-    if action == "del-header":
-        if len(words) >= 2 and words[1] == "-m":
-            raise NotSupportedYet(f"{what} -m")
-        expect(1)
-        return HttpRule(action, name=words[0])
-    if action == "redirect":
-        if len(words) < 2 or words[0] not in ("location", "prefix", "scheme"):
-            raise ConfigError(f"'{what}' expects 'location', 'prefix' or 'scheme' and a value")
-        code, i = 302, 2
-        while i < len(words):
-            if words[i] != "code":
-                if words[i] in ("drop-query", "append-slash", "set-cookie", "clear-cookie"):
-                    raise NotSupportedYet(f"{what} {words[i]}")
-                raise ConfigError(
-                    f"'{what}' expects 'code' or 'if'/'unless' but found '{words[i]}'"
-                )
-            if i + 1 >= len(words):
-                raise ConfigError(f"'{what}': 'code' expects a status code")
-            code = parse_int(words[i + 1], f"{what}: code", 0, 999)
-            if code not in REDIRECT_CODES:
-                raise ConfigError(
-                    f"'{what}': unsupported HTTP code '{code}' (must be one of 301, 302, "
-                    "303, 307 or 308)"
-                )
-            i += 2
-        return HttpRule(action, value=words[1], redirect_kind=words[0], code=code)
-    # deny [deny_status N | status N]
-    code = 403
-    if words:
-        if words[0] not in ("deny_status", "status"):
-            if words[0] in ("content-type", "errorfile", "errorfiles", "file", "string"):
-                raise NotSupportedYet(f"{what} {words[0]}")
-            raise ConfigError(f"'{what}' expects 'deny_status' or 'if'/'unless'")
-        if len(words) < 2:
-            raise ConfigError(f"'{what}': '{words[0]}' expects a status code")
-        code = parse_int(words[1], f"{what}: {words[0]}", 0, 999)
-        if code not in DENY_CODES:
-            raise ConfigError(f"'{what}': unexpected status code '{code}'")
-        if len(words) > 2:
-            raise NotSupportedYet(f"{what} {words[2]}")
-    return HttpRule(action, code=code)
-
-
-def _kw_http_request(d: ProxyDraft, args: list[str], ctx: Context) -> None:
-    _http_rule(d, args, ctx, HTTP_REQUEST_ACTIONS)
-
-
-def _kw_http_response(d: ProxyDraft, args: list[str], ctx: Context) -> None:
-    _http_rule(d, args, ctx, HTTP_RESPONSE_ACTIONS)
+    (d.http_request_rules if args[0] == "http-request" else d.http_response_rules).append(rule)
 
 
 @dataclass(frozen=True, slots=True)
@@ -510,8 +419,8 @@ KEYWORDS: dict[str, Keyword] = {
     "log": Keyword(_kw_log, ALL),
     "balance": Keyword(_kw_balance, frozenset({D, B, L}), frozenset({F})),
     "server": Keyword(_kw_server, frozenset({B, L})),
-    "http-request": Keyword(_kw_http_request, frozenset({F, B, L})),
-    "http-response": Keyword(_kw_http_response, frozenset({F, B, L})),
+    "http-request": Keyword(_kw_http_rule, frozenset({F, B, L})),
+    "http-response": Keyword(_kw_http_rule, frozenset({F, B, L})),
 }
 
 LATER_KEYWORDS = word_set(
@@ -525,13 +434,3 @@ LATER_KEYWORDS = word_set(
     "use-server http-send-name-header retry-on server-state-file-name dynamic-cookie-key "
     "ignore-persist"
 )
-
-
-def _hint(word: str, *vocabularies: Iterable[str]) -> str:
-    """``" (did you mean 'X'?)"`` for the closest known word, or ``""``."""
-    known = [w for vocab in vocabularies for w in vocab]
-    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-hint = _hint

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from lbcore.config import ConfigErrors, parse_text, parse_texts
+from lbcore.config import ConfigErrors, http_rules, parse_text, parse_texts
 from lbcore.config import proxy as proxymod
 from tests.unit.config.samples import render
 
@@ -420,11 +420,11 @@ def test_later_keyword_vocabularies_are_whole_words():
     for vocab in (
         proxymod.LATER_KEYWORDS,
         proxymod.LATER_OPTIONS,
-        proxymod.LATER_HTTP_ACTIONS,
+        http_rules.LATER_ACTIONS,
         proxymod.LATER_SERVER_OPTIONS,
     ):
         assert all(w and not w.endswith("-") and not w.startswith("-") for w in vocab)
-    assert "strict-mode" in proxymod.LATER_HTTP_ACTIONS
+    assert "strict-mode" in http_rules.LATER_ACTIONS
     assert "send-proxy-v2-ssl-cn" in proxymod.LATER_SERVER_OPTIONS
 
 

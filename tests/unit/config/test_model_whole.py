@@ -81,7 +81,18 @@ def test_every_object_knows_its_file_and_line():
     assert str(api.servers[0].source) == f"{path}:{api.servers[0].source.line}"
 
 
-CORE = ["tokenizer", "parser", "acl", "addresses", "globals_", "proxy", "units", "validate"]
+CORE = [
+    "tokenizer",
+    "parser",
+    "acl",
+    "addresses",
+    "globals_",
+    "proxy",
+    "http_rules",
+    "units",
+    "validate",
+    "errors",
+]
 IO_MODULES = {"os", "io", "socket", "asyncio", "subprocess", "time", "pathlib", "ssl"}
 
 
