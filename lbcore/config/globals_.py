@@ -121,6 +121,11 @@ def _flag(args: list[str]) -> bool:
 
 
 def _stats(g: Global, args: list[str], source: Source) -> Global:
+    if len(args) == 3 and args[1] == "timeout":
+        timeout = parse_duration(args[2], "stats timeout")
+        if timeout <= 0:
+            raise ConfigError("'stats timeout' expects a positive value")
+        return dataclasses.replace(g, stats_timeout=timeout)
     if len(args) < 2 or args[1] != "socket":
         if len(args) >= 2 and args[1] in ("timeout", "maxconn", "bind-process"):
             raise NotSupportedYet(f"stats {args[1]}")
