@@ -10,7 +10,7 @@ from collections.abc import Callable
 from lbcore.config.errors import ConfigError, NotSupportedYet
 from lbcore.config.model import Global, LogTarget, Source, StatsSocket
 from lbcore.config.tokenizer import word_set
-from lbcore.config.units import parse_duration, parse_file_mode, parse_int, parse_port
+from lbcore.config.units import os_string, parse_duration, parse_file_mode, parse_int, parse_port
 
 FACILITIES = [
     "kern",
@@ -74,7 +74,7 @@ def parse_log(args: list[str], source: Source) -> LogTarget:
     if len(rest) > 3:
         raise ConfigError(f"log: unexpected argument '{rest[3]}'")
     return LogTarget(
-        address=address,
+        address=os_string(address) if address.startswith("/") else address,
         facility=rest[0],
         level=rest[1] if len(rest) > 1 else None,
         minlevel=rest[2] if len(rest) > 2 else None,
@@ -138,7 +138,7 @@ def _stats(g: Global, args: list[str], source: Source) -> Global:
     elif address.startswith(("unix@", "abns@", "fd@", "sockpair@")):
         raise NotSupportedYet(address, "stats socket address")
     # HAProxy's default level is "operator", whatever the model's default says
-    sock = StatsSocket(address=address, level="operator", source=source)
+    sock = StatsSocket(address=os_string(address), level="operator", source=source)
     i = 3
     while i < len(args):
         opt = args[i]
@@ -177,9 +177,9 @@ GLOBAL_KEYWORDS: dict[str, GlobalHandler] = {
     "nbthread": _workers,
     "log": lambda g, a, s: dataclasses.replace(g, logs=(*g.logs, parse_log(a, s))),
     "stats": _stats,
-    "user": lambda g, a, s: dataclasses.replace(g, user=_one(a, "a user name")),
-    "group": lambda g, a, s: dataclasses.replace(g, group=_one(a, "a group name")),
-    "pidfile": lambda g, a, s: dataclasses.replace(g, pidfile=_one(a, "a file name")),
+    "user": lambda g, a, s: dataclasses.replace(g, user=os_string(_one(a, "a user name"))),
+    "group": lambda g, a, s: dataclasses.replace(g, group=os_string(_one(a, "a group name"))),
+    "pidfile": lambda g, a, s: dataclasses.replace(g, pidfile=os_string(_one(a, "a file name"))),
     "daemon": lambda g, a, s: dataclasses.replace(g, daemon=_flag(a)),
     "hard-stop-after": lambda g, a, s: dataclasses.replace(
         g, hard_stop_after=parse_duration(_one(a, "a duration"), "hard-stop-after")

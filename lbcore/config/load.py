@@ -31,6 +31,9 @@ def load_config(
 ) -> tuple[Config, list[str]]:
     """Parse the files (in order, as one configuration): ``(config, warnings)``.
 
+    Files and environment values are read as bytes decoded as Latin-1 (see
+    ``units.os_string`` for names the OS interprets).
+
     Raises ``ConfigErrors`` for unreadable files and for every problem in their text.
     """
     texts: list[tuple[str, str]] = []
@@ -45,11 +48,10 @@ def load_config(
         except OSError as exc:
             unreadable.append(ConfigError(f"{name}: cannot read: {exc.strerror}"))
             continue
-        try:
-            texts.append((name, data.decode("utf-8")))
-        except UnicodeDecodeError as exc:
-            line = data.count(b"\n", 0, exc.start) + 1
-            unreadable.append(ConfigError(f"{name}:{line}: not valid UTF-8 text"))
+        # bytes as Latin-1: every byte is kept, headers and patterns go out as written
+        texts.append((name, data.decode("latin-1")))
     if unreadable:
         raise ConfigErrors(unreadable)
-    return parse_texts(texts, os.environ if env is None else env)
+    if env is None:
+        env = {k.decode("latin-1"): v.decode("latin-1") for k, v in os.environb.items()}
+    return parse_texts(texts, env)

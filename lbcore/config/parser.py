@@ -64,6 +64,8 @@ class _Parser:
                     self._line(words, source)
             except ConfigError as exc:
                 self.errors.append(exc.at(source))
+                if self.current is not None:
+                    self.current.bad_lines += 1
 
     def _line(self, words: list[str], source: Source) -> None:
         keyword = words[0]

@@ -74,6 +74,7 @@ class ProxyDraft:
     logs: list[LogTarget] = field(default_factory=list)
     base_options: Options = field(default_factory=Options)  # for "default option X"
     bind_lines: int = 0  # bind lines seen, good or bad (a bad one was reported already)
+    bad_lines: int = 0  # lines of this section refused (maybe a bind: don't echo them)
 
     @property
     def section(self) -> str:

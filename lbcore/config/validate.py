@@ -129,7 +129,7 @@ def _binds(proxies: Sequence[Proxy], drafts: Sequence[ProxyDraft]) -> list[Confi
     for proxy, draft in zip(proxies, drafts, strict=True):
         if not proxy.kind.has_frontend:
             continue
-        if not draft.bind_lines:
+        if not draft.bind_lines and not draft.bad_lines:
             errors.append(
                 ConfigError(
                     f"{proxy.kind.value} '{proxy.name}' has no 'bind' line (declare it as a "

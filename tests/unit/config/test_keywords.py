@@ -108,6 +108,7 @@ ROWS = [
         glob("stats_sockets"),
         (StatsSocket("127.0.0.1:19999", level="operator"),),
     ),
+    Row("global", "stats timeout 30s", glob("stats_timeout"), 30.0),
     Row("global", "user nobody", glob("user"), "nobody"),
     Row("global", "group nogroup", glob("group"), "nogroup"),
     Row("global", "pidfile /tmp/lbcore-t.pid", glob("pidfile"), "/tmp/lbcore-t.pid"),
@@ -240,6 +241,18 @@ ROWS = [
             ("path -m reg ^/x$", Matcher("path_reg", None, ("^/x$",))),
             ("path -m str /exact", Matcher("path", None, ("/exact",))),
             ("path -- -dash", Matcher("path", None, ("-dash",))),
+            ("path_sub /api/", Matcher("path_sub", None, ("/api/",))),
+            ("path -m sub /api/", Matcher("path_sub", None, ("/api/",))),
+            ("url /a?b=1", Matcher("url", None, ("/a?b=1",))),
+            ("url_beg -i /A", Matcher("url_beg", None, ("/A",), True)),
+            ("url_end .php?x", Matcher("url_end", None, (".php?x",))),
+            ("url_sub debug=1", Matcher("url_sub", None, ("debug=1",))),
+            ("url_reg [?&]id=[0-9]+", Matcher("url_reg", None, ("[?&]id=[0-9]+",))),
+            ("url -m beg /static", Matcher("url_beg", None, ("/static",))),
+            ("hdr_end(host) -i .example.com", Matcher("hdr_end", "host", (".example.com",), True)),
+            ("hdr_sub(user-agent) curl", Matcher("hdr_sub", "user-agent", ("curl",))),
+            ("hdr_reg(host) ^www[0-9]\\.", Matcher("hdr_reg", "host", ("^www[0-9]\\.",))),
+            ("hdr(host) -m sub example", Matcher("hdr_sub", "host", ("example",))),
             ("path_beg", Matcher("path_beg", None, ())),  # never matches (HAProxy warns)
         ]
     ],
@@ -560,3 +573,23 @@ def test_lines_end_at_newline_only():
     with pytest.raises(ConfigErrors) as exc:
         parse_text("frontend f\n bind :18001 \f\n frob\n", "t.cfg")
     assert [str(e).split(": ")[0] for e in exc.value.errors] == ["t.cfg:3"]
+
+
+def test_every_parsed_rule_compiles_in_the_http_engine():
+    # the contract with lbcore.http: whatever the parser accepts, the proxy can run
+    from lbcore.http.acl import compile_condition
+    from lbcore.http.rules import compile_rules
+
+    compiled = 0
+    for row in ROWS:
+        config = parse_text(row.config(), "t.cfg")
+        for proxy in config.proxies:
+            for use in proxy.use_backends:
+                compile_condition(use.condition, proxy.acls)
+                compiled += 1
+            compile_rules(proxy.http_request_rules, proxy.acls)
+            compile_rules(proxy.http_response_rules, proxy.acls)
+            for acl in proxy.acls:  # each named ACL's matcher
+                compile_condition(cond([named(acl.name)]), proxy.acls)
+                compiled += 1
+    assert compiled > 50
