@@ -182,7 +182,9 @@ GLOBAL_KEYWORDS: dict[str, GlobalHandler] = {
     "pidfile": lambda g, a, s: dataclasses.replace(g, pidfile=os_string(_one(a, "a file name"))),
     "daemon": lambda g, a, s: dataclasses.replace(g, daemon=_flag(a)),
     "hard-stop-after": lambda g, a, s: dataclasses.replace(
-        g, hard_stop_after=parse_duration(_one(a, "a duration"), "hard-stop-after")
+        # 0 disables it, as in HAProxy
+        g,
+        hard_stop_after=parse_duration(_one(a, "a duration"), "hard-stop-after") or None,
     ),
 }
 

@@ -231,7 +231,8 @@ def _kw_timeout(d: ProxyDraft, args: list[str], ctx: Context) -> None:
     _need(args, 2, f"a duration after 'timeout {name}'")
     _no_more(args, 3)
     attr, sections = TIMEOUTS[name]
-    value = parse_duration(args[2], f"timeout {name}")
+    # 0 means "no timeout" in HAProxy (an unset tick); the model says None for that
+    value = parse_duration(args[2], f"timeout {name}") or None
     if d.section not in sections:
         ctx.warn(f"'timeout {name}' is ignored in a {d.section} section")
     d.timeouts = dataclasses.replace(d.timeouts, **{attr: value})

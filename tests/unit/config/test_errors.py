@@ -277,6 +277,10 @@ ERRORS = [
         R,
     ),
     Err("backend", "server s/1 127.0.0.1:80", "invalid server name 's/1'", R),
+    Err("backend", "server s1 127.0.0.300:80", "server: invalid IPv4 address '127.0.0.300'", R),
+    Err("backend", "server s1 [::g]:80", "server: invalid IPv6 address '::g'", R),
+    Err("backend", "server s1 bad!host:80", "server: invalid host name 'bad!host'", R),
+    Err("frontend", "bind 10.0.0.256:18010", "bind: invalid IPv4 address '10.0.0.256'", R),
     Err(
         "backend",
         "server s0 127.0.0.1:80",

@@ -115,6 +115,7 @@ ROWS = [
     Row("global", "daemon", glob("daemon"), True),
     Row("global", "hard-stop-after 30s", glob("hard_stop_after"), 30.0),
     Row("global", "hard-stop-after 1500", glob("hard_stop_after"), 1.5),
+    Row("global", "hard-stop-after 0", glob("hard_stop_after"), None),
     # --- bind ---
     Row(
         "frontend",
@@ -305,6 +306,12 @@ ROWS = [
         "timeout server 1d",
         lambda c: (be(c).timeouts.server, fe(c).timeouts.server),
         (86400.0, 5.0),
+    ),
+    Row(
+        "backend",
+        "timeout server 0",
+        lambda c: (be(c).timeouts.server, fe(c).timeouts.server),
+        (None, 5.0),  # 0 is "no timeout" in HAProxy, None in the model
     ),
     # --- maxconn, retries ---
     Row("frontend", "maxconn 500", lambda c: fe(c).maxconn, 500),
