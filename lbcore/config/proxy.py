@@ -63,6 +63,7 @@ class ProxyDraft:
     default_backend_source: Source | None = None
     use_backends: list[UseBackend] = field(default_factory=list)
     acls: list[Acl] = field(default_factory=list)
+    acl_names: set[str] = field(default_factory=set)  # declared so far (for conditions)
     timeouts: Timeouts = field(default_factory=Timeouts)
     maxconn: int | None = None
     retries: int = 3
@@ -141,7 +142,7 @@ def _condition(d: ProxyDraft, words: list[str], what: str, ctx: Context) -> Cond
     if not words:
         return None
     try:
-        return aclmod.parse_condition(words, {a.name for a in d.acls}, ctx.source)
+        return aclmod.parse_condition(words, d.acl_names, ctx.source)
     except ConfigError as exc:
         exc.message = f"{what}: {exc.message}"
         raise
@@ -202,6 +203,7 @@ def _kw_acl(d: ProxyDraft, args: list[str], ctx: Context) -> None:
         )
     matcher = dataclasses.replace(matcher, source=ctx.source)
     d.acls.append(Acl(name=args[1], matcher=matcher, source=ctx.source))
+    d.acl_names.add(args[1])
 
 
 #: timeout name -> (model field, sections where HAProxy uses it)
