@@ -148,11 +148,28 @@ def _condition(d: ProxyDraft, words: list[str], what: str, ctx: Context) -> Cond
         raise
 
 
+LATER_BIND_OPTIONS = word_set(
+    "ssl crt crt-list ca-file crl-file verify alpn npn accept-proxy accept-netscaler-cip "
+    "name id v4v6 v6only transparent interface namespace defer-accept tfo backlog maxconn "
+    "mss nice process thread level severity-output mode user group uid gid expose-fd "
+    "strict-sni no-sslv3 no-tlsv10 no-tlsv11 no-tlsv12 no-tlsv13 ssl-min-ver ssl-max-ver "
+    "ciphers ciphersuites curves ecdhe allow-0rtt generate-certificates tls-ticket-keys "
+    "no-tls-tickets prefer-client-ciphers ca-verify-file ca-ignore-err crt-ignore-err "
+    "no-ca-names proto quic-cc-algo quic-force-retry force-sslv3 force-tlsv10 force-tlsv11 "
+    "force-tlsv12 force-tlsv13 sigalgs client-sigalgs"
+)
+
+
 def _kw_bind(d: ProxyDraft, args: list[str], ctx: Context) -> None:
     d.bind_lines += 1
     _need(args, 1, "an address such as ':80', '*:80', '[::]:80' or '127.0.0.1:8080'")
     if len(args) > 2:
-        raise NotSupportedYet(args[2], "bind option")
+        option = args[2]
+        if option.startswith(",") or args[1].endswith(","):
+            raise ConfigError("bind: no blanks around ',' in an address list (a:1,b:2)")
+        if option in LATER_BIND_OPTIONS:
+            raise NotSupportedYet(option, "bind option")
+        raise ConfigError(f"bind: unknown option '{option}'{hint(option, LATER_BIND_OPTIONS)}")
     for item in args[1].split(","):
         if not item:
             raise ConfigError(f"bind: empty address in '{args[1]}'")
@@ -252,7 +269,7 @@ def _kw_retries(d: ProxyDraft, args: list[str], ctx: Context) -> None:
     d.retries = parse_int(args[1], "retries", 0)
 
 
-#: option name -> (Options field or None for http-keep-alive, sections, negatable)
+#: option name -> (Options field, sections where it applies, may take "no"/"default")
 OPTIONS: dict[str, tuple[str, frozenset[str], bool]] = {
     "redispatch": ("redispatch", frozenset({D, B, L}), True),
     "forwardfor": ("forwardfor", ALL, False),

@@ -106,6 +106,10 @@ ERRORS = [
     Err("frontend", "bind /tmp/s.sock", "'/tmp/s.sock' is not supported yet (bind address)"),
     Err("frontend", "bind :18010 ssl crt /x.pem", "'ssl' is not supported yet (bind option)"),
     Err("frontend", "bind :18010 accept-proxy", "'accept-proxy' is not supported yet"),
+    Err("frontend", "bind :18010 frob", "bind: unknown option 'frob'", R),
+    Err("frontend", "bind :18010 sssl", "bind: unknown option 'sssl' (did you mean 'ssl'?)", R),
+    Err("frontend", "bind :18010 , :18011", "no blanks around ','", R),
+    Err("frontend", "bind :18010, :18011", "no blanks around ','", R),
     Err("defaults", "bind :18010", "'bind' is not allowed in a 'defaults' section", R),
     # --- mode ---
     Err("frontend", "mode", "'mode' expects 'http' or 'tcp'", R),
