@@ -104,9 +104,18 @@ ROWS = [
     ),
     Row(
         "global",
-        "stats socket ipv4@127.0.0.1:19999 level operator",
+        "stats socket ipv4@127.0.0.1:19999 level operator\nstats socket ipv6@[::1]:19998",
         glob("stats_sockets"),
-        (StatsSocket("127.0.0.1:19999", level="operator"),),
+        (
+            StatsSocket("127.0.0.1:19999", level="operator"),
+            StatsSocket("::1:19998", level="operator"),
+        ),
+    ),
+    Row(
+        "global",
+        "stats socket unix@/tmp/lbcore-u.sock",
+        lambda c: c.global_.stats_sockets[0].address,
+        "/tmp/lbcore-u.sock",
     ),
     Row("global", "stats timeout 30s", glob("stats_timeout"), 30.0),
     Row("global", "user nobody", glob("user"), "nobody"),
