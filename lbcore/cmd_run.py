@@ -16,7 +16,15 @@ from collections.abc import Sequence
 from lbcore import daemon
 from lbcore.config.model import Config
 from lbcore.listeners import BindError, ListenerSet
-from lbcore.master import HaproxyStyleFormatter, Loader, Master, WorkerFn, default_worker
+from lbcore.master import (
+    HaproxyStyleFormatter,
+    Loader,
+    Master,
+    WorkerFn,
+    block_signals,
+    check_privileges,
+    default_worker,
+)
 
 log = logging.getLogger("lbcore.master")
 
@@ -86,8 +94,10 @@ def run(argv: list[str], worker_fn: WorkerFn = default_worker, loader: Loader = 
     # Absolute now: a daemon works from "/", and reloads read the files again.
     files = [os.path.abspath(f) for f in args.files]
     handler = setup_logging(args.quiet)
+    block_signals()  # until the master's handlers are in place (see master.block_signals)
     try:
         config = loader(files)
+        check_privileges(config)
     except Exception as e:
         for line in str(e).splitlines() or [type(e).__name__]:
             log.error("config : %s", line)

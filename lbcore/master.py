@@ -76,7 +76,43 @@ def worker_count(config: Config, override: int | None) -> int:
         return max(1, override)
     if config.global_.workers is not None:
         return max(1, config.global_.workers)
-    return os.cpu_count() or 1
+    try:
+        return len(os.sched_getaffinity(0))  # the CPUs we may run on (cpusets, taskset)
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+#: The signals the master acts on. ``block_signals`` holds them from the start of
+#: ``lbcore run`` until the master's handlers are in place, so a reload or stop sent while
+#: the configuration is still loading is acted on afterwards rather than killing the
+#: process (SIGUSR1/SIGUSR2/SIGHUP terminate by default).
+MASTER_SIGNALS = frozenset(
+    {signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGCHLD}
+)
+
+
+def block_signals() -> None:
+    signal.pthread_sigmask(signal.SIG_BLOCK, MASTER_SIGNALS)
+
+
+def check_privileges(config: Config) -> None:
+    """Fail early (at start or reload) on a ``user``/``group`` that does not exist,
+    rather than in every forked worker."""
+    g = config.global_
+    if os.geteuid() != 0:
+        if g.user is not None or g.group is not None:
+            log.warning("'user'/'group' ignored: not running as root")
+        return
+    import grp
+    import pwd
+
+    try:
+        if g.group is not None and not g.group.isdigit():
+            grp.getgrnam(g.group)
+        if g.user is not None and not g.user.isdigit():
+            pwd.getpwnam(g.user)
+    except KeyError as e:
+        raise ValueError(f"global: unknown user or group {e}") from None
 
 
 class WorkerState(enum.Enum):
@@ -161,15 +197,9 @@ class Master:
         os.set_blocking(self._wake_w, False)
         self._sel.register(self._wake_r, selectors.EVENT_READ, None)
         signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
-        for signum in (
-            signal.SIGUSR1,
-            signal.SIGUSR2,
-            signal.SIGHUP,
-            signal.SIGTERM,
-            signal.SIGINT,
-            signal.SIGCHLD,
-        ):
+        for signum in MASTER_SIGNALS:
             self._old_handlers[signum] = signal.signal(signum, self._on_signal)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, MASTER_SIGNALS)
         n = worker_count(self.config, self.workers_override)
         log.info("Loading success: %s, %d worker(s), generation %d", self._files(), n, 1)
         for slot in range(n):
@@ -208,6 +238,7 @@ class Master:
         log.info("Reloading: loading %s", self._files())
         try:
             config = self.loader(self.files)
+            check_privileges(config)
         except Exception as e:
             # Every line: the parser reports every bad line of the file, with file:line.
             for line in str(e).splitlines() or [type(e).__name__]:
@@ -328,6 +359,7 @@ class Master:
         code = 1
         try:
             master_pid = os.getppid()
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, MASTER_SIGNALS)
             signal.set_wakeup_fd(-1)
             for signum in (signal.SIGTERM, signal.SIGUSR1, signal.SIGCHLD):
                 signal.signal(signum, signal.SIG_DFL)
