@@ -125,9 +125,7 @@ class Worker:
         for srv in self.servers:
             srv.close()
         for conn in list(self.registry.conns):
-            t = conn.transport
-            if t is not None:
-                t.abort()
+            conn.abort()
         self._finish()
 
     def _finish(self) -> None:
@@ -232,8 +230,6 @@ def run_worker(
             worker.send(worker.snapshot())
     finally:
         for conn in list(worker.registry.conns):
-            t = conn.transport
-            if t is not None:
-                t.abort()
+            conn.abort()
         loop.run_until_complete(asyncio.sleep(0))
         loop.close()
