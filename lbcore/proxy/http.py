@@ -26,6 +26,7 @@ import asyncio
 from typing import Any
 
 from lbcore.backend import BackendRuntime
+from lbcore.balance import PickContext
 from lbcore.http import h1
 from lbcore.http.errors import error_page, redirect
 from lbcore.http.h1 import END, NEED_DATA, PAUSED, ProtocolError, Reader, Request, Response
@@ -40,6 +41,7 @@ _PAUSE_FLOW = 1  # the upstream's write buffer is full
 _PAUSE_WAIT = 2  # nothing to forward to yet (queued, connecting, pipelined)
 _WAIT_BUFFER = 65536  # bytes a waiting request may buffer before its client is paused
 _POOL_MAX = 128  # idle upstream connections kept per server
+_PLAIN = PickContext()  # for algorithms that read nothing from the request
 
 
 class Upstream(asyncio.Protocol):
@@ -187,6 +189,7 @@ class HttpClient(asyncio.Protocol):
         self.replays = 0
         self.tunnel_eofs = 0
         self.client_eof = False
+        self.t_server: float | None = None  # the backend's timeout server
         self._queued = False  # waiting in the backend queue
 
     # ---- connection life -------------------------------------------------------
@@ -312,6 +315,7 @@ class HttpClient(asyncio.Protocol):
         """Drain request events from the reader while there is somewhere to send them."""
         reader = self.reader
         out: list[bytes] = []
+        ended = False
         try:
             while True:
                 ev = reader.next_event()
@@ -321,8 +325,7 @@ class HttpClient(asyncio.Protocol):
                     break
                 elif ev is END:
                     self.req_done = True
-                    if self.phase == FORWARD:
-                        self.deadline.set_in(self._server_timeout())
+                    ended = True
                 elif ev is PAUSED:
                     if reader.buffered > _WAIT_BUFFER:
                         self.pause(_PAUSE_WAIT)
@@ -337,24 +340,21 @@ class HttpClient(asyncio.Protocol):
             else:
                 self._parse_error(err.status)
             return
-        if out:
+        if self.phase == FORWARD:
             up = self.upstream
-            if up is not None and self.phase == FORWARD:
+            if out and up is not None:
                 up.transport.writelines(out)
-                if not self.req_done:
-                    self.deadline.set_in(self.fe.timeout_client)
-            else:
-                self.pending.extend(out)
+            if out or ended:
+                # Request sent whole: the server's turn; else the client's, for the rest.
+                self.deadline.set_in(self.t_server if self.req_done else self.fe.timeout_client)
+        elif out:
+            self.pending.extend(out)
 
     def _parse_error(self, status: int) -> None:
         self.fe.hrsp[status // 100] = self.fe.hrsp.get(status // 100, 0) + 1
         if self.transport is not None:
             self.transport.write(error_page(status))
         self.close()
-
-    def _server_timeout(self) -> float | None:
-        be = self.backend
-        return be.timeout_server if be is not None else None
 
     def _on_request(self, req: Request) -> bool:
         """A request head arrived; False stops pumping until a server is ready."""
@@ -365,7 +365,6 @@ class HttpClient(asyncio.Protocol):
         self.resp_started = False
         self.replays = 0
         self.phase = WAITING
-        self.deadline.set_in(fe.timeout_client)
         src = self.src
         if fe.req_rules:
             verdict = apply_request_rules(fe.req_rules, req, src)
@@ -377,6 +376,7 @@ class HttpClient(asyncio.Protocol):
             self.answer_error(503)
             return False
         self.backend = be
+        self.t_server = be.timeout_server
         be.req_tot += 1
         if be.req_rules:
             verdict = apply_request_rules(be.req_rules, req, src)
@@ -399,8 +399,11 @@ class HttpClient(asyncio.Protocol):
         be = self.backend
         req = self.req
         assert be is not None and req is not None
-        ctx = be.context(self.src, req.target, _header_map(req) if be.wants_headers else None)
-        server = be.pick(ctx)
+        if be.plain:
+            server = be.pick(_PLAIN)
+        else:
+            hdrs = _header_map(req) if be.wants_headers else None
+            server = be.pick(be.context(self.src, req.target, hdrs))
         if server is None:
             if not be.available():
                 self.answer_error(503)
@@ -500,7 +503,6 @@ class HttpClient(asyncio.Protocol):
             up.pause_read()
         up.transport.writelines(self.pending)
         self.pending = []
-        self.deadline.set_in(self._server_timeout() if self.req_done else self.fe.timeout_client)
         self.unpause(_PAUSE_WAIT)
 
     # ---- responses -----------------------------------------------------------
@@ -548,11 +550,10 @@ class HttpClient(asyncio.Protocol):
             conn = b"keep-alive"
         else:
             conn = None
-        self.deadline.set_in(self._server_timeout())
         return h1.serialize_response(resp, conn)
 
     def touch_server(self) -> None:
-        self.deadline.set_in(self._server_timeout())
+        self.deadline.set_in(self.t_server)
 
     def response_end(self, up: Upstream) -> None:
         """The whole response went to the client: recycle both sides."""
