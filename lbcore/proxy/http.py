@@ -300,15 +300,18 @@ class HttpClient(asyncio.Protocol):
                 return not self.tunnel_eofs >= 2
             return False
         self.reader.feed_eof()
-        if self.phase in (IDLE_FIRST, IDLE_KA) and self.reader.at_message_start:
+        phase = self.phase
+        if phase in (IDLE_FIRST, IDLE_KA) and self.reader.at_message_start:
             return False
-        if self.phase == FORWARD and self.req_done:
-            # The client half-closed after its request: let the answer go out, then close.
+        if phase in (FORWARD, WAITING):
+            # The client half-closed after (part of) its request: the answer still goes
+            # out, then the connection closes. A body cut short is refused by the reader.
             self.client_eof = True
             self.client_keep = False
+            if phase == FORWARD:
+                self._pump()
             return True
-        if self.phase != WAITING:
-            self._pump()
+        self._pump()
         return False
 
     def _pump(self) -> None:

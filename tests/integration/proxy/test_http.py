@@ -603,3 +603,24 @@ def test_stale_pooled_connection_is_replayed(lb: LbFactory) -> None:
         assert srv.accepted == 5  # each reuse failed silently and was replayed once
     finally:
         srv.sock.close()
+
+
+def test_client_half_close_after_request_is_answered(lb: LbFactory, web: list[Backend]) -> None:
+    _, port = lb(
+        BASE + "frontend fe\n  bind 127.0.0.1:{port}\n  default_backend b\n"
+        "backend b\n  server s1 {s1}\n",
+        s1=web[0].addr,
+    )
+    for path in (b"/first", b"/slow?d=0.2"):  # new upstream connection, then a pooled one
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(b"GET %s HTTP/1.1\r\nHost: h\r\n\r\n" % path)
+        s.shutdown(socket.SHUT_WR)
+        out = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            out += d
+        s.close()
+        assert out.startswith(b"HTTP/1.1 200 OK\r\n") and b"connection: close" in out
+        assert json.loads(out.split(b"\r\n\r\n", 1)[1])["path"] == path.decode()
