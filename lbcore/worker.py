@@ -122,6 +122,7 @@ class Worker:
             self._finish()
 
     def stop_now(self) -> None:
+        self.registry.draining = False
         for srv in self.servers:
             srv.close()
         for conn in list(self.registry.conns):
@@ -129,7 +130,18 @@ class Worker:
         self._finish()
 
     def _finish(self) -> None:
+        # Draining and empty is not quite done: uvloop calls the protocol factory at
+        # accept() but connection_made (which registers the connection) a loop turn
+        # later, so a connection accepted just before the stop may not be counted yet.
+        # Look again a little later instead of exiting under its feet.
+        if self.registry.draining and not self.done.done():
+            self.loop.call_later(0.05, self._finish_if_empty)
+            return
         if not self.done.done():
+            self.done.set_result(None)
+
+    def _finish_if_empty(self) -> None:
+        if not self.registry.conns and not self.done.done():
             self.done.set_result(None)
 
     # ---- the master's channel ------------------------------------------------

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from lbcore.config.model import Balance
-from lbcore.server import ServerRuntime
+from lbcore.server import AdminState, OpState, ServerRuntime
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,17 +50,36 @@ class Algorithm(Protocol):
         ...
 
 
+# The eligibility rule of ``ServerRuntime.eligible``, inlined: this runs for every
+# request, and the property chain (two properties and an Enum property) costs more than
+# the balancing itself. tests/unit/balance/test_pools.py checks both agree on every
+# combination of states.
+_UP = OpState.UP
+_GOING_DOWN = OpState.GOING_DOWN
+_READY = AdminState.READY
+
+
+def _tiers(servers: Sequence[ServerRuntime]) -> list[ServerRuntime]:
+    active: list[ServerRuntime] = []
+    backup: list[ServerRuntime] = []
+    for s in servers:
+        op = s.op_state
+        if s.weight > 0 and s.admin_state is _READY and (op is _UP or op is _GOING_DOWN):
+            if s.config.backup:
+                backup.append(s)
+            else:
+                active.append(s)
+    return active or backup
+
+
 def candidates(servers: Sequence[ServerRuntime]) -> list[ServerRuntime]:
     """Eligible active servers, or eligible backups when no active one is eligible."""
-    active = [s for s in servers if s.eligible and not s.backup]
-    if active:
-        return active
-    return [s for s in servers if s.eligible and s.backup]
+    return _tiers(servers)
 
 
 def available(servers: Sequence[ServerRuntime]) -> bool:
     """Is any server eligible? (False → 503; True but ``pick`` gave None → queue.)"""
-    return any(s.eligible for s in servers)
+    return bool(_tiers(servers))
 
 
 def with_room(servers: Sequence[ServerRuntime]) -> list[ServerRuntime]:
@@ -69,7 +88,12 @@ def with_room(servers: Sequence[ServerRuntime]) -> list[ServerRuntime]:
     Full active servers do not let backups in: backups replace *unavailable*
     actives, not busy ones (a busy farm queues instead).
     """
-    return [s for s in candidates(servers) if s.has_room]
+    out = []
+    for s in _tiers(servers):
+        limit = s.config.maxconn
+        if limit == 0 or s.active < limit:
+            out.append(s)
+    return out
 
 
 def assign(server: ServerRuntime) -> ServerRuntime:

@@ -8,12 +8,13 @@ ACL. A named ACL must be declared before the rule that uses it, as HAProxy requi
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 from collections.abc import Collection, Sequence
 
 from lbcore.config.errors import ConfigError, NotSupportedYet
-from lbcore.config.model import AclTerm, Condition, Matcher
+from lbcore.config.model import AclTerm, Condition, Matcher, Source
 from lbcore.config.tokenizer import word_set
 
 #: the sample fetches lbcore matches on, and whether they take a ``(arg)``
@@ -93,25 +94,25 @@ def parse_matcher(words: Sequence[str], allow_empty: bool = False) -> Matcher:
         elif flag == "-m" and i + 1 < len(words):
             method = words[i + 1]
             if fetch not in ("path", "hdr") or method not in _MATCH_SUFFIX:
-                raise NotSupportedYet(f"-m {method}' on '{fetch}")
+                raise NotSupportedYet(f"-m {method}", f"match method for '{fetch}'")
             fetch += _MATCH_SUFFIX[method]
             i += 1
         elif flag in ("-f", "-m", "-n", "-M", "-u"):
-            raise NotSupportedYet(f"ACL flag {flag}")
+            raise NotSupportedYet(flag, "ACL flag")
         else:
             raise ConfigError(f"unknown ACL flag '{flag}' (expected -i, -m or --)")
         i += 1
     patterns = tuple(words[i:])
     if fetch not in FETCHES:
         if fetch in LATER_FETCHES:
-            raise NotSupportedYet(fetch)
+            raise NotSupportedYet(fetch, "ACL criterion")
         raise ConfigError(
             f"unknown ACL criterion '{fetch}' (lbcore matches on {', '.join(FETCHES)})"
         )
     if arg is not None and not FETCHES[fetch]:
         raise ConfigError(f"'{fetch}' takes no argument, got '({arg})'")
     if arg is not None and ("," in arg or not arg):
-        raise NotSupportedYet(f"{fetch}({arg})")
+        raise NotSupportedYet(f"{fetch}({arg})", "ACL criterion")
     if fetch in ("hdr", "hdr_beg") and arg is None:
         raise ConfigError(f"'{fetch}' needs a header name, as in {fetch}(host)")
     if not patterns and not allow_empty:
@@ -134,8 +135,11 @@ def _check_patterns(fetch: str, patterns: tuple[str, ...]) -> None:
                 raise ConfigError(f"invalid address or network '{pattern}' for 'src'") from None
 
 
-def parse_condition(words: Sequence[str], acls: Collection[str]) -> Condition:
-    """``if|unless terms...``; ``acls`` holds the names declared so far in this proxy."""
+def parse_condition(
+    words: Sequence[str], acls: Collection[str], source: Source | None = None
+) -> Condition:
+    """``if|unless terms...``; ``acls`` holds the names declared so far in this proxy;
+    ``source`` is recorded on anonymous ACLs."""
     if not words or words[0] not in ("if", "unless"):
         raise ConfigError("expected 'if' or 'unless' before a condition")
     unless = words[0] == "unless"
@@ -162,7 +166,8 @@ def parse_condition(words: Sequence[str], acls: Collection[str]) -> Condition:
                 end = list(words).index("}", i + 1)
             except ValueError:
                 raise ConfigError("missing closing '}' in anonymous ACL") from None
-            group.append(AclTerm(negate=negate, anonymous=parse_matcher(words[i + 1 : end])))
+            matcher = dataclasses.replace(parse_matcher(words[i + 1 : end]), source=source)
+            group.append(AclTerm(negate=negate, anonymous=matcher))
             i = end + 1
         elif word in acls:
             group.append(AclTerm(negate=negate, name=word))
@@ -171,7 +176,7 @@ def parse_condition(words: Sequence[str], acls: Collection[str]) -> Condition:
             group.append(AclTerm(negate=negate, anonymous=PREDEFINED[word]))
             i += 1
         elif word in _LATER_PREDEFINED:
-            raise NotSupportedYet(f"predefined ACL {word}")
+            raise NotSupportedYet(word, "predefined ACL")
         else:
             raise ConfigError(f"no such ACL: '{word}' (ACLs must be declared before use)")
         negate = False

@@ -29,7 +29,7 @@ def split_host_port(text: str, what: str) -> tuple[str, str, str]:
         if text.startswith(prefix):
             family, text = prefix[:-1], text[len(prefix) :]
     if text.startswith(_LATER_FAMILIES) or text.startswith("/"):
-        raise NotSupportedYet(f"{what} address '{text}'")
+        raise NotSupportedYet(text, f"{what} address")
     if text.startswith("["):
         close = text.find("]")
         if close < 0 or text[close + 1 : close + 2] != ":":
@@ -67,7 +67,7 @@ def parse_server_address(text: str) -> tuple[str, int]:
     if not host:
         raise ConfigError(f"server: missing address in '{text}'")
     if port_text.startswith(("+", "-")):
-        raise NotSupportedYet("server port offsets (+N/-N)")
+        raise NotSupportedYet(port_text, "server port offset")
     _check_family(host, family, "server")
     return host, parse_port(port_text, "server")
 

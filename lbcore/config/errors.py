@@ -39,5 +39,6 @@ class ConfigErrors(Exception):
 class NotSupportedYet(ConfigError):
     """A keyword HAProxy knows and lbcore will support later (or not at all yet)."""
 
-    def __init__(self, what: str, source: Source | None = None) -> None:
-        super().__init__(f"'{what}' is not supported yet", source)
+    def __init__(self, what: str, detail: str = "", source: Source | None = None) -> None:
+        suffix = f" ({detail})" if detail else ""
+        super().__init__(f"'{what}' is not supported yet{suffix}", source)

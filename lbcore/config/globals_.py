@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import re
 from collections.abc import Callable
 
 from lbcore.config.errors import ConfigError, NotSupportedYet
 from lbcore.config.model import Global, LogTarget, Source, StatsSocket
 from lbcore.config.tokenizer import word_set
-from lbcore.config.units import parse_duration, parse_file_mode, parse_int
+from lbcore.config.units import parse_duration, parse_file_mode, parse_int, parse_port
 
 FACILITIES = [
     "kern",
@@ -47,7 +49,8 @@ def parse_log(args: list[str], source: Source) -> LogTarget:
         raise ConfigError(usage)
     address = args[1]
     if address.startswith(("ring@", "fd@", "unix@", "sample")):
-        raise NotSupportedYet(f"log {address}")
+        raise NotSupportedYet(address, "log address")
+    _check_log_address(address)
     length, fmt = 1024, "rfc3164"
     i = 2
     while i + 1 < len(args) and args[i] in ("len", "format", "sample"):
@@ -81,6 +84,30 @@ def parse_log(args: list[str], source: Source) -> LogTarget:
     )
 
 
+def _check_log_address(address: str) -> None:
+    """A syslog target: ``stdout``, ``stderr``, a socket path, or ``[family@]host[:port]``
+    (UDP, port 514 by default)."""
+    if address in ("stdout", "stderr") or address.startswith("/"):
+        return
+    plain = re.sub(r"^(ipv4|ipv6|udp|udp4|udp6)@", "", address)
+    if plain.count(":") >= 2 and not plain.startswith("["):
+        # a bare IPv6 address: as in HAProxy, the part after the last colon is the port
+        host, _, port = plain.rpartition(":")
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ConfigError(
+                f"log: invalid address '{address}' (write [IPv6]:PORT or IPv6:PORT)"
+            ) from None
+        parse_port(port, "log")
+        return
+    match = re.fullmatch(r"(\[[0-9a-fA-F:.]+\]|[\w.-]+)(?::(.*))?", plain)
+    if match is None:
+        raise ConfigError(f"log: invalid address '{address}'")
+    if match.group(2) is not None:
+        parse_port(match.group(2), "log")
+
+
 def _one(args: list[str], usage: str) -> str:
     if len(args) != 2:
         raise ConfigError(f"'{args[0]}' expects {usage}")
@@ -94,6 +121,11 @@ def _flag(args: list[str]) -> bool:
 
 
 def _stats(g: Global, args: list[str], source: Source) -> Global:
+    if len(args) == 3 and args[1] == "timeout":
+        timeout = parse_duration(args[2], "stats timeout")
+        if timeout <= 0:
+            raise ConfigError("'stats timeout' expects a positive value")
+        return dataclasses.replace(g, stats_timeout=timeout)
     if len(args) < 2 or args[1] != "socket":
         if len(args) >= 2 and args[1] in ("timeout", "maxconn", "bind-process"):
             raise NotSupportedYet(f"stats {args[1]}")
@@ -104,8 +136,9 @@ def _stats(g: Global, args: list[str], source: Source) -> Global:
     if address.startswith(("ipv4@", "ipv6@")):
         address = address.split("@", 1)[1]
     elif address.startswith(("unix@", "abns@", "fd@", "sockpair@")):
-        raise NotSupportedYet(f"stats socket {address}")
-    sock = StatsSocket(address=address, source=source)
+        raise NotSupportedYet(address, "stats socket address")
+    # HAProxy's default level is "operator", whatever the model's default says
+    sock = StatsSocket(address=address, level="operator", source=source)
     i = 3
     while i < len(args):
         opt = args[i]
@@ -123,7 +156,7 @@ def _stats(g: Global, args: list[str], source: Source) -> Global:
         elif opt == "expose-fd" and value == "listeners":
             pass  # lbcore's master always owns and hands over the listeners
         elif opt in ("user", "group", "uid", "gid", "process", "thread", "name", "accept-proxy"):
-            raise NotSupportedYet(f"stats socket {opt}")
+            raise NotSupportedYet(opt, "stats socket option")
         else:
             raise ConfigError(f"stats socket: unknown option '{opt}' (expected mode or level)")
         i += 2
@@ -159,7 +192,7 @@ LATER_GLOBAL = word_set(
     "ssl-default-server-options ssl-dh-param-file tune.ssl.default-dh-param master-worker "
     "server-state-file server-state-base spread-checks log-send-hostname log-tag node "
     "description lua-load setenv presetenv unsetenv resetenv cpu-map maxsslconn maxconnrate "
-    "maxsessrate ulimit-n quiet zero-warning expose-experimental-directives insecure-fork- "
-    "wanted h1-case-adjust external-check mworker-max-reloads close-spread-time grace "
-    "localpeer set-dumpable strict-limits"
+    "maxsessrate ulimit-n quiet zero-warning expose-experimental-directives "
+    "insecure-fork-wanted h1-case-adjust external-check mworker-max-reloads "
+    "close-spread-time grace localpeer set-dumpable strict-limits"
 )

@@ -35,6 +35,7 @@ LATER_SECTIONS = word_set(
     "peers resolvers userlist mailers cache program http-errors ring log-forward crt-store "
     "traces dynbuf-pool namespace_list fcgi-app"
 )
+_SKIP = "<skipped>"  # lines of a section whose header was refused or is not supported
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
 
 
@@ -45,7 +46,7 @@ class _Parser:
         self.warnings: list[str] = []
         self.global_ = Global()
         self.defaults = ProxyDraft(name="", kind=None)  # HAProxy's built-in defaults
-        self.named_defaults: dict[str, ProxyDraft] = {}
+        self.named_defaults: dict[str, list[ProxyDraft]] = {}
         self.proxies: list[ProxyDraft] = []
         self.section: str | None = None
         self.current: ProxyDraft | None = None
@@ -68,12 +69,12 @@ class _Parser:
         if keyword in SECTIONS:
             self._open_section(words, source)
         elif keyword in LATER_SECTIONS:
-            self.section, self.current = "unsupported", None
-            raise NotSupportedYet(f"section {keyword}")
+            self.section, self.current = _SKIP, None
+            raise NotSupportedYet(keyword, "section")
         elif keyword.startswith("."):
-            raise NotSupportedYet(f"{keyword} (conditional blocks and directives)")
-        elif self.section == "unsupported":
-            return  # the section itself was reported; its lines would only repeat that
+            raise NotSupportedYet(keyword, "conditional blocks and directives")
+        elif self.section == _SKIP:
+            return  # the section's header was reported; its lines would only repeat that
         elif self.section is None:
             raise ConfigError(
                 f"unknown keyword '{keyword}' out of section{proxymod.hint(keyword, SECTIONS)}"
@@ -86,8 +87,9 @@ class _Parser:
 
     def _open_section(self, words: list[str], source: Source) -> None:
         keyword = words[0]
-        self.section, self.current = keyword, None
+        self.section, self.current = _SKIP, None  # until the header is known to be good
         if keyword == "global":
+            self.section = keyword
             if len(words) > 1:
                 raise ConfigError(f"'global' takes no argument, got '{words[1]}'")
             return
@@ -96,12 +98,13 @@ class _Parser:
             self.current = base.inherit(name, None, source)
             self.defaults = self.current
             if name:
-                self.named_defaults[name] = self.current
-            return
-        if not name:
-            raise ConfigError(f"'{keyword}' expects a name")
-        self.current = base.inherit(name, PROXY_SECTIONS[keyword], source)
-        self.proxies.append(self.current)
+                self.named_defaults.setdefault(name, []).append(self.current)
+        else:
+            if not name:
+                raise ConfigError(f"'{keyword}' expects a name")
+            self.current = base.inherit(name, PROXY_SECTIONS[keyword], source)
+            self.proxies.append(self.current)
+        self.section = keyword  # only now: the section and its draft are both set
 
     def _section_name(self, words: list[str]) -> tuple[str, ProxyDraft]:
         """``SECTION [NAME] [from DEFAULTS]``: the name and the defaults it starts from."""
@@ -116,11 +119,20 @@ class _Parser:
                 # a new anonymous or named defaults section starts from scratch
                 return name, ProxyDraft(name="", kind=None)
             return name, self.defaults
+        if rest == ["from"]:
+            raise ConfigError(f"'{words[0]} {name}': 'from' expects a defaults section name")
         if rest[0] != "from" or len(rest) != 2:
             raise ConfigError(f"'{words[0]} {name}' expects at most 'from DEFAULTS' after it")
-        if rest[1] not in self.named_defaults:
+        candidates = self.named_defaults.get(rest[1], [])
+        if not candidates:
             raise ConfigError(f"{words[0]} '{name}': no defaults section named '{rest[1]}'")
-        return name, self.named_defaults[rest[1]]
+        if len(candidates) > 1:
+            places = " and ".join(str(c.source) for c in candidates)
+            raise ConfigError(
+                f"{words[0]} '{name}': ambiguous defaults section name '{rest[1]}' "
+                f"(declared at {places})"
+            )
+        return name, candidates[0]
 
     def _global(self, words: list[str], source: Source) -> None:
         keyword = words[0]
@@ -128,7 +140,10 @@ class _Parser:
         if handler is None:
             if keyword in LATER_GLOBAL or keyword.startswith("tune."):
                 raise NotSupportedYet(keyword)
-            hint = proxymod.hint(keyword, GLOBAL_KEYWORDS, LATER_GLOBAL)
+            if keyword in proxymod.KEYWORDS:
+                hint = " (it belongs in a frontend, backend, listen or defaults section)"
+            else:
+                hint = proxymod.hint(keyword, GLOBAL_KEYWORDS, LATER_GLOBAL, SECTIONS)
             raise ConfigError(f"unknown keyword '{keyword}' in 'global' section{hint}")
         self.global_ = handler(self.global_, words, source)
 
@@ -137,7 +152,7 @@ class _Parser:
         keyword = words[0]
         if keyword in ("no", "default") and len(words) > 1:
             if words[1] == "option":
-                proxymod.set_option(draft, words[1:], ctx, enable=False)
+                proxymod.set_option(draft, words[1:], ctx, prefix=keyword)
                 return
             if keyword == "no" and words[1] == "log" and len(words) == 2:
                 draft.logs.clear()
@@ -147,7 +162,11 @@ class _Parser:
         if entry is None:
             if keyword in proxymod.LATER_KEYWORDS:
                 raise NotSupportedYet(keyword)
-            hint = proxymod.hint(keyword, proxymod.KEYWORDS, proxymod.LATER_KEYWORDS)
+            if keyword in GLOBAL_KEYWORDS or keyword in LATER_GLOBAL:
+                hint = " (it belongs in the 'global' section)"
+            else:
+                vocab = (proxymod.KEYWORDS, proxymod.LATER_KEYWORDS, SECTIONS)
+                hint = proxymod.hint(keyword, *vocab)
             raise ConfigError(f"unknown keyword '{keyword}' in '{draft.section}' section{hint}")
         if draft.section in entry.ignored:
             ctx.warn(f"'{keyword}' is ignored in a {draft.section} section (as in HAProxy)")
@@ -162,7 +181,9 @@ class _Parser:
             proxies=tuple(p.freeze() for p in self.proxies),
             files=files,
         )
-        self.errors.extend(validate(config, self.proxies))
+        errors, warnings = validate(config, self.proxies, parse_failed=bool(self.errors))
+        self.errors += errors
+        self.warnings += warnings
         if self.errors:
             rank = {name: i for i, name in enumerate(files)}
 

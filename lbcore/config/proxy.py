@@ -72,6 +72,8 @@ class ProxyDraft:
     balance: Balance = field(default_factory=Balance)
     servers: list[Server] = field(default_factory=list)
     logs: list[LogTarget] = field(default_factory=list)
+    base_options: Options = field(default_factory=Options)  # for "default option X"
+    bind_lines: int = 0  # bind lines seen, good or bad (a bad one was reported already)
 
     @property
     def section(self) -> str:
@@ -90,6 +92,7 @@ class ProxyDraft:
             maxconn=self.maxconn,
             retries=self.retries,
             options=self.options,
+            base_options=self.options,
             balance=self.balance,
             logs=list(self.logs),
         )
@@ -133,20 +136,21 @@ def _no_more(args: list[str], used: int) -> None:
         raise ConfigError(f"'{args[0]}': unexpected argument '{args[used]}'")
 
 
-def _condition(d: ProxyDraft, words: list[str], what: str) -> Condition | None:
+def _condition(d: ProxyDraft, words: list[str], what: str, ctx: Context) -> Condition | None:
     if not words:
         return None
     try:
-        return aclmod.parse_condition(words, {a.name for a in d.acls})
+        return aclmod.parse_condition(words, {a.name for a in d.acls}, ctx.source)
     except ConfigError as exc:
         exc.message = f"{what}: {exc.message}"
         raise
 
 
 def _kw_bind(d: ProxyDraft, args: list[str], ctx: Context) -> None:
+    d.bind_lines += 1
     _need(args, 1, "an address such as ':80', '*:80', '[::]:80' or '127.0.0.1:8080'")
     if len(args) > 2:
-        raise NotSupportedYet(f"bind option '{args[2]}'")
+        raise NotSupportedYet(args[2], "bind option")
     for item in args[1].split(","):
         if not item:
             raise ConfigError(f"bind: empty address in '{args[1]}'")
@@ -167,7 +171,7 @@ def _kw_mode(d: ProxyDraft, args: list[str], ctx: Context) -> None:
 
 def _backend_name(name: str) -> str:
     if "%[" in name:
-        raise NotSupportedYet("dynamic backend names (log-format)")
+        raise NotSupportedYet(name, "dynamic backend name")
     return name
 
 
@@ -182,7 +186,7 @@ def _kw_use_backend(d: ProxyDraft, args: list[str], ctx: Context) -> None:
     action, cond = aclmod.split_condition(args)
     _need(action, 1, "a backend name, then optionally 'if|unless <condition>'")
     _no_more(action, 2)
-    condition = _condition(d, cond, "use_backend")
+    condition = _condition(d, cond, "use_backend", ctx)
     d.use_backends.append(UseBackend(_backend_name(action[1]), condition, ctx.source))
 
 
@@ -250,8 +254,8 @@ OPTIONS: dict[str, tuple[str, frozenset[str], bool]] = {
     "forwardfor": ("forwardfor", ALL, False),
     "http-server-close": ("http_server_close", ALL, True),
     "http-keep-alive": ("http_server_close", ALL, True),
-    "httplog": ("httplog", frozenset({D, F, L}), True),
-    "tcplog": ("tcplog", frozenset({D, F, L}), True),
+    "httplog": ("httplog", frozenset({D, F, L}), False),
+    "tcplog": ("tcplog", frozenset({D, F, L}), False),
     "dontlognull": ("dontlognull", frozenset({D, F, L}), True),
 }
 LATER_OPTIONS = word_set(
@@ -259,16 +263,17 @@ LATER_OPTIONS = word_set(
     "external-check log-health-checks httpclose http-buffer-request abortonclose allbackups "
     "persist prefer-last-server splice-auto splice-request splice-response tcpka clitcpka "
     "srvtcpka accept-invalid-http-request accept-invalid-http-response checkcache contstats "
-    "disable-h2-upgrade http-no-delay http-pretend-keepalive http-use-proxy-header http- "
-    "restrict-req-hdr-names independent-streams log-separate-errors logasap nolinger "
+    "disable-h2-upgrade http-no-delay http-pretend-keepalive http-use-proxy-header "
+    "http-restrict-req-hdr-names independent-streams log-separate-errors logasap nolinger "
     "originalto socket-stats spop-check tcp-smart-accept tcp-smart-connect transparent "
-    "idle-close-on-response http-ignore-probes h1-case-adjust-bogus-client h1-case-adjust- "
-    "bogus-server httpslog forceclose http-tunnel"
+    "idle-close-on-response http-ignore-probes h1-case-adjust-bogus-client "
+    "h1-case-adjust-bogus-server httpslog forceclose http-tunnel"
 )
 
 
-def set_option(d: ProxyDraft, args: list[str], ctx: Context, enable: bool) -> None:
-    """``option NAME`` (``enable``) or ``no option NAME``."""
+def set_option(d: ProxyDraft, args: list[str], ctx: Context, prefix: str = "") -> None:
+    """``option NAME``, ``no option NAME`` (``prefix`` "no") or ``default option NAME``
+    (``prefix`` "default": back to what the proxy's defaults section said)."""
     _need(args, 1, "an option name")
     name = args[1]
     if name not in OPTIONS:
@@ -276,19 +281,22 @@ def set_option(d: ProxyDraft, args: list[str], ctx: Context, enable: bool) -> No
             raise NotSupportedYet(f"option {name}")
         raise ConfigError(f"unknown option '{name}'{_hint(name, OPTIONS, LATER_OPTIONS)}")
     attr, sections, negatable = OPTIONS[name]
-    if not enable and not negatable:
-        raise ConfigError(f"'no option {name}' is not allowed (HAProxy refuses it too)")
+    if prefix and not negatable:
+        raise ConfigError(f"'{prefix} option {name}' is not allowed (HAProxy refuses it too)")
     if len(args) > 2:
         raise NotSupportedYet(f"option {name} {args[2]}")
     if d.section not in sections:
         ctx.warn(f"'option {name}' is ignored in a {d.section} section")
-    # option http-keep-alive is the opposite of http-server-close (the last one wins)
-    value = enable if name != "http-keep-alive" else not enable
+    if prefix == "default":
+        value = getattr(d.base_options, attr)
+    else:
+        # option http-keep-alive is the opposite of http-server-close (the last one wins)
+        value = (prefix != "no") != (name == "http-keep-alive")
     d.options = dataclasses.replace(d.options, **{attr: value})
 
 
 def _kw_option(d: ProxyDraft, args: list[str], ctx: Context) -> None:
-    set_option(d, args, ctx, enable=True)
+    set_option(d, args, ctx)
 
 
 def _kw_log(d: ProxyDraft, args: list[str], ctx: Context) -> None:
@@ -326,16 +334,16 @@ def _kw_balance(d: ProxyDraft, args: list[str], ctx: Context) -> None:
 
 LATER_SERVER_OPTIONS = word_set(
     "check inter fastinter downinter rise fall cookie ssl verify ca-file crt sni alpn "
-    "check-ssl check-sni check-alpn send-proxy send-proxy-v2 send-proxy-v2-ssl send- "
-    "proxy-v2-ssl-cn agent-check agent-port agent-inter agent-addr agent-send observe on- "
-    "error on-marked-down on-marked-up slowstart track resolvers resolve-prefer resolve-net "
-    "resolve-opts init-addr port addr id redir error-limit maxqueue minconn no-check no-ssl "
-    "source tfo pool-max-conn pool-purge-delay pool-low-conn proto check-send-proxy no- "
-    "backup non-stick namespace socks4 ws ciphers ciphersuites curves ssl-min-ver ssl-max- "
-    "ver ssl-reuse no-ssl-reuse tls-tickets no-tls-tickets crl-file force-sslv3 force- "
-    "tlsv10 force-tlsv11 force-tlsv12 force-tlsv13 no-sslv3 no-tlsv10 no-tlsv11 no-tlsv12 "
-    "no-tlsv13 verifyhost npn check-proto check-via-socks4 set-proxy-v2-tlv-fmt shard "
-    "usesrc log-proto max-reuse allow-0rtt"
+    "check-ssl check-sni check-alpn send-proxy send-proxy-v2 send-proxy-v2-ssl "
+    "send-proxy-v2-ssl-cn agent-check agent-port agent-inter agent-addr agent-send observe "
+    "on-error on-marked-down on-marked-up slowstart track resolvers resolve-prefer "
+    "resolve-net resolve-opts init-addr port addr id redir error-limit maxqueue minconn "
+    "no-check no-ssl source tfo pool-max-conn pool-purge-delay pool-low-conn proto "
+    "check-send-proxy no-backup non-stick namespace socks4 ws ciphers ciphersuites curves "
+    "ssl-min-ver ssl-max-ver ssl-reuse no-ssl-reuse tls-tickets no-tls-tickets crl-file "
+    "force-sslv3 force-tlsv10 force-tlsv11 force-tlsv12 force-tlsv13 no-sslv3 no-tlsv10 "
+    "no-tlsv11 no-tlsv12 no-tlsv13 verifyhost npn check-proto check-via-socks4 "
+    "set-proxy-v2-tlv-fmt shard usesrc log-proto max-reuse allow-0rtt"
 )
 SERVER_OPTIONS = ("weight", "maxconn", "backup", "disabled", "enabled")
 
@@ -366,7 +374,7 @@ def _kw_server(d: ProxyDraft, args: list[str], ctx: Context) -> None:
         elif word == "enabled":
             disabled = False
         elif word in LATER_SERVER_OPTIONS:
-            raise NotSupportedYet(word)
+            raise NotSupportedYet(word, "server option")
         else:
             raise ConfigError(
                 f"server {name}: unknown option '{word}'"
@@ -385,14 +393,14 @@ def _kw_server(d: ProxyDraft, args: list[str], ctx: Context) -> None:
 HTTP_REQUEST_ACTIONS = ("set-header", "add-header", "del-header", "redirect", "deny")
 HTTP_RESPONSE_ACTIONS = ("set-header", "add-header", "del-header")
 LATER_HTTP_ACTIONS = word_set(
-    "allow auth tarpit return set-path set-pathq set-uri set-query set-method replace- "
-    "header replace-value replace-path replace-pathq replace-uri set-var unset-var set-var- "
-    "fmt capture track-sc0 track-sc1 track-sc2 sc-inc-gpc sc-inc-gpc0 sc-inc-gpc1 sc-set- "
-    "gpt0 set-log-level set-nice set-tos set-mark set-src set-src-port set-dst set-dst-port "
-    "use-service cache-use cache-store early-hint add-acl del-acl set-map del-map silent- "
-    "drop reject normalize-uri disable-l7-retry wait-for-body wait-for-handshake strict- "
-    "mode do-resolve send-spoe-group set-status set-timeout set-bandwidth-limit sc-add-gpc "
-    "sc-set-gpt deny"
+    "allow auth tarpit return set-path set-pathq set-uri set-query set-method "
+    "replace-header replace-value replace-path replace-pathq replace-uri set-var unset-var "
+    "set-var-fmt capture track-sc0 track-sc1 track-sc2 sc-inc-gpc sc-inc-gpc0 sc-inc-gpc1 "
+    "sc-set-gpt0 set-log-level set-nice set-tos set-mark set-src set-src-port set-dst "
+    "set-dst-port use-service cache-use cache-store early-hint add-acl del-acl set-map "
+    "del-map silent-drop reject normalize-uri disable-l7-retry wait-for-body "
+    "wait-for-handshake strict-mode do-resolve send-spoe-group set-status set-timeout "
+    "set-bandwidth-limit sc-add-gpc sc-set-gpt deny redirect"
 )
 REDIRECT_CODES = (301, 302, 303, 307, 308)
 DENY_CODES: tuple[int, ...] = (200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 425, 429)
@@ -413,7 +421,7 @@ def _http_rule(d: ProxyDraft, args: list[str], ctx: Context, actions: tuple[str,
         )
     what = f"{kw} {action}"
     rule = _parse_action(action, words[1:], what)
-    condition = _condition(d, cond, what)
+    condition = _condition(d, cond, what, ctx)
     rule = dataclasses.replace(rule, condition=condition, source=ctx.source)
     (d.http_request_rules if kw == "http-request" else d.http_response_rules).append(rule)
 
@@ -508,13 +516,14 @@ KEYWORDS: dict[str, Keyword] = {
 
 LATER_KEYWORDS = word_set(
     "cookie stick-table stick tcp-request tcp-response http-check errorfile errorloc "
-    "errorloc302 errorloc303 errorfiles http-error stats capture compression filter http- "
-    "reuse fullconn hash-type hash-balance-factor default-server server-template monitor- "
-    "uri monitor unique-id-format unique-id-header log-format log-format-sd log-tag rate- "
-    "limit redirect description id disabled enabled dispatch force-persist ignore-persist "
-    "persist source email-alert http-after-response grace backlog bind-process declare "
-    "load-server-state-from-file max-keep-alive-queue external-check use-server http-send- "
-    "name-header retry-on server-state-file-name dynamic-cookie-key ignore-persist"
+    "errorloc302 errorloc303 errorfiles http-error stats capture compression filter "
+    "http-reuse fullconn hash-type hash-balance-factor default-server server-template "
+    "monitor-uri monitor unique-id-format unique-id-header log-format log-format-sd log-tag "
+    "rate-limit redirect description id disabled enabled dispatch force-persist "
+    "ignore-persist persist source email-alert http-after-response grace backlog "
+    "bind-process declare load-server-state-from-file max-keep-alive-queue external-check "
+    "use-server http-send-name-header retry-on server-state-file-name dynamic-cookie-key "
+    "ignore-persist"
 )
 
 

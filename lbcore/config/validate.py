@@ -15,10 +15,18 @@ from lbcore.config.model import Config, Mode, Proxy, Source
 from lbcore.config.proxy import ProxyDraft
 
 
-def validate(config: Config, drafts: Sequence[ProxyDraft]) -> list[ConfigError]:
+def validate(
+    config: Config, drafts: Sequence[ProxyDraft], parse_failed: bool = False
+) -> tuple[list[ConfigError], list[str]]:
+    """``(errors, warnings)`` about the configuration as a whole.
+
+    ``parse_failed``: some line was refused already; findings that would only echo it
+    (nothing listens because the only ``bind`` line was bad) are left out.
+    """
     errors: list[ConfigError] = []
+    warnings = _warnings(config.proxies)
     errors += _unique_names(config.proxies)
-    errors += _binds(config.proxies)
+    errors += _binds(config.proxies, drafts)
     backends = config.backends
     for proxy, draft in zip(config.proxies, drafts, strict=True):
         targets: list[tuple[str, Source | None, str]] = [
@@ -56,14 +64,36 @@ def validate(config: Config, drafts: Sequence[ProxyDraft]) -> list[ConfigError]:
                         source,
                     )
                 )
-    if not config.frontends:
+    if not config.frontends and not parse_failed:
         errors.append(
             ConfigError(
                 "no frontend or listen section: nothing would listen",
                 Source(config.files[-1], 1) if config.files else None,
             )
         )
-    return errors
+    return errors, warnings
+
+
+def _warnings(proxies: Sequence[Proxy]) -> list[str]:
+    """What HAProxy warns about: missing timeouts, HTTP features in a tcp-mode proxy."""
+    warnings = []
+    for p in proxies:
+        where = f"{p.source}: {p.kind.value} '{p.name}'"
+        missing = []
+        if p.kind.has_frontend and p.timeouts.client is None:
+            missing.append("client")
+        if p.kind.has_backend:
+            missing += [n for n in ("connect", "server") if getattr(p.timeouts, n) is None]
+        if missing:
+            names = ", ".join(f"'timeout {n}'" for n in missing)
+            warnings.append(f"{where}: missing timeouts ({names}): idle connections never expire")
+        if p.mode is not Mode.TCP:
+            continue
+        if p.http_request_rules or p.http_response_rules:
+            warnings.append(f"{where}: http-request/http-response rules are ignored in tcp mode")
+        if p.options.httplog and p.kind.has_frontend:
+            warnings.append(f"{where}: 'option httplog' needs 'mode http'; tcplog is used")
+    return warnings
 
 
 def _unique_names(proxies: Sequence[Proxy]) -> list[ConfigError]:
@@ -93,13 +123,13 @@ def _unique_names(proxies: Sequence[Proxy]) -> list[ConfigError]:
     return errors
 
 
-def _binds(proxies: Sequence[Proxy]) -> list[ConfigError]:
+def _binds(proxies: Sequence[Proxy], drafts: Sequence[ProxyDraft]) -> list[ConfigError]:
     errors = []
     bound: dict[tuple[str, int], tuple[Proxy, Source | None]] = {}
-    for proxy in proxies:
+    for proxy, draft in zip(proxies, drafts, strict=True):
         if not proxy.kind.has_frontend:
             continue
-        if not proxy.binds:
+        if not draft.bind_lines:
             errors.append(
                 ConfigError(
                     f"{proxy.kind.value} '{proxy.name}' has no 'bind' line (declare it as a "
@@ -108,7 +138,8 @@ def _binds(proxies: Sequence[Proxy]) -> list[ConfigError]:
                 )
             )
         for bind in proxy.binds:
-            key = (bind.host, bind.port)
+            # "0.0.0.0" and "" (also "*") are the same socket
+            key = ("" if bind.host == "0.0.0.0" else bind.host, bind.port)
             if key in bound:
                 other, where = bound[key]
                 errors.append(

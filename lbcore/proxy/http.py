@@ -246,8 +246,14 @@ class HttpClient(asyncio.Protocol):
             self.transport.abort()
 
     def close_if_idle(self) -> None:
-        """Graceful stop: idle keep-alive connections go now, busy ones after their answer."""
-        if self.phase in (IDLE_FIRST, IDLE_KA) and self.reader.at_message_start:
+        """Graceful stop: idle keep-alive connections go now, busy ones after their answer.
+
+        A connection still waiting for its *first* request is not idle: it was accepted
+        from the listening socket the new workers share, so its client has sent (or is
+        sending) a request; closing it would fail that request on every reload. It gets
+        its answer with ``connection: close`` (bounded by its timeouts and hard-stop-after).
+        """
+        if self.phase == IDLE_KA and self.reader.at_message_start:
             self.close()
 
     # ---- flow control --------------------------------------------------------
