@@ -413,7 +413,7 @@ def test_graceful_stop_finishes_in_flight_requests(lb: LbFactory, web: list[Back
     )
     idle = socket.create_connection(("127.0.0.1", port), timeout=5)
     idle.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-    assert idle.recv(65536).startswith(b"HTTP/1.1 200")
+    assert _read_responses(idle, 1)[0].startswith(b"HTTP/1.1 200")
     result: list[Any] = []
     t = threading.Thread(target=lambda: result.append(get(port, "/slow?d=1")))
     t.start()
