@@ -23,6 +23,7 @@ once upgraded.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from lbcore.backend import BackendRuntime
@@ -42,6 +43,20 @@ _PAUSE_WAIT = 2  # nothing to forward to yet (queued, connecting, pipelined)
 _WAIT_BUFFER = 65536  # bytes a waiting request may buffer before its client is paused
 _POOL_MAX = 128  # idle upstream connections kept per server
 _PLAIN = PickContext()  # for algorithms that read nothing from the request
+POOL_IDLE = 5.0  # seconds an idle server connection is kept (HAProxy's pool-purge-delay)
+
+log = logging.getLogger("lbcore.proxy")
+
+
+def purge_idle(backends: Any, now: float, max_idle: float = POOL_IDLE) -> int:
+    """Close pooled server connections idle for longer than ``max_idle``; count them."""
+    closed = 0
+    for be in backends:
+        for idle in be.idle.values():
+            while idle and now - idle[0].idle_since > max_idle:
+                idle.pop(0).transport.close()  # the oldest are first in the list
+                closed += 1
+    return closed
 
 
 class Upstream(asyncio.Protocol):
@@ -51,6 +66,7 @@ class Upstream(asyncio.Protocol):
         "backend",
         "client",
         "got_data",
+        "idle_since",
         "read_paused",
         "reader",
         "resp_keep",
@@ -67,11 +83,22 @@ class Upstream(asyncio.Protocol):
         self.read_paused = False
         self.got_data = False
         self.resp_keep = False
+        self.idle_since = 0.0
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
+        try:
+            self._received(data)
+        except Exception:  # a bug of ours must cost one request, not the worker
+            client = self.client
+            if client is not None:
+                client.internal_error()
+            else:
+                self.transport.abort()
+
+    def _received(self, data: bytes) -> None:
         client = self.client
         if client is None:  # idle: servers do not talk first; drop the connection
             self.transport.close()
@@ -283,6 +310,23 @@ class HttpClient(asyncio.Protocol):
     # ---- reading requests ----------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        try:
+            self._received(data)
+        except Exception:  # a bug of ours must cost one request, not the worker
+            self.internal_error()
+
+    def internal_error(self) -> None:
+        """An unexpected exception while handling this connection: 500, as HAProxy."""
+        log.exception("internal error on a client connection from %s", self.src)
+        up = self.upstream
+        if up is not None:
+            self._release_upstream(up, reuse=False)
+        if self.resp_started:
+            self.abort()
+        else:
+            self.answer_error(500)
+
+    def _received(self, data: bytes) -> None:
         phase = self.phase
         if phase == TUNNEL:
             up = self.upstream
@@ -598,6 +642,7 @@ class HttpClient(asyncio.Protocol):
             assert be is not None
             idle = be.idle.setdefault(up.server.name, [])
             if len(idle) < _POOL_MAX:
+                up.idle_since = self.loop.time()
                 idle.append(up)
                 return
         up.transport.close()
