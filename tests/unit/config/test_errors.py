@@ -72,7 +72,7 @@ ERRORS = [
     Err("global", "stats socket /tmp/x level", "stats socket: 'level' expects a value", R),
     Err("global", "stats socket /tmp/x frob 1", "stats socket: unknown option 'frob'", R),
     Err("global", "stats socket /tmp/x uid 0", "'uid' is not supported yet (stats socket option)"),
-    Err("global", "stats timeout 30s", "'stats timeout' is not supported yet"),
+    Err("global", "stats maxconn 10", "'stats maxconn' is not supported yet"),
     Err("global", "chroot /tmp", "'chroot' is not supported yet"),
     Err("global", "tune.bufsize 16384", "'tune.bufsize' is not supported yet"),
     Err("global", 'log "127.0.0.1 local0', "unmatched quote at column 9", R),
