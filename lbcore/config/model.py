@@ -94,6 +94,7 @@ class Global:
     pidfile: str | None = None
     daemon: bool = False
     hard_stop_after: float | None = None
+    stats_timeout: float | None = None  # idle timeout of stats socket sessions (10 s)
 
 
 @dataclass(frozen=True, slots=True)

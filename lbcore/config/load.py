@@ -1,0 +1,49 @@
+"""Read configuration files and parse them: the only I/O of ``lbcore.config``.
+
+``-f`` may name a file or a directory; a directory contributes its ``*.cfg`` files in
+lexical order, as HAProxy does. ``lbcore check`` and ``lbcore run`` both load through
+``load_config``, so ``check`` validates exactly what ``run`` would accept.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from lbcore.config.errors import ConfigError, ConfigErrors
+from lbcore.config.model import Config
+from lbcore.config.parser import parse_texts
+
+
+def expand_paths(paths: Sequence[str]) -> list[str]:
+    files: list[str] = []
+    for path in paths:
+        if os.path.isdir(path):
+            files += sorted(str(p) for p in Path(path).glob("*.cfg") if p.is_file())
+        else:
+            files.append(path)
+    return files
+
+
+def load_config(
+    paths: Sequence[str], env: Mapping[str, str] | None = None
+) -> tuple[Config, list[str]]:
+    """Parse the files (in order, as one configuration): ``(config, warnings)``.
+
+    Raises ``ConfigErrors`` for unreadable files and for every problem in their text.
+    """
+    texts: list[tuple[str, str]] = []
+    unreadable: list[ConfigError] = []
+    files = expand_paths(paths)
+    if not files:
+        raise ConfigErrors([ConfigError("no configuration file given")])
+    for name in files:
+        try:
+            with open(name, encoding="utf-8", errors="surrogateescape") as f:
+                texts.append((name, f.read()))
+        except OSError as exc:
+            unreadable.append(ConfigError(f"{name}: cannot read: {exc.strerror}"))
+    if unreadable:
+        raise ConfigErrors(unreadable)
+    return parse_texts(texts, os.environ if env is None else env)

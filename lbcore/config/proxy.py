@@ -1,0 +1,537 @@
+"""Keywords of ``defaults``, ``frontend``, ``backend`` and ``listen`` sections.
+
+Theory of operation: a section is read into a mutable ``ProxyDraft``; when the section
+ends the parser freezes it into a ``model.Proxy``. A proxy starts as a copy of the
+``defaults`` section in force when it was declared (HAProxy's rule: each ``defaults``
+section applies to what follows it, until the next one). Each keyword is a handler in
+``KEYWORDS`` with the sections where it is allowed, and those where HAProxy accepts it
+but ignores it with a warning (``retries`` in a frontend, say) — there we warn too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from lbcore.config import acl as aclmod
+from lbcore.config.addresses import parse_bind_address, parse_server_address
+from lbcore.config.errors import ConfigError, NotSupportedYet
+from lbcore.config.globals_ import parse_log
+from lbcore.config.model import (
+    Acl,
+    Balance,
+    Bind,
+    Condition,
+    HttpRule,
+    LogTarget,
+    Mode,
+    Options,
+    Proxy,
+    ProxyKind,
+    Server,
+    Source,
+    Timeouts,
+    UseBackend,
+)
+from lbcore.config.tokenizer import word_set
+from lbcore.config.units import parse_duration, parse_int
+
+
+class Context:
+    """What a keyword handler needs besides its words: where it is, and a way to warn."""
+
+    def __init__(self, source: Source, warnings: list[str]) -> None:
+        self.source = source
+        self._warnings = warnings
+
+    def warn(self, message: str) -> None:
+        self._warnings.append(f"{self.source}: {message}")
+
+
+@dataclass(slots=True)
+class ProxyDraft:
+    """A proxy section being read (or a ``defaults`` section when ``kind`` is None)."""
+
+    name: str
+    kind: ProxyKind | None
+    source: Source | None = None
+    mode: Mode = Mode.TCP
+    binds: list[Bind] = field(default_factory=list)
+    default_backend: str | None = None
+    default_backend_source: Source | None = None
+    use_backends: list[UseBackend] = field(default_factory=list)
+    acls: list[Acl] = field(default_factory=list)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    maxconn: int | None = None
+    retries: int = 3
+    options: Options = field(default_factory=Options)
+    http_request_rules: list[HttpRule] = field(default_factory=list)
+    http_response_rules: list[HttpRule] = field(default_factory=list)
+    balance: Balance = field(default_factory=Balance)
+    servers: list[Server] = field(default_factory=list)
+    logs: list[LogTarget] = field(default_factory=list)
+    base_options: Options = field(default_factory=Options)  # for "default option X"
+    bind_lines: int = 0  # bind lines seen, good or bad (a bad one was reported already)
+
+    @property
+    def section(self) -> str:
+        return "defaults" if self.kind is None else self.kind.value
+
+    def inherit(self, name: str, kind: ProxyKind | None, source: Source) -> ProxyDraft:
+        """A new section that starts with what this ``defaults`` section set."""
+        return ProxyDraft(
+            name=name,
+            kind=kind,
+            source=source,
+            mode=self.mode,
+            default_backend=self.default_backend if kind is not ProxyKind.BACKEND else None,
+            default_backend_source=self.default_backend_source,
+            timeouts=self.timeouts,
+            maxconn=self.maxconn,
+            retries=self.retries,
+            options=self.options,
+            base_options=self.options,
+            balance=self.balance,
+            logs=list(self.logs),
+        )
+
+    def freeze(self) -> Proxy:
+        assert self.kind is not None
+        return Proxy(
+            name=self.name,
+            kind=self.kind,
+            mode=self.mode,
+            binds=tuple(self.binds),
+            default_backend=self.default_backend,
+            use_backends=tuple(self.use_backends),
+            acls=tuple(self.acls),
+            timeouts=self.timeouts,
+            maxconn=self.maxconn,
+            retries=self.retries,
+            options=self.options,
+            http_request_rules=tuple(self.http_request_rules),
+            http_response_rules=tuple(self.http_response_rules),
+            balance=self.balance,
+            servers=tuple(self.servers),
+            logs=tuple(self.logs),
+            source=self.source,
+        )
+
+
+Handler = Callable[[ProxyDraft, list[str], Context], None]
+
+D, F, B, L = "defaults", "frontend", "backend", "listen"
+ALL = frozenset({D, F, B, L})
+
+
+def _need(args: list[str], count: int, usage: str) -> None:
+    if len(args) < count + 1:
+        raise ConfigError(f"'{args[0]}' expects {usage}")
+
+
+def _no_more(args: list[str], used: int) -> None:
+    if len(args) > used:
+        raise ConfigError(f"'{args[0]}': unexpected argument '{args[used]}'")
+
+
+def _condition(d: ProxyDraft, words: list[str], what: str, ctx: Context) -> Condition | None:
+    if not words:
+        return None
+    try:
+        return aclmod.parse_condition(words, {a.name for a in d.acls}, ctx.source)
+    except ConfigError as exc:
+        exc.message = f"{what}: {exc.message}"
+        raise
+
+
+def _kw_bind(d: ProxyDraft, args: list[str], ctx: Context) -> None:
+    d.bind_lines += 1
+    _need(args, 1, "an address such as ':80', '*:80', '[::]:80' or '127.0.0.1:8080'")
+    if len(args) > 2:
+        raise NotSupportedYet(args[2], "bind option")
+    for item in args[1].split(","):
+        if not item:
+            raise ConfigError(f"bind: empty address in '{args[1]}'")
+        for host, port in parse_bind_address(item):
+            d.binds.append(Bind(host=host, port=port, source=ctx.source))
+
+
+def _kw_mode(d: ProxyDraft, args: list[str], ctx: Context) -> None:
+    _need(args, 1, "'http' or 'tcp'")
+    _no_more(args, 2)
+    try:
+        d.mode = Mode(args[1])
+    except ValueError:
+        if args[1] in ("health", "log", "spop"):
+            raise NotSupportedYet(f"mode {args[1]}") from None
+        raise ConfigError(f"unknown proxy mode '{args[1]}' (expected 'http' or 'tcp')") from None
+
+
+def _backend_name(name: str) -> str:
+    if "%[" in name:
+        raise NotSupportedYet(name, "dynamic backend name")
+    return name
+
+
+def _kw_default_backend(d: ProxyDraft, args: list[str], ctx: Context) -> None:
+    _need(args, 1, "a backend name")
+    _no_more(args, 2)
+    d.default_backend = _backend_name(args[1])
+    d.default_backend_source = ctx.source
+
+
+def _kw_use_backend(d: ProxyDraft, args: list[str], ctx: Context) -> None:
+    action, cond = aclmod.split_condition(args)
+    _need(action, 1, "a backend name, then optionally 'if|unless <condition>'")
+    _no_more(action, 2)
+    condition = _condition(d, cond, "use_backend", ctx)
+    d.use_backends.append(UseBackend(_backend_name(action[1]), condition, ctx.source))
+
+
+def _kw_acl(d: ProxyDraft, args: list[str], ctx: Context) -> None:
+    _need(args, 2, "a name and a criterion: acl NAME CRITERION [FLAGS] [PATTERNS]")
+    aclmod.check_acl_name(args[1])
+    words = args[2:]
+    matcher = aclmod.parse_matcher(words, allow_empty=True)
+    if not matcher.patterns and "--" not in words:
+        ctx.warn(
+            f"acl '{args[1]}': no pattern given, so it never matches (add '--' if this is intended)"
+        )
+    matcher = dataclasses.replace(matcher, source=ctx.source)
+    d.acls.append(Acl(name=args[1], matcher=matcher, source=ctx.source))
+
+
+#: timeout name -> (model field, sections where HAProxy uses it)
+TIMEOUTS: dict[str, tuple[str, frozenset[str]]] = {
+    "connect": ("connect", frozenset({D, B, L})),
+    "client": ("client", frozenset({D, F, L})),
+    "server": ("server", frozenset({D, B, L})),
+    "http-request": ("http_request", ALL),
+    "http-keep-alive": ("http_keep_alive", ALL),
+    "queue": ("queue", frozenset({D, B, L})),
+    "tunnel": ("tunnel", frozenset({D, B, L})),
+    "check": ("check", frozenset({D, B, L})),
+}
+LATER_TIMEOUTS = frozenset({"tarpit", "client-fin", "server-fin", "client-hs"})
+
+
+def _kw_timeout(d: ProxyDraft, args: list[str], ctx: Context) -> None:
+    _need(args, 1, f"a timeout name ({', '.join(TIMEOUTS)}) and a duration")
+    name = args[1]
+    if name not in TIMEOUTS:
+        if name in LATER_TIMEOUTS:
+            raise NotSupportedYet(f"timeout {name}")
+        raise ConfigError(
+            f"unknown timeout '{name}'{_hint(name, TIMEOUTS)} (expected one of "
+            f"{', '.join(TIMEOUTS)})"
+        )
+    _need(args, 2, f"a duration after 'timeout {name}'")
+    _no_more(args, 3)
+    attr, sections = TIMEOUTS[name]
+    value = parse_duration(args[2], f"timeout {name}")
+    if d.section not in sections:
+        ctx.warn(f"'timeout {name}' is ignored in a {d.section} section")
+    d.timeouts = dataclasses.replace(d.timeouts, **{attr: value})
+
+
+def _kw_maxconn(d: ProxyDraft, args: list[str], ctx: Context) -> None:
+    _need(args, 1, "a number")
+    _no_more(args, 2)
+    d.maxconn = parse_int(args[1], "maxconn", 0)
+
+
+def _kw_retries(d: ProxyDraft, args: list[str], ctx: Context) -> None:
+    _need(args, 1, "a number")
+    _no_more(args, 2)
+    d.retries = parse_int(args[1], "retries", 0)
+
+
+#: option name -> (Options field or None for http-keep-alive, sections, negatable)
+OPTIONS: dict[str, tuple[str, frozenset[str], bool]] = {
+    "redispatch": ("redispatch", frozenset({D, B, L}), True),
+    "forwardfor": ("forwardfor", ALL, False),
+    "http-server-close": ("http_server_close", ALL, True),
+    "http-keep-alive": ("http_server_close", ALL, True),
+    "httplog": ("httplog", frozenset({D, F, L}), False),
+    "tcplog": ("tcplog", frozenset({D, F, L}), False),
+    "dontlognull": ("dontlognull", frozenset({D, F, L}), True),
+}
+LATER_OPTIONS = word_set(
+    "httpchk tcp-check ssl-hello-chk mysql-check pgsql-check redis-check smtpchk ldap-check "
+    "external-check log-health-checks httpclose http-buffer-request abortonclose allbackups "
+    "persist prefer-last-server splice-auto splice-request splice-response tcpka clitcpka "
+    "srvtcpka accept-invalid-http-request accept-invalid-http-response checkcache contstats "
+    "disable-h2-upgrade http-no-delay http-pretend-keepalive http-use-proxy-header "
+    "http-restrict-req-hdr-names independent-streams log-separate-errors logasap nolinger "
+    "originalto socket-stats spop-check tcp-smart-accept tcp-smart-connect transparent "
+    "idle-close-on-response http-ignore-probes h1-case-adjust-bogus-client "
+    "h1-case-adjust-bogus-server httpslog forceclose http-tunnel"
+)
+
+
+def set_option(d: ProxyDraft, args: list[str], ctx: Context, prefix: str = "") -> None:
+    """``option NAME``, ``no option NAME`` (``prefix`` "no") or ``default option NAME``
+    (``prefix`` "default": back to what the proxy's defaults section said)."""
+    _need(args, 1, "an option name")
+    name = args[1]
+    if name not in OPTIONS:
+        if name in LATER_OPTIONS:
+            raise NotSupportedYet(f"option {name}")
+        raise ConfigError(f"unknown option '{name}'{_hint(name, OPTIONS, LATER_OPTIONS)}")
+    attr, sections, negatable = OPTIONS[name]
+    if prefix and not negatable:
+        raise ConfigError(f"'{prefix} option {name}' is not allowed (HAProxy refuses it too)")
+    if len(args) > 2:
+        raise NotSupportedYet(f"option {name} {args[2]}")
+    if d.section not in sections:
+        ctx.warn(f"'option {name}' is ignored in a {d.section} section")
+    if prefix == "default":
+        value = getattr(d.base_options, attr)
+    else:
+        # option http-keep-alive is the opposite of http-server-close (the last one wins)
+        value = (prefix != "no") != (name == "http-keep-alive")
+    d.options = dataclasses.replace(d.options, **{attr: value})
+
+
+def _kw_option(d: ProxyDraft, args: list[str], ctx: Context) -> None:
+    set_option(d, args, ctx)
+
+
+def _kw_log(d: ProxyDraft, args: list[str], ctx: Context) -> None:
+    _need(args, 1, "'global' or an address and a facility")
+    if args[1] == "global":
+        _no_more(args, 2)
+        d.logs.append(LogTarget(address="global", source=ctx.source))
+        return
+    d.logs.append(parse_log(args, ctx.source))
+
+
+BALANCE_PLAIN = ("roundrobin", "static-rr", "leastconn", "first", "source", "uri")
+LATER_BALANCE = frozenset({"url_param", "rdp-cookie", "hash"})
+
+
+def _kw_balance(d: ProxyDraft, args: list[str], ctx: Context) -> None:
+    algos = ", ".join((*BALANCE_PLAIN, "hdr(name)", "random"))
+    _need(args, 1, f"an algorithm ({algos})")
+    algo, arg = args[1], None
+    if "(" in algo and algo.endswith(")"):
+        algo, arg = algo[:-1].split("(", 1)
+    if algo in LATER_BALANCE:
+        raise NotSupportedYet(f"balance {algo}")
+    if (algo in BALANCE_PLAIN and arg is None) or (algo == "hdr" and arg):
+        pass
+    elif algo == "random" and (arg is None or arg.isdigit()):
+        if arg is not None:
+            parse_int(arg, "balance random draws", 1, 100)
+    else:
+        raise ConfigError(f"unknown balance algorithm '{args[1]}' (expected one of {algos})")
+    if len(args) > 2:
+        raise NotSupportedYet(f"balance {algo} {args[2]}")
+    d.balance = Balance(algorithm=algo, arg=arg)
+
+
+LATER_SERVER_OPTIONS = word_set(
+    "check inter fastinter downinter rise fall cookie ssl verify ca-file crt sni alpn "
+    "check-ssl check-sni check-alpn send-proxy send-proxy-v2 send-proxy-v2-ssl "
+    "send-proxy-v2-ssl-cn agent-check agent-port agent-inter agent-addr agent-send observe "
+    "on-error on-marked-down on-marked-up slowstart track resolvers resolve-prefer "
+    "resolve-net resolve-opts init-addr port addr id redir error-limit maxqueue minconn "
+    "no-check no-ssl source tfo pool-max-conn pool-purge-delay pool-low-conn proto "
+    "check-send-proxy no-backup non-stick namespace socks4 ws ciphers ciphersuites curves "
+    "ssl-min-ver ssl-max-ver ssl-reuse no-ssl-reuse tls-tickets no-tls-tickets crl-file "
+    "force-sslv3 force-tlsv10 force-tlsv11 force-tlsv12 force-tlsv13 no-sslv3 no-tlsv10 "
+    "no-tlsv11 no-tlsv12 no-tlsv13 verifyhost npn check-proto check-via-socks4 "
+    "set-proxy-v2-tlv-fmt shard usesrc log-proto max-reuse allow-0rtt"
+)
+SERVER_OPTIONS = ("weight", "maxconn", "backup", "disabled", "enabled")
+
+
+def _kw_server(d: ProxyDraft, args: list[str], ctx: Context) -> None:
+    _need(args, 2, "a name and an address: server NAME ADDRESS:PORT [options]")
+    name = args[1]
+    if not aclmod.ACL_NAME.match(name):
+        raise ConfigError(f"invalid server name '{name}'")
+    host, port = parse_server_address(args[2])
+    weight, maxconn, backup, disabled = 1, 0, False, False
+    i = 3
+    while i < len(args):
+        word = args[i]
+        if word in ("weight", "maxconn"):
+            if i + 1 >= len(args):
+                raise ConfigError(f"server {name}: '{word}' expects a number")
+            if word == "weight":
+                weight = parse_int(args[i + 1], f"server {name}: weight", 0, 256)
+            else:
+                maxconn = parse_int(args[i + 1], f"server {name}: maxconn", 0)
+            i += 2
+            continue
+        if word == "backup":
+            backup = True
+        elif word == "disabled":
+            disabled = True
+        elif word == "enabled":
+            disabled = False
+        elif word in LATER_SERVER_OPTIONS:
+            raise NotSupportedYet(word, "server option")
+        else:
+            raise ConfigError(
+                f"server {name}: unknown option '{word}'"
+                f"{_hint(word, SERVER_OPTIONS, LATER_SERVER_OPTIONS)}"
+            )
+        i += 1
+    for other in d.servers:
+        if other.name == name:
+            raise ConfigError(
+                f"{d.section} '{d.name}': another server named '{name}' was already "
+                f"defined at {other.source}, please use distinct names"
+            )
+    d.servers.append(Server(name, host, port, weight, maxconn, backup, disabled, source=ctx.source))
+
+
+HTTP_REQUEST_ACTIONS = ("set-header", "add-header", "del-header", "redirect", "deny")
+HTTP_RESPONSE_ACTIONS = ("set-header", "add-header", "del-header")
+LATER_HTTP_ACTIONS = word_set(
+    "allow auth tarpit return set-path set-pathq set-uri set-query set-method "
+    "replace-header replace-value replace-path replace-pathq replace-uri set-var unset-var "
+    "set-var-fmt capture track-sc0 track-sc1 track-sc2 sc-inc-gpc sc-inc-gpc0 sc-inc-gpc1 "
+    "sc-set-gpt0 set-log-level set-nice set-tos set-mark set-src set-src-port set-dst "
+    "set-dst-port use-service cache-use cache-store early-hint add-acl del-acl set-map "
+    "del-map silent-drop reject normalize-uri disable-l7-retry wait-for-body "
+    "wait-for-handshake strict-mode do-resolve send-spoe-group set-status set-timeout "
+    "set-bandwidth-limit sc-add-gpc sc-set-gpt deny redirect"
+)
+REDIRECT_CODES = (301, 302, 303, 307, 308)
+DENY_CODES: tuple[int, ...] = (200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 425, 429)
+DENY_CODES += (500, 501, 502, 503, 504)
+
+
+def _http_rule(d: ProxyDraft, args: list[str], ctx: Context, actions: tuple[str, ...]) -> None:
+    kw = args[0]
+    _need(args, 1, f"an action ({', '.join(actions)})")
+    words, cond = aclmod.split_condition(args[1:])
+    action = words[0] if words else ""
+    if action not in actions:
+        if action in LATER_HTTP_ACTIONS:
+            raise NotSupportedYet(f"{kw} {action}")
+        raise ConfigError(
+            f"unknown '{kw}' action '{action}'{_hint(action, actions, LATER_HTTP_ACTIONS)}"
+            f" (expected one of {', '.join(actions)})"
+        )
+    what = f"{kw} {action}"
+    rule = _parse_action(action, words[1:], what)
+    condition = _condition(d, cond, what, ctx)
+    rule = dataclasses.replace(rule, condition=condition, source=ctx.source)
+    (d.http_request_rules if kw == "http-request" else d.http_response_rules).append(rule)
+
+
+def _parse_action(action: str, words: list[str], what: str) -> HttpRule:
+    def expect(count: int) -> None:
+        if len(words) < count or any(w == "" for w in words[:count]):
+            raise ConfigError(f"'{what}' expects exactly {count} argument(s)")
+        if len(words) > count:
+            raise ConfigError(
+                f"'{what}' expects either 'if' or 'unless' followed by a condition "
+                f"but found '{words[count]}'"
+            )
+
+    if action in ("set-header", "add-header"):
+        expect(2)
+        return HttpRule(action, name=words[0], value=words[1])
+    if action == "del-header":
+        if len(words) >= 2 and words[1] == "-m":
+            raise NotSupportedYet(f"{what} -m")
+        expect(1)
+        return HttpRule(action, name=words[0])
+    if action == "redirect":
+        if len(words) < 2 or words[0] not in ("location", "prefix", "scheme"):
+            raise ConfigError(f"'{what}' expects 'location', 'prefix' or 'scheme' and a value")
+        code, i = 302, 2
+        while i < len(words):
+            if words[i] != "code":
+                if words[i] in ("drop-query", "append-slash", "set-cookie", "clear-cookie"):
+                    raise NotSupportedYet(f"{what} {words[i]}")
+                raise ConfigError(
+                    f"'{what}' expects 'code' or 'if'/'unless' but found '{words[i]}'"
+                )
+            if i + 1 >= len(words):
+                raise ConfigError(f"'{what}': 'code' expects a status code")
+            code = parse_int(words[i + 1], f"{what}: code", 0, 999)
+            if code not in REDIRECT_CODES:
+                raise ConfigError(
+                    f"'{what}': unsupported HTTP code '{code}' (must be one of 301, 302, "
+                    "303, 307 or 308)"
+                )
+            i += 2
+        return HttpRule(action, value=words[1], redirect_kind=words[0], code=code)
+    # deny [deny_status N | status N]
+    code = 403
+    if words:
+        if words[0] not in ("deny_status", "status"):
+            if words[0] in ("content-type", "errorfile", "errorfiles", "file", "string"):
+                raise NotSupportedYet(f"{what} {words[0]}")
+            raise ConfigError(f"'{what}' expects 'deny_status' or 'if'/'unless'")
+        if len(words) < 2:
+            raise ConfigError(f"'{what}': '{words[0]}' expects a status code")
+        code = parse_int(words[1], f"{what}: {words[0]}", 0, 999)
+        if code not in DENY_CODES:
+            raise ConfigError(f"'{what}': unexpected status code '{code}'")
+        if len(words) > 2:
+            raise NotSupportedYet(f"{what} {words[2]}")
+    return HttpRule(action, code=code)
+
+
+def _kw_http_request(d: ProxyDraft, args: list[str], ctx: Context) -> None:
+    _http_rule(d, args, ctx, HTTP_REQUEST_ACTIONS)
+
+
+def _kw_http_response(d: ProxyDraft, args: list[str], ctx: Context) -> None:
+    _http_rule(d, args, ctx, HTTP_RESPONSE_ACTIONS)
+
+
+@dataclass(frozen=True, slots=True)
+class Keyword:
+    handler: Handler
+    allowed: frozenset[str]
+    ignored: frozenset[str] = frozenset()  # HAProxy accepts it there, warns and ignores it
+
+
+KEYWORDS: dict[str, Keyword] = {
+    "bind": Keyword(_kw_bind, frozenset({F, L}), frozenset({B})),
+    "mode": Keyword(_kw_mode, ALL),
+    "default_backend": Keyword(_kw_default_backend, frozenset({D, F, L}), frozenset({B})),
+    "use_backend": Keyword(_kw_use_backend, frozenset({F, L}), frozenset({B})),
+    "acl": Keyword(_kw_acl, frozenset({F, B, L})),
+    "timeout": Keyword(_kw_timeout, ALL),
+    "maxconn": Keyword(_kw_maxconn, frozenset({D, F, L}), frozenset({B})),
+    "retries": Keyword(_kw_retries, frozenset({D, B, L}), frozenset({F})),
+    "option": Keyword(_kw_option, ALL),
+    "log": Keyword(_kw_log, ALL),
+    "balance": Keyword(_kw_balance, frozenset({D, B, L}), frozenset({F})),
+    "server": Keyword(_kw_server, frozenset({B, L})),
+    "http-request": Keyword(_kw_http_request, frozenset({F, B, L})),
+    "http-response": Keyword(_kw_http_response, frozenset({F, B, L})),
+}
+
+LATER_KEYWORDS = word_set(
+    "cookie stick-table stick tcp-request tcp-response http-check errorfile errorloc "
+    "errorloc302 errorloc303 errorfiles http-error stats capture compression filter "
+    "http-reuse fullconn hash-type hash-balance-factor default-server server-template "
+    "monitor-uri monitor unique-id-format unique-id-header log-format log-format-sd log-tag "
+    "rate-limit redirect description id disabled enabled dispatch force-persist "
+    "ignore-persist persist source email-alert http-after-response grace backlog "
+    "bind-process declare load-server-state-from-file max-keep-alive-queue external-check "
+    "use-server http-send-name-header retry-on server-state-file-name dynamic-cookie-key "
+    "ignore-persist"
+)
+
+
+def _hint(word: str, *vocabularies: Iterable[str]) -> str:
+    """``" (did you mean 'X'?)"`` for the closest known word, or ``""``."""
+    known = [w for vocab in vocabularies for w in vocab]
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+hint = _hint
