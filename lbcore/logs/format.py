@@ -12,10 +12,11 @@ argument (``now``). Encoding follows HAProxy's maps: captured headers escape ``"
 non-printable bytes as ``#XX``; the request line escapes ``"#`` and non-printables.
 
 The syslog envelope (:func:`frame`) implements the ``log ... format`` values HAProxy 2.6
-accepts: ``rfc3164`` (the default: ``<PRI>Mmm dd hh:mm:ss tag[pid]: msg``), ``rfc5424``,
-``short`` (``<LEVEL>msg``), ``priority``, ``timed``, ``iso`` and ``raw``, each message cut
-to ``len`` bytes and terminated by a line feed — byte for byte as the golden tests capture
-from HAProxy itself.
+accepts: ``local`` (the default: ``<PRI>Mmm dd hh:mm:ss tag[pid]: msg``), ``rfc3164`` (the
+same with a host name, ``localhost`` unless one is set), ``rfc5424``, ``short``
+(``<LEVEL>msg``), ``priority``, ``timed``, ``iso`` and ``raw``, each message cut to ``len``
+bytes and terminated by a line feed — byte for byte as the golden tests capture from
+HAProxy itself.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ FACILITIES = [
     *(f"local{i}" for i in range(8)),
 ]
 LEVELS = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
-SYSLOG_FORMATS = ("rfc3164", "rfc5424", "short", "priority", "timed", "iso", "raw")
+SYSLOG_FORMATS = ("local", "rfc3164", "rfc5424", "short", "priority", "timed", "iso", "raw")
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -439,7 +440,7 @@ def frame(
     now: float,
     facility: str = "local0",
     level: str = "info",
-    fmt: str = "rfc3164",
+    fmt: str = "local",
     tag: str = "haproxy",
     pid: int = 0,
     hostname: str | None = None,
@@ -448,14 +449,17 @@ def frame(
 ) -> bytes:
     """One syslog datagram (or file line) as HAProxy 2.6 writes it.
 
-    ``hostname`` is only sent when set (HAProxy's ``log-send-hostname``); rfc5424 writes
-    ``-`` in its place otherwise. The header and message together are cut to ``maxlen``
+    ``hostname`` (HAProxy's ``log-send-hostname``) is written by ``local`` only when set,
+    always by ``rfc3164`` (``localhost`` by default, as HAProxy 2.6 does), and by
+    ``rfc5424`` as ``-`` when unset. The header and message together are cut to ``maxlen``
     bytes, then a line feed is appended.
     """
     pri = priority(facility, level)
-    if fmt == "rfc3164":
+    if fmt in ("local", "rfc3164"):
         sec = int(now)
         d = _dt_at(sec, tz)
+        if fmt == "rfc3164":
+            hostname = hostname or "localhost"
         host = f"{hostname} " if hostname else ""
         head = (
             f"<{pri}>{_MONTHS[d.month - 1]} {d.day:2d} "

@@ -33,7 +33,8 @@ GOLDEN = Path(__file__).resolve().parents[2] / "data" / "logs" / "haproxy26-enve
 
 #: name -> the words after "log 127.0.0.1:PORT" in HAProxy's global section
 TARGETS = {
-    "rfc3164_len80": ("len 80 local0", dict(fmt="rfc3164", maxlen=80, facility="local0")),
+    "local_len80": ("len 80 local0", dict(fmt="local", maxlen=80, facility="local0")),
+    "rfc3164": ("format rfc3164 local7", dict(fmt="rfc3164", facility="local7")),
     "rfc5424": ("format rfc5424 local1", dict(fmt="rfc5424", facility="local1")),
     "short": ("format short local2", dict(fmt="short", facility="local2")),
     "priority": ("format priority local3", dict(fmt="priority", facility="local3")),

@@ -130,6 +130,9 @@ def test_syslog_frames() -> None:
     assert frame("m", now=now, pid=7, hostname="lb1", tz=utc).startswith(
         b"<134>Nov 26 03:04:05 lb1 haproxy[7]: "
     )
+    assert frame("m", now=now, pid=7, fmt="rfc3164", tz=utc).startswith(
+        b"<134>Nov 26 03:04:05 localhost haproxy[7]: "
+    )
     assert frame("m", now=now, pid=7, fmt="rfc5424", facility="local1", tz=utc) == (
         b"<142>1 2026-11-26T03:04:05.250000+00:00 - haproxy 7 - - m\n"
     )
