@@ -22,6 +22,7 @@ input lines of the others, and ``-ad``/``-ac`` work on the time of day, sorted.
 
 from __future__ import annotations
 
+import io
 import re
 import sys
 import time
@@ -84,16 +85,41 @@ class Skip(Exception):
     """The analysis ignores this line: it is neither output nor an error."""
 
 
+def _wrap32(v: int) -> int:
+    """halog reads numbers into 32-bit integers."""
+    if -0x80000000 <= v <= 0x7FFFFFFF:
+        return v
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v & 0x80000000 else v
+
+
 def atoi(b: bytes) -> int:
-    """C ``atoi``: optional sign and leading digits, 0 when there are none."""
-    try:
-        return int(b)
-    except ValueError:
-        i = 1 if b[:1] in (b"-", b"+") else 0
-        j = i
-        while j < len(b) and 48 <= b[j] <= 57:
-            j += 1
-        return int(b[:j]) if j > i else 0
+    """A status or byte count as halog reads it: an optional ``-`` and the leading digits,
+    0 when there are none (a ``+``, as in logasap's ``+2750``, reads as 0), in 32 bits."""
+    if b.isdigit():
+        return _wrap32(int(b))
+    neg = b[:1] == b"-"
+    i = j = 1 if neg else 0
+    while j < len(b) and 48 <= b[j] <= 57:
+        j += 1
+    if j == i:
+        return 0
+    v = int(b[i:j])
+    return _wrap32(-v if neg else v)
+
+
+def _timer(p: bytes) -> int:
+    """One timer: an optional sign and the leading digits; an empty one is an error."""
+    if p.isdigit():
+        return _wrap32(int(p))
+    if not p:
+        raise ParseError
+    sign = p[:1]
+    i = j = 1 if sign in (b"-", b"+") else 0
+    while j < len(p) and 48 <= p[j] <= 57:
+        j += 1
+    v = int(p[i:j]) if j > i else 0
+    return _wrap32(-v if sign == b"-" else v)
 
 
 def _int32(text: str) -> int:
@@ -103,13 +129,10 @@ def _int32(text: str) -> int:
 
 def timers(fields: list[bytes], n: int) -> list[int]:
     """The first ``n`` slash-separated timers, ``+`` prefixes allowed."""
-    parts = fields[F_TIMERS].split(b"/")
+    parts = fields[F_TIMERS].split(b"/", n)
     if len(parts) < n:
         raise ParseError
-    try:
-        return [int(p) for p in parts[:n]]
-    except ValueError:
-        raise ParseError from None
+    return [_timer(p) for p in parts[:n]]
 
 
 _URL = re.compile(rb'"[^ ]* +([^ ?;]*)')
@@ -119,43 +142,63 @@ _URL_QUERY = re.compile(rb'"[^ ]* +([^ ]*)')
 def request_url(fields: list[bytes], keep_query: bool) -> bytes:
     """The URL of the quoted request: the word after the method, up to ``?`` or ``;``
     unless ``-query``; without a space after the quote, the quoted text itself
-    (``"<BADREQ>"``)."""
+    (``"<BADREQ>"``). The request is the first field after the queues that starts with
+    a double quote (captured headers ``{...}`` come before it)."""
     if len(fields) <= F_REST:
+        raise Truncated
+    rest = fields[F_REST].rstrip(b" ")
+    if rest[:1] != b'"':
+        q = rest.find(b' "')
+        if q < 0:
+            raise Truncated
+        rest = rest[q + 1 :]
+    m = (_URL_QUERY if keep_query else _URL).match(rest)
+    return m.group(1) if m else rest
+
+
+_DATE_START = re.compile(rb"\[\d")
+_DATE = re.compile(rb"\[(\d+)/([^/]*)/(\d+)(?::(\d*)(?::(\d*)(?::(\d*)(?:\.(\d*))?)?)?)?")
+
+
+def _date(fields: list[bytes]) -> tuple[bytes, ...]:
+    """``[dd/Mon/yyyy:hh:mm:ss.mmm]`` split, tolerating a cut date as halog does (missing
+    parts read as 0, ``.3`` as 3 ms)."""
+    d = fields[F_DATE]
+    if len(d) >= 25 and d[3:4] == d[7:8] == b"/" and d[12:13] == d[15:16] == b":":
+        return d[1:3], d[4:7], d[8:12], d[13:15], d[16:18], d[19:21], d[22:25]
+    m = _DATE.match(d)
+    if m is None:
         raise ParseError
-    rest = fields[F_REST]
-    q = rest.find(b'"')
-    if q < 0:
-        raise ParseError
-    m = (_URL_QUERY if keep_query else _URL).match(rest, q)
-    return m.group(1) if m else rest[q:]
+    return tuple(g or b"" for g in m.groups())
+
+
+def _num(b: bytes) -> int:
+    if b.isdigit():
+        return int(b)
+    j = 0
+    while j < len(b) and 48 <= b[j] <= 57:
+        j += 1
+    return int(b[:j]) if j else 0
 
 
 def accept_ms_of_day(fields: list[bytes]) -> tuple[int, int, int, int]:
-    d = fields[F_DATE]  # [25/Nov/2026:09:46:55.305]
-    try:
-        return int(d[13:15]), int(d[16:18]), int(d[19:21]), int(d[22:25])
-    except ValueError:
-        raise ParseError from None
+    parts = _date(fields)
+    if fields[F_DATE][12:13] != b":" and b":" not in fields[F_DATE]:
+        raise ParseError  # no time of day at all
+    return _num(parts[3]), _num(parts[4]), _num(parts[5]), _num(parts[6])
 
 
 def accept_epoch(fields: list[bytes]) -> int:
     """The accept date as a Unix time, read in the local time zone as halog does."""
-    d = fields[F_DATE]
+    day, mon, year, h, m, sec, _ = _date(fields)
+    month = _MONTHS.get(mon)
+    if month is None:
+        raise ParseError
+    tm = (_num(year), month, _num(day), _num(h), _num(m), _num(sec), 0, 0, -1)
     try:
-        tm = (
-            int(d[8:12]),
-            _MONTHS[d[4:7]],
-            int(d[1:3]),
-            int(d[13:15]),
-            int(d[16:18]),
-            int(d[19:21]),
-            0,
-            0,
-            -1,
-        )
-    except (ValueError, KeyError):
+        return int(time.mktime(tm))
+    except (OverflowError, ValueError):
         raise ParseError from None
-    return int(time.mktime(tm))
 
 
 # ---------------------------------------------------------------------------- options
@@ -234,7 +277,12 @@ Filter = Callable[[list[bytes]], bool]
 
 
 def _is_http(f: list[bytes]) -> bool:
-    return f[F_TIMERS].count(b"/") >= 3  # TR/Tw/Tc/Tr/Ta, where tcplog has Tw/Tc/Tt
+    """TR/Tw/Tc/Tr/Ta, where tcplog has Tw/Tc/Tt: something follows a third slash."""
+    t = f[F_TIMERS]
+    i = t.find(b"/")
+    i = t.find(b"/", i + 1) if i >= 0 else -1
+    i = t.find(b"/", i + 1) if i >= 0 else -1
+    return 0 <= i < len(t) - 1
 
 
 def _errors(want: bool) -> Filter:
@@ -250,9 +298,14 @@ def _response_time(limit: int, above: bool) -> Filter:
 
 
 def _queued(server_only: bool) -> Filter:
+    """Queued: a server queue that is not a number or not 0, or (-Q) a backend queue
+    that reads as non-zero."""
+
     def match(f: list[bytes]) -> bool:
         sq, _, bq = f[F_QUEUE].partition(b"/")
-        return sq[:1] != b"0" or (not server_only and bq[:1] != b"0")
+        if not sq[:1].isdigit() or atoi(sq) != 0:
+            return True
+        return not server_only and atoi(bq) != 0
 
     return match
 
@@ -340,12 +393,30 @@ class Statuses(Analysis):
 class TermCodes(Analysis):
     needs = F_TERM
 
-    def __init__(self, cookie: bool) -> None:
+    def __init__(self, cookie: bool, skip: int) -> None:
         self.sl = slice(2, 4) if cookie else slice(0, 2)
+        self.split_at = skip + F_TERM
         self.counts: Counter[bytes] = Counter()
+        self.pending: bytes | None = None
 
     def add(self, line: bytes, f: list[bytes]) -> None:
-        self.counts[f[F_TERM][self.sl]] += 1
+        term = f[F_TERM]
+        if len(term) < self.sl.stop:
+            # halog copies the bytes that follow a short field: the separator, or past the
+            # end of the line what its buffer holds there: the line's terminating NUL,
+            # then the next line's first bytes (a newline and a NUL after the last line).
+            rest = line.split(None, self.split_at)[-1]
+            if len(rest) < self.sl.stop:
+                self.pending = rest + b"\0"
+                return
+            term = rest
+        self.counts[term[self.sl]] += 1
+
+    def resolve(self, following: bytes) -> None:
+        """Complete a short code with the bytes halog would read next."""
+        assert self.pending is not None
+        self.counts[(self.pending + following)[self.sl]] += 1
+        self.pending = None
 
     def rows(self) -> Iterable[str]:
         for code in sorted(self.counts):
@@ -353,24 +424,31 @@ class TermCodes(Analysis):
 
 
 class Servers(Analysis):
-    """``-srv``: req_ok counts lines whose five timers are all set (not a status test)."""
+    """``-srv``: req_ok counts lines whose five timers are all set (not a status test).
 
-    needs = F_STATUS
+    As halog does: a server is listed as soon as its name is read; a line with readable
+    timers counts for req_ok, avg_ct and avg_rt (and pct_ok's denominator) even if its
+    status is missing, and its status class is the status's first character (``1``-``5``,
+    anything else is "other"); tot_req is the sum of the classes.
+    """
+
+    needs = F_SRV
     HEADER = "#srv_name 1xx 2xx 3xx 4xx 5xx other tot_req req_ok pct_ok avg_ct avg_rt"
+    _CLASS = {ord(c): i for i, c in enumerate("12345")}
 
     def __init__(self) -> None:
-        # name -> [1xx..5xx, other, tot, ok, ct_sum, ct_n, rt_sum, rt_n]
+        # name -> [1xx..5xx, other, timed, ok, ct_sum, ct_n, rt_sum, rt_n]
         self.srv: dict[bytes, list[int]] = {}
 
     def add(self, line: bytes, f: list[bytes]) -> None:
         s = self.srv.get(f[F_SRV])
         if s is None:
             s = self.srv[f[F_SRV]] = [0] * 12
+        if len(f) <= F_TIMERS:
+            raise Truncated
         tq, tw, tc, tr, ta = timers(f, 5)  # a parse error leaves the server listed, empty
-        st = atoi(f[F_STATUS])
-        s[st // 100 - 1 if 100 <= st <= 599 else 5] += 1
         s[6] += 1
-        if min(tq, tw, tc, tr, ta) >= 0:
+        if tq >= 0 and tw >= 0 and tc >= 0 and tr >= 0 and ta >= 0:
             s[7] += 1
         if tc >= 0:
             s[8] += tc
@@ -378,17 +456,22 @@ class Servers(Analysis):
         if tr >= 0:
             s[10] += tr
             s[11] += 1
+        if len(f) <= F_STATUS:
+            raise Truncated
+        st = f[F_STATUS]
+        s[self._CLASS.get(st[0], 5) if st else 5] += 1
 
     def rows(self) -> Iterable[str]:
         yield self.HEADER
         for name in sorted(self.srv):
             s = self.srv[name]
-            pct = s[7] * 100.0 / s[6] if s[6] else 0.0
+            tot = sum(s[:6])
+            pct = s[7] * 100.0 / (tot or 1)  # halog's figure, even when it exceeds 100
             ct = s[8] // s[9] if s[9] else 0
             rt = s[10] // s[11] if s[11] else 0
             yield (
                 f"{name.decode('latin-1')} {s[0]} {s[1]} {s[2]} {s[3]} {s[4]} {s[5]} "
-                f"{s[6]} {s[7]} {pct:.1f} {ct} {rt}"
+                f"{tot} {s[7]} {pct:.1f} {ct} {rt}"
             )
 
 
@@ -402,7 +485,7 @@ class PerKey(Analysis):
     error. ``okavg`` divides ``oktot`` by the non-error requests. Sums are unsigned 64-bit.
     """
 
-    needs = F_BYTES
+    needs = F_TIMERS
     HEADER = "#req err ttot tavg oktot okavg bavg btot src"
 
     def __init__(self, key: Callable[[bytes, list[bytes]], bytes], sort: str, by_url: bool) -> None:
@@ -429,7 +512,8 @@ class PerKey(Analysis):
             s[3] += main
         else:
             s[2] += ta
-        s[4] += atoi(f[F_BYTES])
+        if len(f) > F_BYTES:  # a line cut after its timers still counts, with 0 bytes
+            s[4] += atoi(f[F_BYTES])
 
     def rows(self) -> Iterable[str]:
         yield self.HEADER
@@ -478,10 +562,12 @@ class Percentiles(Analysis):
     def rows(self) -> Iterable[str]:
         if not self.n:
             return
-        ranks = [max(self.n * p // 1000 - 1, 0) for p in PCTS]
+        # halog computes the rank in floating point: N * 0.35 is 944.99... for N = 2700
+        counts = [int(self.n * (p / 1000.0)) for p in PCTS]
+        ranks = [max(c - 1, 0) for c in counts]
         cols = [_values_at(h, ranks) for h in self.hist]
         for i, p in enumerate(PCTS):
-            count = self.n * p // 1000
+            count = counts[i]
             yield f"{p // 10}.{p % 10} {count} {cols[0][i]} {cols[1][i]} {cols[2][i]} {cols[3][i]} "
 
 
@@ -504,11 +590,16 @@ class AcceptHoles(Analysis):
 
     needs = F_DATE
 
-    def __init__(self, delay: int, count: int) -> None:
-        self.delay, self.count = delay, count
+    def __init__(self, delay: int | None, count: int | None) -> None:
+        # With -ad, the first millisecond (nothing before it) is never reported; with
+        # -ac alone it is, with a delta of 0.
+        self.first = delay is None
+        self.delay, self.count = delay or 0, count or 0
         self.per_ms: Counter[int] = Counter()
 
     def add(self, line: bytes, f: list[bytes]) -> None:
+        if len(f) == F_DATE + 1 and len(f[F_DATE]) < 26:
+            raise Truncated  # the line ends inside its date: halog ignores it
         h, m, s, ms = accept_ms_of_day(f)
         self.per_ms[((h * 60 + m) * 60 + s) * 1000 + ms] += 1
 
@@ -516,11 +607,25 @@ class AcceptHoles(Analysis):
         prev = None
         for ms in sorted(self.per_ms):
             n = self.per_ms[ms]
-            if prev is not None and ms - prev >= self.delay and n >= self.count:
+            if prev is None and not self.first:
+                prev = ms
+                continue
+            delta = ms - prev if prev is not None else 0
+            if delta >= self.delay and n >= self.count:
                 s, milli = divmod(ms, 1000)
                 hms = f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}.{milli:03d}"
-                yield f"{hms} {ms} {ms - prev} {n}"
+                yield f"{hms} {ms} {delta} {n}"
             prev = ms
+
+
+def _client_key(skip: int) -> Callable[[bytes, list[bytes]], bytes]:
+    def key(line: bytes, f: list[bytes]) -> bytes:
+        src = f[F_SRC]
+        if b":" in src:
+            return src.rpartition(b":")[0]
+        return line.split(None, skip)[-1]  # halog's key then runs to the end of the line
+
+    return key
 
 
 def make_analysis(o: Options, out: BinaryIO) -> Analysis:
@@ -531,15 +636,15 @@ def make_analysis(o: Options, out: BinaryIO) -> Analysis:
     if o.output == "-st":
         return Statuses()
     if o.output in ("-tc", "-cc"):
-        return TermCodes(cookie=o.output == "-cc")
+        return TermCodes(cookie=o.output == "-cc", skip=o.skip)
     if o.output == "-srv":
         return Servers()
     if o.output == "-pct":
         return Percentiles()
     if o.output == "-ad":
-        return AcceptHoles(o.accept_delay or 0, o.accept_count or 0)
+        return AcceptHoles(o.accept_delay, o.accept_count)
     if o.output == "-ic":
-        return PerKey(lambda line, f: f[F_SRC].rpartition(b":")[0] or f[F_SRC], "req", False)
+        return PerKey(_client_key(o.skip), "req", False)
     keep = o.keep_query
     return PerKey(lambda line, f: request_url(f, keep), URL_SORTS[o.output], True)
 
@@ -565,12 +670,22 @@ def run(o: Options, src: BinaryIO, out: BinaryIO, err: TextIO) -> Summary:
     invert = o.invert
     limit_input = o.max_lines if not analysis.table else None
     sm = Summary()
+    if isinstance(analysis, CountLines) and not filters:
+        for _ in src:  # like halog: a bare count reads no field at all
+            sm.lines_in += 1
+        analysis.n = sm.lines_out = sm.lines_in
+        if limit_input is not None:
+            analysis.n = sm.lines_out = min(sm.lines_in, limit_input)
+        src = io.BytesIO()
+    terms = analysis if isinstance(analysis, TermCodes) else None
     for raw in src:
         sm.lines_in += 1
+        if terms is not None and terms.pending is not None:
+            terms.resolve(raw)
         line = raw[:-1] if raw[-1:] == b"\n" else raw
         f = line.split(None, split_at)[skip:]
         n = len(f)
-        if n <= F_DATE:
+        if n <= F_DATE or not _DATE_START.match(f[F_DATE]):  # "[" and a digit
             sm.errors += 1
             continue
         try:
@@ -599,6 +714,8 @@ def run(o: Options, src: BinaryIO, out: BinaryIO, err: TextIO) -> Summary:
         sm.lines_out += 1
         if limit_input is not None and sm.lines_out >= limit_input:
             break
+    if terms is not None and terms.pending is not None:
+        terms.resolve(b"\n\0")
     rows = analysis.rows()
     if analysis.table:
         sm.lines_out = 0
