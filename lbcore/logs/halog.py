@@ -129,10 +129,19 @@ def _int32(text: str) -> int:
 
 def timers(fields: list[bytes], n: int) -> list[int]:
     """The first ``n`` slash-separated timers, ``+`` prefixes allowed."""
-    parts = fields[F_TIMERS].split(b"/", n)
+    field = fields[F_TIMERS]
+    parts = field.split(b"/", n)
     if len(parts) < n:
         raise ParseError
-    return [_timer(p) for p in parts[:n]]
+    del parts[n:]
+    try:
+        vals = list(map(int, parts))
+    except ValueError:
+        return [_timer(p) for p in parts]
+    # int() reads "1_0" as 10 and has no 32-bit limit; halog has both
+    if b"_" in field or max(vals) > 0x7FFFFFFF or min(vals) < -0x80000000:
+        return [_timer(p) for p in parts]
+    return vals
 
 
 _URL = re.compile(rb'"[^ ]* +([^ ?;]*)')
@@ -279,10 +288,8 @@ Filter = Callable[[list[bytes]], bool]
 def _is_http(f: list[bytes]) -> bool:
     """TR/Tw/Tc/Tr/Ta, where tcplog has Tw/Tc/Tt: something follows a third slash."""
     t = f[F_TIMERS]
-    i = t.find(b"/")
-    i = t.find(b"/", i + 1) if i >= 0 else -1
-    i = t.find(b"/", i + 1) if i >= 0 else -1
-    return 0 <= i < len(t) - 1
+    c = t.count(b"/")
+    return c >= 4 or (c == 3 and t[-1:] != b"/")
 
 
 def _errors(want: bool) -> Filter:
