@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from lbcore.config.model import LogTarget
-from lbcore.logs.format import LEVELS, frame
+from lbcore.logs.syslog import LEVELS, frame
 
 #: Datagrams waiting for the next flush, all targets together, before drops start.
 MAX_PENDING = 10_000

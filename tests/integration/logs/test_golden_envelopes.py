@@ -25,8 +25,9 @@ from pathlib import Path
 
 import pytest
 
-from lbcore.logs.format import Context, LogFormat, frame
+from lbcore.logs.format import Context, LogFormat
 from lbcore.logs.record import RequestRecord
+from lbcore.logs.syslog import frame
 from tests.conftest import free_port
 
 GOLDEN = Path(__file__).resolve().parents[2] / "data" / "logs" / "haproxy26-envelopes.jsonl"

@@ -34,8 +34,9 @@ from pathlib import Path
 
 import pytest
 
-from lbcore.logs.format import Context, LogFormat, frame, server_state_message
+from lbcore.logs.format import Context, LogFormat, server_state_message
 from lbcore.logs.record import NOSRV, RequestRecord
+from lbcore.logs.syslog import frame
 from tests.conftest import free_port
 
 GOLDEN = Path(__file__).resolve().parents[2] / "data" / "logs" / "haproxy26-golden.jsonl"

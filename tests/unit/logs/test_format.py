@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from lbcore.logs import format as fmt_mod
-from lbcore.logs.format import Context, LogFormat, LogFormatError, frame, priority
+from lbcore.logs.format import Context, LogFormat, LogFormatError
 from lbcore.logs.record import RequestRecord
+from lbcore.logs.syslog import frame, priority
 
 UTC = Context(tz=dt.UTC, pid=14389)
 
@@ -155,7 +156,7 @@ def test_record_derived_timers_and_error() -> None:
     assert RequestRecord(t_request=-1).t_q == -1
 
 
-@pytest.mark.parametrize("module", ["format.py", "record.py"])
+@pytest.mark.parametrize("module", ["format.py", "record.py", "syslog.py", "policy.py"])
 def test_formatter_is_sans_io(module: str) -> None:
     tree = ast.parse((Path(fmt_mod.__file__).parent / module).read_text())
     imported = set()
