@@ -105,14 +105,14 @@ def main(argv: list[str]) -> int:
         with open(args.pidfile, "w") as fh:
             fh.write(f"{os.getpid()}\n")
     try:
-        return _run(cfg, args.state_file)
+        return _run(cfg, args.state_file, args.file)
     finally:
         if args.pidfile:
             with contextlib.suppress(OSError):
                 os.unlink(args.pidfile)
 
 
-def _run(cfg: conf.Config, state_file: str) -> int:
+def _run(cfg: conf.Config, state_file: str, conf_path: str) -> int:
     import asyncio
 
     from lbcore.vrrp.agent import Agent
@@ -121,10 +121,13 @@ def _run(cfg: conf.Config, state_file: str) -> int:
     # The stock event loop, not uvloop: the agent moves a few packets a second, and
     # pyroute2's netlink sockets (AF_NETLINK datagram endpoints) need asyncio's own loop.
     try:
-        return int(asyncio.run(Agent(cfg, state_file).run()))
+        return int(asyncio.run(Agent(cfg, state_file, conf_path).run()))
     except conf.ConfigError as exc:
         log.error("%s", exc)
         return 1
     except PermissionError as exc:
         log.error("%s (the agent needs root: raw sockets and netlink)", exc)
+        return 1
+    except OSError as exc:  # e.g. an interface that does not exist
+        log.error("cannot start: %s", exc)
         return 1

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lbcore.vrrp.agent import check_balancer
+from lbcore.vrrp.checks import check_balancer
 from tests.conftest import free_port, need_binary
 from tests.integration.vrrp.conftest import read_state, vrrp_conf
 from tests.integration.vrrp.lab import wait_for
