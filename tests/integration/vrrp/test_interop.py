@@ -141,3 +141,40 @@ def test_interop_with_keepalived(lab, tmp_path, keepalived, version, lbcore_role
     got = counters(state)
     assert got.get("rx_adverts", 0) > 0
     assert not {k: v for k, v in got.items() if k.startswith("rx_drop")}, got
+
+
+@pytest.mark.flaky(reruns=2)  # measures wall-clock timing on a shared machine
+@pytest.mark.parametrize("stopping", ["lbcore", "keepalived"])
+def test_clean_stop_priority_zero_is_honoured_across_implementations(
+    lab, tmp_path, keepalived, stopping
+):
+    """SIGTERM on the master: its priority-0 advert makes the other side take over
+    after its skew time (0.61 s at advert_int 1), far below Master_Down_Interval (3.6 s)."""
+    hi, lo = lab.hosts
+    vip = lab.vip()
+    for name, prio in (("hi", 150), ("lo", 100)):
+        (tmp_path / f"{name}.conf").write_text(
+            vrrp_conf(vip=vip, priority=prio, version=3, advert="1")
+        )
+    state, ka_log = tmp_path / "lbcore.json", tmp_path / "keepalived.log"
+    if stopping == "lbcore":
+        master = lab.start_lbcore(hi, tmp_path / "hi.conf", state, tmp_path / "lbcore.log")
+        assert wait_for(lambda: read_state(state) == "MASTER", 10)
+        lab.start_keepalived(lo, tmp_path / "lo.conf", ka_log)
+        assert wait_for(lambda: keepalived_state(ka_log) == "BACKUP", 10)
+    else:
+        master = lab.start_keepalived(hi, tmp_path / "hi.conf", ka_log)
+        assert wait_for(lambda: keepalived_state(ka_log) == "MASTER", 10)
+        lab.start_lbcore(lo, tmp_path / "lo.conf", state, tmp_path / "lbcore.log")
+        assert wait_for(lambda: read_state(state) == "BACKUP", 10)
+    time.sleep(1.2)  # at least one advert heard
+    t_term = time.monotonic()
+    lab.kill(master, signal.SIGTERM, wait=0)  # time the handover, not its exit
+    assert wait_for(lambda: lo.has(vip), 3, 0.005)
+    handover = time.monotonic() - t_term
+    assert handover < 1.0, handover
+    if stopping == "keepalived":
+        assert wait_for(lambda: read_state(state) == "MASTER", 2)  # written after the VIP
+        assert counters(state).get("rx_priority_zero") == 1
+    else:
+        assert keepalived_state(ka_log) == "MASTER"
