@@ -32,7 +32,7 @@ import os
 import signal
 import time
 from collections import Counter
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,8 +144,10 @@ class Agent:
         cfg: conf.Config,
         state_file: str | None = DEFAULT_STATE_FILE,
         conf_path: str | None = None,
+        on_ready: Callable[[], None] | None = None,
     ) -> None:
         self.cfg = cfg
+        self.on_ready = on_ready
         self.conf_path = conf_path
         self.state_file = Path(state_file) if state_file else None
         self.instances: dict[str, Instance] = {}
@@ -194,6 +196,9 @@ class Agent:
             self.write_state()
             self._spawn(self._watch_links())
             self._spawn(self._refresh_state())
+            log.info("started %d vrrp_instance(s)", len(self.instances))
+            if self.on_ready is not None:
+                self.on_ready()
             await self.stopping.wait()
             log.info("stopping: resigning masters and removing virtual addresses")
             now = self.loop.time()

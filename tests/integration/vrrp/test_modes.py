@@ -60,6 +60,24 @@ def test_daemon_mode_writes_pidfile_and_stops_cleanly_on_sigterm(lab, tmp_path):
                 os.kill(pid, signal.SIGKILL)
 
 
+def test_daemon_mode_reports_a_startup_failure_to_the_launcher(lab, tmp_path):
+    a = lab.hosts[0]
+    conf = tmp_path / "a.conf"
+    conf.write_text(
+        vrrp_conf(vip=lab.vip(), priority=150).replace("interface eth0", "interface nosuch0")
+    )
+    pidfile = tmp_path / "vrrpd.pid"
+    argv = lbcore_cmd(
+        "vrrpd", "-D", "-p", str(pidfile), "-f", str(conf), "-S", str(tmp_path / "s.json")
+    )
+    out = subprocess.run(
+        a.exec_cmd(argv), env=lbcore_env(), capture_output=True, text=True, timeout=20
+    )
+    assert out.returncode == 1
+    assert f"{conf}:" in out.stderr and "interface nosuch0 has no IPv4 address" in out.stderr
+    assert wait_for(lambda: not pidfile.exists(), 5)
+
+
 def unicast_extra(src: str, peer: str) -> str:
     return f"    unicast_src_ip {src}\n    unicast_peer {{\n        {peer}\n    }}"
 
