@@ -390,8 +390,10 @@ def _admin_state(flags: int) -> AdminState:
 def _server_entry(proxy: Proxy, server: Server, sid: int, now: float) -> ServerEntry:
     rt = ServerRuntime(config=server, backend=proxy.name)
     disabled = server.disabled
-    has_check = bool(getattr(server, "check", False))
-    rise = int(getattr(server, "rise", 2) or 2)
+    spec = server.check
+    has_check = spec is not None
+    rise = spec.rise if spec is not None else 2
+    fall = spec.fall if spec is not None else 3
     return ServerEntry(
         runtime=rt,
         sid=sid,
@@ -402,5 +404,5 @@ def _server_entry(proxy: Proxy, server: Server, sid: int, now: float) -> ServerE
         last_change=now,
         check_health=0 if disabled else rise,
         check_state=CHK_ST_PAUSED if disabled else 0,
-        check=CheckStats(rise=rise) if has_check else None,
+        check=CheckStats(rise=rise, fall=fall, health=rise) if has_check else None,
     )
