@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from lbcore.config.model import Config
+from lbcore.config.model import Config, StatsSocket
 from lbcore.health.checker import Checker, CheckTask
 from lbcore.health.core import CheckResult, CheckSettings, Transition, settings_for
 from lbcore.health.core import transition_message as check_message
@@ -87,7 +87,9 @@ class ControlPlane:
         self.state = RuntimeState(config, clock(), self.info)
         self.collector = StatsCollector()
         self.checker: Checker | None = None
-        self.admin: AdminServer | None = None
+        #: one server per stats socket, keyed by what it is (a reload keeps those
+        #: that did not change bound, so their clients never see them go away)
+        self.admin: dict[tuple[str, int | None, str], AdminServer] = {}
         self.fanout: Fanout | None = None
         #: what the runtime API set, by name: re-applied on reload
         self.api_admin: dict[Key, AdminState] = {}
@@ -111,8 +113,9 @@ class ControlPlane:
             handle.cancel()
         if self.checker is not None:
             await self.checker.close()
-        if self.admin is not None:
-            await self.admin.close()
+        for admin in self.admin.values():
+            await admin.close()
+        self.admin.clear()
 
     def reconfigure(self, config: Config, workers: int) -> None:
         """A reload: the new configuration's servers, with what the API set kept."""
@@ -138,19 +141,20 @@ class ControlPlane:
         self.state = state
         if self.checker is not None:
             self._sync_checks()
-        if self.admin is not None:
-            if self.admin.sockets == list(config.global_.stats_sockets):
-                self.admin.state = state
-            else:
-                asyncio.get_running_loop().create_task(self._rebind_admin(config))
+        for admin in self.admin.values():
+            admin.state = state
+        if set(self.admin) != {_socket_key(s) for s in config.global_.stats_sockets}:
+            asyncio.get_running_loop().create_task(self._bind_admin(config))
 
-    def worker_started(self, pid: int) -> None:
-        """Send a new worker the full state: one ``server`` message per server."""
-        if self.fanout is None:
-            return
-        for be in self.state.backends.values():
-            for srv in be.servers:
-                self.fanout.send_to(pid, self.server_message(be, srv))
+    def initial_messages(self) -> list[Message]:
+        """The full state for a new worker: one ``server`` message per server. The
+        master queues them on the channel before forking, so they are there before
+        the worker's first accept."""
+        return [
+            self.server_message(be, srv)
+            for be in self.state.backends.values()
+            for srv in be.servers
+        ]
 
     def worker_exited(self, pid: int) -> None:
         self.collector.retire(pid)
@@ -433,24 +437,32 @@ class ControlPlane:
     # ---- stats sockets ------------------------------------------------------------
 
     async def _bind_admin(self, config: Config) -> None:
-        sockets = config.global_.stats_sockets
-        if not sockets:
-            self.admin = None
-            return
-        admin = AdminServer(self.state, sockets, refresh=self.refresh)
-        await admin.start()
-        self.admin = admin
+        """Bind the stats sockets ``config`` has and the running set lacks, close the
+        others. At start a failure raises; after a reload it is logged."""
+        starting = not self.admin
+        wanted = {_socket_key(s): s for s in config.global_.stats_sockets}
+        for key in [k for k in self.admin if k not in wanted]:
+            await self.admin.pop(key).close()
+        for key, conf in wanted.items():
+            if key in self.admin:
+                continue
+            admin = AdminServer(self.state, [conf], refresh=self.refresh)
+            try:
+                await admin.start()
+            except OSError as e:
+                await admin.close()
+                if starting:
+                    for other in self.admin.values():
+                        await other.close()
+                    self.admin.clear()
+                    raise
+                log.error("Stats socket %s: cannot bind after reload: %s", conf.address, e)
+                continue
+            self.admin[key] = admin
 
-    async def _rebind_admin(self, config: Config) -> None:
-        if self.admin is not None:
-            await self.admin.close()
-            self.admin = None
-        try:
-            await self._bind_admin(config)
-        except OSError as e:
-            log.error("Stats socket: cannot bind after reload: %s", e)
-        if self.admin is not None:
-            self.admin.state = self.state
+
+def _socket_key(conf: StatsSocket) -> tuple[str, int | None, str]:
+    return conf.address, conf.mode, conf.level
 
 
 def _find(state: RuntimeState, key: Key) -> tuple[BackendEntry | None, ServerEntry | None]:

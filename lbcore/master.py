@@ -368,6 +368,16 @@ class Master:
     def _spawn(self, slot: int) -> None:
         assert self._loop is not None
         master_end, worker_end = control.channel_pair()
+        if self.control is not None:
+            # Queued before the fork: the worker finds its full state on its channel
+            # before it can accept anything (see lbcore.worker_link).
+            master_end.setblocking(False)
+            for msg in self.control.initial_messages():
+                try:
+                    control.send(master_end, msg)
+                except (OSError, control.ChannelError) as e:
+                    log.warning("Full state for the new worker incomplete: %s", e)
+                    break
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
@@ -395,8 +405,6 @@ class Master:
         self.workers[pid] = w
         self._loop.add_reader(master_end.fileno(), self._read_channel, w)
         log.info("New worker (%d) forked: slot %d, generation %d", pid, slot, self.generation)
-        if self.control is not None:
-            self.control.worker_started(pid)
 
     def _run_child(self, slot: int, channel: socket.socket) -> None:
         """In the forked child: shed the master's state, become a worker, never return."""

@@ -18,10 +18,12 @@ Master -> worker
     present is applied).
 
 Full state
-    Right after forking a worker the master sends one ``server`` message for every
-    server of the configuration, so a new worker (a reload, a restarted one) starts
-    with the master's view: check verdicts, and the admin states and weights set
-    through the runtime API, which survive reloads.
+    Before forking a worker the master queues on its channel one ``server`` message
+    for every server of the configuration, so a new worker (a reload, a restarted
+    one) starts with the master's view: check verdicts, and the admin states and
+    weights set through the runtime API, which survive reloads. The worker must apply
+    them before it accepts its first connection — ``read_pending(channel)`` returns
+    them without blocking — or its first requests would ignore a drain or a DOWN.
 
 ``{"op": "shutdown_sessions", "backend": B, "server": S}``
     ``shutdown sessions server B/S``: close every connection to that server now.
@@ -46,9 +48,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import socket
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from lbcore import control
 from lbcore.server import AdminState, OpState, ServerRuntime
 from lbcore.stats import Snapshot, snapshot_to_json
 
@@ -100,6 +104,31 @@ def apply_server_message(
     server.op_state, server.admin_state, server.weight = op, admin, weight
     server.config = config
     return server
+
+
+def read_pending(sock: socket.socket) -> list[Message]:
+    """Every message already queued on the channel, without waiting for more.
+
+    For a starting worker: apply these (``apply_server_message``) before accepting.
+    Malformed messages are skipped; the socket's blocking mode is restored.
+    """
+    out: list[Message] = []
+    blocking = sock.getblocking()
+    sock.setblocking(False)
+    try:
+        while True:
+            try:
+                msg = control.recv(sock)
+            except BlockingIOError:
+                break
+            except control.ChannelError:
+                continue
+            if msg is None:
+                break
+            out.append(msg)
+    finally:
+        sock.setblocking(blocking)
+    return out
 
 
 def shutdown_target(msg: Mapping[str, Any]) -> tuple[str, str] | None:

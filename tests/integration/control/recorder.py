@@ -32,7 +32,7 @@ from lbcore.config.model import Config
 from lbcore.control import AsyncChannel
 from lbcore.server import ServerRuntime
 from lbcore.stats import Counters, Key
-from lbcore.worker_link import StatsPusher, apply_server_message, shutdown_target
+from lbcore.worker_link import StatsPusher, apply_server_message, read_pending, shutdown_target
 
 
 @dataclass
@@ -122,6 +122,9 @@ async def _serve(
     loop = asyncio.get_running_loop()
     rec = _Recorder(config)
     done = asyncio.Event()
+    if channel is not None:
+        for msg in read_pending(channel):  # the full state, before the first accept
+            rec.on_message(msg)
     servers = []
     for proxy in config.frontends:
         for bind in proxy.binds:
