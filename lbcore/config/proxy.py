@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lbcore.config import acl as aclmod
-from lbcore.config import http_rules
+from lbcore.config import checks, http_rules
 from lbcore.config.addresses import parse_bind_address, parse_server_address
 from lbcore.config.errors import ConfigError, NotSupportedYet, hint
 from lbcore.config.globals_ import parse_log
@@ -77,6 +77,9 @@ class ProxyDraft:
     bind_lines: int = 0  # bind lines seen, good or bad (a bad one was reported already)
     bad_lines: int = 0  # lines of this section refused (maybe a bind: don't echo them)
 
+    default_server: list[str] = field(default_factory=list)  # "default-server" options
+    http_check: checks.HttpCheckDraft = field(default_factory=checks.HttpCheckDraft)
+
     @property
     def section(self) -> str:
         return "defaults" if self.kind is None else self.kind.value
@@ -97,6 +100,8 @@ class ProxyDraft:
             base_options=self.options,
             balance=self.balance,
             logs=list(self.logs),
+            default_server=list(self.default_server),
+            http_check=self.http_check.copy(),
         )
 
     def freeze(self) -> Proxy:
@@ -119,6 +124,7 @@ class ProxyDraft:
             servers=tuple(self.servers),
             logs=tuple(self.logs),
             source=self.source,
+            httpchk=checks.merge_http_check(self.http_check),
         )
 
 
@@ -280,7 +286,7 @@ OPTIONS: dict[str, tuple[str, frozenset[str], bool]] = {
     "dontlognull": ("dontlognull", frozenset({D, F, L}), True),
 }
 LATER_OPTIONS = word_set(
-    "httpchk tcp-check ssl-hello-chk mysql-check pgsql-check redis-check smtpchk ldap-check "
+    "tcp-check ssl-hello-chk mysql-check pgsql-check redis-check smtpchk ldap-check "
     "external-check log-health-checks httpclose http-buffer-request abortonclose allbackups "
     "persist prefer-last-server splice-auto splice-request splice-response tcpka clitcpka "
     "srvtcpka accept-invalid-http-request accept-invalid-http-response checkcache contstats "
@@ -297,6 +303,9 @@ def set_option(d: ProxyDraft, args: list[str], ctx: Context, prefix: str = "") -
     (``prefix`` "default": back to what the proxy's defaults section said)."""
     _need(args, 1, "an option name")
     name = args[1]
+    if name == "httpchk":
+        _option_httpchk(d, args, ctx, prefix)
+        return
     if name not in OPTIONS:
         if name in LATER_OPTIONS:
             raise NotSupportedYet(f"option {name}")
@@ -314,6 +323,28 @@ def set_option(d: ProxyDraft, args: list[str], ctx: Context, prefix: str = "") -
         # option http-keep-alive is the opposite of http-server-close (the last one wins)
         value = (prefix != "no") != (name == "http-keep-alive")
     d.options = dataclasses.replace(d.options, **{attr: value})
+
+
+def _option_httpchk(d: ProxyDraft, args: list[str], ctx: Context, prefix: str) -> None:
+    if d.kind is ProxyKind.FRONTEND:
+        ctx.warn("'option httpchk' is ignored in a frontend section")
+    if prefix == "no":
+        d.http_check.option = None
+    elif prefix == "default":
+        raise NotSupportedYet("default option httpchk")
+    else:
+        d.http_check.option = checks.option_httpchk(args)
+
+
+def _kw_http_check(d: ProxyDraft, args: list[str], ctx: Context) -> None:
+    checks.http_check(d.http_check, args)
+
+
+def _kw_default_server(d: ProxyDraft, args: list[str], ctx: Context) -> None:
+    # Parsed now against a placeholder server so that a bad option is reported on
+    # this line; kept as words and put in front of each later server's own options.
+    _parse_server_options("default-server", [*d.default_server, *args[1:]], 0)
+    d.default_server += args[1:]
 
 
 def _kw_option(d: ProxyDraft, args: list[str], ctx: Context) -> None:
@@ -354,46 +385,63 @@ def _kw_balance(d: ProxyDraft, args: list[str], ctx: Context) -> None:
 
 
 LATER_SERVER_OPTIONS = word_set(
-    "check inter fastinter downinter rise fall cookie ssl verify ca-file crt sni alpn "
+    "cookie ssl verify ca-file crt sni alpn "
     "check-ssl check-sni check-alpn send-proxy send-proxy-v2 send-proxy-v2-ssl "
     "send-proxy-v2-ssl-cn agent-check agent-port agent-inter agent-addr agent-send observe "
-    "on-error on-marked-down on-marked-up slowstart track resolvers resolve-prefer "
-    "resolve-net resolve-opts init-addr port addr id redir error-limit maxqueue minconn "
-    "no-check no-ssl source tfo pool-max-conn pool-purge-delay pool-low-conn proto "
+    "on-error on-marked-down on-marked-up track resolvers resolve-prefer "
+    "resolve-net resolve-opts init-addr id redir error-limit maxqueue minconn "
+    "no-ssl source tfo pool-max-conn pool-purge-delay pool-low-conn proto "
     "check-send-proxy no-backup non-stick namespace socks4 ws ciphers ciphersuites curves "
     "ssl-min-ver ssl-max-ver ssl-reuse no-ssl-reuse tls-tickets no-tls-tickets crl-file "
     "force-sslv3 force-tlsv10 force-tlsv11 force-tlsv12 force-tlsv13 no-sslv3 no-tlsv10 "
     "no-tlsv11 no-tlsv12 no-tlsv13 verifyhost npn check-proto check-via-socks4 "
     "set-proxy-v2-tlv-fmt shard usesrc log-proto max-reuse allow-0rtt"
 )
-SERVER_OPTIONS = ("weight", "maxconn", "backup", "disabled", "enabled")
+SERVER_OPTIONS = (
+    "weight",
+    "maxconn",
+    "backup",
+    "disabled",
+    "enabled",
+    *checks.CHECK_FLAG_OPTIONS,
+    *checks.CHECK_VALUE_OPTIONS,
+)
 
 
-def _kw_server(d: ProxyDraft, args: list[str], ctx: Context) -> None:
-    _need(args, 2, "a name and an address: server NAME ADDRESS:PORT [options]")
-    name = args[1]
-    if not aclmod.ACL_NAME.match(name):
-        raise ConfigError(f"invalid server name '{name}'")
-    host, port = parse_server_address(args[2])
-    weight, maxconn, backup, disabled = 1, 0, False, False
-    i = 3
-    while i < len(args):
-        word = args[i]
+@dataclass(slots=True)
+class _ServerOptions:
+    weight: int = 1
+    maxconn: int = 0
+    backup: bool = False
+    disabled: bool = False
+    check: checks.CheckDraft = field(default_factory=checks.CheckDraft)
+
+
+def _parse_server_options(name: str, words: list[str], start: int) -> _ServerOptions:
+    """The options of a ``server`` line (or of ``default-server``) from ``words[start:]``."""
+    opts = _ServerOptions()
+    i = start
+    while i < len(words):
+        word = words[i]
         if word in ("weight", "maxconn"):
-            if i + 1 >= len(args):
+            if i + 1 >= len(words):
                 raise ConfigError(f"server {name}: '{word}' expects a number")
             if word == "weight":
-                weight = parse_int(args[i + 1], f"server {name}: weight", 0, 256)
+                opts.weight = parse_int(words[i + 1], f"server {name}: weight", 0, 256)
             else:
-                maxconn = parse_int(args[i + 1], f"server {name}: maxconn", 0)
+                opts.maxconn = parse_int(words[i + 1], f"server {name}: maxconn", 0)
             i += 2
             continue
+        used = checks.server_option(name, words, i, opts.check)
+        if used:
+            i += used
+            continue
         if word == "backup":
-            backup = True
+            opts.backup = True
         elif word == "disabled":
-            disabled = True
+            opts.disabled = True
         elif word == "enabled":
-            disabled = False
+            opts.disabled = False
         elif word in LATER_SERVER_OPTIONS:
             raise NotSupportedYet(word, "server option")
         else:
@@ -402,13 +450,35 @@ def _kw_server(d: ProxyDraft, args: list[str], ctx: Context) -> None:
                 f"{hint(word, SERVER_OPTIONS, LATER_SERVER_OPTIONS)}"
             )
         i += 1
+    return opts
+
+
+def _kw_server(d: ProxyDraft, args: list[str], ctx: Context) -> None:
+    _need(args, 2, "a name and an address: server NAME ADDRESS:PORT [options]")
+    name = args[1]
+    if not aclmod.ACL_NAME.match(name):
+        raise ConfigError(f"invalid server name '{name}'")
+    host, port = parse_server_address(args[2])
+    opts = _parse_server_options(name, [*d.default_server, *args[3:]], 0)
     for other in d.servers:
         if other.name == name:
             raise ConfigError(
                 f"{d.section} '{d.name}': another server named '{name}' was already "
                 f"defined at {other.source}, please use distinct names"
             )
-    d.servers.append(Server(name, host, port, weight, maxconn, backup, disabled, source=ctx.source))
+    d.servers.append(
+        Server(
+            name,
+            host,
+            port,
+            opts.weight,
+            opts.maxconn,
+            opts.backup,
+            opts.disabled,
+            source=ctx.source,
+            check=opts.check.freeze(),
+        )
+    )
 
 
 def _kw_http_rule(d: ProxyDraft, args: list[str], ctx: Context) -> None:
@@ -442,12 +512,14 @@ KEYWORDS: dict[str, Keyword] = {
     "server": Keyword(_kw_server, frozenset({B, L})),
     "http-request": Keyword(_kw_http_rule, frozenset({F, B, L})),
     "http-response": Keyword(_kw_http_rule, frozenset({F, B, L})),
+    "default-server": Keyword(_kw_default_server, frozenset({D, B, L})),
+    "http-check": Keyword(_kw_http_check, frozenset({D, B, L}), frozenset({F})),
 }
 
 LATER_KEYWORDS = word_set(
-    "cookie stick-table stick tcp-request tcp-response http-check errorfile errorloc "
+    "cookie stick-table stick tcp-request tcp-response errorfile errorloc "
     "errorloc302 errorloc303 errorfiles http-error stats capture compression filter "
-    "http-reuse fullconn hash-type hash-balance-factor default-server server-template "
+    "http-reuse fullconn hash-type hash-balance-factor server-template "
     "monitor-uri monitor unique-id-format unique-id-header log-format log-format-sd log-tag "
     "rate-limit redirect description id disabled enabled dispatch force-persist "
     "ignore-persist persist source email-alert http-after-response grace backlog "

@@ -35,7 +35,7 @@ frontend web
     default_backend app
     timout client 5s
 backend app
-    server s1 127.0.0.1:18009 check
+    server s1 127.0.0.1:18009 agent-check
 """
 
 
@@ -71,7 +71,7 @@ def test_invalid_config_exits_1_with_file_line_messages(files):
     path = files["broken"]
     assert proc.stderr.splitlines() == [
         f"{path}:4: unknown keyword 'timout' in 'frontend' section (did you mean 'timeout'?)",
-        f"{path}:6: 'check' is not supported yet (server option)",
+        f"{path}:6: 'agent-check' is not supported yet (server option)",
         "lbcore check: 2 error(s) found",
     ]
     assert proc.stdout == ""

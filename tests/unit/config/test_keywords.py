@@ -11,7 +11,9 @@ from lbcore.config.model import (
     AclTerm,
     Balance,
     Bind,
+    CheckSpec,
     Condition,
+    HttpCheckSpec,
     HttpRule,
     LogTarget,
     Matcher,
@@ -568,6 +570,84 @@ ROWS = [
     Row("backend", "server s1 [::1]:18020", lambda c: server("s1")(c).address, "::1:18020"),
     Row("backend", "server s1 ::1:18020", lambda c: server("s1")(c).host, "::1"),
     Row("backend", "server s1 ipv6@::1:18020", lambda c: server("s1")(c).host, "::1"),
+    # --- health checks (issue 3) ---
+    Row("backend", "server s1 127.0.0.1:18020", lambda c: server("s1")(c).check, None),
+    Row("backend", "server s1 127.0.0.1:18020 check", lambda c: server("s1")(c).check, CheckSpec()),
+    Row(
+        "backend",
+        "server s1 127.0.0.1:18020 check inter 500 fastinter 100ms downinter 3s rise 4 fall 5",
+        lambda c: server("s1")(c).check,
+        CheckSpec(inter=0.5, fastinter=0.1, downinter=3.0, rise=4, fall=5),
+    ),
+    Row(
+        "backend",
+        "server s1 127.0.0.1:18020 check port 18099 addr 127.0.0.2 slowstart 10s",
+        lambda c: server("s1")(c).check,
+        CheckSpec(port=18099, addr="127.0.0.2", slowstart=10.0),
+    ),
+    # options without "check" are accepted and do nothing, as in HAProxy
+    Row(
+        "backend",
+        "server s1 127.0.0.1:18020 inter 1s rise 1",
+        lambda c: server("s1")(c).check,
+        None,
+    ),
+    Row(
+        "backend", "server s1 127.0.0.1:18020 check no-check", lambda c: server("s1")(c).check, None
+    ),
+    Row(
+        "backend",
+        "default-server check inter 1s fall 2\nserver s1 127.0.0.1:18020 rise 3",
+        lambda c: server("s1")(c).check,
+        CheckSpec(inter=1.0, fall=2, rise=3),
+    ),
+    Row(
+        "backend",
+        "default-server check\nserver s1 127.0.0.1:18020 no-check",
+        lambda c: server("s1")(c).check,
+        None,
+    ),
+    Row(
+        "defaults",
+        "default-server inter 3s check",
+        lambda c: server("s0")(c).check,
+        CheckSpec(inter=3.0),
+    ),
+    Row("backend", "option httpchk", lambda c: be(c).httpchk, HttpCheckSpec()),
+    Row("backend", "option httpchk /health", lambda c: be(c).httpchk, HttpCheckSpec(uri="/health")),
+    Row(
+        "backend",
+        "option httpchk GET /health HTTP/1.1",
+        lambda c: be(c).httpchk,
+        HttpCheckSpec("GET", "/health", "HTTP/1.1"),
+    ),
+    Row(
+        "backend",
+        r'option httpchk HEAD / "HTTP/1.1\r\nHost:\ www"',
+        lambda c: be(c).httpchk,
+        HttpCheckSpec("HEAD", "/", "HTTP/1.1", (("Host", "www"),)),
+    ),
+    Row(
+        "backend",
+        "option httpchk\nhttp-check send meth GET uri /ok ver HTTP/1.1 hdr Host example.org\n"
+        "http-check expect status 200-299",
+        lambda c: be(c).httpchk,
+        HttpCheckSpec("GET", "/ok", "HTTP/1.1", (("Host", "example.org"),), "status", "200-299"),
+    ),
+    Row(
+        "backend",
+        "option httpchk GET /\nhttp-check expect ! rstring ^err",
+        lambda c: be(c).httpchk,
+        HttpCheckSpec("GET", "/", expect_kind="rstring", expect_pattern="^err", expect_negate=True),
+    ),
+    Row(
+        "defaults",
+        "option httpchk GET /d\nhttp-check expect string ok",
+        lambda c: be(c).httpchk,
+        HttpCheckSpec("GET", "/d", expect_kind="string", expect_pattern="ok"),
+    ),
+    Row("backend", "http-check expect status 200", lambda c: be(c).httpchk, None),
+    Row("backend", "timeout check 2s", lambda c: be(c).timeouts.check, 2.0),
     Row("backend", "server s1 localhost:18020", lambda c: server("s1")(c).host, "localhost"),
     Row(
         "backend",
