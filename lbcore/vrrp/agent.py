@@ -189,10 +189,10 @@ class Agent:
                 (signal.SIGHUP, lambda: self._spawn(self.reload())),
             ):
                 self.loop.add_signal_handler(sig, fn)
+            self._retrack()  # in INIT: sets priorities and faults, so startup lands right
             now = self.loop.time()
             for inst in self.instances.values():
                 self._apply(inst, inst.router.start(now))
-            self._retrack()
             self.write_state()
             self._spawn(self._watch_links())
             self._spawn(self._refresh_state())
@@ -321,11 +321,11 @@ class Agent:
                 self._update(current, ic, now)
         await self._load_scripts()
         self._probe_links()
+        self._retrack()
         now = self.loop.time()
         for inst in self.instances.values():
             if inst.router.state is fsm.State.INIT:
                 self._apply(inst, inst.router.start(now))
-        self._retrack()
         self.write_state()
         return True
 
