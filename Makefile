@@ -5,13 +5,17 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 PIP     := $(VENV)/bin/pip
 export PATH := $(abspath $(VENV))/bin:$(PATH)
+# The lbcore.fleet collection is installed inside the repo, never into ~/.ansible.
+COLLECTIONS := $(abspath $(VENV))/collections
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+LAB_INVENTORY := inventories/lab
 
 # Debian packages the project needs: reference peers (haproxy, keepalived, nginx, wrk),
 # the lab (iproute2, openssh-server), and tools the tests drive.
 DEB_PACKAGES := haproxy haproxy-doc keepalived nginx-light wrk openssh-server openssh-client \
                 iproute2 socat tcpdump curl chromium
 
-.PHONY: deps venv test lint unit deploy lab-up lab-down bench clean
+.PHONY: deps venv test lint unit deploy lab-up lab-down collection bench clean
 
 deps: .deps.stamp
 .deps.stamp:
@@ -38,6 +42,17 @@ unit: venv
 
 deploy: deps venv
 	$(PY) scripts/deploy.py
+
+# Build the collection from collection/ + roles/ and install it into $(COLLECTIONS).
+collection: venv
+	PYTHON=$(abspath $(PY)) scripts/build-collection.sh $(COLLECTIONS)
+
+# The lab: namespace hosts lb1, lb2, web1..web3 on this machine (see inventories/lab/).
+lab-up: deps venv collection
+	$(VENV)/bin/ansible-playbook -i $(LAB_INVENTORY) lbcore.fleet.lab -e lab_state=present
+
+lab-down: venv collection
+	$(VENV)/bin/ansible-playbook -i $(LAB_INVENTORY) lbcore.fleet.lab -e lab_state=absent
 
 bench: deps venv
 	$(PY) -m tests.bench.run $(BENCH_ARGS)
