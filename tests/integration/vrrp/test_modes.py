@@ -35,7 +35,8 @@ def test_daemon_mode_writes_pidfile_and_stops_cleanly_on_sigterm(lab, tmp_path):
     vip = lab.vip()
     conf = tmp_path / "a.conf"
     conf.write_text(vrrp_conf(vip=vip, priority=150))
-    pidfile, state, log = tmp_path / "vrrpd.pid", tmp_path / "a.json", tmp_path / "a.log"
+    # pidfile and log in directories that do not exist yet: the agent creates them
+    pidfile, state, log = tmp_path / "run/vrrpd.pid", tmp_path / "a.json", tmp_path / "log/a.log"
     argv = lbcore_cmd(
         "vrrpd", "-D", "-p", str(pidfile), "-f", str(conf), "-S", str(state), "-l", str(log)
     )
