@@ -34,6 +34,7 @@ from lbcore.http.rules import compile_rules
 from lbcore.proxy.common import FrontendRuntime, Registry
 from lbcore.proxy.http import HttpClient, purge_idle
 from lbcore.proxy.tcp import TcpClient
+from lbcore.proxy.tls import listener as tls_listener
 from lbcore.server import AdminState, OpState
 
 
@@ -105,7 +106,10 @@ class Worker:
                 sock = listeners.get((bind.host, bind.port))
                 if sock is None:
                     raise ValueError(f"no listening socket for {bind.host}:{bind.port}")
-                srv = await loop.create_server(_factory(cls, fe, loop), sock=sock, backlog=1024)
+                proto, tls = tls_listener(cls, fe.proxy, bind)
+                srv = await loop.create_server(
+                    _factory(proto, fe, loop), sock=sock, backlog=1024, **tls
+                )
                 self.servers.append(srv)
         loop.call_later(1.0, self._housekeeping)
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from typing import Any
 
 from lbcore.backend import BackendRuntime
@@ -34,6 +35,7 @@ from lbcore.http.h1 import END, NEED_DATA, PAUSED, ProtocolError, Reader, Reques
 from lbcore.http.rules import Verdict, apply_request_rules, apply_response_rules
 from lbcore.proxy.common import Deadline, FrontendRuntime
 from lbcore.server import ServerRuntime
+from lbcore.tls.upstream import connect_kwargs as upstream_tls
 
 # Client connection phases.
 IDLE_FIRST, IDLE_KA, WAITING, FORWARD, TUNNEL, CLOSED = range(6)
@@ -495,12 +497,15 @@ class HttpClient(asyncio.Protocol):
             try:
                 factory = _upstream_factory(be, server)
                 cfg = server.config
-                coro = loop.create_connection(factory, cfg.host, cfg.port)
+                tls = upstream_tls(cfg.tls, self.req)  # {} for a plain server
+                coro = loop.create_connection(factory, cfg.host, cfg.port, **tls)
                 if be.timeout_connect is not None:
                     _t, up = await asyncio.wait_for(coro, be.timeout_connect)
                 else:
                     _t, up = await coro
-            except (TimeoutError, OSError):
+            except (TimeoutError, OSError) as exc:
+                if isinstance(exc, ssl.SSLError):
+                    log.warning("%s/%s: SSL handshake failure: %s", be.name, server.name, exc)
                 be.econ += 1
                 if self.transport is None or self.phase != WAITING:
                     be.release(server)
