@@ -79,8 +79,8 @@ class Backend:
                 if isinstance(self.connection, ssl.SSLSocket):
                     cert = self.connection.getpeercert()
                     if cert:
-                        client_cn = dict(x[0] for x in cert["subject"]).get("commonName")
-                        client_cn = client_cn or "present"
+                        names = [v for k, v in cert.get("subjectAltName", ()) if k == "DNS"]
+                        client_cn = str(names[0]) if names else "present"
                 body = json.dumps(
                     {
                         "server": backend.name,
