@@ -9,6 +9,7 @@ per-host results as data.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -151,6 +152,15 @@ def helper(*args: str) -> dict:
         ["/usr/bin/python3", str(HELPER), *args], capture_output=True, text=True, timeout=60
     )
     return dict(json.loads(proc.stdout), rc=proc.returncode, stderr=proc.stderr)
+
+
+def helper_module():
+    """The helper script as a module, to call its functions directly."""
+    spec = importlib.util.spec_from_file_location("lbcore_lab_host", HELPER)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def host_status(name: str) -> dict:
