@@ -24,6 +24,9 @@ class OpState(enum.Enum):
     DOWN = "DOWN"
     GOING_UP = "UP 1/3"  # rendered by the stats renderers with the real counts
     GOING_DOWN = "DOWN 1/2"
+    #: soft-stopped (HAProxy's NOLB: "set server B/S health stopping", or an agent):
+    #: no new load-balanced traffic, persistent clients still served
+    STOPPING = "NOLB"
 
     @property
     def serves(self) -> bool:
@@ -76,7 +79,8 @@ class ServerRuntime:
     @property
     def accepts_persistent(self) -> bool:
         """May a request whose cookie names this server go to it (DRAIN allows it)?"""
-        return self.op_state.serves and self.admin_state is not AdminState.MAINT
+        op_ok = self.op_state.serves or self.op_state is OpState.STOPPING
+        return op_ok and self.admin_state is not AdminState.MAINT
 
     @property
     def has_room(self) -> bool:

@@ -1,0 +1,28 @@
+"""``balance first``: the first server (in configuration order) that has room.
+
+Theory of operation: as HAProxy's lb_first.c, servers are tried in id order (here the
+order of the ``server`` lines) and the first eligible one below its ``maxconn`` gets
+the request. Meant for farms sized to the load: the tail servers stay idle (and can be
+powered down) until the head fills up. Weights matter only as "0 = never".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from lbcore.balance import PickContext, assign, unassign, with_room
+from lbcore.server import ServerRuntime
+
+
+class First:
+    __slots__ = ("_servers",)
+
+    def __init__(self, servers: Sequence[ServerRuntime]) -> None:
+        self._servers = servers
+
+    def pick(self, ctx: PickContext) -> ServerRuntime | None:
+        pool = with_room(self._servers)  # keeps configuration order
+        return assign(pool[0]) if pool else None
+
+    def release(self, server: ServerRuntime) -> None:
+        unassign(server)

@@ -1,0 +1,161 @@
+"""``lbcore run``: load the configuration, bind, (daemonize,) start the master.
+
+Flags follow HAProxy's where they mean the same: ``-f`` (repeatable), ``-D``, ``-p``,
+``-c`` (check only), ``-db`` (stay in the foreground even if the config says ``daemon``),
+``-W`` (master-worker: accepted, it is the only mode lbcore has), ``-q``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from lbcore import daemon
+from lbcore.config.model import Config
+from lbcore.control_plane import ControlPlane
+from lbcore.listeners import BindError, ListenerSet
+from lbcore.master import (
+    HaproxyStyleFormatter,
+    Loader,
+    Master,
+    WorkerFn,
+    block_signals,
+    check_privileges,
+    default_worker,
+)
+
+log = logging.getLogger("lbcore.master")
+
+
+def load_config(files: Sequence[str]) -> Config:
+    """Parse the files exactly as ``lbcore check`` does; warnings go to the log."""
+    from lbcore.config import load_config as load
+
+    config, warnings = load(files)
+    for warning in warnings:
+        log.warning("config : %s", warning)
+    return config
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="lbcore run", description="Run the balancer: a master and its workers."
+    )
+    p.add_argument(
+        "-f",
+        dest="files",
+        action="append",
+        required=True,
+        metavar="FILE",
+        help="configuration file (repeat for several, read in order)",
+    )
+    p.add_argument("-D", dest="daemon", action="store_true", help="run in the background")
+    p.add_argument("-db", dest="foreground", action="store_true", help="stay in the foreground")
+    p.add_argument("-p", dest="pidfile", metavar="PIDFILE", help="write the master's pid here")
+    p.add_argument(
+        "-c", dest="check", action="store_true", help="check the configuration and exit 0/1"
+    )
+    p.add_argument("-W", dest="master_worker", action="store_true", help="(always on)")
+    p.add_argument("-q", dest="quiet", action="store_true", help="log only warnings and errors")
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes (default: nbproc, or one per core)",
+    )
+    p.add_argument(
+        "--log-file", metavar="FILE", help="in daemon mode, append the master's log here"
+    )
+    return p
+
+
+def setup_logging(quiet: bool, timestamps: bool = False) -> logging.Handler:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(HaproxyStyleFormatter(timestamps=timestamps))
+    root = logging.getLogger("lbcore")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING if quiet else logging.INFO)
+    root.propagate = False
+    return handler
+
+
+def main(argv: list[str]) -> int:
+    return run(argv)
+
+
+def run(argv: list[str], worker_fn: WorkerFn = default_worker, loader: Loader = load_config) -> int:
+    """``main`` with the worker and the loader as parameters (tests pass their own)."""
+    args = build_parser().parse_args(argv)
+    if args.workers is not None and args.workers < 1:
+        print("lbcore run: --workers must be at least 1", file=sys.stderr)
+        return 2
+    # Absolute now: a daemon works from "/", and reloads read the files again.
+    files = [os.path.abspath(f) for f in args.files]
+    handler = setup_logging(args.quiet)
+    block_signals()  # until the master's handlers are in place (see master.block_signals)
+    try:
+        config = loader(files)
+        check_privileges(config)
+    except Exception as e:
+        for line in str(e).splitlines() or [type(e).__name__]:
+            log.error("config : %s", line)
+        log.error("Fatal errors found in configuration.")
+        return 1
+    if args.check:
+        print("Configuration file is valid")
+        return 0
+
+    listeners = ListenerSet()
+    try:
+        current = listeners.open_for(config)
+    except BindError as e:
+        log.error("Starting proxies: %s", e)
+        return 1
+
+    background = (args.daemon or config.global_.daemon) and not args.foreground
+    pidfile = args.pidfile or config.global_.pidfile
+    pidfile = os.path.abspath(pidfile) if pidfile else None
+    log_file = os.path.abspath(args.log_file) if args.log_file else None
+    ready = daemon.Ready(-1)
+    if background:
+        ready = daemon.daemonize(log_file)
+        handler.setFormatter(HaproxyStyleFormatter(timestamps=log_file is not None))
+    pid = os.getpid()
+    try:
+        if pidfile:
+            daemon.write_pidfile(pidfile, pid)
+    except OSError as e:
+        message = f"cannot write pidfile {pidfile}: {e.strerror}"
+        log.error("%s", message)
+        ready.notify(ok=False, message=message)
+        listeners.close_all()
+        return 1
+
+    master = Master(
+        files=files,
+        loader=loader,
+        config=config,
+        listeners=listeners,
+        current=current,
+        worker_fn=worker_fn,
+        workers_override=args.workers,
+        close_in_worker=(ready.fd,) if ready.fd >= 0 else (),
+        control=ControlPlane(config),
+    )
+    try:
+        try:
+            master.start()
+        except OSError as e:
+            message = f"cannot bind stats socket: {e.strerror or e}"
+            log.error("Starting proxies: %s", message)
+            ready.notify(ok=False, message=message)
+            return 1
+        ready.notify()
+        master.close_in_worker = ()  # the fd is closed now; its number may be reused
+        return master.run()
+    finally:
+        if pidfile:
+            daemon.remove_pidfile(pidfile, pid)

@@ -1,0 +1,1 @@
+"""Health checks: ``core`` decides (sans I/O), ``prober`` performs one check."""

@@ -1,0 +1,115 @@
+"""``http-request`` / ``http-response`` rules, compiled once and applied per message.
+
+Rules run in configuration order, as HAProxy runs them: header actions change the head
+in place and evaluation continues (later conditions see the changes); ``deny`` and
+``redirect`` are final and yield a ``Verdict`` the adapter turns into an answer.
+
+Values may reference the client address with ``%[src]`` (the one sample HAProxy users
+put in headers most); any other text is literal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from lbcore.config.model import Acl, HttpRule
+from lbcore.http.acl import Predicate, compile_condition
+from lbcore.http.h1 import Request, Response
+
+Fields = list[tuple[bytes, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A final answer decided by a rule: ``deny`` (status) or ``redirect``."""
+
+    status: int
+    location: bytes | None = None  # set for redirects
+
+
+ValueFn = Callable[[str], bytes]
+
+
+def _value(text: str | None) -> ValueFn:
+    raw = (text or "").encode("latin-1")
+    if b"%[src]" not in raw:
+        return lambda _src: raw
+    return lambda src: raw.replace(b"%[src]", src.encode("latin-1"))
+
+
+def _set(fields: Fields, name: bytes, value: bytes) -> Fields:
+    out = [p for p in fields if p[0] != name]
+    out.append((name, value))
+    return out
+
+
+def _delete(fields: Fields, name: bytes) -> Fields:
+    return [p for p in fields if p[0] != name]
+
+
+class CompiledRule:
+    __slots__ = ("action", "code", "kind", "name", "pred", "value")
+
+    def __init__(self, rule: HttpRule, acls: Sequence[Acl]) -> None:
+        self.action = rule.action
+        self.pred: Predicate = compile_condition(rule.condition, acls)
+        self.name = (rule.name or "").lower().encode("latin-1")
+        self.value = _value(rule.value)
+        self.kind = rule.redirect_kind
+        self.code = rule.code
+        if self.action not in ("set-header", "add-header", "del-header", "redirect", "deny"):
+            raise ValueError(f"http rule action {self.action!r} is not supported")
+
+
+def compile_rules(rules: Sequence[HttpRule], acls: Sequence[Acl]) -> tuple[CompiledRule, ...]:
+    return tuple(CompiledRule(r, acls) for r in rules)
+
+
+def _redirect_location(rule: CompiledRule, req: Request, src: str) -> bytes:
+    target = rule.value(src)
+    if rule.kind == "prefix":
+        uri = req.target
+        return uri if target in (b"", b"/") else target.rstrip(b"/") + uri
+    if rule.kind == "scheme":
+        host = req.header(b"host") or b""
+        return target + b"://" + host + req.target
+    return target
+
+
+def apply_request_rules(rules: Sequence[CompiledRule], req: Request, src: str) -> Verdict | None:
+    """Run ``http-request`` rules over ``req``; a final action returns its verdict."""
+    for rule in rules:
+        if not rule.pred(req, src):
+            continue
+        action = rule.action
+        if action == "set-header":
+            req.headers = _set(req.headers, rule.name, rule.value(src))
+        elif action == "add-header":
+            req.headers.append((rule.name, rule.value(src)))
+        elif action == "del-header":
+            req.headers = _delete(req.headers, rule.name)
+        elif action == "deny":
+            return Verdict(rule.code or 403)
+        else:  # redirect
+            return Verdict(rule.code or 302, _redirect_location(rule, req, src))
+    return None
+
+
+def apply_response_rules(
+    rules: Sequence[CompiledRule], resp: Response, req: Request, src: str
+) -> Verdict | None:
+    """Run ``http-response`` rules; conditions see the request (as HAProxy's req. fetches)."""
+    for rule in rules:
+        if not rule.pred(req, src):
+            continue
+        action = rule.action
+        if action == "set-header":
+            resp.headers = _set(resp.headers, rule.name, rule.value(src))
+        elif action == "add-header":
+            resp.headers.append((rule.name, rule.value(src)))
+        elif action == "del-header":
+            resp.headers = _delete(resp.headers, rule.name)
+        elif action == "deny":
+            return Verdict(rule.code or 502)
+    return None

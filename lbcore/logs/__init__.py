@@ -1,0 +1,1 @@
+"""HAProxy-format logging: records, the pure formatter, the sender, and ``lbcore halog``."""

@@ -1,0 +1,296 @@
+"""Where log lines go: UDP syslog, a unix datagram socket, stdout/stderr, or a file.
+
+Theory of operation: the proxy calls :meth:`LogSender.log` with a formatted message; the
+sender frames it once per target (each ``log`` line has its own syslog format, facility,
+level and length) and queues the datagram. Nothing is written there: the queue is flushed
+in one batch per event-loop iteration (``loop.call_soon``), so a burst of requests costs one
+wake-up, and a flush never waits:
+
+- datagram targets (UDP ``ADDR:PORT``, unix ``/dev/log``) use non-blocking sockets; a
+  datagram the kernel refuses (full buffer, no listener) is dropped and counted, as
+  HAProxy does;
+- stream targets (``stdout``, ``stderr``, and ``file@PATH``) are written by one background
+  thread each, through a bounded queue: a slow pipe or disk never stalls the event loop,
+  and lines that do not fit in the queue are dropped and counted.
+
+``file@PATH`` is an lbcore extension (HAProxy has no file target): for hosts without a
+syslog daemon. It appends one line per message with the same framing as the socket
+targets, reopens the file when it is rotated (renamed or removed), and is ``O_APPEND`` so
+several workers can share it.
+
+Counters (``sent``, ``dropped``) are per target, for the stats page and ``show info``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import queue
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from lbcore.config.model import LogTarget
+from lbcore.logs.syslog import LEVELS, frame
+
+#: Datagrams waiting for the next flush, all targets together, before drops start.
+MAX_PENDING = 10_000
+#: Lines queued per stream target before drops start.
+MAX_STREAM_QUEUE = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class TargetSpec:
+    """One ``log`` line: where, and how each message is framed for it."""
+
+    address: str
+    facility: str = "local0"
+    level: str | None = None  # the most verbose severity sent; None = all
+    minlevel: str | None = None  # messages are raised to at least this severity
+    length: int = 1024
+    format: str = "local"
+
+    @classmethod
+    def from_model(cls, target: LogTarget) -> TargetSpec:
+        """From a parsed ``log`` line. The parser records an absent ``format`` as
+        ``rfc3164``; HAProxy's default is ``local`` (no host name), which is what a line
+        without ``format`` must produce, so ``rfc3164`` is read as ``local`` here."""
+        fmt = "local" if target.format == "rfc3164" else target.format
+        return cls(
+            address=target.address,
+            facility=target.facility,
+            level=target.level,
+            minlevel=target.minlevel,
+            length=target.length,
+            format=fmt,
+        )
+
+    def accepts(self, level: str) -> bool:
+        return self.level is None or LEVELS.index(level) <= LEVELS.index(self.level)
+
+    def effective_level(self, level: str) -> str:
+        if self.minlevel is not None and LEVELS.index(level) > LEVELS.index(self.minlevel):
+            return self.minlevel
+        return level
+
+
+@dataclass
+class Counters:
+    sent: int = 0
+    dropped: int = 0
+
+
+class Target:
+    """A destination; ``write_batch`` never blocks, and counts what it had to drop."""
+
+    def __init__(self, spec: TargetSpec) -> None:
+        self.spec = spec
+        self.counters = Counters()
+
+    def write_batch(self, items: list[bytes]) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class DatagramTarget(Target):
+    """UDP syslog or a unix datagram socket (``/dev/log``), non-blocking."""
+
+    def __init__(self, spec: TargetSpec) -> None:
+        super().__init__(spec)
+        self.dest: str | tuple[str, int]
+        if spec.address.startswith("/"):
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self.dest = spec.address
+        else:
+            host, port = parse_inet(spec.address)
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            self.sock = socket.socket(family, socket.SOCK_DGRAM)
+            self.dest = (host, port)
+        self.sock.setblocking(False)
+
+    def write_batch(self, items: list[bytes]) -> None:
+        c = self.counters
+        for data in items:
+            try:
+                self.sock.sendto(data, self.dest)
+                c.sent += 1
+            except OSError:  # EAGAIN (receiver's queue full), no listener, ENOBUFS...
+                c.dropped += 1
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class StreamTarget(Target):
+    """stdout, stderr or ``file@PATH``: a writer thread behind a bounded queue."""
+
+    def __init__(self, spec: TargetSpec, stream: BinaryIO | None = None) -> None:
+        super().__init__(spec)
+        self.q: queue.Queue[list[bytes] | None] = queue.Queue(MAX_STREAM_QUEUE)
+        self.path: str | None = None
+        self.stream = stream
+        if stream is None:
+            if spec.address == "stdout":
+                self.stream = sys.stdout.buffer
+            elif spec.address == "stderr":
+                self.stream = sys.stderr.buffer
+            else:
+                self.path = spec.address.removeprefix("file@")
+                self.stream = self._open()
+        self.thread = threading.Thread(target=self._run, name=f"log-{spec.address}", daemon=True)
+        self.thread.start()
+
+    def _open(self) -> BinaryIO:
+        assert self.path is not None
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        self._ino = os.fstat(fd).st_ino
+        return os.fdopen(fd, "ab", buffering=0)
+
+    def _rotated(self) -> bool:
+        assert self.path is not None
+        try:
+            return os.stat(self.path).st_ino != self._ino
+        except FileNotFoundError:
+            return True
+
+    def write_batch(self, items: list[bytes]) -> None:
+        try:
+            self.q.put_nowait(items)
+        except queue.Full:
+            self.counters.dropped += len(items)
+
+    def _run(self) -> None:
+        while True:
+            items = self.q.get()
+            if items is None:
+                return
+            batch = [items]
+            while True:  # coalesce whatever else is waiting into one write
+                try:
+                    more = self.q.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._write(batch)
+                    return
+                batch.append(more)
+            self._write(batch)
+
+    def _write(self, batch: list[list[bytes]]) -> None:
+        data = b"".join(b"".join(items) for items in batch)
+        n = sum(len(items) for items in batch)
+        try:
+            if self.path is not None and self._rotated():
+                assert self.stream is not None
+                self.stream.close()
+                self.stream = self._open()
+            assert self.stream is not None
+            self.stream.write(data)
+            self.stream.flush()
+            self.counters.sent += n
+        except OSError:
+            self.counters.dropped += n
+
+    def close(self) -> None:
+        self.q.put(None)
+        self.thread.join(timeout=5)
+        if self.path is not None and self.stream is not None:
+            self.stream.close()
+
+
+def parse_inet(address: str) -> tuple[str, int]:
+    """``127.0.0.1:514``, ``udp@host:port``, ``[::1]:514``, ``::1:514`` (as HAProxy and the
+    config parser read a bare IPv6 address); port 514 when omitted."""
+    for prefix in ("udp@", "udp4@", "udp6@", "ipv4@", "ipv6@"):
+        address = address.removeprefix(prefix)
+    if address.startswith("["):
+        host, _, rest = address[1:].partition("]")
+        return host, int(rest.lstrip(":") or 514)
+    if ":" in address:  # host:port, or a bare IPv6 address whose last part is the port
+        host, _, port = address.rpartition(":")
+        return host, int(port)
+    return address, 514
+
+
+def open_target(spec: TargetSpec) -> Target:
+    a = spec.address
+    if a in ("stdout", "stderr") or a.startswith("file@"):
+        return StreamTarget(spec)
+    return DatagramTarget(spec)
+
+
+@dataclass
+class LogSender:
+    """Frames each message for every target and flushes them in batches."""
+
+    targets: list[Target]
+    pid: int = field(default_factory=os.getpid)
+    tag: str = "haproxy"
+    hostname: str | None = None
+    clock: Callable[[], float] | None = None  # the loop's wall clock (time.time)
+    _pending: list[tuple[Target, bytes]] = field(default_factory=list)
+    _scheduled: bool = False
+    _loop: asyncio.AbstractEventLoop | None = None
+    overflow: int = 0
+
+    @classmethod
+    def from_specs(cls, specs: list[TargetSpec], **kw: object) -> LogSender:
+        return cls([open_target(s) for s in specs], **kw)  # type: ignore[arg-type]
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Flush once per loop iteration instead of on demand."""
+        self._loop = loop
+
+    def log(self, message: str, level: str = "info", now: float | None = None) -> None:
+        if now is None:
+            now = self.clock() if self.clock is not None else time.time()
+        for t in self.targets:
+            spec = t.spec
+            if not spec.accepts(level):
+                continue
+            if len(self._pending) >= MAX_PENDING:
+                t.counters.dropped += 1
+                self.overflow += 1
+                continue
+            data = frame(
+                message,
+                now=now,
+                facility=spec.facility,
+                level=spec.effective_level(level),
+                fmt=spec.format,
+                tag=self.tag,
+                pid=self.pid,
+                hostname=self.hostname,
+                maxlen=spec.length,
+            )
+            self._pending.append((t, data))
+        if self._loop is None:
+            self.flush()
+        elif not self._scheduled and self._pending:
+            self._scheduled = True
+            self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._scheduled = False
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        by_target: dict[int, tuple[Target, list[bytes]]] = {}
+        for t, data in pending:
+            by_target.setdefault(id(t), (t, []))[1].append(data)
+        for t, items in by_target.values():
+            t.write_batch(items)
+
+    def counters(self) -> dict[str, Counters]:
+        return {t.spec.address: t.counters for t in self.targets}
+
+    def close(self) -> None:
+        self.flush()
+        for t in self.targets:
+            t.close()

@@ -1,0 +1,1 @@
+"""Thin asyncio adapters (HTTP, TCP) around the sans-I/O cores."""

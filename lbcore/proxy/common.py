@@ -1,0 +1,153 @@
+"""Pieces shared by the HTTP and TCP adapters: the lazy deadline timer, the worker's
+view of a frontend, and the bookkeeping of live connections.
+
+The timer is lazy on purpose: inactivity timeouts move on every read, and cancelling
+and re-creating a timer handle per read would cost more than the read. ``Deadline``
+keeps one armed handle and only records the new deadline; when the handle fires early
+it re-arms itself for the remaining time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from lbcore.config.model import Proxy
+
+if TYPE_CHECKING:
+    from lbcore.backend import BackendRuntime
+    from lbcore.http.acl import Predicate
+    from lbcore.http.rules import CompiledRule
+
+
+class Deadline:
+    """One timer per connection whose deadline may move often and cheaply."""
+
+    __slots__ = ("_armed_at", "_cb", "_handle", "_loop", "when")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, cb: Callable[[], None]) -> None:
+        self._loop = loop
+        self._cb = cb
+        self._handle: asyncio.TimerHandle | None = None
+        self._armed_at = 0.0
+        self.when: float | None = None
+
+    def set_in(self, seconds: float | None) -> None:
+        """Fire ``seconds`` from now (None: no deadline)."""
+        if seconds is None:
+            self.when = None
+            return
+        when = self._loop.time() + seconds
+        self.when = when
+        if self._handle is None or self._armed_at > when:
+            if self._handle is not None:
+                self._handle.cancel()
+            self._armed_at = when
+            self._handle = self._loop.call_at(when, self._fire)
+
+    def cancel(self) -> None:
+        self.when = None
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _fire(self) -> None:
+        self._handle = None
+        when = self.when
+        if when is None:
+            return
+        if self._loop.time() + 0.001 < when:
+            self._armed_at = when
+            self._handle = self._loop.call_at(when, self._fire)
+            return
+        self.when = None
+        self._cb()
+
+
+class Registry:
+    """The worker's live client connections, its draining flag and global counters."""
+
+    def __init__(self, maxconn: int) -> None:
+        self.conns: set[Any] = set()
+        self.draining = False
+        self.maxconn = maxconn
+        self.on_empty: Callable[[], None] | None = None
+
+    def add(self, conn: Any) -> None:
+        self.conns.add(conn)
+
+    def remove(self, conn: Any) -> None:
+        self.conns.discard(conn)
+        if self.draining and not self.conns and self.on_empty is not None:
+            self.on_empty()
+
+
+class FrontendRuntime:
+    """What a client connection needs to know about its frontend, resolved once."""
+
+    def __init__(
+        self,
+        proxy: Proxy,
+        registry: Registry,
+        backends: dict[str, BackendRuntime],
+        use_backends: list[tuple[Predicate, BackendRuntime]],
+        default_backend: BackendRuntime | None,
+        req_rules: tuple[CompiledRule, ...],
+        resp_rules: tuple[CompiledRule, ...],
+    ) -> None:
+        self.proxy = proxy
+        self.name = proxy.name
+        self.registry = registry
+        self.backends = backends
+        self.use_backends = use_backends
+        self.default_backend = default_backend
+        self.req_rules = req_rules
+        self.resp_rules = resp_rules
+        self.forwardfor = proxy.options.forwardfor
+        t = proxy.timeouts
+        self.timeout_client = t.client
+        self.timeout_http_request = t.http_request if t.http_request is not None else t.client
+        self.timeout_keep_alive = (
+            t.http_keep_alive if t.http_keep_alive is not None else self.timeout_http_request
+        )
+        self.timeout_tunnel = t.tunnel
+        self.maxconn = proxy.maxconn or 0
+        self.conn_cur = 0
+        self.conn_tot = 0
+        self.req_tot = 0
+        self.denied = 0
+        self.hrsp: dict[int, int] = {}
+        self.waiting: deque[Callable[[], None]] = deque()  # connections held at maxconn
+
+    def select_backend(self, req: Any, src: str) -> BackendRuntime | None:
+        for pred, be in self.use_backends:
+            if pred(req, src):
+                return be
+        return self.default_backend
+
+    def admit(self, resume: Callable[[], None]) -> bool:
+        """Count a new connection; False when it must wait for a slot (maxconn)."""
+        if self.maxconn and self.conn_cur >= self.maxconn:
+            self.waiting.append(resume)
+            return False
+        self.conn_cur += 1
+        self.conn_tot += 1
+        return True
+
+    def leave(self) -> None:
+        self.conn_cur -= 1
+        while self.waiting and (not self.maxconn or self.conn_cur < self.maxconn):
+            self.conn_cur += 1
+            self.conn_tot += 1
+            self.waiting.popleft()()
+
+    def snapshot(self) -> dict[str, object]:
+        return {
+            "scur": self.conn_cur,
+            "stot": self.conn_tot,
+            "req_tot": self.req_tot,
+            "dreq": self.denied,
+            "hrsp": {str(k): v for k, v in self.hrsp.items()},
+        }

@@ -1,0 +1,791 @@
+"""The HTTP mode adapter: asyncio Protocols around the sans-I/O ``lbcore.http`` core.
+
+Theory of operation: one ``HttpClient`` per accepted connection reads requests with an
+``h1.Reader``; for each request it runs the frontend's rules, picks a backend and a
+server, and borrows an ``Upstream`` (a keep-alive connection to that server) from the
+backend's idle pool, or opens one (with retries and redispatch). Request bytes go up,
+response bytes come down, both as the raw slices the readers return — bodies are
+never re-encoded nor gathered. At the end of a response the upstream connection goes
+back to the pool (unless either side asked to close) and the client reader moves to
+the next request.
+
+Flow control both ways: when a transport's write buffer fills (``pause_writing``), the
+peer's reading is paused, and resumed on ``resume_writing``; requests waiting for a
+server pause their client once a little is buffered. So a 10 MB body is only ever
+in flight in socket buffers and a few 64 KiB slices.
+
+One ``Deadline`` per client connection carries whichever HAProxy timeout applies to
+the current phase: http-request/keep-alive while waiting for a request, queue while
+queued, client while reading a body, server while waiting for the response, tunnel
+once upgraded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from lbcore.backend import BackendRuntime
+from lbcore.balance import PickContext
+from lbcore.http import h1
+from lbcore.http.errors import error_page, redirect
+from lbcore.http.h1 import END, NEED_DATA, PAUSED, ProtocolError, Reader, Request, Response
+from lbcore.http.rules import Verdict, apply_request_rules, apply_response_rules
+from lbcore.proxy.common import Deadline, FrontendRuntime
+from lbcore.server import ServerRuntime
+
+# Client connection phases.
+IDLE_FIRST, IDLE_KA, WAITING, FORWARD, TUNNEL, CLOSED = range(6)
+
+_PAUSE_FLOW = 1  # the upstream's write buffer is full
+_PAUSE_WAIT = 2  # nothing to forward to yet (queued, connecting, pipelined)
+_WAIT_BUFFER = 65536  # bytes a waiting request may buffer before its client is paused
+_POOL_MAX = 128  # idle upstream connections kept per server
+_PLAIN = PickContext()  # for algorithms that read nothing from the request
+POOL_IDLE = 5.0  # seconds an idle server connection is kept (HAProxy's pool-purge-delay)
+
+log = logging.getLogger("lbcore.proxy")
+
+
+def purge_idle(backends: Any, now: float, max_idle: float = POOL_IDLE) -> int:
+    """Close pooled server connections idle for longer than ``max_idle``; count them."""
+    closed = 0
+    for be in backends:
+        for idle in be.idle.values():
+            while idle and now - idle[0].idle_since > max_idle:
+                idle.pop(0).transport.close()  # the oldest are first in the list
+                closed += 1
+    return closed
+
+
+class Upstream(asyncio.Protocol):
+    """A connection to one server; idle in its pool, or serving one client's request."""
+
+    __slots__ = (
+        "backend",
+        "client",
+        "got_data",
+        "idle_since",
+        "read_paused",
+        "reader",
+        "resp_keep",
+        "server",
+        "transport",
+    )
+
+    def __init__(self, backend: BackendRuntime, server: ServerRuntime) -> None:
+        self.backend = backend
+        self.server = server
+        self.client: HttpClient | None = None
+        self.transport: Any = None
+        self.reader = Reader(is_request=False)
+        self.read_paused = False
+        self.got_data = False
+        self.resp_keep = False
+        self.idle_since = 0.0
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._received(data)
+        except Exception:  # a bug of ours must cost one request, not the worker
+            client = self.client
+            if client is not None:
+                client.internal_error()
+            else:
+                self.transport.abort()
+
+    def _received(self, data: bytes) -> None:
+        client = self.client
+        if client is None:  # idle: servers do not talk first; drop the connection
+            self.transport.close()
+            return
+        self.got_data = True
+        reader = self.reader
+        reader.feed(data)
+        if reader.in_tunnel:
+            client.transport.write(reader.take_buffer())
+            client.touch_tunnel()
+            return
+        out: list[bytes] = []
+        ctrans = client.transport
+        try:
+            while True:
+                ev = reader.next_event()
+                if type(ev) is bytes:
+                    out.append(ev)
+                elif ev is NEED_DATA:
+                    break
+                elif type(ev) is Response:
+                    self.resp_keep = ev.keep_alive
+                    head = client.response_head(ev, self)
+                    if head is None:  # answered otherwise (http-response deny)
+                        return
+                    out.append(head)
+                    if reader.in_tunnel:
+                        rest = reader.take_buffer()
+                        if rest:
+                            out.append(rest)
+                        ctrans.writelines(out)
+                        client.start_tunnel()
+                        return
+                elif ev is END:
+                    if out:
+                        ctrans.writelines(out)
+                        out = []
+                    client.response_end(self)
+                    return
+                else:  # PAUSED: bytes after a complete response → not reusable
+                    self.transport.close()
+                    break
+        except ProtocolError:
+            client.upstream_failed(self, 502)
+            return
+        if out:
+            ctrans.writelines(out)
+            client.touch_server()
+
+    def eof_received(self) -> bool:
+        reader = self.reader
+        if self.client is not None and not reader.in_tunnel and reader.is_until_close():
+            reader.feed_eof()
+            self.data_received(b"")
+        elif self.client is not None and reader.in_tunnel:
+            self.client.tunnel_eof_from_server()
+            return True
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        client = self.client
+        if client is None:
+            idle = self.backend.idle.get(self.server.name)
+            if idle is not None and self in idle:
+                idle.remove(self)
+            return
+        self.client = None
+        client.upstream_lost(self)
+
+    def pause_writing(self) -> None:
+        if self.client is not None:
+            self.client.pause(_PAUSE_FLOW)
+
+    def resume_writing(self) -> None:
+        if self.client is not None:
+            self.client.unpause(_PAUSE_FLOW)
+
+    def pause_read(self) -> None:
+        if not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def resume_read(self) -> None:
+        if self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
+
+
+class HttpClient(asyncio.Protocol):
+    """One client connection in HTTP mode."""
+
+    def __init__(self, fe: FrontendRuntime, loop: asyncio.AbstractEventLoop) -> None:
+        self.fe = fe
+        self.loop = loop
+        self.transport: Any = None
+        self.reader = Reader(is_request=True)
+        self.src = ""
+        self.phase = IDLE_FIRST
+        self.deadline = Deadline(loop, self._timeout)
+        self.pause_mask = 0
+        self.reading_paused = False
+        self.write_paused = False
+        self.admitted = False
+        # the request in flight
+        self.req: Request | None = None
+        self.req_done = False
+        self.resp_started = False
+        self.client_keep = False
+        self.backend: BackendRuntime | None = None
+        self.server: ServerRuntime | None = None
+        self.upstream: Upstream | None = None
+        self.pending: list[bytes] = []  # request bytes produced before the upstream exists
+        self.head_bytes = b""
+        self.reused = False
+        self.replays = 0
+        self.tunnel_eofs = 0
+        self.client_eof = False
+        self.t_server: float | None = None  # the backend's timeout server
+        self._queued = False  # waiting in the backend queue
+
+    # ---- connection life -------------------------------------------------------
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.src = peer[0] if peer else ""
+        self.fe.registry.add(self)
+        if self.fe.admit(self._admitted):
+            self._admitted()
+        else:
+            self.pause(_PAUSE_WAIT)
+
+    def _admitted(self) -> None:
+        self.admitted = True
+        if self.phase == CLOSED:
+            return
+        self.deadline.set_in(self.fe.timeout_http_request)
+        self.unpause(_PAUSE_WAIT)
+        if self.reader.buffered:
+            self._pump()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.phase == CLOSED:
+            self._finish()
+            return
+        self.phase = CLOSED
+        self._finish()
+
+    def _finish(self) -> None:
+        if self.transport is None:
+            return
+        self.transport = None
+        self.phase = CLOSED
+        self.deadline.cancel()
+        self._drop_request(close_upstream=True)
+        if self.admitted:
+            self.admitted = False
+            self.fe.leave()
+        self.fe.registry.remove(self)
+
+    def close(self) -> None:
+        """Close after pending writes are flushed."""
+        if self.transport is not None:
+            self.phase = CLOSED
+            self.deadline.cancel()
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.phase = CLOSED
+            self.deadline.cancel()
+            self.transport.abort()
+
+    def close_if_idle(self) -> None:
+        """Graceful stop: idle keep-alive connections go now, busy ones after their answer.
+
+        A connection still waiting for its *first* request is not idle: it was accepted
+        from the listening socket the new workers share, so its client has sent (or is
+        sending) a request; closing it would fail that request on every reload. It gets
+        its answer with ``connection: close`` (bounded by its timeouts and hard-stop-after).
+        """
+        if self.phase == IDLE_KA and self.reader.at_message_start:
+            self.close()
+
+    # ---- flow control --------------------------------------------------------
+
+    def pause(self, why: int) -> None:
+        self.pause_mask |= why
+        if not self.reading_paused and self.transport is not None:
+            self.reading_paused = True
+            self.transport.pause_reading()
+
+    def unpause(self, why: int) -> None:
+        self.pause_mask &= ~why
+        if self.pause_mask == 0 and self.reading_paused and self.transport is not None:
+            self.reading_paused = False
+            self.transport.resume_reading()
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        if self.upstream is not None:
+            self.upstream.pause_read()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.upstream is not None:
+            self.upstream.resume_read()
+
+    # ---- reading requests ----------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._received(data)
+        except Exception:  # a bug of ours must cost one request, not the worker
+            self.internal_error()
+
+    def internal_error(self) -> None:
+        """An unexpected exception while handling this connection: 500, as HAProxy."""
+        log.exception("internal error on a client connection from %s", self.src)
+        up = self.upstream
+        if up is not None:
+            self._release_upstream(up, reuse=False)
+        if self.resp_started:
+            self.abort()
+        else:
+            self.answer_error(500)
+
+    def _received(self, data: bytes) -> None:
+        phase = self.phase
+        if phase == TUNNEL:
+            up = self.upstream
+            if up is not None:
+                up.transport.write(data)
+                self.touch_tunnel()
+            return
+        self.reader.feed(data)
+        if phase == WAITING or not self.admitted:
+            if self.reader.buffered > _WAIT_BUFFER:
+                self.pause(_PAUSE_WAIT)
+            return
+        self._pump()
+
+    def eof_received(self) -> bool:
+        if self.phase == TUNNEL:
+            up = self.upstream
+            if up is not None and up.transport.can_write_eof():
+                up.transport.write_eof()
+                self.tunnel_eofs += 1
+                return not self.tunnel_eofs >= 2
+            return False
+        self.reader.feed_eof()
+        phase = self.phase
+        if phase in (IDLE_FIRST, IDLE_KA) and self.reader.at_message_start:
+            return False
+        if phase in (FORWARD, WAITING):
+            # The client half-closed after (part of) its request: the answer still goes
+            # out, then the connection closes. A body cut short is refused by the reader.
+            self.client_eof = True
+            self.client_keep = False
+            if phase == FORWARD:
+                self._pump()
+            return True
+        self._pump()
+        return False
+
+    def _pump(self) -> None:
+        """Drain request events from the reader while there is somewhere to send them."""
+        reader = self.reader
+        out: list[bytes] = []
+        ended = False
+        try:
+            while True:
+                ev = reader.next_event()
+                if type(ev) is bytes:
+                    out.append(ev)
+                elif ev is NEED_DATA:
+                    break
+                elif ev is END:
+                    self.req_done = True
+                    ended = True
+                elif ev is PAUSED:
+                    if reader.buffered > _WAIT_BUFFER:
+                        self.pause(_PAUSE_WAIT)
+                    break
+                else:
+                    assert type(ev) is Request
+                    if not self._on_request(ev):
+                        break
+        except ProtocolError as err:
+            if self.phase == FORWARD and self.resp_started:
+                self.abort()
+            else:
+                self._parse_error(err.status)
+            return
+        if self.phase == FORWARD:
+            up = self.upstream
+            if out and up is not None:
+                up.transport.writelines(out)
+            if out or ended:
+                # Request sent whole: the server's turn; else the client's, for the rest.
+                self.deadline.set_in(self.t_server if self.req_done else self.fe.timeout_client)
+        elif out:
+            self.pending.extend(out)
+
+    def _parse_error(self, status: int) -> None:
+        self.fe.hrsp[status // 100] = self.fe.hrsp.get(status // 100, 0) + 1
+        if self.transport is not None:
+            self.transport.write(error_page(status))
+        self.close()
+
+    def _on_request(self, req: Request) -> bool:
+        """A request head arrived; False stops pumping until a server is ready."""
+        fe = self.fe
+        fe.req_tot += 1
+        self.req = req
+        self.req_done = False
+        self.resp_started = False
+        self.replays = 0
+        self.phase = WAITING
+        src = self.src
+        if fe.req_rules:
+            verdict = apply_request_rules(fe.req_rules, req, src)
+            if verdict is not None:
+                self._answer(verdict)
+                return False
+        be = fe.select_backend(req, src)
+        if be is None:
+            self.answer_error(503)
+            return False
+        self.backend = be
+        self.t_server = be.timeout_server
+        be.req_tot += 1
+        if be.req_rules:
+            verdict = apply_request_rules(be.req_rules, req, src)
+            if verdict is not None:
+                self._answer(verdict)
+                return False
+        extra = [(b"x-forwarded-for", src.encode())] if fe.forwardfor or be.forwardfor else None
+        if be.server_close:
+            conn = b"close"
+        elif req.version == b"1.0":
+            conn = b"keep-alive"
+        else:
+            conn = None
+        self.head_bytes = h1.serialize_request(req, conn, extra)
+        self.pending = [self.head_bytes]
+        return self._assign()
+
+    def _assign(self) -> bool:
+        """Pick a server and get a connection to it; False while waiting."""
+        be = self.backend
+        req = self.req
+        assert be is not None and req is not None
+        if be.plain:
+            server = be.pick(_PLAIN)
+        else:
+            hdrs = _header_map(req) if be.wants_headers else None
+            server = be.pick(be.context(self.src, req.target, hdrs))
+        if server is None:
+            if not be.available():
+                self.answer_error(503)
+                return False
+            be.enqueue(self._dequeued)
+            self.deadline.set_in(be.timeout_queue)
+            self._queued = True
+            return False
+        self.server = server
+        idle = be.idle.get(server.name)
+        while idle:
+            up = idle.pop()
+            if not up.transport.is_closing():
+                self.reused = True
+                self._attach(up)
+                return self.phase == FORWARD
+        self.reused = False
+        self.deadline.set_in(None)  # the connect attempt carries its own timeout
+        self.loop.create_task(self._connect(server))
+        return False
+
+    def _dequeued(self) -> None:
+        """Woken from the backend queue: a slot was freed."""
+        self._queued = False
+        if self.phase != WAITING or self.transport is None:
+            return
+        if self._assign():
+            self._pump()
+
+    async def _connect(self, server: ServerRuntime) -> None:
+        be = self.backend
+        assert be is not None
+        loop = self.loop
+        retries = be.retries
+        while True:
+            try:
+                factory = _upstream_factory(be, server)
+                cfg = server.config
+                coro = loop.create_connection(factory, cfg.host, cfg.port)
+                if be.timeout_connect is not None:
+                    _t, up = await asyncio.wait_for(coro, be.timeout_connect)
+                else:
+                    _t, up = await coro
+            except (TimeoutError, OSError):
+                be.econ += 1
+                if self.transport is None or self.phase != WAITING:
+                    be.release(server)
+                    return
+                if retries <= 0:
+                    be.release(server)
+                    self.answer_error(503)
+                    return
+                retries -= 1
+                be.wretr += 1
+                if be.redispatch and retries == 0 and len(be.servers) > 1:
+                    # HAProxy's default: the last retry goes to another server.
+                    be.release(server)
+                    be.wredis += 1
+                    req = self.req
+                    assert req is not None
+                    nxt = be.pick(be.context(self.src, req.target))
+                    if nxt is not None and nxt is server and len(be.servers) > 1:
+                        alt = be.pick(be.context(self.src, req.target))
+                        be.release(nxt)
+                        nxt = alt
+                    if nxt is None:
+                        self.answer_error(503)
+                        return
+                    server = nxt
+                else:
+                    await asyncio.sleep(min(be.timeout_connect or 1.0, 1.0))
+                    if self.transport is None or self.phase != WAITING:
+                        be.release(server)
+                        return
+                continue
+            if self.transport is None or self.phase != WAITING:
+                up.transport.close()
+                be.release(server)
+                return
+            self.server = server
+            self._attach(up)
+            if self.phase == FORWARD:
+                self._pump()
+            return
+
+    def _attach(self, up: Upstream) -> None:
+        req = self.req
+        assert req is not None
+        self.upstream = up
+        up.client = self
+        up.got_data = False
+        reader = up.reader
+        reader.expect_head = req.method == b"HEAD"
+        reader.upgrade_requested = req.upgrade is not None
+        self.phase = FORWARD
+        if self.write_paused:
+            up.pause_read()
+        up.transport.writelines(self.pending)
+        self.pending = []
+        self.unpause(_PAUSE_WAIT)
+
+    # ---- responses -----------------------------------------------------------
+
+    def response_head(self, resp: Response, up: Upstream) -> bytes | None:
+        """Serialize a response head for the client (None: answered otherwise)."""
+        req = self.req
+        assert req is not None
+        status = resp.status
+        if status < 200 and status != 101:
+            return h1.serialize_response(resp, None)
+        if status == 101 and req.upgrade is None:
+            self.upstream_failed(up, 502)
+            return None
+        self.resp_started = True
+        be = self.backend
+        assert be is not None
+        fe = self.fe
+        if fe.resp_rules or be.resp_rules:
+            verdict = None
+            if be.resp_rules:
+                verdict = apply_response_rules(be.resp_rules, resp, req, self.src)
+            if verdict is None and fe.resp_rules:
+                verdict = apply_response_rules(fe.resp_rules, resp, req, self.src)
+            if verdict is not None:
+                self.resp_started = False
+                self._release_upstream(up, reuse=False)
+                self.answer_error(verdict.status)
+                return None
+        key = status // 100
+        be.hrsp[key] = be.hrsp.get(key, 0) + 1
+        fe.hrsp[key] = fe.hrsp.get(key, 0) + 1
+        if status == 101:
+            return h1.serialize_response(resp, None)
+        keep = (
+            req.keep_alive
+            and not up.reader.is_until_close()
+            and not fe.registry.draining
+            and not self.client_eof
+        )
+        self.client_keep = keep
+        if not keep:
+            conn: bytes | None = b"close"
+        elif req.version == b"1.0":
+            conn = b"keep-alive"
+        else:
+            conn = None
+        return h1.serialize_response(resp, conn)
+
+    def touch_server(self) -> None:
+        self.deadline.set_in(self.t_server)
+
+    def response_end(self, up: Upstream) -> None:
+        """The whole response went to the client: recycle both sides."""
+        self._release_upstream(up, reuse=up.resp_keep and self.req_done)
+        if not (self.client_keep and self.req_done) or self.transport is None:
+            self.close()
+            return
+        self.phase = IDLE_KA
+        self.req = None
+        self.backend = None
+        self.reader.start_next()
+        self.deadline.set_in(self.fe.timeout_keep_alive)
+        self.unpause(_PAUSE_WAIT)
+        if self.reader.buffered:
+            self._pump()
+
+    def _release_upstream(self, up: Upstream, reuse: bool) -> None:
+        be = self.backend
+        server = self.server
+        self.upstream = None
+        self.server = None
+        up.client = None
+        if server is not None and be is not None:
+            be.release(server)
+        if (
+            reuse
+            and not up.reader.buffered  # bytes after the response: the stream is broken
+            and not (be is not None and be.server_close)
+            and not up.transport.is_closing()
+        ):
+            up.reader.start_next()
+            up.resume_read()
+            assert be is not None
+            idle = be.idle.setdefault(up.server.name, [])
+            if len(idle) < _POOL_MAX:
+                up.idle_since = self.loop.time()
+                idle.append(up)
+                return
+        up.transport.close()
+
+    def upstream_failed(self, up: Upstream, status: int) -> None:
+        """The server broke HTTP or vanished: 502 if nothing was answered yet."""
+        be = self.backend
+        if be is not None:
+            be.eresp += 1
+        started = self.resp_started
+        self._release_upstream(up, reuse=False)
+        if started:
+            self.abort()
+        else:
+            self.answer_error(status)
+
+    def upstream_lost(self, up: Upstream) -> None:
+        """The upstream connection closed while serving this client."""
+        if self.phase == TUNNEL:
+            self._release_upstream(up, reuse=False)
+            self.close()
+            return
+        req = self.req
+        if (
+            self.reused
+            and not up.got_data
+            and req is not None
+            and not req.has_body
+            and self.replays == 0
+            and self.phase == FORWARD
+        ):
+            # A pooled connection the server had closed: replay once on a fresh one.
+            self.replays += 1
+            server = self.server
+            self.server = None
+            self.upstream = None
+            up.client = None
+            self.phase = WAITING
+            self.pending = [self.head_bytes]
+            self.reused = False
+            assert server is not None
+            self.loop.create_task(self._connect(server))
+            return
+        self.upstream_failed(up, 502)
+
+    # ---- answers produced here ----------------------------------------------
+
+    def answer_error(self, status: int) -> None:
+        fe = self.fe
+        fe.hrsp[status // 100] = fe.hrsp.get(status // 100, 0) + 1
+        if self._queued and self.backend is not None:
+            self.backend.dequeue(self._dequeued)
+            self._queued = False
+        if self.transport is not None and not self.resp_started:
+            self.transport.write(error_page(status))
+        self.close()
+
+    def _answer(self, verdict: Verdict) -> None:
+        if verdict.location is None:
+            self.fe.denied += 1
+            self.answer_error(verdict.status)
+            return
+        req = self.req
+        assert req is not None
+        # A request body we would have to drain: close instead (as HAProxy does).
+        keep = req.keep_alive and not req.has_body and not self.fe.registry.draining
+        self.fe.hrsp[3] = self.fe.hrsp.get(3, 0) + 1
+        self.transport.write(redirect(verdict.status, verdict.location, not keep))
+        if not keep:
+            self.close()
+            return
+        self.reader.next_event()  # END of the body-less request
+        self.phase = IDLE_KA
+        self.req = None
+        self.reader.start_next()
+        self.deadline.set_in(self.fe.timeout_keep_alive)
+        if self.reader.buffered:
+            self.loop.call_soon(self._pump)
+
+    def _timeout(self) -> None:
+        phase = self.phase
+        if phase == IDLE_KA and self.reader.at_message_start:
+            self.close()
+        elif phase in (IDLE_FIRST, IDLE_KA):
+            self._parse_error(408)
+        elif phase == WAITING:
+            # queued too long (timeout queue) or a client too slow before a server was found
+            self.answer_error(503 if self._queued else 408)
+        elif phase == FORWARD:
+            up = self.upstream
+            if not self.req_done:
+                if up is not None:
+                    self._release_upstream(up, reuse=False)
+                if self.resp_started:
+                    self.abort()
+                else:
+                    self._parse_error(408)
+            elif up is not None:
+                self.upstream_failed(up, 504)
+        elif phase == TUNNEL:
+            up = self.upstream
+            if up is not None:
+                self._release_upstream(up, reuse=False)
+            self.abort()
+
+    def _drop_request(self, close_upstream: bool) -> None:
+        be = self.backend
+        if self._queued and be is not None:
+            be.dequeue(self._dequeued)
+            self._queued = False
+        up = self.upstream
+        if up is not None:
+            self._release_upstream(up, reuse=False)
+
+    # ---- tunnels (Upgrade, WebSocket) -----------------------------------------
+
+    def start_tunnel(self) -> None:
+        self.phase = TUNNEL
+        self.touch_tunnel()
+        rest = self.reader.take_buffer()
+        up = self.upstream
+        if rest and up is not None:
+            up.transport.write(rest)
+        self.unpause(_PAUSE_WAIT)
+
+    def touch_tunnel(self) -> None:
+        be = self.backend
+        t = be.timeout_tunnel if be is not None else None
+        if t is None:
+            t = self.fe.timeout_client
+        self.deadline.set_in(t)
+
+    def tunnel_eof_from_server(self) -> None:
+        if self.transport is not None and self.transport.can_write_eof():
+            self.transport.write_eof()
+            self.tunnel_eofs += 1
+            if self.tunnel_eofs >= 2:
+                self.close()
+
+
+def _header_map(req: Request) -> dict[str, str]:
+    return {n.decode("latin-1"): v.decode("latin-1") for n, v in req.headers}
+
+
+def _upstream_factory(be: BackendRuntime, server: ServerRuntime) -> Any:
+    return lambda: Upstream(be, server)

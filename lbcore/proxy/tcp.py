@@ -1,0 +1,323 @@
+"""The TCP mode adapter: bytes both ways, half-close honoured, flow control both ways.
+
+Theory of operation: a client connection is held (reading paused) until a server is
+picked and connected — with HAProxy's retries, redispatch and queueing at maxconn —
+then every chunk read on one side is written to the other. A full write buffer on
+one side pauses reading on the other. EOF from one side becomes ``write_eof`` on the
+other (a half-close), and the pair closes once both directions have ended. The
+server slot is released when the pair is gone.
+
+On Linux, once both sockets are connected, bytes can be moved by ``splice(2)``
+through a pipe without entering Python (``lbcore.proxy.splice``); this module is the
+portable path and the one used while a connection is being set up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from typing import Any
+
+from lbcore.backend import BackendRuntime
+from lbcore.proxy import splice
+from lbcore.proxy.common import Deadline, FrontendRuntime
+from lbcore.proxy.splice import SplicePair
+from lbcore.server import ServerRuntime
+
+
+def use_splice() -> bool:
+    """splice(2) where the platform has it; ``LBCORE_SPLICE=0`` forces the copy path."""
+    return splice.AVAILABLE and os.environ.get("LBCORE_SPLICE", "1") != "0"
+
+
+class TcpUpstream(asyncio.Protocol):
+    __slots__ = ("client", "transport")
+
+    def __init__(self, client: TcpClient) -> None:
+        self.client = client
+        self.transport: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.client.from_server(data)
+
+    def eof_received(self) -> bool:
+        return self.client.server_eof()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.client.server_lost(exc)
+
+    def pause_writing(self) -> None:
+        t = self.client.transport
+        if t is not None:
+            t.pause_reading()
+
+    def resume_writing(self) -> None:
+        t = self.client.transport
+        if t is not None:
+            t.resume_reading()
+
+
+class TcpClient(asyncio.Protocol):
+    """One client connection in TCP mode."""
+
+    def __init__(self, fe: FrontendRuntime, loop: asyncio.AbstractEventLoop) -> None:
+        self.fe = fe
+        self.loop = loop
+        self.transport: Any = None
+        self.upstream: TcpUpstream | None = None
+        self.backend = fe.default_backend
+        self.server: ServerRuntime | None = None
+        self.pending: list[bytes] = []
+        self.deadline = Deadline(loop, self._timeout)
+        self.eofs = 0
+        self.client_eof = False
+        self.admitted = False
+        self.queued = False
+        self.closed = False
+        self.timeout: float | None = None
+        self.spliced: SplicePair | None = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        transport.pause_reading()
+        self.fe.registry.add(self)
+        if self.fe.admit(self._admitted):
+            self._admitted()
+
+    def _admitted(self) -> None:
+        self.admitted = True
+        if self.closed:
+            return
+        be = self.backend
+        if be is None:
+            self.close()
+            return
+        fe = self.fe
+        self.timeout = be.timeout_tunnel
+        if self.timeout is None:
+            known = [t for t in (fe.timeout_client, be.timeout_server) if t is not None]
+            self.timeout = max(known) if known else None
+        self._assign()
+
+    def _assign(self) -> None:
+        be = self.backend
+        assert be is not None
+        peer = self.transport.get_extra_info("peername")
+        server = be.pick(be.context(peer[0] if peer else ""))
+        if server is None:
+            if not be.available():
+                self.close()
+                return
+            self.queued = True
+            be.enqueue(self._dequeued)
+            self.deadline.set_in(be.timeout_queue)
+            return
+        self.loop.create_task(self._connect(be, server))
+
+    def _dequeued(self) -> None:
+        self.queued = False
+        if not self.closed:
+            self._assign()
+
+    async def _connect(self, be: BackendRuntime, server: ServerRuntime) -> None:
+        loop = self.loop
+        retries = be.retries
+        while True:
+            host, port = server.config.host, server.config.port
+            sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+            sock.setblocking(False)
+            try:
+                coro = loop.sock_connect(sock, (host, port))
+                if be.timeout_connect is not None:
+                    await asyncio.wait_for(coro, be.timeout_connect)
+                else:
+                    await coro
+            except (TimeoutError, OSError):
+                sock.close()
+                be.econ += 1
+                if self.closed or retries <= 0:
+                    be.release(server)
+                    self.close()
+                    return
+                retries -= 1
+                be.wretr += 1
+                if be.redispatch and retries == 0 and len(be.servers) > 1:
+                    be.release(server)
+                    be.wredis += 1
+                    peer = self.transport.get_extra_info("peername") if self.transport else None
+                    nxt = be.pick(be.context(peer[0] if peer else ""))
+                    if nxt is None:
+                        self.close()
+                        return
+                    server = nxt
+                else:
+                    await asyncio.sleep(min(be.timeout_connect or 1.0, 1.0))
+                continue
+            if self.closed:
+                sock.close()
+                be.release(server)
+                return
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.server = server
+            be.req_tot += 1
+            if use_splice():
+                self._splice(sock)
+                return
+            _t, up = await loop.create_connection(lambda: TcpUpstream(self), sock=sock)
+            if self.closed:
+                up.transport.close()
+                self._release()
+                return
+            self.upstream = up
+            self.deadline.set_in(self.timeout)
+            if self.pending:
+                up.transport.writelines(self.pending)
+                self.pending = []
+            if self.client_eof:
+                up.transport.write_eof()
+                self.eofs += 1
+            else:
+                self.transport.resume_reading()
+            return
+
+    def _splice(self, server_sock: socket.socket) -> None:
+        """Hand both sockets to a ``SplicePair``; the client transport lets go of its fd."""
+        fd = os.dup(self.transport.get_extra_info("socket").fileno())
+        client_sock = socket.socket(fileno=fd)
+        client_sock.setblocking(False)
+        self.deadline.cancel()
+        self.spliced = SplicePair(
+            self.loop,
+            client_sock,
+            server_sock,
+            b"".join(self.pending),
+            self.client_eof,
+            self.timeout,
+            self._splice_closed,
+        )
+        self.pending = []
+        self.transport.close()  # closes only the transport's fd; the dup keeps the socket
+        self.spliced.start()
+
+    def _splice_closed(self) -> None:
+        self._release()
+        if self.admitted:
+            self.admitted = False
+            self.fe.leave()
+        self.fe.registry.remove(self)
+
+    def data_received(self, data: bytes) -> None:
+        up = self.upstream
+        if up is not None:
+            up.transport.write(data)
+            if self.timeout is not None:
+                self.deadline.set_in(self.timeout)
+        else:
+            # Bytes that arrived before the server connection exists (uvloop may start
+            # reading right after connection_made): keep them, and stop reading.
+            self.pending.append(data)
+            self.transport.pause_reading()
+
+    def from_server(self, data: bytes) -> None:
+        if self.transport is not None:
+            self.transport.write(data)
+            if self.timeout is not None:
+                self.deadline.set_in(self.timeout)
+
+    def eof_received(self) -> bool:
+        up = self.upstream
+        self.client_eof = True
+        if up is None:
+            return True  # forwarded as a half-close once the server is connected
+        if up.transport.can_write_eof():
+            up.transport.write_eof()
+            self.eofs += 1
+            return self.eofs < 2
+        return False
+
+    def server_eof(self) -> bool:
+        t = self.transport
+        if t is not None and t.can_write_eof():
+            t.write_eof()
+            self.eofs += 1
+            if self.eofs >= 2:
+                t.close()
+                return False
+            return True
+        return False
+
+    def server_lost(self, exc: Exception | None) -> None:
+        self._release()
+        if self.transport is not None:
+            if exc is not None:
+                self.transport.abort()
+            else:
+                self.transport.close()
+
+    def pause_writing(self) -> None:
+        up = self.upstream
+        if up is not None:
+            up.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        up = self.upstream
+        if up is not None:
+            up.transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.spliced is not None:
+            self.transport = None  # the splice pair owns the socket now
+            return
+        self.closed = True
+        self.deadline.cancel()
+        up = self.upstream
+        if up is not None and up.transport is not None:
+            if exc is not None:
+                up.transport.abort()
+            else:
+                up.transport.close()
+        if self.queued and self.backend is not None:
+            self.backend.dequeue(self._dequeued)
+            self.queued = False
+        if self.upstream is None:
+            self._release()
+        self.transport = None
+        if self.admitted:
+            self.admitted = False
+            self.fe.leave()
+        self.fe.registry.remove(self)
+
+    def _release(self) -> None:
+        if self.server is not None and self.backend is not None:
+            self.backend.release(self.server)
+            self.server = None
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.spliced is not None:
+            self.spliced.fail()
+        elif self.transport is not None:
+            self.transport.abort()
+
+    def close_if_idle(self) -> None:
+        """Graceful stop: TCP connections are never idle; they finish on their own."""
+        if self.upstream is None and not self.admitted:
+            self.close()
+
+    def _timeout(self) -> None:
+        if self.queued:
+            self.close()
+            return
+        up = self.upstream
+        if up is not None:
+            up.transport.abort()
+        if self.transport is not None:
+            self.transport.abort()

@@ -1,0 +1,1 @@
+"""TLS: certificate contexts, SNI selection, and ClientHello inspection for passthrough."""

@@ -1,0 +1,320 @@
+"""Build server-side SSL contexts from HAProxy-style ``bind ... ssl crt ...`` settings.
+
+Theory of operation: every certificate (a PEM file holding cert + chain + key, or a
+``.key`` file beside it, as HAProxy loads them; a directory of such files; or the lines
+of a ``crt-list``) becomes one ``ssl.SSLContext``. The bind's listening context gets an
+``sni_callback`` that swaps in the context whose names match the client's SNI — exact
+names first, then ``*.domain`` wildcards — and keeps the first certificate as the
+default; with ``strict-sni`` an unmatched name aborts the handshake.
+
+Everything is loaded and checked before a worker starts (``load_bind``), so that
+``lbcore check`` rejects a missing file, an unreadable PEM or a key that does not match
+its certificate with a message naming the file — and a reload with a broken certificate
+never replaces a running configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+_VERSIONS = {
+    "SSLv3": ssl.TLSVersion.SSLv3,
+    "TLSv1.0": ssl.TLSVersion.TLSv1,
+    "TLSv1.1": ssl.TLSVersion.TLSv1_1,
+    "TLSv1.2": ssl.TLSVersion.TLSv1_2,
+    "TLSv1.3": ssl.TLSVersion.TLSv1_3,
+}
+_NO_FLAGS = {
+    "no-sslv3": "SSLv3",
+    "no-tlsv10": "TLSv1.0",
+    "no-tlsv11": "TLSv1.1",
+    "no-tlsv12": "TLSv1.2",
+    "no-tlsv13": "TLSv1.3",
+}
+
+
+class TlsConfigError(ValueError):
+    """A certificate or TLS setting that cannot be used; the message names the file."""
+
+
+@dataclass(frozen=True, slots=True)
+class TlsSettings:
+    """The TLS options of one ``bind`` line (or one ``crt-list`` entry's overrides)."""
+
+    crts: tuple[str, ...] = ()  # PEM files or directories, in order
+    crt_lists: tuple[str, ...] = ()
+    alpn: tuple[str, ...] = ()
+    min_version: str | None = None
+    max_version: str | None = None
+    ciphers: str | None = None
+    ciphersuites: str | None = None  # TLS 1.3; see ``_apply`` for Python's limit
+    no_versions: tuple[str, ...] = ()  # e.g. ("no-tlsv11",)
+    strict_sni: bool = False
+    ca_file: str | None = None
+    verify: str = "none"  # none | optional | required
+
+
+@dataclass(slots=True)
+class Certificate:
+    """One loaded certificate and the names it answers for."""
+
+    path: str
+    names: tuple[str, ...]
+    context: ssl.SSLContext
+    key_type: str  # "RSA" or "EC"
+
+
+@dataclass(slots=True)
+class BindTls:
+    """Everything a listener needs: the default context and SNI selection."""
+
+    default: ssl.SSLContext
+    certificates: list[Certificate] = field(default_factory=list)
+    exact: dict[str, Certificate] = field(default_factory=dict)
+    wildcard: dict[str, Certificate] = field(default_factory=dict)
+
+    def select(self, server_name: str | None) -> Certificate | None:
+        """The certificate for an SNI name: exact, then wildcard; None when unmatched."""
+        if not server_name:
+            return None
+        name = server_name.lower().rstrip(".")
+        if name in self.exact:
+            return self.exact[name]
+        _, _, parent = name.partition(".")
+        return self.wildcard.get(parent)
+
+
+def _pem_parts(path: Path) -> tuple[list[x509.Certificate], bytes]:
+    """The certificates of a PEM file and its private key (from it or ``PATH.key``)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise TlsConfigError(
+            f"unable to load SSL certificate file '{path}': {exc.strerror}"
+        ) from None
+    try:
+        certs = x509.load_pem_x509_certificates(data)
+    except ValueError:
+        raise TlsConfigError(f"unable to load SSL certificate from PEM file '{path}'") from None
+    key_pem = data if b"PRIVATE KEY-----" in data else b""
+    key_path = Path(f"{path}.key")
+    if not key_pem and key_path.exists():
+        key_pem = key_path.read_bytes()
+    if not key_pem:
+        raise TlsConfigError(f"unable to load SSL private key from PEM file '{path}'")
+    return certs, key_pem
+
+
+def _check_key(path: Path, cert: x509.Certificate, key_pem: bytes) -> str:
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError):
+        raise TlsConfigError(f"unable to load SSL private key from PEM file '{path}'") from None
+    ours = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    theirs = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    if ours != theirs:
+        raise TlsConfigError(
+            f"inconsistencies between private key and certificate loaded from PEM file '{path}'"
+        )
+    return "EC" if isinstance(key, ec.EllipticCurvePrivateKey) else "RSA"
+
+
+def _names(cert: x509.Certificate) -> tuple[str, ...]:
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        names = san.value.get_values_for_type(x509.DNSName)
+    except x509.ExtensionNotFound:
+        names = []
+    if not names:
+        names = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    return tuple(n.lower() for n in names)
+
+
+def _apply(ctx: ssl.SSLContext, settings: TlsSettings) -> None:
+    """Versions, ciphers, ALPN and client verification onto a server context."""
+    if settings.min_version:
+        ctx.minimum_version = _version(settings.min_version)
+    if settings.max_version:
+        ctx.maximum_version = _version(settings.max_version)
+    for flag in settings.no_versions:
+        banned = _VERSIONS[_NO_FLAGS[flag]]
+        if ctx.minimum_version == banned or (
+            ctx.minimum_version == ssl.TLSVersion.MINIMUM_SUPPORTED
+            and banned <= ssl.TLSVersion.TLSv1
+        ):
+            ctx.minimum_version = ssl.TLSVersion(banned.value + 1)
+        elif banned == ssl.TLSVersion.TLSv1_3:
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    if settings.ciphers:
+        try:
+            ctx.set_ciphers(settings.ciphers)
+        except ssl.SSLError:
+            raise TlsConfigError(f"unable to set SSL cipher list to '{settings.ciphers}'") from None
+    # Python's ssl module cannot set TLS 1.3 ciphersuites (OpenSSL's
+    # SSL_CTX_set_ciphersuites is not exposed); the option is accepted and OpenSSL's
+    # defaults, which are all AEAD suites, apply.
+    if settings.alpn:
+        ctx.set_alpn_protocols(list(settings.alpn))
+    if settings.verify != "none":
+        if not settings.ca_file:
+            raise TlsConfigError("verify optional|required needs a 'ca-file'")
+        try:
+            ctx.load_verify_locations(settings.ca_file)
+        except (OSError, ssl.SSLError):
+            raise TlsConfigError(f"unable to load CA file '{settings.ca_file}'") from None
+        ctx.verify_mode = ssl.CERT_REQUIRED if settings.verify == "required" else ssl.CERT_OPTIONAL
+
+
+def _version(text: str) -> ssl.TLSVersion:
+    if text not in _VERSIONS:
+        raise TlsConfigError(
+            f"unknown TLS version '{text}', expected one of {', '.join(_VERSIONS)}"
+        )
+    return _VERSIONS[text]
+
+
+def load_certificate(path: str, settings: TlsSettings) -> Certificate:
+    """Load and check one PEM (cert + chain + key), returning its own context."""
+    pem = Path(path)
+    certs, key_pem = _pem_parts(pem)
+    if not certs:
+        raise TlsConfigError(f"no certificate found in PEM file '{path}'")
+    key_type = _check_key(pem, certs[0], key_pem)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    key_file = None if b"PRIVATE KEY-----" in pem.read_bytes() else f"{path}.key"
+    try:
+        ctx.load_cert_chain(path, key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise TlsConfigError(f"unable to load SSL certificate chain from '{path}': {exc}") from None
+    _apply(ctx, settings)
+    return Certificate(path, _names(certs[0]), ctx, key_type)
+
+
+def _expand(crt: str) -> list[str]:
+    path = Path(crt)
+    if path.is_dir():
+        return sorted(
+            str(p)
+            for p in path.iterdir()
+            if p.is_file() and p.suffix not in (".key", ".ocsp", ".issuer", ".sctl")
+        )
+    return [crt]
+
+
+def parse_crt_list(path: str) -> list[tuple[str, TlsSettings | None, tuple[str, ...]]]:
+    """``crt-list`` lines: ``PEM [[ssl options] filters...]``; ``#`` comments."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as exc:
+        raise TlsConfigError(f"unable to open crt-list '{path}': {exc.strerror}") from None
+    entries = []
+    for number, line in enumerate(lines, 1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        pem, _, rest = text.partition(" ")
+        options: TlsSettings | None = None
+        rest = rest.strip()
+        if rest.startswith("["):
+            inside, sep, rest = rest[1:].partition("]")
+            if not sep:
+                raise TlsConfigError(f"{path}:{number}: missing ']' after crt-list options")
+            options = _crt_list_options(inside.split(), path, number)
+        filters = tuple(f.lower() for f in rest.split())
+        entries.append((pem, options, filters))
+    return entries
+
+
+def _crt_list_options(words: list[str], path: str, number: int) -> TlsSettings:
+    values: dict[str, object] = {}
+    it = iter(words)
+    for word in it:
+        if word == "alpn":
+            values["alpn"] = tuple(next(it, "").split(","))
+        elif word in ("ssl-min-ver", "ssl-max-ver"):
+            values["min_version" if word == "ssl-min-ver" else "max_version"] = next(it, "")
+        elif word == "ciphers":
+            values["ciphers"] = next(it, "")
+        elif word == "verify":
+            values["verify"] = next(it, "none")
+        elif word == "ca-file":
+            values["ca_file"] = next(it, "")
+        else:
+            raise TlsConfigError(f"{path}:{number}: unknown crt-list option '{word}'")
+    return TlsSettings(**values)  # type: ignore[arg-type]
+
+
+def load_bind(settings: TlsSettings, base_dir: str = ".") -> BindTls:
+    """Load every certificate of a bind and build its SNI selection."""
+    entries: list[tuple[str, TlsSettings, tuple[str, ...]]] = []
+    for crt in settings.crts:
+        for pem in _expand(_resolve(crt, base_dir)):
+            entries.append((pem, settings, ()))
+    for crt_list in settings.crt_lists:
+        for pem, options, filters in parse_crt_list(_resolve(crt_list, base_dir)):
+            merged = _merge(settings, options)
+            entries.append((_resolve(pem, base_dir), merged, filters))
+    if not entries:
+        raise TlsConfigError("'ssl' on a bind needs at least one 'crt' or 'crt-list'")
+    certificates = []
+    bind: BindTls | None = None
+    for pem, opts, filters in entries:
+        cert = load_certificate(pem, opts)
+        if filters:
+            cert.names = tuple(f for f in filters if not f.startswith("!"))
+        certificates.append(cert)
+        if bind is None:
+            bind = BindTls(default=cert.context)
+    assert bind is not None
+    for cert in certificates:
+        for name in cert.names:
+            if name.startswith("*."):
+                bind.wildcard.setdefault(name[2:], cert)
+            else:
+                bind.exact.setdefault(name, cert)
+    bind.certificates = certificates
+    bind.default.sni_callback = _sni_callback(bind, settings.strict_sni)
+    return bind
+
+
+def _merge(base: TlsSettings, override: TlsSettings | None) -> TlsSettings:
+    if override is None:
+        return base
+    changes = {
+        name: getattr(override, name)
+        for name in ("alpn", "min_version", "max_version", "ciphers", "verify", "ca_file")
+        if getattr(override, name) != getattr(TlsSettings(), name)
+    }
+    return TlsSettings(**{**{n: getattr(base, n) for n in TlsSettings.__slots__}, **changes})
+
+
+def _resolve(path: str, base_dir: str) -> str:
+    return path if os.path.isabs(path) else os.path.join(base_dir, path)
+
+
+def _sni_callback(
+    bind: BindTls, strict: bool
+) -> Callable[[ssl.SSLObject, str | None, ssl.SSLContext], int | None]:
+    def choose(sock: ssl.SSLObject, server_name: str | None, _ctx: ssl.SSLContext) -> int | None:
+        cert = bind.select(server_name)
+        if cert is not None:
+            sock.context = cert.context
+            return None
+        if strict:
+            return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
+        return None  # the default certificate answers
+
+    return choose

@@ -1,0 +1,1 @@
+"""lbcore's VRRP agent (keepalived-compatible): codec, state machine, config, daemon."""

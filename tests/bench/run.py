@@ -1,0 +1,468 @@
+"""``make bench``: lbcore against HAProxy on the same backends, same load, one run.
+
+Method (docs/performance.md says why): two nginx backends on loopback serve a small
+body and a 1 MB file; HAProxy (Debian's) and lbcore are started once, on the same
+configuration text with the same worker/thread count; each row is measured in
+rounds, and each round runs wrk against HAProxy and then lbcore (A B A B ...) with
+the same bounded load (``-t1 -c50 -d SECONDS``). Per run we keep req/s (or MB/s),
+p50/p99 latency, the proxy's CPU seconds per 100k requests (utime+stime of its whole
+process tree from /proc) and its peak RSS (sampled during the run). The ratio
+lbcore/HAProxy is computed per round and summarised as min/median/max. The table is
+printed and the results written as JSON. The benchmark prints; it does not pass/fail.
+
+Until ``lbcore run`` exists in this checkout, the lbcore side is a stand-in (HAProxy
+again, clearly labelled), so the harness itself can be developed and smoke-tested.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import importlib.util
+import json
+import os
+import platform
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tests.bench import configs, procs, wrk
+from tests.bench.idle import IdleResult, measure_idle
+from tests.conftest import REPO, free_port, lbcore_cmd, lbcore_env
+
+HAPROXY = "/usr/sbin/haproxy"
+NGINX = "/usr/sbin/nginx"
+SIDES = ("haproxy", "lbcore")
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    name: str
+    title: str
+    target: str  # "http" (frontend in mode http) or "tcp" (listen in mode tcp)
+    path: str
+    close: bool  # Connection: close → one client connection per request
+    unit: str  # headline unit: "req/s" or "MB/s"
+
+
+ROWS = (
+    Row("http-keepalive-small", "HTTP keep-alive, small body", "http", "/small", False, "req/s"),
+    Row("http-close-small", "HTTP, new connection per request", "http", "/small", True, "req/s"),
+    Row("http-1mb", "HTTP 1 MB responses", "http", "/1m", False, "MB/s"),
+    Row("tcp-bulk", "TCP mode bulk (1 MB responses)", "tcp", "/1m", False, "MB/s"),
+    Row("tcp-connrate", "TCP mode, new connection per request", "tcp", "/small", True, "req/s"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One wrk run against one proxy."""
+
+    throughput: float  # in the row's unit
+    rps: float
+    mbps: float
+    p50_ms: float
+    p99_ms: float
+    cpu_per_100k: float  # proxy CPU seconds per 100,000 requests
+    rss_mb: float  # peak RSS of the proxy's process tree during the run
+    requests: int
+    errors: int
+
+
+def lbcore_available() -> bool:
+    return importlib.util.find_spec("lbcore.cmd_run") is not None
+
+
+class RssSampler:
+    """Peak resident memory of a process tree, sampled in a thread during a run."""
+
+    def __init__(self, pids: list[int], interval: float = 0.2) -> None:
+        self.pids = pids
+        self.interval = interval
+        self.peak = procs.rss_bytes(pids)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, procs.rss_bytes(self.pids))
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, procs.rss_bytes(self.pids))
+
+
+def measure(svc: procs.Service, port: int, row: Row, duration: float) -> Sample:
+    pids = svc.tree()
+    cpu0 = procs.cpu_seconds(pids)
+    with RssSampler(pids) as rss:
+        res = wrk.run(f"http://127.0.0.1:{port}{row.path}", duration=duration, close=row.close)
+    cpu = procs.cpu_seconds(pids) - cpu0
+    return Sample(
+        throughput=res.mbps if row.unit == "MB/s" else res.rps,
+        rps=res.rps,
+        mbps=res.mbps,
+        p50_ms=res.p50_ms,
+        p99_ms=res.p99_ms,
+        cpu_per_100k=cpu / max(res.requests, 1) * 100_000,
+        rss_mb=rss.peak / 1024**2,
+        requests=res.requests,
+        errors=res.errors,
+    )
+
+
+def verify(port: int, path: str, expected: bytes, who: str) -> None:
+    """A proxy that does not return the right bytes is not benchmarked."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        for _ in range(2):  # twice: both backends, keep-alive reuse
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            body = resp.read()
+            if resp.status != 200 or body != expected:
+                raise RuntimeError(
+                    f"{who} on port {port} answered {resp.status} with {len(body)} bytes for "
+                    f"{path} (expected 200 with {len(expected)} bytes)"
+                )
+    except (OSError, http.client.HTTPException) as e:
+        raise RuntimeError(f"{who} on port {port} failed GET {path}: {e!r}") from e
+    finally:
+        conn.close()
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
+
+
+def ratios(per_side: dict[str, list[Sample]], field: str) -> dict[str, float]:
+    """lbcore/HAProxy of ``field``, round by round, as min/median/max."""
+    pairs = zip(per_side["haproxy"], per_side["lbcore"], strict=True)
+    vals = [getattr(lb, field) / getattr(ha, field) for ha, lb in pairs if getattr(ha, field)]
+    return spread(vals) if vals else {"min": 0.0, "median": 0.0, "max": 0.0}
+
+
+def summarise(row: Row, per_side: dict[str, list[Sample]]) -> dict[str, object]:
+    fields = ("throughput", "rps", "mbps", "p50_ms", "p99_ms", "cpu_per_100k", "rss_mb")
+    sides: dict[str, object] = {}
+    for side, samples in per_side.items():
+        median = {f: statistics.median(getattr(s, f) for s in samples) for f in fields}
+        median["errors"] = sum(s.errors for s in samples)
+        median["requests"] = sum(s.requests for s in samples)
+        sides[side] = {"rounds": [asdict(s) for s in samples], "median": median}
+    return {
+        "name": row.name,
+        "title": row.title,
+        "unit": row.unit,
+        "sides": sides,
+        "ratio": {f: ratios(per_side, f) for f in fields},
+    }
+
+
+def table(results: list[dict[str, object]], standin: bool) -> str:
+    head = (
+        f"{'row':<22} {'proxy':<8} {'req/s':>9} {'MB/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'CPU s/100k':>10} {'RSS MB':>7} {'errors':>6}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in results:
+        sides = r["sides"]
+        assert isinstance(sides, dict)
+        for i, side in enumerate(SIDES):
+            m = sides[side]["median"]
+            label = f"{side}*" if side == "lbcore" and standin else side
+            lines.append(
+                f"{r['name'] if i == 0 else '':<22} {label:<8} {m['rps']:>9.0f} {m['mbps']:>8.1f} "
+                f"{m['p50_ms']:>8.2f} {m['p99_ms']:>8.2f} {m['cpu_per_100k']:>10.2f} "
+                f"{m['rss_mb']:>7.1f} {m['errors']:>6}"
+            )
+        q = r["ratio"]
+        assert isinstance(q, dict)
+        t = q["throughput"]
+        lines.append(
+            f"{'':<22} {'ratio':<8} {r['unit']} {t['median']:.2f} "
+            f"(min {t['min']:.2f}, max {t['max']:.2f}); "
+            f"p50 {q['p50_ms']['median']:.2f}, p99 {q['p99_ms']['median']:.2f}, "
+            f"CPU/req {q['cpu_per_100k']['median']:.2f} "
+            f"(min {q['cpu_per_100k']['min']:.2f}, max {q['cpu_per_100k']['max']:.2f}), "
+            f"RSS {q['rss_mb']['median']:.2f}"
+        )
+    if standin:
+        lines.append("* STAND-IN: the lbcore side ran HAProxy (--standin, or no `lbcore run`).")
+    lines.append("ratio = lbcore / HAProxy per round; median (min, max) over rounds.")
+    return "\n".join(lines)
+
+
+def summarise_idle(per_side: dict[str, list[IdleResult]]) -> dict[str, object]:
+    sides = {
+        side: {
+            "rounds": [asdict(r) for r in results],
+            "median": {"kb_per_conn": statistics.median(r.kb_per_conn for r in results)},
+        }
+        for side, results in per_side.items()
+    }
+    pairs = zip(per_side["haproxy"], per_side["lbcore"], strict=True)
+    vals = [lb.kb_per_conn / ha.kb_per_conn for ha, lb in pairs if ha.kb_per_conn > 0]
+    return {
+        "name": "idle-keepalive",
+        "connections": per_side["haproxy"][0].connections,
+        "sides": sides,
+        "ratio": {"kb_per_conn": spread(vals) if vals else None},
+    }
+
+
+def idle_table(idle: dict[str, object], standin: bool) -> str:
+    sides = idle["sides"]
+    ratio = idle["ratio"]
+    assert isinstance(sides, dict) and isinstance(ratio, dict)
+    lines = [f"idle keep-alive connections: {idle['connections']} (RSS growth per connection)"]
+    for side in SIDES:
+        label = f"{side}*" if side == "lbcore" and standin else side
+        lines.append(f"  {label:<8} {sides[side]['median']['kb_per_conn']:>8.1f} KB/conn")
+    q = ratio["kb_per_conn"]
+    if q:
+        lines.append(f"  {'ratio':<8} {q['median']:>8.2f} (min {q['min']:.2f}, max {q['max']:.2f})")
+    else:
+        lines.append(f"  {'ratio':<8}      n/a (HAProxy's growth was 0)")
+    return "\n".join(lines)
+
+
+def raise_fd_limit() -> None:
+    """Idle-connection rows need thousands of descriptors (children inherit this)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        resource.setrlimit(
+            resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard)
+        )
+
+
+def version(argv: list[str]) -> str:
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+    except OSError:
+        return "?"
+    return (out.stdout or out.stderr).splitlines()[0].strip() if (out.stdout or out.stderr) else "?"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    doc = (__doc__ or "").split("\n")[0]
+    p = argparse.ArgumentParser(prog="python -m tests.bench.run", description=doc)
+    p.add_argument("--short", action="store_true", help="CI smoke mode: 2 rounds of 2 s per row")
+    p.add_argument("--rounds", type=int, help="rounds per row (default 3; short: 2)")
+    p.add_argument("--duration", type=float, help="seconds per wrk run (default 10; short: 2)")
+    p.add_argument("--warmup", type=float, help="unrecorded seconds per side per row (default 2)")
+    p.add_argument("--workers", type=int, default=1, help="lbcore workers = HAProxy nbthread")
+    p.add_argument("--rows", help="comma-separated subset of: " + ", ".join(r.name for r in ROWS))
+    p.add_argument(
+        "--idle", type=int, help="idle keep-alive connections (default 5000; short: 1000; 0: skip)"
+    )
+    p.add_argument("--no-log", action="store_true", help="without option httplog/tcplog")
+    p.add_argument("--standin", action="store_true", help="run HAProxy on the lbcore side too")
+    p.add_argument("--json", type=Path, default=REPO / "artifacts" / "bench.json")
+    p.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs)")
+    a = p.parse_args(argv)
+    a.rounds = a.rounds or (2 if a.short else 3)
+    a.duration = a.duration or (2.0 if a.short else 10.0)
+    a.idle = a.idle if a.idle is not None else (1000 if a.short else 5000)
+    a.warmup = a.warmup if a.warmup is not None else (0.0 if a.short else 2.0)
+    return a
+
+
+class Bench:
+    """The processes of one benchmark run: nginx backends and the two proxies.
+
+    Both proxies run side by side for the whole run (the idle one costs nothing), each
+    on its own two ports: the same config text with only the proxy ports changed.
+    """
+
+    def __init__(self, tmp: Path, workers: int, log: bool, standin: bool) -> None:
+        self.tmp = tmp
+        self.workers = workers
+        self.log = log
+        self.standin = standin
+        self.services: list[procs.Service] = []
+        self.proxies: dict[str, procs.Service] = {}
+        # The syslog sink: bound, never read. The kernel drops what overflows its
+        # buffer, so it costs no CPU, and both proxies pay the same for logging.
+        self.sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sink.bind(("127.0.0.1", 0))
+        web = (free_port(), free_port())
+        syslog = self.sink.getsockname()[1]
+        self.ports = {side: configs.Ports(web, free_port(), free_port(), syslog) for side in SIDES}
+
+    def port(self, side: str, row: Row) -> int:
+        p = self.ports[side]
+        return p.http if row.target == "http" else p.tcp
+
+    def start(self) -> None:
+        tmp = self.tmp
+        configs.write_docroot(tmp / "www")
+        for d in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (tmp / "tmp" / d).mkdir(parents=True, exist_ok=True)
+        (tmp / "nginx.conf").write_text(configs.nginx_conf(tmp, self.ports["haproxy"]))
+        nginx_argv = [NGINX, "-p", f"{tmp}/", "-e", f"{tmp}/error.log", "-c", f"{tmp}/nginx.conf"]
+        self._start(procs.Service("nginx", nginx_argv, list(self.ports["haproxy"].web)))
+        big = (tmp / "www" / "1m").read_bytes()
+        for side in SIDES:
+            sp = self.ports[side]
+            self.proxies[side] = self.start_proxy(side, side, sp)
+            for port in (sp.http, sp.tcp):
+                verify(port, "/small", configs.SMALL_BODY, side)
+                verify(port, "/1m", big, side)
+
+    def start_proxy(self, side: str, name: str, ports: configs.Ports) -> procs.Service:
+        """A proxy of kind ``side`` on ``ports``, its config and output named ``name``."""
+        cfg = self.tmp / f"{name}.cfg"
+        cfg.write_text(configs.proxy_conf(ports, self.workers, log=self.log))
+        if side == "haproxy" or self.standin:
+            argv, env = [HAPROXY, "-db", "-f", str(cfg)], None
+        else:
+            argv, env = lbcore_cmd("run", "-f", str(cfg)), lbcore_env()
+        return self._start(procs.Service(name, argv, [ports.http, ports.tcp], env=env))
+
+    def _start(self, svc: procs.Service) -> procs.Service:
+        svc.log = self.tmp / f"{svc.name}.out"
+        self.services.append(svc)
+        svc.start()
+        return svc
+
+    def stop(self) -> None:
+        for svc in reversed(self.services):
+            svc.stop()
+        self.sink.close()
+
+    def dump_logs(self) -> None:
+        for svc in self.services:
+            tail = svc.log_tail()
+            if tail:
+                print(f"--- {svc.name} output ---\n{tail}", file=sys.stderr)
+
+    def run_row(self, row: Row, rounds: int, duration: float, warmup: float) -> dict[str, object]:
+        if warmup > 0:
+            for side in SIDES:
+                measure(self.proxies[side], self.port(side, row), row, warmup)
+        per_side: dict[str, list[Sample]] = {s: [] for s in SIDES}
+        for rnd in range(rounds):
+            for side in SIDES:  # A B A B: neither side always runs on a warmer machine
+                s = measure(self.proxies[side], self.port(side, row), row, duration)
+                per_side[side].append(s)
+                print(
+                    f"  {row.name:<22} round {rnd + 1} {side:<8} "
+                    f"{s.throughput:>10.1f} {row.unit}  p99 {s.p99_ms:.2f} ms  errors {s.errors}",
+                    flush=True,
+                )
+        return summarise(row, per_side)
+
+    def run_idle(self, rounds: int, n: int) -> dict[str, object]:
+        """Each round on freshly started proxies: a proxy that already held many
+        connections keeps its pools and arenas, and would show no growth at all."""
+        per_side: dict[str, list[IdleResult]] = {s: [] for s in SIDES}
+        for rnd in range(rounds):
+            for side in SIDES:
+                p = self.ports[side]
+                ports = configs.Ports(p.web, free_port(), free_port(), p.syslog)
+                svc = self.start_proxy(side, f"{side}-idle{rnd + 1}", ports)
+                try:
+                    verify(ports.http, "/small", configs.SMALL_BODY, svc.name)
+                    r = measure_idle(svc, ports.http, n)
+                finally:
+                    svc.stop()
+                per_side[side].append(r)
+                print(
+                    f"  {'idle-keepalive':<22} round {rnd + 1} {side:<8} "
+                    f"{r.kb_per_conn:>10.1f} KB/conn  ({r.connections} in {r.seconds:.1f}s)",
+                    flush=True,
+                )
+        return summarise_idle(per_side)
+
+
+def select_rows(spec: str | None) -> tuple[Row, ...]:
+    if not spec:
+        return ROWS
+    wanted = spec.split(",")
+    unknown = set(wanted) - {r.name for r in ROWS}
+    if unknown:
+        raise SystemExit(f"unknown rows: {', '.join(sorted(unknown))}")
+    return tuple(r for r in ROWS if r.name in wanted)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    rows = select_rows(args.rows)
+    for tool in (HAPROXY, NGINX, shutil.which("wrk") or "wrk"):
+        if not os.path.exists(tool):
+            print(f"{tool} is missing: `make deps` installs it", file=sys.stderr)
+            return 2
+    standin = args.standin or not lbcore_available()
+    raise_fd_limit()
+    tmp = Path(tempfile.mkdtemp(prefix="lbcore-bench-"))
+    tmp.chmod(0o755)  # nginx workers run as nobody when we are root
+    bench = Bench(tmp, args.workers, log=not args.no_log, standin=standin)
+    try:
+        bench.start()
+        print(
+            f"bench: {len(rows)} rows x {args.rounds} rounds x {args.duration:g}s per side; "
+            f"workers/nbthread={args.workers}; wrk -t1 -c50"
+            + ("; lbcore side is a STAND-IN (HAProxy)" if standin else ""),
+            flush=True,
+        )
+        t0 = time.monotonic()
+        results = [bench.run_row(r, args.rounds, args.duration, args.warmup) for r in rows]
+        idle = bench.run_idle(args.rounds, args.idle) if args.idle > 0 else None
+        elapsed = time.monotonic() - t0
+    except Exception:
+        bench.dump_logs()
+        raise
+    finally:
+        bench.stop()
+        if args.keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    print()
+    print(table(results, standin))
+    if idle:
+        print()
+        print(idle_table(idle, standin))
+    report = {
+        "meta": {
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "short": args.short,
+            "rounds": args.rounds,
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "idle_connections": args.idle,
+            "workers": args.workers,
+            "log": not args.no_log,
+            "load": "wrk -t1 -c50 --latency",
+            "lbcore_standin": standin,
+            "haproxy": version([HAPROXY, "-v"]),
+            "nginx": version([NGINX, "-v"]),
+            "cpus": os.cpu_count(),
+            "machine": platform.platform(),
+            "elapsed_s": round(elapsed, 1),
+        },
+        "rows": results,
+        "idle": idle,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"results written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""The sender on real sockets, pipes and files: framing per target, batching, and drops that
+are counted instead of blocking the caller."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from lbcore.logs import sender as snd
+from lbcore.logs.sender import LogSender, StreamTarget, TargetSpec
+
+NOW = 1_795_600_000.25
+
+
+def _udp_listener() -> tuple[socket.socket, int]:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    s.settimeout(2)
+    return s, s.getsockname()[1]
+
+
+def test_udp_syslog_framing_per_target() -> None:
+    a, pa = _udp_listener()
+    b, pb = _udp_listener()
+    s = LogSender.from_specs(
+        [
+            TargetSpec(f"127.0.0.1:{pa}", facility="local0"),
+            TargetSpec(f"udp@127.0.0.1:{pb}", facility="local2", format="rfc5424", length=40),
+        ],
+        pid=77,
+    )
+    try:
+        s.log("hello world", level="info", now=NOW)
+        got_a = a.recv(2048)
+        got_b = b.recv(2048)
+    finally:
+        s.close()
+        a.close()
+        b.close()
+    assert got_a.startswith(b"<134>") and got_a.endswith(b" haproxy[77]: hello world\n")
+    assert got_b.startswith(b"<150>1 ") and len(got_b) == 41 and got_b.endswith(b"\n")
+    assert s.counters()[f"127.0.0.1:{pa}"].sent == 1
+
+
+def test_level_filter_and_minlevel() -> None:
+    a, pa = _udp_listener()
+    s = LogSender.from_specs(
+        [TargetSpec(f"127.0.0.1:{pa}", facility="local0", level="notice", minlevel="err")]
+    )
+    try:
+        s.log("too verbose", level="info", now=NOW)  # info is above notice: not sent
+        s.log("raised", level="notice", now=NOW)  # sent, raised to err (severity 3)
+        got = a.recv(2048)
+    finally:
+        s.close()
+        a.close()
+    assert got.startswith(b"<131>") and b"raised" in got
+
+
+def test_unix_datagram_full_queue_drops_and_counts(tmp_path: Path) -> None:
+    path = str(tmp_path / "log.sock")
+    rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    rx.bind(path)
+    s = LogSender.from_specs([TargetSpec(path)])
+    try:
+        t0 = time.monotonic()
+        for i in range(3000):  # nobody reads: the receiver's queue fills up
+            s.log(f"line {i}", now=NOW)
+        elapsed = time.monotonic() - t0
+        c = s.counters()[path]
+        assert c.sent + c.dropped == 3000
+        assert c.dropped > 0 and c.sent > 0
+        assert elapsed < 5  # never waited for the reader
+        assert rx.recv(4096).endswith(b"line 0\n")
+    finally:
+        s.close()
+        rx.close()
+
+
+def test_missing_unix_socket_is_counted_not_raised(tmp_path: Path) -> None:
+    s = LogSender.from_specs([TargetSpec(str(tmp_path / "nothing"))])
+    s.log("x", now=NOW)
+    s.close()
+    assert s.counters()[str(tmp_path / "nothing")].dropped == 1
+
+
+def test_stalled_pipe_never_blocks_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(snd, "MAX_STREAM_QUEUE", 8)
+    r, w = os.pipe()
+    stream = os.fdopen(w, "wb", buffering=0)
+    target = StreamTarget(TargetSpec("stdout", format="raw"), stream=stream)
+    s = LogSender([target])
+    t0 = time.monotonic()
+    for i in range(20_000):  # 64 KiB of pipe, then the writer thread is stuck
+        s.log("x" * 200 + str(i), now=NOW)
+    assert time.monotonic() - t0 < 10
+    assert target.counters.dropped > 0
+    os.close(r)  # unblock the writer (EPIPE) so close() can join it
+    s.close()
+    assert target.counters.sent + target.counters.dropped == 20_000
+
+
+def test_file_target_appends_and_follows_rotation(tmp_path: Path) -> None:
+    path = tmp_path / "lbcore.log"
+    s = LogSender.from_specs([TargetSpec(f"file@{path}", format="raw")])
+    target = s.targets[0]
+    s.log("first", now=NOW)
+    _wait_sent(target, 1)
+    path.rename(tmp_path / "lbcore.log.1")
+    s.log("second", now=NOW)
+    _wait_sent(target, 2)
+    s.close()
+    assert (tmp_path / "lbcore.log.1").read_bytes() == b"first\n"
+    assert path.read_bytes() == b"second\n"
+
+
+def _wait_sent(target: snd.Target, n: int) -> None:
+    deadline = time.monotonic() + 5
+    while target.counters.sent < n and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert target.counters.sent >= n
+
+
+def test_batches_once_per_loop_iteration() -> None:
+    a, pa = _udp_listener()
+    s = LogSender.from_specs([TargetSpec(f"127.0.0.1:{pa}", format="raw")])
+    flushes = 0
+    real_flush = s.flush
+
+    def counting_flush() -> None:
+        nonlocal flushes
+        flushes += 1
+        real_flush()
+
+    s.flush = counting_flush  # type: ignore[method-assign]
+
+    async def burst() -> None:
+        s.attach(asyncio.get_running_loop())
+        for i in range(100):
+            s.log(f"m{i}", now=NOW)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    try:
+        asyncio.run(burst())
+        in_loop = flushes
+        got = [a.recv(100) for _ in range(100)]
+    finally:
+        s.close()
+        a.close()
+    assert in_loop == 1
+    assert got[0] == b"m0\n" and got[-1] == b"m99\n"
+
+
+def test_parse_inet() -> None:
+    assert snd.parse_inet("127.0.0.1:514") == ("127.0.0.1", 514)
+    assert snd.parse_inet("udp@10.0.0.1:1514") == ("10.0.0.1", 1514)
+    assert snd.parse_inet("[::1]:5140") == ("::1", 5140)
+    assert snd.parse_inet("loghost") == ("loghost", 514)
+    assert snd.parse_inet("::1:5140") == ("::1", 5140)
+
+
+def test_spec_from_parsed_log_line() -> None:
+    from lbcore.config.model import LogTarget
+
+    spec = TargetSpec.from_model(LogTarget("/dev/log", "local3", "notice", None, 512, "rfc3164"))
+    assert (spec.address, spec.facility, spec.level, spec.length) == (
+        "/dev/log",
+        "local3",
+        "notice",
+        512,
+    )
+    assert spec.format == "local"  # HAProxy's default framing: no host name
+    assert TargetSpec.from_model(LogTarget("stdout", format="raw")).format == "raw"
