@@ -59,6 +59,7 @@ class Ansible:
             ANSIBLE_COLLECTIONS_PATH=str(tmp / "collections"),
             ANSIBLE_GALAXY=str(ansible_bin("ansible-galaxy")),
             BUILD_DIR=str(tmp / "build"),
+            PYTHON=sys.executable,  # builds the lbcore wheel bundled in the collection
             ANSIBLE_NOCOLOR="1",
             ANSIBLE_CALLBACK_PLUGINS=str(Path(__file__).parent / "callback_plugins"),
             ANSIBLE_STDOUT_CALLBACK="lab_json",
@@ -127,11 +128,19 @@ def changed_tasks(out: dict) -> list[str]:
             for result in task["hosts"].values():
                 items = result.get("results") or [result]
                 names += [
-                    f"{task['task']['name']} ({r.get('item', '')}): {r.get('stdout', '')[:300]}"
+                    f"{task['task']['name']} ({r.get('item', '')}): {_actions(r)}"
                     for r in items
                     if r.get("changed")
                 ]
     return names
+
+
+def _actions(result: dict) -> str:
+    """What the lab helper did (its JSON `actions`), else the start of the output."""
+    try:
+        return "; ".join(json.loads(result.get("stdout", ""))["actions"])
+    except (ValueError, KeyError, TypeError):
+        return str(result.get("stdout", result.get("diff", "")))[:300]
 
 
 def failures(out: dict) -> list[str]:

@@ -158,3 +158,21 @@ def test_host_mac_is_fixed_by_the_address_so_a_rebuilt_veth_keeps_it():
     helper = helper_module()
     assert helper.host_mac("198.18.0.11/24") == "02:00:c6:12:00:0b"
     assert helper.host_mac("198.18.0.23/24") == "02:00:c6:12:00:17"
+
+
+def test_absent_removes_only_the_mount_points_it_made_and_only_when_empty(tmp_path: Path):
+    made, full, theirs = (tmp_path / n for n in ("made", "full", "theirs"))
+    for d in (made, full, theirs):
+        d.mkdir()
+    (full / "config").write_text("kept\n")
+    lab = tmp_path / "lab"
+    lab.mkdir()
+    (lab / "mountpoints").write_text(f"{made}\n{full}\n")  # `theirs` existed before the lab
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert helper_module().main(["mountpoints", "absent", "--lab-dir", str(lab)]) == 0
+    assert json.loads(out.getvalue())["actions"] == [
+        f"remove mount point {made}",
+        f"remove {lab / 'mountpoints'}",
+    ]
+    assert not made.exists() and full.is_dir() and theirs.is_dir()

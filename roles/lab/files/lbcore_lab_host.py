@@ -429,7 +429,29 @@ def ensure_init(args: argparse.Namespace, plan: Plan) -> int | None:
         plan.do(f"start init of {args.name}", lambda: start_init(args))
         if not plan.check:
             init = find_init(args.netns)
+    else:
+        ensure_mounts(args, plan, init)
     return init
+
+
+def ensure_mounts(args: argparse.Namespace, plan: Plan, init: int) -> None:
+    """Re-attach a private directory the host lost. That happens when the mount point is
+    removed from the root filesystem (since Linux 3.18, rmdir detaches the mounts over it
+    in every other mount namespace): the host would then write into the shared directory."""
+    _, fs = host_paths(args)
+    mounted = set()
+    for line in _proc_read(init, "mountinfo").splitlines():
+        fields = line.split()
+        if len(fields) > 4 and fields[3].endswith(f"/hosts/{args.name}/fs{fields[4]}"):
+            mounted.add(fields[4])
+    for p in args.private:
+        if p not in mounted:
+            source = str(fs / p.lstrip("/"))
+            # (ensure_dirs has already re-created the mount point in the root filesystem)
+            plan.do(
+                f"mount {source} on {p} in {args.name}",
+                lambda p=p, s=source: nsenter(init, "mount", "--bind", s, p),
+            )
 
 
 def host_key(args: argparse.Namespace) -> Path:
