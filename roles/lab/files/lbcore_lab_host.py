@@ -7,8 +7,13 @@ init alive? is sshd answering?) that must be idempotent and able to repair any h
 state. Expressed as `command` tasks with `changed_when` guards, that is dozens of fragile
 tasks per host; here it is one idempotent command per host that reports what it changed as
 JSON (`{"changed": ..., "actions": [...]}`), so the role stays readable and `present` twice
-reports changed=0. Everything that *is* natural in Ansible (packages, the lab directory, the
-client key, sshd_config, known_hosts) stays in the role's tasks.
+reports changed=0. Everything that *is* natural in Ansible (installing packages, the lab
+directory, the client key, sshd_config, known_hosts) stays in the role's tasks.
+
+Subcommands: `validate` (preflight: root, topology, missing packages), `bridge
+present|absent`, `host present|absent|status`, `prune` (hosts no longer in the inventory),
+`mountpoints absent`. `--check` reports the actions without taking them (check mode).
+The script is one file because Ansible's `script` action ships exactly one.
 
 A host is: a network namespace NETNS with a veth (root side VETH, enslaved to the lab bridge;
 peer `eth0` inside, holding the host's address) and `lo` up; a process `lbcore_lab_init.py`
