@@ -244,6 +244,21 @@ def test_http_from_root_namespace_reaches_each_web_host_by_name(lab: Ansible):
         assert headers["X-Served-By"] == host
 
 
+def test_balancers_reach_every_web_host_across_the_bridge(lab: Ansible):
+    """Host to host (what the balancers will do), not only root namespace to host."""
+    urls = [f"http://{HOSTS[h]}/" for h in WEB_HOSTS]
+    fetch = (
+        "import urllib.request as u; "
+        f"print(*(u.urlopen(x).read().decode().strip() for x in {urls!r}))"
+    )
+    seen = lab.adhoc(
+        "balancers", "ansible.builtin.command", {"argv": ["/usr/bin/python3", "-c", fetch]}
+    )
+    assert {h: r.get("stdout") for h, r in seen.items()} == dict.fromkeys(
+        ["lb1", "lb2"], " ".join(WEB_HOSTS)
+    )
+
+
 def test_web_app_answers_slowly_or_fails_when_told(lab: Ansible):
     ip = HOSTS["web2"]
     assert http_get(f"http://{ip}/?status=503")[:2] == (503, "web2\n")
