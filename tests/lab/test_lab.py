@@ -161,6 +161,11 @@ def test_present_builds_five_hosts_that_ansible_pings_over_ssh(lab: Ansible, fir
     for host, result in pongs.items():
         assert result.get("ping") == "pong", (host, result)
         assert not result.get("unreachable"), (host, result)
+    # Over real SSH, from the root namespace's bridge address to the host's own address.
+    env = lab.adhoc("all", "ansible.builtin.shell", "echo $SSH_CONNECTION")
+    for host, result in env.items():
+        client, _, server, port = result["stdout"].split()
+        assert (client, server, port) == ("198.18.0.1", HOSTS[host], "22"), host
 
 
 def test_second_present_changes_nothing(lab: Ansible):
