@@ -139,9 +139,13 @@ def fresh(ansible: Ansible, lab_lock: None):
 
 @pytest.fixture(scope="module")
 def first_present(ansible: Ansible, fresh: set[str]) -> dict:
+    """`present` on a machine without a lab, after a `--check` run (kept as out["check"])."""
+    check = ansible.playbook("present", "--check")
+    check["left"] = [*lab_netns(), *lab_links(), *([str(LAB_DIR)] if LAB_DIR.exists() else [])]
     started = time.monotonic()
     out = ansible.playbook("present")
     out["elapsed"] = time.monotonic() - started
+    out["check"] = check
     return out
 
 
@@ -173,6 +177,13 @@ def test_second_present_changes_nothing(lab: Ansible):
     out = lab.playbook("present")
     print(f"second present: {time.monotonic() - started:.1f}s")
     assert changed(out) == 0, changed_tasks(out)
+
+
+def test_check_mode_reports_what_it_would_build_and_builds_nothing(first_present):
+    check = first_present["check"]
+    assert changed(check) > 0
+    assert any("create netns lbcore-web2" in t for t in changed_tasks(check))
+    assert check["left"] == []  # no namespace, link or lab directory made
 
 
 def test_check_mode_on_a_built_lab_reports_no_change(lab: Ansible):
