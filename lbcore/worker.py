@@ -31,6 +31,7 @@ from lbcore.backend import BackendRuntime
 from lbcore.config.model import Config, Mode, Proxy
 from lbcore.http.acl import compile_condition
 from lbcore.http.rules import compile_rules
+from lbcore.proxy.accesslog import AccessLogs
 from lbcore.proxy.common import FrontendRuntime, Registry
 from lbcore.proxy.http import HttpClient, purge_idle
 from lbcore.proxy.tcp import TcpClient
@@ -92,6 +93,10 @@ class Worker:
         self.loop = loop
         self.registry = Registry(config.global_.maxconn)
         self.backends, self.frontends = build_runtime(config, self.registry)
+        self.access_logs = AccessLogs(config)
+        for fe in self.frontends:
+            fe.log = self.access_logs.for_frontend(fe.proxy)
+        self.access_logs.attach(loop)
         self.servers: list[Any] = []
         self.done: asyncio.Future[None] = loop.create_future()
         self.channel: socket.socket | None = None
@@ -252,4 +257,5 @@ def run_worker(
         for conn in list(worker.registry.conns):
             conn.abort()
         loop.run_until_complete(asyncio.sleep(0))
+        worker.access_logs.close()
         loop.close()

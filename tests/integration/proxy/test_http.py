@@ -206,16 +206,19 @@ backend b
 """,
         s1=web[0].addr,
     )
-    # redirect keeps the connection open: a second request follows on the same socket
-    out = raw_exchange(
-        port,
-        b"GET /old HTTP/1.1\r\nHost: h\r\n\r\nGET /after HTTP/1.1\r\nHost: h\r\n"
-        b"Connection: close\r\n\r\n",
+    # redirect and deny keep the connection open, as HAProxy 2.6 does: requests that
+    # follow on the same socket are served
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(
+        b"GET /old HTTP/1.1\r\nHost: h\r\n\r\nGET /private HTTP/1.1\r\nHost: h\r\n\r\n"
+        b"GET /after HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
     )
-    assert out.startswith(
-        b"HTTP/1.1 301 Moved Permanently\r\ncontent-length: 0\r\nlocation: /new\r\n\r\n"
-        b"HTTP/1.1 200 OK\r\n"
-    )
+    moved, denied, after = _read_responses(s, 3)
+    assert moved == b"HTTP/1.1 301 Moved Permanently\r\ncontent-length: 0\r\nlocation: /new\r\n\r\n"
+    assert denied == error_page(403)
+    assert after.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert s.recv(10) == b""  # closed after the answer to "Connection: close"
+    s.close()
     status, headers, _ = get(port, "/a/b?c=1", Host="plain.example.com")
     assert status == 302 and headers["location"] == "https://secure.example.com/a/b?c=1"
     assert raw_exchange(port, b"GET /private/x HTTP/1.1\r\nHost: h\r\n\r\n") == error_page(403)
