@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
+import logging
 import os
 import signal
 import socket
@@ -81,6 +83,9 @@ def _frontend(
         be.req_rules = ()
         be.resp_rules = ()
     return FrontendRuntime(proxy, registry, backends, use, default, req_rules, resp_rules)
+
+
+log = logging.getLogger("lbcore.worker")
 
 
 def _factory(cls: Any, fe: FrontendRuntime, loop: asyncio.AbstractEventLoop) -> Any:
@@ -197,18 +202,34 @@ class Worker:
             self._server_change(msg)
 
     def _server_change(self, msg: dict[str, Any]) -> None:
+        """Apply a runtime API change the master relays (weights, states, address)."""
         be = self.backends.get(str(msg.get("backend")))
         if be is None:
             return
         server = be.by_name.get(str(msg.get("server")))
         if server is None:
             return
-        if "weight" in msg:
-            server.weight = max(0, int(msg["weight"]))
-        if "admin_state" in msg:
-            server.admin_state = AdminState(msg["admin_state"])
-        if "op_state" in msg:
-            server.op_state = OpState(msg["op_state"])
+        try:
+            if "weight" in msg:
+                server.weight = max(0, int(msg["weight"]))
+            if "admin_state" in msg:
+                server.admin_state = AdminState(msg["admin_state"])
+            if "op_state" in msg:
+                server.op_state = OpState(msg["op_state"])
+            if "host" in msg or "port" in msg:
+                cfg = server.config
+                host = str(msg.get("host") or cfg.host)
+                port = int(msg.get("port") or cfg.port)
+                server.config = dataclasses.replace(cfg, host=host, port=port)
+                for up in be.idle.pop(server.name, []):  # they point at the old address
+                    up.transport.close()
+        except (ValueError, TypeError) as exc:
+            log.warning("ignored server change %r: %s", msg, exc)
+            return
+        if msg.get("shutdown_sessions"):
+            for conn in list(self.registry.conns):
+                if conn.server is server:
+                    conn.abort()
         be.wake_waiters()
 
     def send(self, msg: dict[str, Any]) -> None:

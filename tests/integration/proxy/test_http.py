@@ -455,6 +455,30 @@ def test_channel_stats_and_server_changes(lb: LbFactory, web: list[Backend]) -> 
     assert stats["op"] == "stats" and stats["pid"] == inst.pid
     assert stats["backends"]["b"]["servers"]["s2"]["total"] == 4
     assert stats["backends"]["b"]["servers"]["s1"]["admin_state"] == "maint"
+
+    def change(**kw: object) -> None:
+        assert chan is not None
+        chan.send(json.dumps({"op": "server", "backend": "b", **kw}).encode())
+
+    # "set server b/s1 addr": s1 now points at web3; s2 drained by weight 0
+    change(server="s1", admin_state="ready", host="127.0.0.1", port=web[2].port)
+    change(server="s2", weight=0)
+    time.sleep(0.1)
+    assert {echo(get(port, "/")[2])["server"] for _ in range(4)} == {"web3"}
+    # "shutdown sessions server b/s1": a long request in flight on s1 is cut
+    result: list[bytes] = []
+    t = threading.Thread(
+        target=lambda: result.append(
+            raw_exchange(port, b"GET /slow?d=3 HTTP/1.1\r\nHost: h\r\n\r\n")
+        )
+    )
+    t.start()
+    time.sleep(0.3)
+    change(server="s1", shutdown_sessions=True)
+    t.join(5)
+    assert result == [b""]
+    change(server="s1", op_state="NOT A STATE")  # ignored, the worker carries on
+    assert get(port, "/")[0] == 200
     chan.send(json.dumps({"op": "stop", "grace": True}).encode())
     assert inst.proc is not None and inst.proc.wait(5) == 0
 
