@@ -28,7 +28,7 @@ import struct
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -343,11 +343,21 @@ def _wait_port(port: int, deadline: float) -> None:
     raise AssertionError(f"HAProxy did not listen on {port}")
 
 
-def capture_haproxy(tmp: Path) -> tuple[list[Captured], list[str]]:
-    """Run every scenario through HAProxy; return the request lines and the other lines."""
+def haproxy_command(cfg: Path) -> list[str]:
     exe = shutil.which("haproxy") or "/usr/sbin/haproxy"
     if not os.path.exists(exe):
         pytest.skip("HAProxy is not installed (make deps installs haproxy 2.6)")
+    return [exe, "-db", "-f", str(cfg)]
+
+
+def capture(
+    tmp: Path, command: Callable[[Path], list[str]] = haproxy_command
+) -> tuple[list[Captured], list[str]]:
+    """Run every scenario through a proxy started as ``command(config_path)`` (HAProxy by
+    default; ``lambda cfg: lbcore_cmd("run", "-f", str(cfg))`` once lbcore logs requests)
+    and return its request log lines and its other log lines."""
+    cfg = tmp / "haproxy.cfg"
+    argv = command(cfg)  # may skip: before anything is started
     syslog = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     syslog.bind(("127.0.0.1", 0))
     syslog.settimeout(3)
@@ -362,9 +372,8 @@ def capture_haproxy(tmp: Path) -> tuple[list[Captured], list[str]]:
         "slow": backends.slow,
         "echo": backends.echo,
     }
-    cfg = tmp / "haproxy.cfg"
     cfg.write_text(CONFIG.format(**ports))
-    proc = subprocess.Popen([exe, "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
     captured: list[Captured] = []
     others: list[str] = []
     try:
@@ -501,7 +510,7 @@ BY_NAME = {sc.name: sc for sc in SCENARIOS}
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> list[Captured]:
-    captured, others = capture_haproxy(tmp_path_factory.mktemp("golden"))
+    captured, others = capture(tmp_path_factory.mktemp("golden"))
     if os.environ.get("LBCORE_UPDATE_GOLDEN"):
         GOLDEN.parent.mkdir(parents=True, exist_ok=True)
         with open(GOLDEN, "w") as f:
