@@ -260,7 +260,8 @@ class Backends:
         try:
             for _ in range(1500):  # bounded: 100 MB at most, ends when HAProxy closes
                 c.sendall(chunk)
-                self.stop.wait(0.002)
+                if self.stop.wait(0.002):
+                    break
         except OSError:
             pass
 
@@ -380,14 +381,12 @@ def capture(
         deadline = time.monotonic() + 10
         for p in ("fe", "tcp", "tcp_down"):
             _wait_port(ports[p], deadline)
-        time.sleep(0.5)  # let the health check mark be_ck/c2 DOWN
-        syslog.settimeout(0.3)
-        try:  # the port probes' lines and the health check's event
-            while True:
-                others.append(syslog.recv(65536).decode())
-        except TimeoutError:
-            pass
-        syslog.settimeout(3)
+        # the port probes' lines, then the health check marking be_ck/c2 DOWN (needed by
+        # the cookie_redispatch scenario)
+        deadline = time.monotonic() + 10
+        while not any("is DOWN" in o for o in others):
+            assert time.monotonic() < deadline, "be_ck/c2 was not marked DOWN"
+            others.append(syslog.recv(65536).decode())
         for sc in SCENARIOS:
             port = ports["tcp" if sc.name == "tcp_ok" else sc.frontend if sc.tcp else "fe"]
             cport, got = _client(sc, port)
