@@ -384,9 +384,13 @@ def capture(
         # the port probes' lines, then the health check marking be_ck/c2 DOWN (needed by
         # the cookie_redispatch scenario)
         deadline = time.monotonic() + 10
-        while not any("is DOWN" in o for o in others):
+        while not (
+            any("is DOWN" in o for o in others)
+            and sum(" [" in o for o in others) >= 3  # the three probes are over
+        ):
             assert time.monotonic() < deadline, "be_ck/c2 was not marked DOWN"
             others.append(syslog.recv(65536).decode())
+        time.sleep(0.2)  # margin for the probes' connections to be released (actconn)
         for sc in SCENARIOS:
             port = ports["tcp" if sc.name == "tcp_ok" else sc.frontend if sc.tcp else "fe"]
             cport, got = _client(sc, port)
