@@ -15,8 +15,17 @@ from collections.abc import Sequence
 
 from lbcore import daemon
 from lbcore.config.model import Config
+from lbcore.control_plane import ControlPlane
 from lbcore.listeners import BindError, ListenerSet
-from lbcore.master import HaproxyStyleFormatter, Loader, Master, WorkerFn, default_worker
+from lbcore.master import (
+    HaproxyStyleFormatter,
+    Loader,
+    Master,
+    WorkerFn,
+    block_signals,
+    check_privileges,
+    default_worker,
+)
 
 log = logging.getLogger("lbcore.master")
 
@@ -86,8 +95,10 @@ def run(argv: list[str], worker_fn: WorkerFn = default_worker, loader: Loader = 
     # Absolute now: a daemon works from "/", and reloads read the files again.
     files = [os.path.abspath(f) for f in args.files]
     handler = setup_logging(args.quiet)
+    block_signals()  # until the master's handlers are in place (see master.block_signals)
     try:
         config = loader(files)
+        check_privileges(config)
     except Exception as e:
         for line in str(e).splitlines() or [type(e).__name__]:
             log.error("config : %s", line)
@@ -132,9 +143,16 @@ def run(argv: list[str], worker_fn: WorkerFn = default_worker, loader: Loader = 
         worker_fn=worker_fn,
         workers_override=args.workers,
         close_in_worker=(ready.fd,) if ready.fd >= 0 else (),
+        control=ControlPlane(config),
     )
     try:
-        master.start()
+        try:
+            master.start()
+        except OSError as e:
+            message = f"cannot bind stats socket: {e.strerror or e}"
+            log.error("Starting proxies: %s", message)
+            ready.notify(ok=False, message=message)
+            return 1
         ready.notify()
         master.close_in_worker = ()  # the fd is closed now; its number may be reused
         return master.run()

@@ -175,8 +175,45 @@ class Balance:
 
 
 @dataclass(frozen=True, slots=True)
+class CheckSpec:
+    """``server ... check [inter T] [fastinter T] [downinter T] [rise N] [fall N]
+    [port P] [addr A] [slowstart T]``: present on a ``Server`` only with ``check``.
+
+    Durations in seconds; ``None`` means "as ``inter``" (HAProxy's rule for fastinter
+    and downinter). ``port``/``addr`` send the check elsewhere than the traffic.
+    """
+
+    inter: float = 2.0
+    fastinter: float | None = None
+    downinter: float | None = None
+    rise: int = 2
+    fall: int = 3
+    port: int | None = None
+    addr: str | None = None
+    slowstart: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class HttpCheckSpec:
+    """``option httpchk [METHOD URI [VERSION]]`` plus ``http-check send``/``expect``.
+
+    ``expect_kind`` is None for HAProxy's default verdict (any 2xx or 3xx status),
+    else ``status``, ``rstatus``, ``string`` or ``rstring`` with ``expect_pattern``;
+    ``expect_negate`` is the ``!`` before it.
+    """
+
+    method: str = "OPTIONS"
+    uri: str = "/"
+    version: str = "HTTP/1.0"
+    headers: tuple[tuple[str, str], ...] = ()
+    expect_kind: str | None = None
+    expect_pattern: str = ""
+    expect_negate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Server:
-    """``server NAME ADDR:PORT [weight N] [maxconn N] [backup] [disabled]``."""
+    """``server NAME ADDR:PORT [weight N] [maxconn N] [backup] [disabled] [check ...]``."""
 
     name: str
     host: str
@@ -186,6 +223,7 @@ class Server:
     backup: bool = False
     disabled: bool = False
     source: Source | None = None
+    check: CheckSpec | None = None  # None: the server is not health-checked
 
     @property
     def address(self) -> str:
@@ -232,6 +270,7 @@ class Proxy:
     servers: tuple[Server, ...] = ()
     logs: tuple[LogTarget, ...] = ()
     source: Source | None = None
+    httpchk: HttpCheckSpec | None = None  # None: checks are TCP connects
 
 
 @dataclass(frozen=True, slots=True)

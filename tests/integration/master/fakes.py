@@ -23,6 +23,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,6 +47,10 @@ def json_loader(files: Sequence[str]) -> Config:
         raise ConfigError(f"{path}: {e.strerror}") from None
     if not isinstance(data, dict) or "binds" not in data:
         raise ConfigError(f"{path}:1: expected an object with 'binds'")
+    if data.get("load_delay"):  # to send signals while loading: say when it starts
+        with open(f"{path}.loading", "w"):
+            pass
+        time.sleep(float(data["load_delay"]))
     binds = tuple(Bind(host, int(port), Source(path, 1)) for host, port in data["binds"])
     proxy = Proxy(
         name=str(data.get("tag", "fe")),
@@ -55,7 +60,12 @@ def json_loader(files: Sequence[str]) -> Config:
         source=Source(path, 1),
     )
     return Config(
-        global_=Global(workers=data.get("workers"), hard_stop_after=data.get("hard_stop_after")),
+        global_=Global(
+            workers=data.get("workers"),
+            hard_stop_after=data.get("hard_stop_after"),
+            user=data.get("user"),
+            group=data.get("group"),
+        ),
         proxies=(proxy,),
         files=tuple(files),
     )
@@ -215,6 +225,8 @@ async def _serve(
 def http_worker(
     config: Config, listeners: dict[tuple[str, int], socket.socket], channel: socket.socket | None
 ) -> None:
+    if config.proxies[0].name == "crash":  # a worker that dies as soon as it starts
+        raise SystemExit(3)
     asyncio.run(_serve(config, listeners, channel))
 
 
