@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from lbcore.config.model import LogTarget
+from lbcore.config.model import Config, LogTarget, Proxy
 from lbcore.logs.syslog import LEVELS, frame
 
 #: Datagrams waiting for the next flush, all targets together, before drops start.
@@ -202,6 +202,18 @@ class StreamTarget(Target):
         self.thread.join(timeout=5)
         if self.path is not None and self.stream is not None:
             self.stream.close()
+
+
+def specs_for(config: Config, proxy: Proxy | None = None) -> list[TargetSpec]:
+    """The targets a proxy's logs go to (``log global`` expands to the global section's
+    ``log`` lines), or the global ones for process events when ``proxy`` is None."""
+    lines: list[LogTarget] = []
+    for t in proxy.logs if proxy is not None else config.global_.logs:
+        if t.address == "global":
+            lines.extend(config.global_.logs)
+        else:
+            lines.append(t)
+    return [TargetSpec.from_model(t) for t in lines]
 
 
 def parse_inet(address: str) -> tuple[str, int]:

@@ -177,3 +177,22 @@ def test_spec_from_parsed_log_line() -> None:
     )
     assert spec.format == "local"  # HAProxy's default framing: no host name
     assert TargetSpec.from_model(LogTarget("stdout", format="raw")).format == "raw"
+
+
+def test_log_global_expands_to_the_global_targets() -> None:
+    from lbcore.config.model import Config, Global, LogTarget, Proxy, ProxyKind
+
+    g = Global(logs=(LogTarget("127.0.0.1:514", "local0"), LogTarget("stdout", format="raw")))
+    fe = Proxy(
+        "fe",
+        ProxyKind.FRONTEND,
+        logs=(LogTarget("global"), LogTarget("/dev/log", "local1", "err")),
+    )
+    cfg = Config(global_=g, proxies=(fe,))
+    got = [(s.address, s.facility, s.level, s.format) for s in snd.specs_for(cfg, fe)]
+    assert got == [
+        ("127.0.0.1:514", "local0", None, "local"),
+        ("stdout", "local0", None, "raw"),
+        ("/dev/log", "local1", "err", "local"),
+    ]
+    assert [s.address for s in snd.specs_for(cfg)] == ["127.0.0.1:514", "stdout"]
