@@ -117,7 +117,11 @@ def parse_args(argv: list[str]) -> Options:
         elif a == "-m":
             o.max_lines = int(value(a))
         elif a == "-s":
-            o.skip = int(value(a))
+            # as halog 2.6 reads it: "-s N" skips N + 4 fields, so the default of 5 is
+            # "-s 1" and a log without host name ("Mmm dd hh:mm:ss proc[pid]:") is "-s 0"
+            o.skip = int(value(a)) + 4
+            if o.skip < 0:
+                raise UsageError("-s: cannot skip fewer than 0 fields")
         elif a == "-ad":
             o.accept_delay = int(value(a))
         elif a == "-ac":

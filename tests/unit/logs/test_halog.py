@@ -289,6 +289,21 @@ def test_output_equals_real_halog(log: Log, args: tuple[str, ...]) -> None:
     assert lb_halog(log, *args) == real_halog(log, *args)
 
 
+@pytest.mark.parametrize(("host", "skip"), [("", "0"), ("lb1 ", "1"), ("x y lb1 ", "3")])
+def test_skip_fields_as_halog_counts_them(log: Log, host: str, skip: str) -> None:
+    """halog's "-s N" skips N + 4 fields: a log without host name is read with -s 0."""
+    lines = [g.line.replace(" lb1 ", " " + host, 1) for g in log.items[:2000]]
+    data = "".join(line + "\n" for line in lines).encode()
+    out = io.BytesIO()
+    halog.run(halog.parse_args(["-s", skip, "-srv"]), io.BytesIO(data), out, io.StringIO())
+    got = rows(out.getvalue())
+    assert got == exp_srv(log.items[:2000])
+    exe = shutil.which("halog")
+    if exe is not None:
+        want = subprocess.run([exe, "-s", skip, "-srv"], input=data, capture_output=True)
+        assert rows(want.stdout) == got
+
+
 def test_expectations_are_not_vacuous(log: Log) -> None:
     """The generated log exercises what the analyses distinguish."""
     items = log.items
