@@ -35,6 +35,7 @@ from pathlib import Path
 import pytest
 
 from lbcore.logs.format import Context, LogFormat, server_state_message
+from lbcore.logs.policy import LogPolicy
 from lbcore.logs.record import NOSRV, RequestRecord
 from lbcore.logs.syslog import frame
 from tests.conftest import free_port
@@ -162,6 +163,7 @@ defaults
     timeout server 600ms
 frontend fe
     bind 127.0.0.1:{fe}
+    option log-separate-errors
     capture request header Host len 32
     capture request header User-Agent len 16
     capture response header Content-Type len 20
@@ -497,8 +499,12 @@ def render(sc: Scenario, line: str, received: int) -> str:
     meas = measured(line)
     ctx = Context(pid=int(meas["pid"]))  # type: ignore[call-overload]
     fmt = LogFormat.tcplog(ctx) if sc.tcp else LogFormat.httplog(ctx)
-    msg = fmt.render(record_for(sc, meas))
-    return frame(msg, now=float(meas["now"]), pid=int(meas["pid"])).decode()  # type: ignore[call-overload, arg-type]
+    # "fe" has option log-separate-errors: abnormal requests are logged at "err"
+    decided = LogPolicy(fmt, separate_errors=not sc.tcp).decide(record_for(sc, meas))
+    assert decided is not None
+    msg, level = decided
+    now, pid = float(meas["now"]), int(meas["pid"])  # type: ignore[call-overload, arg-type]
+    return frame(msg, now=now, pid=pid, level=level).decode()
 
 
 def mask(line: str) -> str:
