@@ -42,7 +42,7 @@ def atoi(b: bytes) -> int:
     """A status or byte count as halog reads it: an optional ``-`` and the leading digits,
     0 when there are none (a ``+``, as in logasap's ``+2750``, reads as 0), in 32 bits."""
     if b.isdigit():
-        return _wrap32(int(b))
+        return int(b) if len(b) < 10 else _wrap32(int(b))
     neg = b[:1] == b"-"
     i = j = 1 if neg else 0
     while j < len(b) and 48 <= b[j] <= 57:
