@@ -28,6 +28,7 @@ its "lines out" figure is not guaranteed to be halog's.
 from __future__ import annotations
 
 import io
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -359,8 +360,14 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(USAGE)
         return 0 if not str(exc) else 1
     out = sys.stdout.buffer
-    sm = run(o, sys.stdin.buffer, out, sys.stderr)
-    out.flush()
+    try:
+        sm = run(o, sys.stdin.buffer, out, sys.stderr)
+        out.flush()
+    except BrokenPipeError:  # "| head": the reader is gone, stop quietly like halog
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        return 130
     if not o.quiet:
         sys.stderr.write(
             f"{sm.lines_in} lines in, {sm.lines_out} lines out, {sm.errors} parsing errors\n"

@@ -335,3 +335,22 @@ def test_no_action_is_a_usage_error() -> None:
     p = subprocess.run(lbcore_cmd("halog"), input=b"", capture_output=True, env=lbcore_env())
     assert p.returncode == 1
     assert b"No action specified." in p.stderr and b"Usage:" in p.stderr
+
+
+def test_reader_going_away_is_not_an_error(log: Log) -> None:
+    """``lbcore halog -q -H < log | head -1``: no traceback when head exits."""
+    with open(log.path, "rb") as f:
+        p = subprocess.Popen(
+            lbcore_cmd("halog", "-q", "-H"),
+            stdin=f,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=lbcore_env(),
+        )
+        assert p.stdout is not None and p.stderr is not None
+        first = p.stdout.readline()
+        p.stdout.close()
+        err = p.stderr.read()
+        assert p.wait(timeout=30) == 0
+    assert first.startswith(b"Nov ")
+    assert b"Traceback" not in err
