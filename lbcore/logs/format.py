@@ -17,6 +17,7 @@ The syslog envelope around a line is :mod:`lbcore.logs.syslog`'s.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -95,24 +96,28 @@ def utc_offset(d: _dt.datetime) -> str:
     return f"{sign}{minutes // 60:02d}{minutes % 60:02d}"
 
 
-def date_ms(ts: float, tz: _dt.tzinfo | None) -> str:
-    """``06/Feb/2009:12:14:14.655`` (``%t``, ``%tr``)."""
-    sec, ms = _split_ms(ts)
+@functools.lru_cache(maxsize=64)
+def _second(sec: int, tz: _dt.tzinfo | None) -> tuple[str, str]:
+    """``06/Feb/2009:12:14:14`` and its UTC offset, computed once per second: a busy
+    proxy logs many requests per second, and building datetimes is the slow part."""
     d = local_datetime(sec, tz)
     return (
         f"{d.day:02d}/{MONTHS[d.month - 1]}/{d.year:04d}:"
-        f"{d.hour:02d}:{d.minute:02d}:{d.second:02d}.{ms:03d}"
+        f"{d.hour:02d}:{d.minute:02d}:{d.second:02d}",
+        utc_offset(d),
     )
+
+
+def date_ms(ts: float, tz: _dt.tzinfo | None) -> str:
+    """``06/Feb/2009:12:14:14.655`` (``%t``, ``%tr``)."""
+    sec, ms = _split_ms(ts)
+    return f"{_second(sec, tz)[0]}.{ms:03d}"
 
 
 def date_zone(ts: float, tz: _dt.tzinfo | None) -> str:
     """``06/Feb/2009:12:14:14 +0000`` (``%T`` in GMT, ``%Tl`` in local time)."""
-    sec, _ = _split_ms(ts)
-    d = local_datetime(sec, tz)
-    return (
-        f"{d.day:02d}/{MONTHS[d.month - 1]}/{d.year:04d}:"
-        f"{d.hour:02d}:{d.minute:02d}:{d.second:02d} {utc_offset(d)}"
-    )
+    day, off = _second(_split_ms(ts)[0], tz)
+    return f"{day} {off}"
 
 
 # ---------------------------------------------------------------------------- variables
@@ -175,7 +180,7 @@ def _uri_part(r: RequestRecord, part: str) -> str | None:
 def _headers(values: tuple[str, ...]) -> str | None:
     if not values:
         return None
-    return "{" + "|".join(encode_header(v) for v in values) + "}"
+    return "{" + "|".join(map(encode_header, values)) + "}"
 
 
 def _ip_hex(ip: str) -> str:
@@ -279,6 +284,17 @@ def _wrap(name: str, kind: str, fn: _Render, flags: frozenset[str]) -> _Render:
 
         return render_list
 
+    if not flags:  # the common case: no per-call flag tests
+        if kind in ("n", "special"):
+            return fn  # numbers are never None; specials return None to vanish
+        if kind != "url":
+
+            def plain(r: RequestRecord) -> str:
+                v = fn(r)
+                return "-" if v is None else v
+
+            return plain
+
     def render(r: RequestRecord) -> str | None:
         v = fn(r)
         if v is None:
@@ -310,11 +326,13 @@ _SEP = object()
 class LogFormat:
     """A compiled ``log-format``; ``render(record)`` returns the line (no envelope)."""
 
-    __slots__ = ("_nodes", "source")
+    __slots__ = ("_fast", "_nodes", "source")
 
     def __init__(self, fmt: str, ctx: Context | None = None) -> None:
         self.source = fmt
-        self._nodes: list[object] = _compile(fmt, ctx or Context())
+        nodes, maybe_empty, names = _compile(fmt, ctx or Context())
+        self._nodes: list[object] = nodes
+        self._fast = _codegen(nodes, maybe_empty, names)
 
     @classmethod
     def httplog(cls, ctx: Context | None = None, clf: bool = False) -> LogFormat:
@@ -325,6 +343,12 @@ class LogFormat:
         return cls(TCPLOG, ctx)
 
     def render(self, record: RequestRecord) -> str:
+        if self._fast is not None:
+            return self._fast(record)
+        return self.render_generic(record)
+
+    def render_generic(self, record: RequestRecord) -> str:
+        """HAProxy's rule, node by node: a separator is written only after something."""
         out: list[str] = []
         last_space = True  # a leading separator writes nothing
         for node in self._nodes:
@@ -345,9 +369,78 @@ class LogFormat:
         return "".join(out)
 
 
-def _compile(fmt: str, ctx: Context) -> list[object]:
+#: Variables without flags that the generated renderer reads inline (no call per field).
+_INLINE = {
+    "ci": "r.client_ip",
+    "cp": "str(r.client_port)",
+    "f": "r.frontend",
+    "ft": "(r.frontend + '~' if r.ssl else r.frontend)",
+    "b": "r.backend",
+    "s": "r.server",
+    "TR": "str(r.t_request)",
+    "Tw": "str(r.t_queue)",
+    "Tc": "str(r.t_connect)",
+    "Tr": "str(r.t_response)",
+    "Ta": "('+' if r.logasap else '') + str(r.t_active)",
+    "Tt": "('+' if r.logasap else '') + str(r.t_total)",
+    "ST": "str(r.status)",
+    "B": "('+' if r.logasap else '') + str(r.bytes_read)",
+    "U": "str(r.bytes_uploaded)",
+    "CC": "(r.captured_request_cookie or '-')",
+    "CS": "(r.captured_response_cookie or '-')",
+    "ac": "str(r.actconn)",
+    "fc": "str(r.feconn)",
+    "bc": "str(r.beconn)",
+    "sc": "str(r.srv_conn)",
+    "rc": "('+' if r.redispatched else '') + str(r.retries)",
+    "sq": "str(r.srv_queue)",
+    "bq": "str(r.backend_queue)",
+    "ts": "r.termination",
+    "tsc": "r.termination + r.cookie_client + r.cookie_server",
+}
+
+
+def _codegen(
+    nodes: list[object], maybe_empty: set[int], names: dict[int, str]
+) -> Callable[[RequestRecord], str] | None:
+    """One Python function for the whole line, when the separator rule can be settled at
+    compile time: everything is always written except "maybe empty" variables (``%hr``...),
+    and those sit between a separator and a separator (or the end), so the separator before
+    one is written with it, or not at all. Other shapes use the generic renderer."""
+    env: dict[str, object] = {}
+    parts: list[str] = []
+    pending = started = False
+    for i, node in enumerate(nodes):
+        if node is _SEP:
+            pending = started  # leading separators vanish
+            continue
+        if isinstance(node, str):
+            parts.append(repr((" " if pending else "") + node))
+        else:
+            env[f"F{i}"] = node
+            if id(node) in maybe_empty:
+                after = nodes[i + 1] if i + 1 < len(nodes) else None
+                if not pending or (after is not None and after is not _SEP):
+                    return None
+                parts.append(f'(" " + _v if (_v := F{i}(r)) else "")')
+            else:
+                expr = _INLINE.get(names.get(id(node), ""), f"F{i}(r)")
+                parts.append(("' ', " if pending else "") + expr)
+        pending, started = False, True
+    if not parts:
+        return None
+    code = "def render(r):\n    return ''.join((" + ", ".join(parts) + ",))\n"
+    exec(code, env)  # built only from repr() literals and node indexes
+    return env["render"]  # type: ignore[return-value]
+
+
+def _compile(fmt: str, ctx: Context) -> tuple[list[object], set[int], dict[int, str]]:
+    """Nodes (text, separators, renderers), the renderers that may write nothing, and the
+    variable name of each renderer used without flags (for :func:`_codegen`)."""
     variables = _variables(ctx)
     nodes: list[object] = []
+    maybe_empty: set[int] = set()
+    names: dict[int, str] = {}
     text: list[str] = []
     sticky: set[str] = set()  # flags propagated by %o
 
@@ -403,9 +496,14 @@ def _compile(fmt: str, ctx: Context) -> list[object]:
             continue
         flush()
         kind, fn = variables[name]
-        nodes.append(_wrap(name, kind, fn, frozenset(flags)))
+        node = _wrap(name, kind, fn, frozenset(flags))
+        if kind in ("special", "list"):
+            maybe_empty.add(id(node))
+        if not flags:
+            names[id(node)] = name
+        nodes.append(node)
     flush()
-    return nodes
+    return nodes, maybe_empty, names
 
 
 # ---------------------------------------------------------------------------- events

@@ -110,7 +110,7 @@ class RequestRecord:
     def is_error(self) -> bool:
         """What ``option log-separate-errors`` and ``dontlog-normal`` call abnormal (8.3.3)."""
         return (
-            self.termination[0] != "-"
+            self.termination[:1] not in ("-", "")
             or self.retries > 0
             or self.redispatched
             or self.status >= 500

@@ -200,3 +200,30 @@ def test_timeline_fills_haproxy_timers() -> None:
     silent = Timeline(accept=1.0, end=1.0)
     silent.fill(r)
     assert (r.t_request, r.t_queue, r.t_connect, r.t_response, r.t_active) == (-1, -1, -1, -1, 0)
+
+
+@pytest.mark.parametrize(
+    "fmt",
+    [
+        fmt_mod.HTTPLOG,
+        fmt_mod.HTTPLOG_CLF,
+        fmt_mod.TCPLOG,
+        "%hr %b %hs",  # maybe-empty first: generic renderer
+        "%b %hr%s",  # glued to text: generic renderer
+        "%b %hr %hs %s %hrl %hsl",
+        "  %{+Q}o %ci %HM %{-Q}ST [%T] x%%y %Ts.%ms %{+X}cp %{+E}r ",
+    ],
+)
+def test_generated_renderer_equals_haproxy_separator_rule(fmt: str) -> None:
+    """The compiled fast path writes exactly what the node-by-node rule writes."""
+    import random
+
+    from tests.unit.logs.loggen import generate
+
+    lf = LogFormat(fmt, UTC)
+    rnd = random.Random(4)
+    for g in generate(400, seed=4):
+        r = g.record
+        if rnd.random() < 0.5:
+            r.request_headers, r.response_headers = (), ()
+        assert lf.render(r) == lf.render_generic(r)
