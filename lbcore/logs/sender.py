@@ -108,10 +108,11 @@ class DatagramTarget(Target):
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             self.dest = spec.address
         else:
+            # resolved once, here (at startup): a name must not cost a DNS lookup per log
             host, port = parse_inet(spec.address)
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            family, _, _, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
             self.sock = socket.socket(family, socket.SOCK_DGRAM)
-            self.dest = (host, port)
+            self.dest = (str(addr[0]), int(addr[1]))
         self.sock.setblocking(False)
 
     def write_batch(self, items: list[bytes]) -> None:

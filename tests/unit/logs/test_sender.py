@@ -47,6 +47,23 @@ def test_udp_syslog_framing_per_target() -> None:
     assert s.counters()[f"127.0.0.1:{pa}"].sent == 1
 
 
+def test_names_are_resolved_once_and_ipv6_works() -> None:
+    rx = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    rx.bind(("::1", 0))
+    rx.settimeout(2)
+    port = rx.getsockname()[1]
+    s = LogSender.from_specs([TargetSpec(f"[::1]:{port}", format="raw")])
+    named = LogSender.from_specs([TargetSpec(f"localhost:{port}", format="raw")])
+    try:
+        assert named.targets[0].dest[1] == port  # type: ignore[attr-defined]
+        s.log("over v6", now=NOW)
+        assert rx.recv(100) == b"over v6\n"
+    finally:
+        s.close()
+        named.close()
+        rx.close()
+
+
 def test_level_filter_and_minlevel() -> None:
     a, pa = _udp_listener()
     s = LogSender.from_specs(
