@@ -49,7 +49,11 @@ def test_udp_syslog_framing_per_target() -> None:
 
 def test_names_are_resolved_once_and_ipv6_works() -> None:
     rx = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-    rx.bind(("::1", 0))
+    try:
+        rx.bind(("::1", 0))
+    except OSError:
+        rx.close()
+        pytest.skip("no IPv6 loopback on this machine")
     rx.settimeout(2)
     port = rx.getsockname()[1]
     s = LogSender.from_specs([TargetSpec(f"[::1]:{port}", format="raw")])
