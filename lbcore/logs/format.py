@@ -196,8 +196,8 @@ def _variables(ctx: Context) -> dict[str, tuple[str, _Render]]:
     utc = _dt.UTC
     return {
         "B": ("n", lambda r: _plus(r.logasap, r.bytes_read)),
-        "CC": ("s", lambda r: r.captured_request_cookie or "-"),
-        "CS": ("s", lambda r: r.captured_response_cookie or "-"),
+        "CC": ("s", lambda r: r.captured_request_cookie),
+        "CS": ("s", lambda r: r.captured_response_cookie),
         "H": ("s", lambda r: ctx.hostname),
         "HM": ("s", lambda r: _uri_part(r, "HM")),
         "HP": ("s", lambda r: _uri_part(r, "HP")),
@@ -207,11 +207,11 @@ def _variables(ctx: Context) -> dict[str, tuple[str, _Render]]:
         "HV": ("s", lambda r: _uri_part(r, "HV")),
         "ID": ("s", lambda r: r.unique_id),
         "ST": ("n", lambda r: str(r.status)),
-        "T": ("s", lambda r: date_zone(r.accept_ts, utc)),
+        "T": ("date", lambda r: date_zone(r.accept_ts, utc)),
         "Ta": ("n", lambda r: _plus(r.logasap, r.t_active)),
         "Tc": ("n", lambda r: str(r.t_connect)),
         "Td": ("n", lambda r: str(r.t_data)),
-        "Tl": ("s", lambda r: date_zone(r.accept_ts, tz)),
+        "Tl": ("date", lambda r: date_zone(r.accept_ts, tz)),
         "Th": ("n", lambda r: str(r.t_handshake)),
         "Ti": ("n", lambda r: str(r.t_idle)),
         "Tq": ("n", lambda r: str(r.t_q)),
@@ -252,13 +252,18 @@ def _variables(ctx: Context) -> dict[str, tuple[str, _Render]]:
         "sq": ("n", lambda r: str(r.srv_queue)),
         "sslc": ("s", lambda r: None),
         "sslv": ("s", lambda r: None),
-        "t": ("s", lambda r: date_ms(r.accept_ts, tz)),
-        "tr": ("s", lambda r: date_ms(_req_ts(r), tz)),
-        "trg": ("s", lambda r: date_zone(_req_ts(r), utc)),
-        "trl": ("s", lambda r: date_zone(_req_ts(r), tz)),
-        "ts": ("s", lambda r: r.termination),
-        "tsc": ("s", lambda r: r.termination + r.cookie_client + r.cookie_server),
+        "t": ("date", lambda r: date_ms(r.accept_ts, tz)),
+        "tr": ("date", lambda r: date_ms(_req_ts(r), tz)),
+        "trg": ("date", lambda r: date_zone(_req_ts(r), utc)),
+        "trl": ("date", lambda r: date_zone(_req_ts(r), tz)),
+        "ts": ("flag", lambda r: r.termination),
+        "tsc": ("flag", lambda r: r.termination + r.cookie_client + r.cookie_server),
     }
+
+
+#: What the Q flag quotes (HAProxy's text and address fields; not numbers, dates or the
+#: termination state, as its CLF format shows).
+_QUOTED = frozenset({"s", "ip", "url"})
 
 
 def _escape_e(text: str) -> str:
@@ -278,28 +283,31 @@ def _wrap(name: str, kind: str, fn: _Render, flags: frozenset[str]) -> _Render:
                 return None
             out = []
             for v in values:
-                v = encode_header(v) if v else "-"
-                out.append(f'"{v}"' if quote else v)
+                if quote:
+                    out.append(f'"{encode_header(v)}"')
+                else:
+                    out.append(encode_header(v) if v else "-")
             return " ".join(out)
 
         return render_list
 
     if not flags:  # the common case: no per-call flag tests
-        if kind in ("n", "special"):
+        if kind in ("n", "special", "date", "flag"):
             return fn  # numbers are never None; specials return None to vanish
         if kind != "url":
 
             def plain(r: RequestRecord) -> str:
-                v = fn(r)
-                return "-" if v is None else v
+                return fn(r) or "-"  # HAProxy writes "-" for a missing or empty string
 
             return plain
 
     def render(r: RequestRecord) -> str | None:
         v = fn(r)
-        if v is None:
+        if not v:
             if kind == "special":
                 return None
+            if quote and kind in _QUOTED:
+                return '""'  # a missing string quoted is "", not "-"
             v = "-"
         if kind == "url":
             v = encode_url(v)
@@ -311,7 +319,7 @@ def _wrap(name: str, kind: str, fn: _Render, flags: frozenset[str]) -> _Render:
                 v = f"{int(v):0{width}X}"
         if esc:
             v = _escape_e(v)
-        if quote and kind not in ("n", "port", "ts", "pid", "special"):
+        if quote and kind in _QUOTED:
             v = f'"{v}"'
         return v
 
@@ -361,22 +369,20 @@ class LogFormat:
                 last_space = False
             else:
                 v = node(record)  # type: ignore[operator]
-                if v is not None:
+                if v:
                     out.append(v)
                     last_space = False
-        if out and last_space and out[-1] == " ":
-            out.pop()
-        return "".join(out)
+        return "".join(out)  # a trailing separator stays, as in HAProxy
 
 
 #: Variables without flags that the generated renderer reads inline (no call per field).
 _INLINE = {
-    "ci": "r.client_ip",
+    "ci": "(r.client_ip or '-')",
     "cp": "str(r.client_port)",
-    "f": "r.frontend",
+    "f": "(r.frontend or '-')",
     "ft": "(r.frontend + '~' if r.ssl else r.frontend)",
-    "b": "r.backend",
-    "s": "r.server",
+    "b": "(r.backend or '-')",
+    "s": "(r.server or '-')",
     "TR": "str(r.t_request)",
     "Tw": "str(r.t_queue)",
     "Tc": "str(r.t_connect)",
@@ -403,30 +409,42 @@ _INLINE = {
 def _codegen(
     nodes: list[object], maybe_empty: set[int], names: dict[int, str]
 ) -> Callable[[RequestRecord], str] | None:
-    """One Python function for the whole line, when the separator rule can be settled at
-    compile time: everything is always written except "maybe empty" variables (``%hr``...),
-    and those sit between a separator and a separator (or the end), so the separator before
-    one is written with it, or not at all. Other shapes use the generic renderer."""
+    """One Python function for the whole line, with HAProxy's separator rule settled at
+    compile time. Only "maybe empty" variables (``%hr``...) make it depend on the record: the
+    separator before one is written as usual, and the one right after it only when it wrote
+    something (after an empty one, the last thing written is already a separator). Shapes
+    where that does not hold (text glued before such a variable) use the generic renderer.
+    """
     env: dict[str, object] = {}
     parts: list[str] = []
     pending = started = False
-    for i, node in enumerate(nodes):
+    i, n = 0, len(nodes)
+    while i < n:
+        node = nodes[i]
         if node is _SEP:
             pending = started  # leading separators vanish
+            i += 1
             continue
+        if pending:
+            parts.append("' '")
         if isinstance(node, str):
-            parts.append(repr((" " if pending else "") + node))
+            parts.append(repr(node))
         else:
             env[f"F{i}"] = node
             if id(node) in maybe_empty:
-                after = nodes[i + 1] if i + 1 < len(nodes) else None
-                if not pending or (after is not None and after is not _SEP):
+                if started and nodes[i - 1] is not _SEP:
                     return None
-                parts.append(f'(" " + _v if (_v := F{i}(r)) else "")')
+                if i + 1 < n and nodes[i + 1] is _SEP:
+                    parts.append(f'(_v + " " if (_v := F{i}(r)) else "")')
+                    i += 1  # that separator is written (or not) with the variable
+                else:
+                    parts.append(f'(F{i}(r) or "")')
             else:
-                expr = _INLINE.get(names.get(id(node), ""), f"F{i}(r)")
-                parts.append(("' ', " if pending else "") + expr)
+                parts.append(_INLINE.get(names.get(id(node), ""), f"F{i}(r)"))
         pending, started = False, True
+        i += 1
+    if pending:
+        parts.append("' '")  # HAProxy keeps a trailing separator
     if not parts:
         return None
     code = "def render(r):\n    return ''.join((" + ", ".join(parts) + ",))\n"

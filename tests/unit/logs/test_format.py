@@ -97,7 +97,7 @@ def test_ssl_frontend_redispatch_logasap_and_encoding() -> None:
     ("fmt", "expected"),
     [
         ("%%  %%", "% %"),  # literal percent, spaces merged
-        ("  %ci  ", "1.2.3.4"),  # leading/trailing separators vanish
+        ("  %ci  ", "1.2.3.4 "),  # leading separators vanish, a trailing one stays (CLF)
         ("%{+X}ci:%{+X}cp", "01020304:0050"),
         ("%{+Q}o %b %{-Q}s", '"be" srv'),
         ("%HM|%HU|%HP|%HQ|%HV", "GET|/p?q=1|/p|?q=1|HTTP/1.0"),
