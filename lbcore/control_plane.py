@@ -252,9 +252,13 @@ class ControlPlane:
         name = f"{be.name}/{srv.name}"
         task = self.checker.get(key) if self.checker else None
         was = self._prev_admin.get(key, AdminState.READY)
+        serving = srv.runtime.op_state.serves
         if admin is AdminState.MAINT:
             if task is not None:
                 self.checker.pause(key)  # type: ignore[union-attr]
+                if srv.check is not None and was is not AdminState.MAINT and serving:
+                    # a server taken out of service counts as a transition down
+                    srv.check = dataclasses.replace(srv.check, downs=srv.check.downs + 1)
             act, bck = _counts(be)
             log.warning(
                 "Server %s is going DOWN for maintenance. %d active and %d backup servers "
@@ -380,6 +384,7 @@ class ControlPlane:
         now = self.clock()
         tracker = task.tracker
         ok = result.layer.ok
+        was_serving = srv.runtime.op_state.serves
         if srv.check is not None:
             srv.check = dataclasses.replace(
                 srv.check,
@@ -388,7 +393,8 @@ class ControlPlane:
                 duration_ms=result.duration_ms,
                 desc=result.layer.reason,
                 health=tracker.health,
-                failed=srv.check.failed + (0 if ok else 1),
+                # chkfail counts the checks that failed while the server was up
+                failed=srv.check.failed + (0 if ok or not was_serving else 1),
                 downs=srv.check.downs + (1 if transition and not transition.new.serves else 0),
                 last=result.info if not ok else "",
             )

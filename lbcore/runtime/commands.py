@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 from lbcore.runtime.state import (
+    CHK_ST_PAUSED,
     STATIC_ALGORITHMS,
     BackendEntry,
     Level,
@@ -274,7 +275,12 @@ def _server_row(
     check = srv.check
     if check is not None and check.health != srv.check_health:
         check = replace(check, health=srv.check_health)
-    return server_row(
+    # HAProxy shows a check's columns only while it runs; chkfail/chkdown while it is
+    # enabled, even paused (a server in maintenance).
+    counts = check if srv.checked else None
+    if srv.check_state & CHK_ST_PAUSED or not srv.checked:
+        check = None
+    row = server_row(
         be.name,
         srv.name,
         be.iid,
@@ -292,6 +298,9 @@ def _server_row(
         cookie=None,
         c=state.counters_for(be.name, srv.name),
     )
+    if counts is not None and check is None:
+        row.update(chkfail=counts.failed, chkdown=counts.downs)
+    return row
 
 
 def _addr(host: str, port: int) -> str:
@@ -321,12 +330,23 @@ def show_stat(ctx: Context, args: list[str]) -> str:
 
 
 # srv_check_status numbers (HAProxy's enum healthcheck_status) for "show servers state".
+# HAProxy 2.6 has HCHK_STATUS_CHECKED at 3 (checked against its output: L4OK is 6,
+# L4CON 8, L7OK 15, L7STS 17).
 _HCHK = {
-    "UNK": 0, "INI": 1, "START": 2, "HANA": 3, "SOCKERR": 4, "L4OK": 5, "L4TOUT": 6,
-    "L4CON": 7, "L6OK": 8, "L6TOUT": 9, "L6RSP": 10, "L7TOUT": 11, "L7RSP": 12,
-    "L57DATA": 13, "L7OK": 14, "L7OKC": 15, "L7STS": 16, "PROCERR": 17, "PROCTOUT": 18,
-    "PROCOK": 19,
+    "UNK": 0, "INI": 1, "START": 2, "CHECKED": 3, "HANA": 4, "SOCKERR": 5, "L4OK": 6,
+    "L4TOUT": 7, "L4CON": 8, "L6OK": 9, "L6TOUT": 10, "L6RSP": 11, "L7TOUT": 12,
+    "L7RSP": 13, "L57DATA": 14, "L7OK": 15, "L7OKC": 16, "L7STS": 17, "PROCERR": 18,
+    "PROCTOUT": 19, "PROCOK": 20,
 }  # fmt: skip
+# CHK_RES_* (srv_check_result): no verdict yet, failed, passed.
+_RESULT_NONE, _RESULT_FAILED, _RESULT_PASSED = 0, 2, 3
+
+
+def _check_result(status: str) -> int:
+    if status in ("UNK", "INI", "START"):
+        return _RESULT_NONE
+    return _RESULT_PASSED if status in ("L4OK", "L6OK", "L7OK", "L7OKC") else _RESULT_FAILED
+
 
 SERVERS_STATE_HEADER = (
     "# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight "
@@ -351,10 +371,12 @@ def show_servers_state(ctx: Context, args: list[str]) -> str:
     for be in backends:
         for s in be.servers:
             check_status = _HCHK.get(s.check.status, 0) if s.check else 1
+            result = _check_result(s.check.status) if s.check else _RESULT_NONE
             out.append(
                 f"{be.iid} {be.name} {s.sid} {s.name} {s.host} {s.op_code} {s.admin_flags} "
                 f"{s.uweight} {s.iweight} {max(0, int(ctx.now - s.last_change))} "
-                f"{check_status} 0 {s.check_health} {s.check_state} 0 0 0 - {s.port} - 0 0 "
+                f"{check_status} {result} {s.check_health} {s.check_state} 0 0 0 - {s.port} "
+                "- 0 0 "
                 "- - 0\n"
             )
     return "".join(out)

@@ -50,7 +50,10 @@ ADMF_DRAIN = 0x08 | 0x10
 
 # SRV_ST_* (srv_op_state).
 OP_STOPPED, OP_STARTING, OP_RUNNING, OP_STOPPING = 0, 1, 2, 3
-# CHK_ST_PAUSED: checks suspended (a server starting "disabled").
+# CHK_ST_* (srv_check_state): a check is configured, enabled (not "disable health"),
+# paused (the server is in maintenance, by configuration or from the CLI).
+CHK_ST_CONFIGURED = 0x02
+CHK_ST_ENABLED = 0x04
 CHK_ST_PAUSED = 0x08
 
 #: Algorithms whose weights are fixed once started (HAProxy's non-dynamic LB):
@@ -121,25 +124,32 @@ class ServerEntry:
         return OP_RUNNING if op.serves else OP_STOPPED
 
     @property
+    def checked(self) -> bool:
+        """A check is configured and enabled (not ``disable health``)."""
+        return self.check is not None and bool(self.check_state & CHK_ST_ENABLED)
+
+    @property
     def status(self) -> str:
-        """The ``status`` column: MAINT, DRAIN, then the check verdict."""
+        """The ``status`` column as HAProxy 2.6 words it: MAINT; a checked server that
+        is down says so (drained or not); DRAIN; NOLB; then the check's health, with
+        ``UP 1/3``-style progress while it is between its rise and its top."""
         if self.admin_flags & ADMF_MAINT:
             return "MAINT"
+        op = self.runtime.op_state
+        check = self.check
+        if check is not None and self.checked and not op.serves and op is not OpState.STOPPING:
+            health = self.check_health
+            return f"DOWN {health}/{check.rise}" if health > 0 else "DOWN"
         if self.admin_flags & ADMF_DRAIN:
             return "DRAIN"
-        op = self.runtime.op_state
         if op is OpState.STOPPING:
             return "NOLB"
-        if self.check is None:
+        if check is None or not self.checked:
             return "DOWN" if op is OpState.DOWN else "no check"
-        if op is OpState.UP:
+        top = check.rise + check.fall - 1
+        if self.check_health >= top:
             return "UP"
-        if op is OpState.DOWN:
-            return "DOWN"
-        rise, fall, health = self.check.rise, self.check.fall, self.check.health
-        if op is OpState.GOING_DOWN:
-            return f"UP {health - rise + 1}/{fall}"
-        return f"DOWN {health}/{rise}"
+        return f"UP {self.check_health - check.rise + 1}/{check.fall}"
 
 
 @dataclass(slots=True)
@@ -340,6 +350,11 @@ class RuntimeState:
             flags |= ADMF_FDRAIN
         if flags & ADMF_FMAINT and not before & ADMF_FMAINT:
             srv.check_health = 0  # leaving service resets the check's health
+        if srv.check is not None:  # checks stop in maintenance
+            if flags & ADMF_MAINT:
+                srv.check_state |= CHK_ST_PAUSED
+            else:
+                srv.check_state &= ~CHK_ST_PAUSED
         srv.admin_flags = flags
         new_state = _admin_state(flags)
         if flags != before:
@@ -373,6 +388,11 @@ class RuntimeState:
 
     def set_health(self, backend: BackendEntry, srv: ServerEntry, enabled: bool) -> None:
         srv.health_enabled = enabled
+        if srv.check is not None:
+            if enabled:
+                srv.check_state |= CHK_ST_ENABLED
+            else:
+                srv.check_state &= ~CHK_ST_ENABLED
         self._publish(Change("health", backend.name, srv.name, enabled=enabled))
 
     def shutdown_sessions(self, backend: BackendEntry, srv: ServerEntry) -> None:
@@ -403,6 +423,7 @@ def _server_entry(proxy: Proxy, server: Server, sid: int, now: float) -> ServerE
         admin_flags=(ADMF_FMAINT | ADMF_CMAINT) if disabled else 0,
         last_change=now,
         check_health=0 if disabled else rise,
-        check_state=CHK_ST_PAUSED if disabled else 0,
+        check_state=(CHK_ST_CONFIGURED | CHK_ST_ENABLED if has_check else 0)
+        | (CHK_ST_PAUSED if disabled else 0),
         check=CheckStats(rise=rise, fall=fall, health=rise) if has_check else None,
     )
