@@ -45,7 +45,7 @@ deploy: deps venv
 
 # Build the collection from collection/ + roles/ and install it into $(COLLECTIONS).
 collection: venv
-	scripts/build-collection.sh $(COLLECTIONS)
+	PYTHON=$(abspath $(PY)) scripts/build-collection.sh $(COLLECTIONS)
 
 # The lab: namespace hosts lb1, lb2, web1..web3 on this machine (see inventories/lab/).
 lab-up: deps venv collection

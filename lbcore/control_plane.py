@@ -11,10 +11,11 @@ themselves. Workers send counters snapshots; ``show stat`` reports their sum
 (``lbcore.runtime.collect.StatsCollector``), refreshed by asking every worker just
 before a command that shows counters is answered.
 
-A reload builds a new ``RuntimeState`` from the new configuration and re-applies
-what the runtime API set (admin states, weights), by backend/server name; servers
-the new configuration no longer has are forgotten. Checks of servers whose address
-and check settings did not change keep running with their history.
+A reload builds a new ``RuntimeState`` from the new configuration and carries over
+what the runtime API set (``RuntimeState.carry_over``: admin states, weights, by
+backend/server name); servers the new configuration no longer has are forgotten.
+Checks of servers whose address and check settings did not change keep running with
+their history.
 
 State changes are logged in HAProxy's words on the master's log ("Server app/web1
 is DOWN, reason: ...", "backend 'app' has no server available!").
@@ -35,9 +36,11 @@ from lbcore.config.model import Config, StatsSocket
 from lbcore.health.checker import Checker, CheckTask
 from lbcore.health.core import CheckResult, CheckSettings, Transition, settings_for
 from lbcore.health.core import transition_message as check_message
+from lbcore.runtime.checks import check_view
 from lbcore.runtime.collect import StatsCollector
 from lbcore.runtime.server import AdminServer
 from lbcore.runtime.state import (
+    CHK_ST_PAUSED,
     BackendEntry,
     Change,
     ProcessInfo,
@@ -91,9 +94,8 @@ class ControlPlane:
         #: that did not change bound, so their clients never see them go away)
         self.admin: dict[tuple[str, int | None, str], AdminServer] = {}
         self.fanout: Fanout | None = None
-        #: what the runtime API set, by name: re-applied on reload
-        self.api_admin: dict[Key, AdminState] = {}
-        self.api_weight: dict[Key, int] = {}
+        #: set while a check verdict is recorded: its "op" change is not the CLI's
+        self._from_check = False
         self._waiting: dict[int, asyncio.Future[None]] = {}
         self._slowstart: dict[Key, asyncio.TimerHandle] = {}
         self._prev_admin: dict[Key, AdminState] = {}
@@ -124,18 +126,10 @@ class ControlPlane:
         self.info = dataclasses.replace(self.info, nbthread=workers)
         now = self.clock()
         state = RuntimeState(config, now, self.info)
-        for key in list(self.api_admin):
-            be, srv = _find(state, key)
-            if be is None or srv is None:
-                del self.api_admin[key]
-            else:
-                state.set_admin(be, srv, self.api_admin[key], now)
-        for key in list(self.api_weight):
-            be, srv = _find(state, key)
-            if be is None or srv is None:
-                del self.api_weight[key]
-            else:
-                state.set_weight(be, srv, self.api_weight[key], now)
+        state.carry_over(old)
+        for be in state.backends.values():  # checks stay paused in maintenance
+            for srv in be.servers:
+                _pause_flag(srv)
         state.counters = old.counters
         state.subscribe(self._on_change)
         self.state = state
@@ -227,11 +221,8 @@ class ControlPlane:
             return
         key = (be.name, srv.name)
         if change.kind == "admin" and change.admin is not None:
-            self.api_admin[key] = change.admin
             self._admin_changed(be, srv, change.admin)
-        elif change.kind == "weight" and change.weight is not None:
-            self.api_weight[key] = change.weight
-        elif change.kind == "op" and change.op is not None:
+        elif change.kind == "op" and change.op is not None and not self._from_check:
             self._forced_health(be, srv, change.op)
         elif change.kind == "addr" and change.host is not None and change.port is not None:
             if self.checker is not None:
@@ -253,12 +244,12 @@ class ControlPlane:
         task = self.checker.get(key) if self.checker else None
         was = self._prev_admin.get(key, AdminState.READY)
         serving = srv.runtime.op_state.serves
+        _pause_flag(srv)
         if admin is AdminState.MAINT:
             if task is not None:
                 self.checker.pause(key)  # type: ignore[union-attr]
-                if srv.check is not None and was is not AdminState.MAINT and serving:
-                    # a server taken out of service counts as a transition down
-                    srv.check = dataclasses.replace(srv.check, downs=srv.check.downs + 1)
+                if was is not AdminState.MAINT and serving:
+                    srv.chk_downs += 1  # taken out of service: a transition down
             act, bck = _counts(be)
             log.warning(
                 "Server %s is going DOWN for maintenance. %d active and %d backup servers "
@@ -354,15 +345,8 @@ class ControlPlane:
             if be is None or srv is None:
                 continue
             if task.runs:  # kept across a reload: carry the verdict over
-                srv.runtime.op_state = task.tracker.state
+                srv.check, srv.runtime.op_state = check_view(task.tracker)
                 srv.check_health = task.tracker.health
-            if srv.check is not None:
-                srv.check = dataclasses.replace(
-                    srv.check,
-                    rise=task.settings.rise,
-                    fall=task.settings.fall,
-                    health=task.tracker.health,
-                )
             if srv.runtime.admin_state is AdminState.MAINT or not srv.health_enabled:
                 self.checker.pause(key)
             elif task.paused:
@@ -382,37 +366,21 @@ class ControlPlane:
         if be is None or srv is None:
             return
         now = self.clock()
-        tracker = task.tracker
-        ok = result.layer.ok
-        was_serving = srv.runtime.op_state.serves
-        if srv.check is not None:
-            srv.check = dataclasses.replace(
-                srv.check,
-                status=result.layer.value,
-                code=result.code,
-                duration_ms=result.duration_ms,
-                desc=result.layer.reason,
-                health=tracker.health,
-                # chkfail counts the checks that failed while the server was up
-                failed=srv.check.failed + (0 if ok or not was_serving else 1),
-                downs=srv.check.downs + (1 if transition and not transition.new.serves else 0),
-                last=result.info if not ok else "",
-            )
-        srv.check_health = tracker.health
-        new = tracker.state
-        if srv.runtime.op_state is new:
-            return
-        srv.runtime.op_state = new
+        stats, op = check_view(task.tracker)
+        # last_chk: HAProxy shows the reason of a failure, nothing for a success
+        stats = dataclasses.replace(stats, last="" if result.layer.ok else result.info)
+        self._from_check = True
+        try:  # the "op" change it publishes (if any) is fanned out by _on_change
+            self.state.record_check(be, srv, stats, op, now)
+        finally:
+            self._from_check = False
         if transition is not None:
-            srv.last_change = now
-            be.refresh(now)
             act, bck = _counts(be)
             message = check_message(be.name, srv.name, transition, act, bck)
             log.warning("%s", message)
             self._no_server_alert(be)
             if transition.new.serves and task.settings.slowstart > 0:
                 self._ramp(be, srv, task)
-        self._broadcast_server(be, srv)
 
     def _ramp(self, be: BackendEntry, srv: ServerEntry, task: CheckTask) -> None:
         """Slowstart: re-send the server's (growing) weight until it is whole."""
@@ -465,6 +433,16 @@ class ControlPlane:
                 log.error("Stats socket %s: cannot bind after reload: %s", conf.address, e)
                 continue
             self.admin[key] = admin
+
+
+def _pause_flag(srv: ServerEntry) -> None:
+    """HAProxy shows a checked server's check as paused while it is in maintenance."""
+    if srv.check is None:
+        return
+    if srv.runtime.admin_state is AdminState.MAINT:
+        srv.check_state |= CHK_ST_PAUSED
+    else:
+        srv.check_state &= ~CHK_ST_PAUSED
 
 
 def _socket_key(conf: StatsSocket) -> tuple[str, int | None, str]:

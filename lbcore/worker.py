@@ -32,7 +32,7 @@ from lbcore.config.model import Config, Mode, Proxy
 from lbcore.http.acl import compile_condition
 from lbcore.http.rules import compile_rules
 from lbcore.proxy.common import FrontendRuntime, Registry
-from lbcore.proxy.http import HttpClient
+from lbcore.proxy.http import HttpClient, purge_idle
 from lbcore.proxy.tcp import TcpClient
 from lbcore.server import AdminState, OpState
 
@@ -107,6 +107,14 @@ class Worker:
                     raise ValueError(f"no listening socket for {bind.host}:{bind.port}")
                 srv = await loop.create_server(_factory(cls, fe, loop), sock=sock, backlog=1024)
                 self.servers.append(srv)
+        loop.call_later(1.0, self._housekeeping)
+
+    def _housekeeping(self) -> None:
+        """Once a second: let go of server connections idle in the pools for too long."""
+        if self.done.done():
+            return
+        purge_idle(self.backends.values(), self.loop.time())
+        self.loop.call_later(1.0, self._housekeeping)
 
     # ---- stopping ------------------------------------------------------------
 
@@ -126,9 +134,7 @@ class Worker:
         for srv in self.servers:
             srv.close()
         for conn in list(self.registry.conns):
-            t = conn.transport
-            if t is not None:
-                t.abort()
+            conn.abort()
         self._finish()
 
     def _finish(self) -> None:
@@ -244,8 +250,6 @@ def run_worker(
             worker.send(worker.snapshot())
     finally:
         for conn in list(worker.registry.conns):
-            t = conn.transport
-            if t is not None:
-                t.abort()
+            conn.abort()
         loop.run_until_complete(asyncio.sleep(0))
         loop.close()

@@ -11,14 +11,13 @@ but ignores it with a warning (``retries`` in a frontend, say) — there we warn
 from __future__ import annotations
 
 import dataclasses
-import difflib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lbcore.config import acl as aclmod
-from lbcore.config import checks
+from lbcore.config import checks, http_rules
 from lbcore.config.addresses import parse_bind_address, parse_server_address
-from lbcore.config.errors import ConfigError, NotSupportedYet
+from lbcore.config.errors import ConfigError, NotSupportedYet, hint
 from lbcore.config.globals_ import parse_log
 from lbcore.config.model import (
     Acl,
@@ -64,6 +63,7 @@ class ProxyDraft:
     default_backend_source: Source | None = None
     use_backends: list[UseBackend] = field(default_factory=list)
     acls: list[Acl] = field(default_factory=list)
+    acl_names: set[str] = field(default_factory=set)  # declared so far (for conditions)
     timeouts: Timeouts = field(default_factory=Timeouts)
     maxconn: int | None = None
     retries: int = 3
@@ -75,6 +75,8 @@ class ProxyDraft:
     logs: list[LogTarget] = field(default_factory=list)
     base_options: Options = field(default_factory=Options)  # for "default option X"
     bind_lines: int = 0  # bind lines seen, good or bad (a bad one was reported already)
+    bad_lines: int = 0  # lines of this section refused (maybe a bind: don't echo them)
+
     default_server: list[str] = field(default_factory=list)  # "default-server" options
     http_check: checks.HttpCheckDraft = field(default_factory=checks.HttpCheckDraft)
 
@@ -146,17 +148,34 @@ def _condition(d: ProxyDraft, words: list[str], what: str, ctx: Context) -> Cond
     if not words:
         return None
     try:
-        return aclmod.parse_condition(words, {a.name for a in d.acls}, ctx.source)
+        return aclmod.parse_condition(words, d.acl_names, ctx.source)
     except ConfigError as exc:
         exc.message = f"{what}: {exc.message}"
         raise
+
+
+LATER_BIND_OPTIONS = word_set(
+    "ssl crt crt-list ca-file crl-file verify alpn npn accept-proxy accept-netscaler-cip "
+    "name id v4v6 v6only transparent interface namespace defer-accept tfo backlog maxconn "
+    "mss nice process thread level severity-output mode user group uid gid expose-fd "
+    "strict-sni no-sslv3 no-tlsv10 no-tlsv11 no-tlsv12 no-tlsv13 ssl-min-ver ssl-max-ver "
+    "ciphers ciphersuites curves ecdhe allow-0rtt generate-certificates tls-ticket-keys "
+    "no-tls-tickets prefer-client-ciphers ca-verify-file ca-ignore-err crt-ignore-err "
+    "no-ca-names proto quic-cc-algo quic-force-retry force-sslv3 force-tlsv10 force-tlsv11 "
+    "force-tlsv12 force-tlsv13 sigalgs client-sigalgs"
+)
 
 
 def _kw_bind(d: ProxyDraft, args: list[str], ctx: Context) -> None:
     d.bind_lines += 1
     _need(args, 1, "an address such as ':80', '*:80', '[::]:80' or '127.0.0.1:8080'")
     if len(args) > 2:
-        raise NotSupportedYet(args[2], "bind option")
+        option = args[2]
+        if option.startswith(",") or args[1].endswith(","):
+            raise ConfigError("bind: no blanks around ',' in an address list (a:1,b:2)")
+        if option in LATER_BIND_OPTIONS:
+            raise NotSupportedYet(option, "bind option")
+        raise ConfigError(f"bind: unknown option '{option}'{hint(option, LATER_BIND_OPTIONS)}")
     for item in args[1].split(","):
         if not item:
             raise ConfigError(f"bind: empty address in '{args[1]}'")
@@ -207,6 +226,7 @@ def _kw_acl(d: ProxyDraft, args: list[str], ctx: Context) -> None:
         )
     matcher = dataclasses.replace(matcher, source=ctx.source)
     d.acls.append(Acl(name=args[1], matcher=matcher, source=ctx.source))
+    d.acl_names.add(args[1])
 
 
 #: timeout name -> (model field, sections where HAProxy uses it)
@@ -230,13 +250,14 @@ def _kw_timeout(d: ProxyDraft, args: list[str], ctx: Context) -> None:
         if name in LATER_TIMEOUTS:
             raise NotSupportedYet(f"timeout {name}")
         raise ConfigError(
-            f"unknown timeout '{name}'{_hint(name, TIMEOUTS)} (expected one of "
+            f"unknown timeout '{name}'{hint(name, TIMEOUTS)} (expected one of "
             f"{', '.join(TIMEOUTS)})"
         )
     _need(args, 2, f"a duration after 'timeout {name}'")
     _no_more(args, 3)
     attr, sections = TIMEOUTS[name]
-    value = parse_duration(args[2], f"timeout {name}")
+    # 0 means "no timeout" in HAProxy (an unset tick); the model says None for that
+    value = parse_duration(args[2], f"timeout {name}") or None
     if d.section not in sections:
         ctx.warn(f"'timeout {name}' is ignored in a {d.section} section")
     d.timeouts = dataclasses.replace(d.timeouts, **{attr: value})
@@ -254,7 +275,7 @@ def _kw_retries(d: ProxyDraft, args: list[str], ctx: Context) -> None:
     d.retries = parse_int(args[1], "retries", 0)
 
 
-#: option name -> (Options field or None for http-keep-alive, sections, negatable)
+#: option name -> (Options field, sections where it applies, may take "no"/"default")
 OPTIONS: dict[str, tuple[str, frozenset[str], bool]] = {
     "redispatch": ("redispatch", frozenset({D, B, L}), True),
     "forwardfor": ("forwardfor", ALL, False),
@@ -288,7 +309,7 @@ def set_option(d: ProxyDraft, args: list[str], ctx: Context, prefix: str = "") -
     if name not in OPTIONS:
         if name in LATER_OPTIONS:
             raise NotSupportedYet(f"option {name}")
-        raise ConfigError(f"unknown option '{name}'{_hint(name, OPTIONS, LATER_OPTIONS)}")
+        raise ConfigError(f"unknown option '{name}'{hint(name, OPTIONS, LATER_OPTIONS)}")
     attr, sections, negatable = OPTIONS[name]
     if prefix and not negatable:
         raise ConfigError(f"'{prefix} option {name}' is not allowed (HAProxy refuses it too)")
@@ -426,7 +447,7 @@ def _parse_server_options(name: str, words: list[str], start: int) -> _ServerOpt
         else:
             raise ConfigError(
                 f"server {name}: unknown option '{word}'"
-                f"{_hint(word, SERVER_OPTIONS, LATER_SERVER_OPTIONS)}"
+                f"{hint(word, SERVER_OPTIONS, LATER_SERVER_OPTIONS)}"
             )
         i += 1
     return opts
@@ -460,104 +481,13 @@ def _kw_server(d: ProxyDraft, args: list[str], ctx: Context) -> None:
     )
 
 
-HTTP_REQUEST_ACTIONS = ("set-header", "add-header", "del-header", "redirect", "deny")
-HTTP_RESPONSE_ACTIONS = ("set-header", "add-header", "del-header")
-LATER_HTTP_ACTIONS = word_set(
-    "allow auth tarpit return set-path set-pathq set-uri set-query set-method "
-    "replace-header replace-value replace-path replace-pathq replace-uri set-var unset-var "
-    "set-var-fmt capture track-sc0 track-sc1 track-sc2 sc-inc-gpc sc-inc-gpc0 sc-inc-gpc1 "
-    "sc-set-gpt0 set-log-level set-nice set-tos set-mark set-src set-src-port set-dst "
-    "set-dst-port use-service cache-use cache-store early-hint add-acl del-acl set-map "
-    "del-map silent-drop reject normalize-uri disable-l7-retry wait-for-body "
-    "wait-for-handshake strict-mode do-resolve send-spoe-group set-status set-timeout "
-    "set-bandwidth-limit sc-add-gpc sc-set-gpt deny redirect"
-)
-REDIRECT_CODES = (301, 302, 303, 307, 308)
-DENY_CODES: tuple[int, ...] = (200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 425, 429)
-DENY_CODES += (500, 501, 502, 503, 504)
-
-
-def _http_rule(d: ProxyDraft, args: list[str], ctx: Context, actions: tuple[str, ...]) -> None:
-    kw = args[0]
-    _need(args, 1, f"an action ({', '.join(actions)})")
-    words, cond = aclmod.split_condition(args[1:])
-    action = words[0] if words else ""
-    if action not in actions:
-        if action in LATER_HTTP_ACTIONS:
-            raise NotSupportedYet(f"{kw} {action}")
-        raise ConfigError(
-            f"unknown '{kw}' action '{action}'{_hint(action, actions, LATER_HTTP_ACTIONS)}"
-            f" (expected one of {', '.join(actions)})"
-        )
-    what = f"{kw} {action}"
-    rule = _parse_action(action, words[1:], what)
-    condition = _condition(d, cond, what, ctx)
+def _kw_http_rule(d: ProxyDraft, args: list[str], ctx: Context) -> None:
+    _need(args, 1, "an action")
+    action, words, cond = http_rules.split_rule(args)
+    rule = http_rules.parse_action(args[0], action, words)
+    condition = _condition(d, cond, f"{args[0]} {action}", ctx)
     rule = dataclasses.replace(rule, condition=condition, source=ctx.source)
-    (d.http_request_rules if kw == "http-request" else d.http_response_rules).append(rule)
-
-
-def _parse_action(action: str, words: list[str], what: str) -> HttpRule:
-    def expect(count: int) -> None:
-        if len(words) < count or any(w == "" for w in words[:count]):
-            raise ConfigError(f"'{what}' expects exactly {count} argument(s)")
-        if len(words) > count:
-            raise ConfigError(
-                f"'{what}' expects either 'if' or 'unless' followed by a condition "
-                f"but found '{words[count]}'"
-            )
-
-    if action in ("set-header", "add-header"):
-        expect(2)
-        return HttpRule(action, name=words[0], value=words[1])
-    if action == "del-header":
-        if len(words) >= 2 and words[1] == "-m":
-            raise NotSupportedYet(f"{what} -m")
-        expect(1)
-        return HttpRule(action, name=words[0])
-    if action == "redirect":
-        if len(words) < 2 or words[0] not in ("location", "prefix", "scheme"):
-            raise ConfigError(f"'{what}' expects 'location', 'prefix' or 'scheme' and a value")
-        code, i = 302, 2
-        while i < len(words):
-            if words[i] != "code":
-                if words[i] in ("drop-query", "append-slash", "set-cookie", "clear-cookie"):
-                    raise NotSupportedYet(f"{what} {words[i]}")
-                raise ConfigError(
-                    f"'{what}' expects 'code' or 'if'/'unless' but found '{words[i]}'"
-                )
-            if i + 1 >= len(words):
-                raise ConfigError(f"'{what}': 'code' expects a status code")
-            code = parse_int(words[i + 1], f"{what}: code", 0, 999)
-            if code not in REDIRECT_CODES:
-                raise ConfigError(
-                    f"'{what}': unsupported HTTP code '{code}' (must be one of 301, 302, "
-                    "303, 307 or 308)"
-                )
-            i += 2
-        return HttpRule(action, value=words[1], redirect_kind=words[0], code=code)
-    # deny [deny_status N | status N]
-    code = 403
-    if words:
-        if words[0] not in ("deny_status", "status"):
-            if words[0] in ("content-type", "errorfile", "errorfiles", "file", "string"):
-                raise NotSupportedYet(f"{what} {words[0]}")
-            raise ConfigError(f"'{what}' expects 'deny_status' or 'if'/'unless'")
-        if len(words) < 2:
-            raise ConfigError(f"'{what}': '{words[0]}' expects a status code")
-        code = parse_int(words[1], f"{what}: {words[0]}", 0, 999)
-        if code not in DENY_CODES:
-            raise ConfigError(f"'{what}': unexpected status code '{code}'")
-        if len(words) > 2:
-            raise NotSupportedYet(f"{what} {words[2]}")
-    return HttpRule(action, code=code)
-
-
-def _kw_http_request(d: ProxyDraft, args: list[str], ctx: Context) -> None:
-    _http_rule(d, args, ctx, HTTP_REQUEST_ACTIONS)
-
-
-def _kw_http_response(d: ProxyDraft, args: list[str], ctx: Context) -> None:
-    _http_rule(d, args, ctx, HTTP_RESPONSE_ACTIONS)
+    (d.http_request_rules if args[0] == "http-request" else d.http_response_rules).append(rule)
 
 
 @dataclass(frozen=True, slots=True)
@@ -580,10 +510,10 @@ KEYWORDS: dict[str, Keyword] = {
     "log": Keyword(_kw_log, ALL),
     "balance": Keyword(_kw_balance, frozenset({D, B, L}), frozenset({F})),
     "server": Keyword(_kw_server, frozenset({B, L})),
+    "http-request": Keyword(_kw_http_rule, frozenset({F, B, L})),
+    "http-response": Keyword(_kw_http_rule, frozenset({F, B, L})),
     "default-server": Keyword(_kw_default_server, frozenset({D, B, L})),
     "http-check": Keyword(_kw_http_check, frozenset({D, B, L}), frozenset({F})),
-    "http-request": Keyword(_kw_http_request, frozenset({F, B, L})),
-    "http-response": Keyword(_kw_http_response, frozenset({F, B, L})),
 }
 
 LATER_KEYWORDS = word_set(
@@ -597,13 +527,3 @@ LATER_KEYWORDS = word_set(
     "use-server http-send-name-header retry-on server-state-file-name dynamic-cookie-key "
     "ignore-persist"
 )
-
-
-def _hint(word: str, *vocabularies: Iterable[str]) -> str:
-    """``" (did you mean 'X'?)"`` for the closest known word, or ``""``."""
-    known = [w for vocab in vocabularies for w in vocab]
-    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-hint = _hint

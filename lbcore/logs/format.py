@@ -11,11 +11,7 @@ the nodes. No clock is read: dates come from the record, and the syslog header's
 argument (``now``). Encoding follows HAProxy's maps: captured headers escape ``"#{|}`` and
 non-printable bytes as ``#XX``; the request line escapes ``"#`` and non-printables.
 
-The syslog envelope (:func:`frame`) implements the ``log ... format`` values HAProxy 2.6
-accepts: ``rfc3164`` (the default: ``<PRI>Mmm dd hh:mm:ss tag[pid]: msg``), ``rfc5424``,
-``short`` (``<LEVEL>msg``), ``priority``, ``timed``, ``iso`` and ``raw``, each message cut
-to ``len`` bytes and terminated by a line feed — byte for byte as the golden tests capture
-from HAProxy itself.
+The syslog envelope around a line is :mod:`lbcore.logs.syslog`'s.
 """
 
 from __future__ import annotations
@@ -40,17 +36,7 @@ HTTPLOG_CLF = (
 #: ``option tcplog`` (8.2.2).
 TCPLOG = "%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq"
 
-_FACILITY_NAMES = "kern user mail daemon auth syslog lpr news uucp cron auth2 ftp ntp audit"
-FACILITIES = [
-    *_FACILITY_NAMES.split(),
-    "alert",
-    "cron2",
-    *(f"local{i}" for i in range(8)),
-]
-LEVELS = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
-SYSLOG_FORMATS = ("rfc3164", "rfc5424", "short", "priority", "timed", "iso", "raw")
-
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 class LogFormatError(ValueError):
@@ -95,13 +81,13 @@ def _split_ms(ts: float) -> tuple[int, int]:
     return us // 1_000_000, (us // 1000) % 1000
 
 
-def _dt_at(sec: int, tz: _dt.tzinfo | None) -> _dt.datetime:
+def local_datetime(sec: int, tz: _dt.tzinfo | None) -> _dt.datetime:
     if tz is None:  # the host's local time, as HAProxy's %t
         return _dt.datetime.fromtimestamp(sec).astimezone()
     return _dt.datetime.fromtimestamp(sec, tz)
 
 
-def _offset(d: _dt.datetime) -> str:
+def utc_offset(d: _dt.datetime) -> str:
     off = d.utcoffset() or _dt.timedelta(0)
     minutes = int(off.total_seconds()) // 60
     sign = "-" if minutes < 0 else "+"
@@ -112,9 +98,9 @@ def _offset(d: _dt.datetime) -> str:
 def date_ms(ts: float, tz: _dt.tzinfo | None) -> str:
     """``06/Feb/2009:12:14:14.655`` (``%t``, ``%tr``)."""
     sec, ms = _split_ms(ts)
-    d = _dt_at(sec, tz)
+    d = local_datetime(sec, tz)
     return (
-        f"{d.day:02d}/{_MONTHS[d.month - 1]}/{d.year:04d}:"
+        f"{d.day:02d}/{MONTHS[d.month - 1]}/{d.year:04d}:"
         f"{d.hour:02d}:{d.minute:02d}:{d.second:02d}.{ms:03d}"
     )
 
@@ -122,10 +108,10 @@ def date_ms(ts: float, tz: _dt.tzinfo | None) -> str:
 def date_zone(ts: float, tz: _dt.tzinfo | None) -> str:
     """``06/Feb/2009:12:14:14 +0000`` (``%T`` in GMT, ``%Tl`` in local time)."""
     sec, _ = _split_ms(ts)
-    d = _dt_at(sec, tz)
+    d = local_datetime(sec, tz)
     return (
-        f"{d.day:02d}/{_MONTHS[d.month - 1]}/{d.year:04d}:"
-        f"{d.hour:02d}:{d.minute:02d}:{d.second:02d} {_offset(d)}"
+        f"{d.day:02d}/{MONTHS[d.month - 1]}/{d.year:04d}:"
+        f"{d.hour:02d}:{d.minute:02d}:{d.second:02d} {utc_offset(d)}"
     )
 
 
@@ -420,70 +406,6 @@ def _compile(fmt: str, ctx: Context) -> list[object]:
         nodes.append(_wrap(name, kind, fn, frozenset(flags)))
     flush()
     return nodes
-
-
-# ---------------------------------------------------------------------------- syslog
-
-
-def priority(facility: str, level: str) -> int:
-    """``<PRI>`` = facility * 8 + severity (RFC 5424 §6.2.1)."""
-    try:
-        return FACILITIES.index(facility) * 8 + LEVELS.index(level)
-    except ValueError as exc:
-        raise LogFormatError(f"unknown syslog facility or level: {facility}/{level}") from exc
-
-
-def frame(
-    message: str,
-    *,
-    now: float,
-    facility: str = "local0",
-    level: str = "info",
-    fmt: str = "rfc3164",
-    tag: str = "haproxy",
-    pid: int = 0,
-    hostname: str | None = None,
-    maxlen: int = 1024,
-    tz: _dt.tzinfo | None = None,
-) -> bytes:
-    """One syslog datagram (or file line) as HAProxy 2.6 writes it.
-
-    ``hostname`` is only sent when set (HAProxy's ``log-send-hostname``); rfc5424 writes
-    ``-`` in its place otherwise. The header and message together are cut to ``maxlen``
-    bytes, then a line feed is appended.
-    """
-    pri = priority(facility, level)
-    if fmt == "rfc3164":
-        sec = int(now)
-        d = _dt_at(sec, tz)
-        host = f"{hostname} " if hostname else ""
-        head = (
-            f"<{pri}>{_MONTHS[d.month - 1]} {d.day:2d} "
-            f"{d.hour:02d}:{d.minute:02d}:{d.second:02d} {host}{tag}[{pid}]: "
-        )
-    elif fmt == "rfc5424":
-        head = f"<{pri}>1 {_iso(now, tz)} {hostname or '-'} {tag} {pid} - - "
-    elif fmt == "short":
-        head = f"<{LEVELS.index(level)}>"
-    elif fmt == "priority":
-        head = f"<{pri}>"
-    elif fmt == "timed":
-        head = f"<{LEVELS.index(level)}>{_iso(now, tz)} "
-    elif fmt == "iso":
-        head = f"{_iso(now, tz)} "
-    elif fmt == "raw":
-        head = ""
-    else:
-        raise LogFormatError(f"unknown syslog format '{fmt}', expected one of {SYSLOG_FORMATS}")
-    data = (head + message).encode("utf-8", "surrogateescape")
-    return data[:maxlen] + b"\n"
-
-
-def _iso(now: float, tz: _dt.tzinfo | None) -> str:
-    us = round(now * 1_000_000)
-    d = _dt_at(us // 1_000_000, tz).replace(microsecond=us % 1_000_000)
-    off = _offset(d)
-    return d.strftime("%Y-%m-%dT%H:%M:%S.%f") + f"{off[:3]}:{off[3:]}"
 
 
 # ---------------------------------------------------------------------------- events

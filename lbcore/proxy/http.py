@@ -23,9 +23,11 @@ once upgraded.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from lbcore.backend import BackendRuntime
+from lbcore.balance import PickContext
 from lbcore.http import h1
 from lbcore.http.errors import error_page, redirect
 from lbcore.http.h1 import END, NEED_DATA, PAUSED, ProtocolError, Reader, Request, Response
@@ -40,6 +42,21 @@ _PAUSE_FLOW = 1  # the upstream's write buffer is full
 _PAUSE_WAIT = 2  # nothing to forward to yet (queued, connecting, pipelined)
 _WAIT_BUFFER = 65536  # bytes a waiting request may buffer before its client is paused
 _POOL_MAX = 128  # idle upstream connections kept per server
+_PLAIN = PickContext()  # for algorithms that read nothing from the request
+POOL_IDLE = 5.0  # seconds an idle server connection is kept (HAProxy's pool-purge-delay)
+
+log = logging.getLogger("lbcore.proxy")
+
+
+def purge_idle(backends: Any, now: float, max_idle: float = POOL_IDLE) -> int:
+    """Close pooled server connections idle for longer than ``max_idle``; count them."""
+    closed = 0
+    for be in backends:
+        for idle in be.idle.values():
+            while idle and now - idle[0].idle_since > max_idle:
+                idle.pop(0).transport.close()  # the oldest are first in the list
+                closed += 1
+    return closed
 
 
 class Upstream(asyncio.Protocol):
@@ -49,6 +66,7 @@ class Upstream(asyncio.Protocol):
         "backend",
         "client",
         "got_data",
+        "idle_since",
         "read_paused",
         "reader",
         "resp_keep",
@@ -65,11 +83,22 @@ class Upstream(asyncio.Protocol):
         self.read_paused = False
         self.got_data = False
         self.resp_keep = False
+        self.idle_since = 0.0
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
+        try:
+            self._received(data)
+        except Exception:  # a bug of ours must cost one request, not the worker
+            client = self.client
+            if client is not None:
+                client.internal_error()
+            else:
+                self.transport.abort()
+
+    def _received(self, data: bytes) -> None:
         client = self.client
         if client is None:  # idle: servers do not talk first; drop the connection
             self.transport.close()
@@ -187,6 +216,7 @@ class HttpClient(asyncio.Protocol):
         self.replays = 0
         self.tunnel_eofs = 0
         self.client_eof = False
+        self.t_server: float | None = None  # the backend's timeout server
         self._queued = False  # waiting in the backend queue
 
     # ---- connection life -------------------------------------------------------
@@ -280,6 +310,23 @@ class HttpClient(asyncio.Protocol):
     # ---- reading requests ----------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        try:
+            self._received(data)
+        except Exception:  # a bug of ours must cost one request, not the worker
+            self.internal_error()
+
+    def internal_error(self) -> None:
+        """An unexpected exception while handling this connection: 500, as HAProxy."""
+        log.exception("internal error on a client connection from %s", self.src)
+        up = self.upstream
+        if up is not None:
+            self._release_upstream(up, reuse=False)
+        if self.resp_started:
+            self.abort()
+        else:
+            self.answer_error(500)
+
+    def _received(self, data: bytes) -> None:
         phase = self.phase
         if phase == TUNNEL:
             up = self.upstream
@@ -303,21 +350,25 @@ class HttpClient(asyncio.Protocol):
                 return not self.tunnel_eofs >= 2
             return False
         self.reader.feed_eof()
-        if self.phase in (IDLE_FIRST, IDLE_KA) and self.reader.at_message_start:
+        phase = self.phase
+        if phase in (IDLE_FIRST, IDLE_KA) and self.reader.at_message_start:
             return False
-        if self.phase == FORWARD and self.req_done:
-            # The client half-closed after its request: let the answer go out, then close.
+        if phase in (FORWARD, WAITING):
+            # The client half-closed after (part of) its request: the answer still goes
+            # out, then the connection closes. A body cut short is refused by the reader.
             self.client_eof = True
             self.client_keep = False
+            if phase == FORWARD:
+                self._pump()
             return True
-        if self.phase != WAITING:
-            self._pump()
+        self._pump()
         return False
 
     def _pump(self) -> None:
         """Drain request events from the reader while there is somewhere to send them."""
         reader = self.reader
         out: list[bytes] = []
+        ended = False
         try:
             while True:
                 ev = reader.next_event()
@@ -327,8 +378,7 @@ class HttpClient(asyncio.Protocol):
                     break
                 elif ev is END:
                     self.req_done = True
-                    if self.phase == FORWARD:
-                        self.deadline.set_in(self._server_timeout())
+                    ended = True
                 elif ev is PAUSED:
                     if reader.buffered > _WAIT_BUFFER:
                         self.pause(_PAUSE_WAIT)
@@ -343,24 +393,21 @@ class HttpClient(asyncio.Protocol):
             else:
                 self._parse_error(err.status)
             return
-        if out:
+        if self.phase == FORWARD:
             up = self.upstream
-            if up is not None and self.phase == FORWARD:
+            if out and up is not None:
                 up.transport.writelines(out)
-                if not self.req_done:
-                    self.deadline.set_in(self.fe.timeout_client)
-            else:
-                self.pending.extend(out)
+            if out or ended:
+                # Request sent whole: the server's turn; else the client's, for the rest.
+                self.deadline.set_in(self.t_server if self.req_done else self.fe.timeout_client)
+        elif out:
+            self.pending.extend(out)
 
     def _parse_error(self, status: int) -> None:
         self.fe.hrsp[status // 100] = self.fe.hrsp.get(status // 100, 0) + 1
         if self.transport is not None:
             self.transport.write(error_page(status))
         self.close()
-
-    def _server_timeout(self) -> float | None:
-        be = self.backend
-        return be.timeout_server if be is not None else None
 
     def _on_request(self, req: Request) -> bool:
         """A request head arrived; False stops pumping until a server is ready."""
@@ -371,7 +418,6 @@ class HttpClient(asyncio.Protocol):
         self.resp_started = False
         self.replays = 0
         self.phase = WAITING
-        self.deadline.set_in(fe.timeout_client)
         src = self.src
         if fe.req_rules:
             verdict = apply_request_rules(fe.req_rules, req, src)
@@ -383,6 +429,7 @@ class HttpClient(asyncio.Protocol):
             self.answer_error(503)
             return False
         self.backend = be
+        self.t_server = be.timeout_server
         be.req_tot += 1
         if be.req_rules:
             verdict = apply_request_rules(be.req_rules, req, src)
@@ -405,8 +452,11 @@ class HttpClient(asyncio.Protocol):
         be = self.backend
         req = self.req
         assert be is not None and req is not None
-        ctx = be.context(self.src, req.target, _header_map(req) if be.wants_headers else None)
-        server = be.pick(ctx)
+        if be.plain:
+            server = be.pick(_PLAIN)
+        else:
+            hdrs = _header_map(req) if be.wants_headers else None
+            server = be.pick(be.context(self.src, req.target, hdrs))
         if server is None:
             if not be.available():
                 self.answer_error(503)
@@ -506,7 +556,6 @@ class HttpClient(asyncio.Protocol):
             up.pause_read()
         up.transport.writelines(self.pending)
         self.pending = []
-        self.deadline.set_in(self._server_timeout() if self.req_done else self.fe.timeout_client)
         self.unpause(_PAUSE_WAIT)
 
     # ---- responses -----------------------------------------------------------
@@ -554,11 +603,10 @@ class HttpClient(asyncio.Protocol):
             conn = b"keep-alive"
         else:
             conn = None
-        self.deadline.set_in(self._server_timeout())
         return h1.serialize_response(resp, conn)
 
     def touch_server(self) -> None:
-        self.deadline.set_in(self._server_timeout())
+        self.deadline.set_in(self.t_server)
 
     def response_end(self, up: Upstream) -> None:
         """The whole response went to the client: recycle both sides."""
@@ -594,6 +642,7 @@ class HttpClient(asyncio.Protocol):
             assert be is not None
             idle = be.idle.setdefault(up.server.name, [])
             if len(idle) < _POOL_MAX:
+                up.idle_since = self.loop.time()
                 idle.append(up)
                 return
         up.transport.close()

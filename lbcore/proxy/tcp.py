@@ -15,11 +15,20 @@ portable path and the one used while a connection is being set up.
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 from typing import Any
 
 from lbcore.backend import BackendRuntime
+from lbcore.proxy import splice
 from lbcore.proxy.common import Deadline, FrontendRuntime
+from lbcore.proxy.splice import SplicePair
 from lbcore.server import ServerRuntime
+
+
+def use_splice() -> bool:
+    """splice(2) where the platform has it; ``LBCORE_SPLICE=0`` forces the copy path."""
+    return splice.AVAILABLE and os.environ.get("LBCORE_SPLICE", "1") != "0"
 
 
 class TcpUpstream(asyncio.Protocol):
@@ -70,6 +79,7 @@ class TcpClient(asyncio.Protocol):
         self.queued = False
         self.closed = False
         self.timeout: float | None = None
+        self.spliced: SplicePair | None = None
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -117,15 +127,17 @@ class TcpClient(asyncio.Protocol):
         loop = self.loop
         retries = be.retries
         while True:
+            host, port = server.config.host, server.config.port
+            sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+            sock.setblocking(False)
             try:
-                coro = loop.create_connection(
-                    lambda: TcpUpstream(self), server.config.host, server.config.port
-                )
+                coro = loop.sock_connect(sock, (host, port))
                 if be.timeout_connect is not None:
-                    _t, up = await asyncio.wait_for(coro, be.timeout_connect)
+                    await asyncio.wait_for(coro, be.timeout_connect)
                 else:
-                    _t, up = await coro
+                    await coro
             except (TimeoutError, OSError):
+                sock.close()
                 be.econ += 1
                 if self.closed or retries <= 0:
                     be.release(server)
@@ -146,12 +158,21 @@ class TcpClient(asyncio.Protocol):
                     await asyncio.sleep(min(be.timeout_connect or 1.0, 1.0))
                 continue
             if self.closed:
-                up.transport.close()
+                sock.close()
                 be.release(server)
                 return
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.server = server
-            self.upstream = up
             be.req_tot += 1
+            if use_splice():
+                self._splice(sock)
+                return
+            _t, up = await loop.create_connection(lambda: TcpUpstream(self), sock=sock)
+            if self.closed:
+                up.transport.close()
+                self._release()
+                return
+            self.upstream = up
             self.deadline.set_in(self.timeout)
             if self.pending:
                 up.transport.writelines(self.pending)
@@ -162,6 +183,32 @@ class TcpClient(asyncio.Protocol):
             else:
                 self.transport.resume_reading()
             return
+
+    def _splice(self, server_sock: socket.socket) -> None:
+        """Hand both sockets to a ``SplicePair``; the client transport lets go of its fd."""
+        fd = os.dup(self.transport.get_extra_info("socket").fileno())
+        client_sock = socket.socket(fileno=fd)
+        client_sock.setblocking(False)
+        self.deadline.cancel()
+        self.spliced = SplicePair(
+            self.loop,
+            client_sock,
+            server_sock,
+            b"".join(self.pending),
+            self.client_eof,
+            self.timeout,
+            self._splice_closed,
+        )
+        self.pending = []
+        self.transport.close()  # closes only the transport's fd; the dup keeps the socket
+        self.spliced.start()
+
+    def _splice_closed(self) -> None:
+        self._release()
+        if self.admitted:
+            self.admitted = False
+            self.fe.leave()
+        self.fe.registry.remove(self)
 
     def data_received(self, data: bytes) -> None:
         up = self.upstream
@@ -222,6 +269,9 @@ class TcpClient(asyncio.Protocol):
             up.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.spliced is not None:
+            self.transport = None  # the splice pair owns the socket now
+            return
         self.closed = True
         self.deadline.cancel()
         up = self.upstream
@@ -250,6 +300,12 @@ class TcpClient(asyncio.Protocol):
         self.closed = True
         if self.transport is not None:
             self.transport.close()
+
+    def abort(self) -> None:
+        if self.spliced is not None:
+            self.spliced.fail()
+        elif self.transport is not None:
+            self.transport.abort()
 
     def close_if_idle(self) -> None:
         """Graceful stop: TCP connections are never idle; they finish on their own."""

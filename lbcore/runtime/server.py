@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import itertools
 import os
+import resource
 import socket
 import stat
 import time
@@ -24,11 +25,24 @@ from collections.abc import Awaitable, Callable, Sequence
 from lbcore.config.model import StatsSocket
 from lbcore.runtime.address import parse_address
 from lbcore.runtime.cli import CliSession
-from lbcore.runtime.state import Level, RuntimeState, SessionInfo
+from lbcore.runtime.state import Level, ProcessInfo, RuntimeState, SessionInfo
 
 DEFAULT_TIMEOUT = 10.0  # HAProxy's default "stats timeout"
 
 _ids = itertools.count(1)
+
+
+def process_info(nbthread: int = 1) -> ProcessInfo:
+    """The facts ``show info`` reports about this process, read from the system."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return ProcessInfo(
+        pid=os.getpid(),
+        nbthread=nbthread,
+        node=socket.gethostname(),
+        start_time=time.time(),
+        ulimit_n=soft,
+        maxsock=soft,
+    )
 
 
 class CliProtocol(asyncio.Protocol):

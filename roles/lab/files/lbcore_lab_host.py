@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """Create, repair, inspect or remove one lab host (and the lab bridge) on this machine.
 
 Why a script and not Ansible tasks: ansible-core has no module for network namespaces,
@@ -275,6 +274,17 @@ def ensure_dirs(args: argparse.Namespace, plan: Plan) -> None:
         plan.do(f"record {meta_file}", lambda: meta_file.write_text(json.dumps(meta) + "\n"))
 
 
+def host_mac(address: str) -> str:
+    """A fixed, locally administered MAC made of the host's IPv4 address (02:00:a:b:c:d).
+
+    A veth that is re-created (say, after a crash) keeps the same MAC, so the neighbour
+    caches of the root namespace and of the other hosts stay right; a random MAC would leave
+    them pointing at the old one until they expire.
+    """
+    packed = ipaddress.IPv4Interface(address).ip.packed
+    return "02:00:" + ":".join(f"{b:02x}" for b in packed)
+
+
 def ensure_network(args: argparse.Namespace, plan: Plan) -> None:
     ns, veth = args.netns, args.veth
     if not netns_exists(ns):
@@ -288,11 +298,24 @@ def ensure_network(args: argparse.Namespace, plan: Plan) -> None:
         root_side = None
     if peer is not None and root_side is None:
         plan.do(f"delete eth0 in {ns} (stale)", lambda: run("ip", "-n", ns, "link", "del", "eth0"))
+    mac = host_mac(args.address)
     if root_side is None:
         plan.do(
             f"create veth {veth} <-> {ns}:eth0",
             lambda: run(
-                "ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns
+                "ip",
+                "link",
+                "add",
+                veth,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "address",
+                mac,
+                "netns",
+                ns,
             ),
         )
         if plan.check:
@@ -305,6 +328,12 @@ def ensure_network(args: argparse.Namespace, plan: Plan) -> None:
         )
     if not is_up(root_side):
         plan.do(f"set {veth} up", lambda: run("ip", "link", "set", veth, "up"))
+    eth0 = link("eth0", ns) or {}
+    if eth0.get("address") != mac:
+        plan.do(
+            f"set {ns}:eth0 address {mac}",
+            lambda: run("ip", "-n", ns, "link", "set", "eth0", "address", mac),
+        )
     if not is_up(link("lo", ns) or {}):
         plan.do(f"set lo up in {ns}", lambda: run("ip", "-n", ns, "link", "set", "lo", "up"))
     have = addresses("eth0", ns)
@@ -542,6 +571,22 @@ def host_status(args: argparse.Namespace) -> dict:
 # ------------------------------------------------------------------------------ lab-level
 
 
+def prune(args: argparse.Namespace, plan: Plan) -> None:
+    """Remove every recorded host not in --keep (a host dropped from the inventory)."""
+    hosts = Path(args.lab_dir) / "hosts"
+    names = sorted(p.name for p in hosts.iterdir() if p.is_dir()) if hosts.is_dir() else []
+    for name in names:
+        if name not in args.keep:
+            one = argparse.Namespace(
+                name=name,
+                lab_dir=args.lab_dir,
+                netns=args.netns_prefix + name,
+                veth=args.veth_prefix + name,
+                timeout=args.timeout,
+            )
+            host_absent(one, plan)
+
+
 def mountpoints_absent(args: argparse.Namespace, plan: Plan) -> None:
     record = Path(args.lab_dir) / "mountpoints"
     if not record.exists():
@@ -553,8 +598,10 @@ def mountpoints_absent(args: argparse.Namespace, plan: Plan) -> None:
 
 
 def validate(args: argparse.Namespace) -> dict:
-    """Preflight: the topology is consistent before anything is touched."""
+    """Preflight: root, the topology is consistent; report missing Debian packages."""
     errors = []
+    if os.geteuid() != 0:
+        errors.append(f"the lab is built by root (running as uid {os.geteuid()})")
     try:
         subnet = ipaddress.ip_network(args.subnet)
     except ValueError as e:
@@ -601,7 +648,23 @@ def validate(args: argparse.Namespace) -> dict:
             )
     if errors:
         raise LabError("; ".join(errors))
-    return {"hosts": len(args.host), "subnet": str(subnet)}
+    return {"hosts": len(args.host), "subnet": str(subnet), "missing": missing(args.package)}
+
+
+def missing(packages: list[str]) -> list[str]:
+    """Which Debian packages are not installed (so the role installs only those)."""
+    if not packages:
+        return []
+    proc = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n", *packages],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    installed = {
+        line.split()[0] for line in proc.stdout.splitlines() if line.endswith(" installed")
+    }
+    return [p for p in packages if p not in installed]
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -618,6 +681,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     v.add_argument("--lab-dir", required=True)
     v.add_argument("--private", action="append", default=[])
     v.add_argument("--host", action="append", default=[], metavar="NAME=IP")
+    v.add_argument("--package", action="append", default=[], help="a Debian package needed")
 
     b = sub.add_parser("bridge", help="the lab bridge in the root namespace")
     b.add_argument("state", choices=["present", "absent"])
@@ -638,6 +702,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     h.add_argument("--web-port", type=int, default=0, help="run the lab web app (0: no)")
     h.add_argument("--python", default="/usr/bin/python3")
     h.add_argument("--reload", default="", help="comma list: sshd,web")
+
+    r = sub.add_parser("prune", help="remove recorded hosts that are not to be kept")
+    r.add_argument("--lab-dir", required=True)
+    r.add_argument("--keep", action="append", default=[], metavar="NAME")
+    r.add_argument("--netns-prefix", required=True)
+    r.add_argument("--veth-prefix", required=True)
 
     m = sub.add_parser("mountpoints", help="remove the mount points the lab created")
     m.add_argument("state", choices=["absent"])
@@ -662,6 +732,9 @@ def main(argv: list[str]) -> int:
             result = host_present(args, plan)
         elif args.what == "host":
             host_absent(args, plan)
+            result = {}
+        elif args.what == "prune":
+            prune(args, plan)
             result = {}
         else:
             mountpoints_absent(args, plan)

@@ -34,8 +34,9 @@ from pathlib import Path
 
 import pytest
 
-from lbcore.logs.format import Context, LogFormat, frame, server_state_message
+from lbcore.logs.format import Context, LogFormat, server_state_message
 from lbcore.logs.record import NOSRV, RequestRecord
+from lbcore.logs.syslog import frame
 from tests.conftest import free_port
 
 GOLDEN = Path(__file__).resolve().parents[2] / "data" / "logs" / "haproxy26-golden.jsonl"
@@ -388,6 +389,17 @@ def capture_haproxy(tmp: Path) -> tuple[list[Captured], list[str]]:
                     captured.append(Captured(sc.name, text, got))
                     break
                 others.append(text)
+        # bring be_ck/c2 back: its health check logs the UP event
+        with socket.socket() as revived:
+            revived.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            revived.bind(("127.0.0.1", ports["closed"]))
+            revived.listen(16)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                text = syslog.recv(65536).decode()
+                others.append(text)
+                if "is UP" in text:
+                    break
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -530,23 +542,31 @@ def test_golden_data_covers_every_scenario() -> None:
     assert {c.scenario for c in stored()} == set(BY_NAME)
 
 
-def test_server_down_event_matches_stored_golden_line() -> None:
-    """A non-request event: the health check's DOWN message, as HAProxy framed it."""
+@pytest.mark.parametrize("up", [False, True], ids=["DOWN", "UP"])
+def test_server_state_event_matches_stored_golden_line(up: bool) -> None:
+    """Non-request events: the health check's DOWN and UP messages, as HAProxy framed
+    them (the check duration is a measurement, read back)."""
     events = [json.loads(t)["line"] for t in GOLDEN.read_text().splitlines()]
-    down = [e for e in events if "is DOWN" in e]
-    assert down, "no server DOWN event in the golden data"
-    line = down[0]
+    found = [e for e in events if ("is UP" if up else "is DOWN") in e]
+    assert found, "no such server event in the golden data"
+    line = found[0]
     m = re.match(r"^<\d+>(\w{3} [ \d]\d \d\d:\d\d:\d\d) haproxy\[(\d+)\]: ", line)
-    assert m
+    ms = re.search(r"check duration: (\d+)ms", line)
+    assert m and ms
     year = dt.date.today().year
     now = dt.datetime.strptime(f"{year} {m[1]}", "%Y %b %d %H:%M:%S").timestamp()
-    msg, level = server_state_message(
-        "be_ck",
-        "c2",
-        up=False,
-        reason="Layer4 connection problem",
-        info="Connection refused",
-        check_ms=0,
-        active=1,
-    )
+    if up:
+        msg, level = server_state_message(
+            "be_ck", "c2", up=True, reason="Layer4 check passed", check_ms=int(ms[1]), active=2
+        )
+    else:
+        msg, level = server_state_message(
+            "be_ck",
+            "c2",
+            up=False,
+            reason="Layer4 connection problem",
+            info="Connection refused",
+            check_ms=int(ms[1]),
+            active=1,
+        )
     assert frame(msg, now=now, pid=int(m[2]), level=level) == line.encode()

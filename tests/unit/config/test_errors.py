@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from lbcore.config import ConfigErrors, parse_text, parse_texts
+from lbcore.config import ConfigErrors, http_rules, parse_text, parse_texts
 from lbcore.config import proxy as proxymod
 from tests.unit.config.samples import render
 
@@ -57,7 +57,7 @@ ERRORS = [
     Err("global", "pidfile", "'pidfile' expects a file name", R),
     Err("global", "hard-stop-after soon", "hard-stop-after: invalid duration 'soon'", R),
     Err("global", "log 127.0.0.1", "'log' expects an address and a facility", R),
-    Err("global", "log 127.0.0.1 local9", "log: unknown facility 'local9'", R),
+    Err("global", "log 127.0.0.1 local9", "log: unknown facility 'local9' (did you mean", R),
     Err("global", "log 127.0.0.1 local0 loud", "log: unknown level 'loud'", R),
     Err("global", "log 127.0.0.1 len 10 local0", "log len: 10 is out of range (80..65535)", R),
     Err("global", "log 127.0.0.1 format json local0", "log: unknown format 'json'", R),
@@ -71,8 +71,13 @@ ERRORS = [
     Err("global", "stats socket /tmp/x level root", "stats socket: level 'root'", R),
     Err("global", "stats socket /tmp/x level", "stats socket: 'level' expects a value", R),
     Err("global", "stats socket /tmp/x frob 1", "stats socket: unknown option 'frob'", R),
+    Err("global", "stats socket /tmp/x expose-fd all", "'expose-fd' expects 'listeners'", R),
+    Err("global", "stats socket ipv4@127.0.0.1 level admin", "missing port in '127.0.0.1'", R),
+    Err("global", "stats socket ipv4@127.0.0.1:0", "stats socket: port: 0 is out of range"),
     Err("global", "stats socket /tmp/x uid 0", "'uid' is not supported yet (stats socket option)"),
-    Err("global", "stats timeout 30s", "'stats timeout' is not supported yet"),
+    Err("global", "stats timeout 1.5s", "stats timeout: invalid duration '1.5s'", R),
+    Err("global", "stats timeout 0", "'stats timeout' expects a positive value", R),
+    Err("global", "stats maxconn 10", "'stats maxconn' is not supported yet"),
     Err("global", "chroot /tmp", "'chroot' is not supported yet"),
     Err("global", "tune.bufsize 16384", "'tune.bufsize' is not supported yet"),
     Err("global", 'log "127.0.0.1 local0', "unmatched quote at column 9", R),
@@ -104,6 +109,10 @@ ERRORS = [
     Err("frontend", "bind /tmp/s.sock", "'/tmp/s.sock' is not supported yet (bind address)"),
     Err("frontend", "bind :18010 ssl crt /x.pem", "'ssl' is not supported yet (bind option)"),
     Err("frontend", "bind :18010 accept-proxy", "'accept-proxy' is not supported yet"),
+    Err("frontend", "bind :18010 frob", "bind: unknown option 'frob'", R),
+    Err("frontend", "bind :18010 sssl", "bind: unknown option 'sssl' (did you mean 'ssl'?)", R),
+    Err("frontend", "bind :18010 , :18011", "no blanks around ','", R),
+    Err("frontend", "bind :18010, :18011", "no blanks around ','", R),
     Err("defaults", "bind :18010", "'bind' is not allowed in a 'defaults' section", R),
     # --- mode ---
     Err("frontend", "mode", "'mode' expects 'http' or 'tcp'", R),
@@ -148,9 +157,15 @@ ERRORS = [
     Err("frontend", "acl x path_reg ^(/", "invalid regular expression '^(/'", R),
     Err("frontend", "acl x src 10.0.0.300", "invalid address or network '10.0.0.300'", R),
     Err("frontend", "acl x hdr /", "'hdr' needs a header name"),
-    Err("frontend", "acl x path_sub foo", "'path_sub' is not supported yet (ACL criterion)"),
-    Err("frontend", "acl x hdr_end(host) .com", "'hdr_end' is not supported yet"),
-    Err("frontend", "acl x path -m sub foo", "'-m sub' is not supported yet"),
+    Err("frontend", "acl x path_dir foo", "'path_dir' is not supported yet (ACL criterion)"),
+    Err("frontend", "acl x hdr_dom(host) com", "'hdr_dom' is not supported yet"),
+    Err("frontend", "acl x path -m dom foo", "'-m dom' is not supported yet"),
+    Err(
+        "frontend", "acl x src -m sub 10.", "'-m sub' is not supported yet (match method for 'src')"
+    ),
+    Err("frontend", "acl x hdr_sub /", "'hdr_sub' needs a header name"),
+    Err("frontend", "acl x path_begs /", "(did you mean 'path_beg'?)", R),
+    Err("frontend", "acl x path -m", "'-m' expects a match method", R),
     Err("frontend", "acl x path -f /etc/paths", "'-f' is not supported yet (ACL flag)"),
     Err("frontend", "acl x hdr(host,1) a", "'hdr(host,1)' is not supported yet"),
     Err("defaults", "acl x path /", "'acl' is not allowed in a 'defaults' section", R),
@@ -284,6 +299,10 @@ ERRORS = [
         R,
     ),
     Err("backend", "server s/1 127.0.0.1:80", "invalid server name 's/1'", R),
+    Err("backend", "server s1 127.0.0.300:80", "server: invalid IPv4 address '127.0.0.300'", R),
+    Err("backend", "server s1 [::g]:80", "server: invalid IPv6 address '::g'", R),
+    Err("backend", "server s1 bad!host:80", "server: invalid host name 'bad!host'", R),
+    Err("frontend", "bind 10.0.0.256:18010", "bind: invalid IPv4 address '10.0.0.256'", R),
     Err(
         "backend",
         "server s0 127.0.0.1:80",
@@ -433,11 +452,11 @@ def test_later_keyword_vocabularies_are_whole_words():
     for vocab in (
         proxymod.LATER_KEYWORDS,
         proxymod.LATER_OPTIONS,
-        proxymod.LATER_HTTP_ACTIONS,
+        http_rules.LATER_ACTIONS,
         proxymod.LATER_SERVER_OPTIONS,
     ):
         assert all(w and not w.endswith("-") and not w.startswith("-") for w in vocab)
-    assert "strict-mode" in proxymod.LATER_HTTP_ACTIONS
+    assert "strict-mode" in http_rules.LATER_ACTIONS
     assert "send-proxy-v2-ssl-cn" in proxymod.LATER_SERVER_OPTIONS
 
 

@@ -196,3 +196,28 @@ if __name__ == "__main__":
 
     for g in generate(int(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 1):
         print(g.line)
+
+
+def damaged(n: int, seed: int) -> Iterator[str]:
+    """Generated lines, a few percent of them damaged the way real log files get damaged:
+    cut anywhere (a full disk, a rotated file), runs of spaces, garbage, a field replaced
+    by something halog must read its own way (``-``, ``+12``, an empty field, 32-bit
+    overflow), an IPv6 client."""
+    rnd = random.Random(seed ^ 0x5EED)
+    for g in generate(n, seed):
+        line = g.line
+        x = rnd.random()
+        if x < 0.03:
+            line = line[: rnd.randrange(len(line))]
+        elif x < 0.04:
+            line = line.replace(" ", "  ", rnd.randrange(1, 6))
+        elif x < 0.05:
+            line = "garbage " * rnd.randrange(0, 4)
+        elif x < 0.06:
+            parts = line.split(" ")
+            i = rnd.randrange(len(parts))
+            parts[i] = rnd.choice(["-", "+12", "abc", "", "1/2", "-1", "99999999999"])
+            line = " ".join(parts)
+        elif x < 0.065:
+            line = line.replace(line.split(" ")[5], "[2001:db8::1]:443", 1)
+        yield line

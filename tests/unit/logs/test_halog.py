@@ -199,7 +199,7 @@ def exp_pct(items: list[Generated]) -> list[list[str]]:
         col.sort()
     out = []
     for p in PCTS:
-        count = n * p // 1000
+        count = int(n * (p / 1000.0))  # halog ranks in floating point (2700 * 0.35 < 945)
         at = max(count - 1, 0)
         out.append([f"{p / 10:.1f}", str(count), *(str(c[at]) for c in cols), ""])
     return out

@@ -162,3 +162,18 @@ def test_parse_inet() -> None:
     assert snd.parse_inet("udp@10.0.0.1:1514") == ("10.0.0.1", 1514)
     assert snd.parse_inet("[::1]:5140") == ("::1", 5140)
     assert snd.parse_inet("loghost") == ("loghost", 514)
+    assert snd.parse_inet("::1:5140") == ("::1", 5140)
+
+
+def test_spec_from_parsed_log_line() -> None:
+    from lbcore.config.model import LogTarget
+
+    spec = TargetSpec.from_model(LogTarget("/dev/log", "local3", "notice", None, 512, "rfc3164"))
+    assert (spec.address, spec.facility, spec.level, spec.length) == (
+        "/dev/log",
+        "local3",
+        "notice",
+        512,
+    )
+    assert spec.format == "local"  # HAProxy's default framing: no host name
+    assert TargetSpec.from_model(LogTarget("stdout", format="raw")).format == "raw"
