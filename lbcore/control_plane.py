@@ -26,24 +26,22 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import os
-import socket
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from lbcore.config.model import Config, StatsSocket
-from lbcore.health.checker import Checker, CheckTask
+from lbcore.health.checker import Checker, CheckTask, Probe
 from lbcore.health.core import CheckResult, CheckSettings, Transition, settings_for
 from lbcore.health.core import transition_message as check_message
+from lbcore.health.prober import probe
 from lbcore.runtime.checks import check_view
 from lbcore.runtime.collect import StatsCollector
-from lbcore.runtime.server import AdminServer
+from lbcore.runtime.server import AdminServer, process_info
 from lbcore.runtime.state import (
     CHK_ST_PAUSED,
     BackendEntry,
     Change,
-    ProcessInfo,
     RuntimeState,
     ServerEntry,
 )
@@ -78,15 +76,17 @@ class Fanout(Protocol):
 class ControlPlane:
     """Lives in the master's event loop from ``start`` to ``close``."""
 
-    def __init__(self, config: Config, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        config: Config,
+        workers: int = 1,
+        clock: Callable[[], float] = time.time,
+        prober: Probe = probe,
+    ) -> None:
         self.config = config
         self.clock = clock
-        self.info = ProcessInfo(
-            pid=os.getpid(),
-            node=socket.gethostname(),
-            start_time=clock(),
-            nbthread=config.global_.workers or 1,
-        )
+        self.prober = prober
+        self.info = dataclasses.replace(process_info(workers), start_time=clock())
         self.state = RuntimeState(config, clock(), self.info)
         self.collector = StatsCollector()
         self.checker: Checker | None = None
@@ -105,7 +105,7 @@ class ControlPlane:
     async def start(self, fanout: Fanout) -> None:
         """Bind the stats sockets and start the checks (before the first workers)."""
         self.fanout = fanout
-        self.checker = Checker(self._on_check)
+        self.checker = Checker(self._on_check, self.prober)
         self.state.subscribe(self._on_change)
         await self._bind_admin(self.config)
         self._sync_checks()
