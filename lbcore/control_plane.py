@@ -30,11 +30,12 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from lbcore.config.model import Config, StatsSocket
+from lbcore.config.model import Config, LogTarget, StatsSocket
 from lbcore.health.checker import Checker, CheckTask, Probe
 from lbcore.health.core import CheckResult, CheckSettings, Transition, settings_for
 from lbcore.health.core import transition_message as check_message
 from lbcore.health.prober import probe
+from lbcore.logs.sender import LogSender, TargetSpec
 from lbcore.runtime.checks import check_view
 from lbcore.runtime.collect import StatsCollector
 from lbcore.runtime.server import AdminServer, process_info
@@ -99,6 +100,7 @@ class ControlPlane:
         self._waiting: dict[int, asyncio.Future[None]] = {}
         self._slowstart: dict[Key, asyncio.TimerHandle] = {}
         self._prev_admin: dict[Key, AdminState] = {}
+        self._senders: dict[str, LogSender] = {}
 
     # ---- life cycle ---------------------------------------------------------------
 
@@ -107,6 +109,7 @@ class ControlPlane:
         self.fanout = fanout
         self.checker = Checker(self._on_check, self.prober)
         self.state.subscribe(self._on_change)
+        self._open_logs(self.config)
         await self._bind_admin(self.config)
         self._sync_checks()
 
@@ -118,6 +121,43 @@ class ControlPlane:
         for admin in self.admin.values():
             await admin.close()
         self.admin.clear()
+        self._close_logs()
+
+    def _open_logs(self, config: Config) -> None:
+        """One syslog sender per backend with ``log`` lines (``log global`` = the
+        global section's), as HAProxy sends server events to the proxy's loggers."""
+        self._close_logs()
+        by_targets: dict[tuple[LogTarget, ...], LogSender] = {}
+        loop = asyncio.get_running_loop()
+        for proxy in config.proxies:
+            if not proxy.kind.has_backend:
+                continue
+            targets: list[LogTarget] = []
+            for t in proxy.logs:
+                targets += config.global_.logs if t.address == "global" else [t]
+            # Syslog sockets only: stream targets (stdout, stderr, file@) write from a
+            # thread of their own, and the master forks (a thread holding a lock at the
+            # fork would leave it locked in the worker). The master's own log already
+            # goes to its stderr.
+            targets = [t for t in targets if not _stream_target(t.address)]
+            if not targets:
+                continue
+            key = tuple(targets)
+            sender = by_targets.get(key)
+            if sender is None:
+                try:
+                    sender = LogSender.from_specs([TargetSpec.from_model(t) for t in targets])
+                except (OSError, ValueError) as e:
+                    log.warning("backend '%s': cannot open its log targets: %s", proxy.name, e)
+                    continue
+                sender.attach(loop)
+                by_targets[key] = sender
+            self._senders[proxy.name] = sender
+
+    def _close_logs(self) -> None:
+        for sender in {id(s): s for s in self._senders.values()}.values():
+            sender.close()
+        self._senders.clear()
 
     def reconfigure(self, config: Config, workers: int) -> None:
         """A reload: the new configuration's servers, with what the API set kept."""
@@ -131,6 +171,7 @@ class ControlPlane:
             for srv in be.servers:
                 _pause_flag(srv)
         state.counters = old.counters
+        self._open_logs(config)
         state.subscribe(self._on_change)
         self.state = state
         if self.checker is not None:
@@ -251,22 +292,19 @@ class ControlPlane:
                 if was is not AdminState.MAINT and serving:
                     srv.chk_downs += 1  # taken out of service: a transition down
             act, bck = _counts(be)
-            log.warning(
-                "Server %s is going DOWN for maintenance. %d active and %d backup servers "
-                "left. %d sessions active, 0 requeued, 0 remaining in queue.",
-                name,
-                act,
-                bck,
-                0,
+            self._event(
+                be,
+                "alert",
+                f"Server {name} is going DOWN for maintenance. {act} active and {bck} backup "
+                "servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
             )
         elif admin is AdminState.DRAIN:
             act, bck = _counts(be)
-            log.warning(
-                "Server %s enters drain state. %d active and %d backup servers online. "
-                "0 sessions requeued, 0 total in queue.",
-                name,
-                act,
-                bck,
+            self._event(
+                be,
+                "notice",
+                f"Server {name} enters drain state. {act} active and {bck} backup servers "
+                "online. 0 sessions requeued, 0 total in queue.",
             )
         elif was is not AdminState.READY:
             what = "maintenance" if was is AdminState.MAINT else "drain"
@@ -278,7 +316,7 @@ class ControlPlane:
                 srv.runtime.op_state = OpState.UP
                 srv.check_health = rise
                 self.checker.resume(key)  # type: ignore[union-attr]
-            log.warning("Server %s is UP/READY (leaving forced %s).", name, what)
+            self._event(be, "notice", f"Server {name} is UP/READY (leaving forced {what}).")
         self._prev_admin[key] = admin
         self._no_server_alert(be)
 
@@ -291,23 +329,21 @@ class ControlPlane:
         act, bck = _counts(be)
         name = f"{be.name}/{srv.name}"
         if op is OpState.DOWN:
-            log.warning(
-                "Server %s is DOWN, changed from CLI. %d active and %d backup servers left. "
-                "0 sessions active, 0 requeued, 0 remaining in queue.",
-                name,
-                act,
-                bck,
+            self._event(
+                be,
+                "alert",
+                f"Server {name} is DOWN, changed from CLI. {act} active and {bck} backup "
+                "servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
             )
             self._no_server_alert(be)
         elif op is OpState.STOPPING:
-            log.warning("Server %s is stopping, changed from CLI.", name)
+            self._event(be, "notice", f"Server {name} is stopping, changed from CLI.")
         else:
-            log.warning(
-                "Server %s is UP, changed from CLI. %d active and %d backup servers online. "
-                "0 sessions requeued, 0 total in queue.",
-                name,
-                act,
-                bck,
+            self._event(
+                be,
+                "notice",
+                f"Server {name} is UP, changed from CLI. {act} active and {bck} backup "
+                "servers online. 0 sessions requeued, 0 total in queue.",
             )
 
     def _health_enabled(self, be: BackendEntry, srv: ServerEntry, enabled: bool) -> None:
@@ -377,7 +413,7 @@ class ControlPlane:
         if transition is not None:
             act, bck = _counts(be)
             message = check_message(be.name, srv.name, transition, act, bck)
-            log.warning("%s", message)
+            self._event(be, "notice" if transition.new.serves else "alert", message)
             self._no_server_alert(be)
             if transition.new.serves and task.settings.slowstart > 0:
                 self._ramp(be, srv, task)
@@ -406,7 +442,19 @@ class ControlPlane:
 
     def _no_server_alert(self, be: BackendEntry) -> None:
         if not be.up:
-            log.error("backend '%s' has no server available!", be.name)
+            self._event(be, "emerg", f"backend '{be.name}' has no server available!")
+
+    def _event(self, be: BackendEntry, level: str, message: str) -> None:
+        """A server or backend event: on the master's log (HAProxy's stderr levels:
+        [ALERT] for emergencies, [WARNING] for the rest) and to the backend's syslog
+        targets (``log`` lines, ``log global``) at the syslog ``level``."""
+        if level == "emerg":
+            log.error("%s", message)
+        else:
+            log.warning("%s", message)
+        sender = self._senders.get(be.name)
+        if sender is not None:
+            sender.log(message, level)
 
     # ---- stats sockets ------------------------------------------------------------
 
@@ -443,6 +491,10 @@ def _pause_flag(srv: ServerEntry) -> None:
         srv.check_state |= CHK_ST_PAUSED
     else:
         srv.check_state &= ~CHK_ST_PAUSED
+
+
+def _stream_target(address: str) -> bool:
+    return address in ("stdout", "stderr") or address.startswith("file@")
 
 
 def _socket_key(conf: StatsSocket) -> tuple[str, int | None, str]:
