@@ -60,10 +60,6 @@ REFRESH_TIMEOUT = 0.5
 SLOWSTART_STEPS = 20
 
 
-class WorkerLike(Protocol):
-    pid: int
-
-
 class Fanout(Protocol):
     """What the control plane needs of the master: send to current workers."""
 
