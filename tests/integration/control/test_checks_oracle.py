@@ -32,6 +32,9 @@ defaults
     timeout connect 1s
     timeout client 5s
     timeout server 5s
+    # without it a check times out after inter (200 ms): a loaded machine would fail
+    # checks of lbcore (Python) where HAProxy's (C) pass, and the counts would differ
+    timeout check 3s
 frontend f
     bind 127.0.0.1:{port}
     default_backend app
