@@ -13,6 +13,7 @@ to the socket with ``lbcore.runtime.ctl.ask`` (what ``socat`` does).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import socket
 import sys
@@ -33,6 +34,7 @@ class Backend:
         self.port = port or free_port()
         self.conns = 0
         self.requests = 0
+        self.answered: collections.Counter[int] = collections.Counter()  # by status
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
@@ -88,6 +90,7 @@ class Backend:
                 with self._lock:
                     self.requests += 1
                     status = self.status
+                    self.answered[status] += 1
                 head = (
                     f"HTTP/1.1 {status} {'OK' if status < 400 else 'Oops'}\r\n"
                     f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"

@@ -81,8 +81,8 @@ def test_closed_port_goes_down_after_fall_checks_and_back_after_rise(
     answers = [http_get(lb.port) for _ in range(20)]
     assert answers == [(200, "web2\n")] * 20
 
+    before = web1.counts()[0]  # the port is closed: nothing can connect meanwhile
     web1.open()
-    before = web1.counts()[0]
     eventually(lambda: status(lb, "web1") == "UP", 10, "web1 UP again")
     assert web1.counts()[0] - before == 2  # exactly `rise` passed checks brought it back
     eventually(lambda: UP_L4.search(lb.log()), 5, "the UP log line")
@@ -115,20 +115,20 @@ def test_http_check_expecting_200_marks_a_500_server_down(
     eventually(lambda: lb.stat()["app/web1"]["check_status"] == "L7OK", 10, "first check")
     assert lb.stat()["app/web1"]["check_code"] == "200"
 
-    before = web1.counts()[1]
+    assert web1.answered[500] == 0
     web1.status = 500
     eventually(lambda: status(lb, "web1") == "DOWN", 10, "web1 DOWN")
-    assert web1.counts()[1] - before == 3  # `fall` check requests, all answered 500
+    assert web1.answered[500] == 3  # `fall` check requests answered 500 took it down
     row = lb.stat()["app/web1"]
     assert (row["check_status"], row["check_code"]) == ("L7STS", "500")
     eventually(lambda: "Server app/web1 is DOWN, reason: Layer7 wrong status" in lb.log(), 5)
     assert 'code: 500, info: "Oops"' in lb.log()
     assert [http_get(lb.port) for _ in range(10)] == [(200, "web2\n")] * 10
 
-    before = web1.counts()[1]
+    before = web1.answered[200]  # no 200 can be answered before the flip
     web1.status = 200
     eventually(lambda: status(lb, "web1") == "UP", 10, "web1 UP")
-    assert web1.counts()[1] - before == 2
+    assert web1.answered[200] - before == 2  # `rise` passed checks
 
 
 @pytest.mark.timeout(60)
