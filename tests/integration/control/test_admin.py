@@ -8,9 +8,11 @@ worker's channel, applied with ``lbcore.worker_link``) and the real proxy worker
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import stat
 import subprocess
 import time
@@ -251,3 +253,47 @@ def test_a_stats_socket_that_cannot_be_bound_fails_the_start(tmp_path: Path) -> 
     )
     assert out.returncode == 1
     assert "cannot bind stats socket" in out.stderr
+
+
+def unix_inodes(path: str) -> set[int]:
+    """Inodes of the unix sockets bound to ``path`` (the listener and its accepted
+    connections), from /proc/net/unix."""
+    out = set()
+    for line in Path("/proc/net/unix").read_text().splitlines()[1:]:
+        f = line.split()
+        if len(f) >= 8 and f[7] == path:
+            out.add(int(f[6]))
+    return out
+
+
+def socket_inodes(pid: int) -> set[int]:
+    out = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if link.startswith("socket:["):
+                out.add(int(link[8:-1]))
+    return out
+
+
+@pytest.mark.timeout(60)
+def test_workers_forked_during_a_cli_session_do_not_hold_it(lb: Lb) -> None:
+    """The master forks from inside its event loop: a CLI connection it holds at that
+    moment must not live on in the new workers (its client would never see the end)."""
+    lb.write(config(lb, 18081, 18082))
+    lb.start("--workers", "2")
+    assert lb.proc is not None
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as cli:
+        cli.settimeout(5)
+        cli.connect(lb.sock)
+        cli.sendall(b"prompt\n")
+        assert cli.recv(100).endswith(b"> ")
+        old = set(lb.proc.workers())
+        lb.proc.signal(signal.SIGUSR2)
+        eventually(lambda: lb.proc is not None and not lb.proc.workers() & old, 20, "new workers")
+        master_side = unix_inodes(lb.sock)
+        assert len(master_side) >= 2  # the listener and our connection
+        for pid in lb.proc.workers():
+            assert not socket_inodes(pid) & master_side, pid
+        cli.sendall(b"quit\n")
+        assert cli.recv(100) == b""  # the end, at once
