@@ -31,6 +31,8 @@ class Backend:
     def __init__(self, name: str, status: int = 200, port: int | None = None) -> None:
         self.name = name
         self.status = status
+        self.delay = 0.0  # seconds before answering a request whose path is /slow
+        self.arrived = 0  # requests received (answered or not yet)
         self.port = port or free_port()
         self.conns = 0
         self.requests = 0
@@ -86,6 +88,10 @@ class Backend:
                     if not chunk:
                         return  # a TCP check: connect and close
                     data += chunk
+                with self._lock:
+                    self.arrived += 1
+                if data.startswith(b"GET /slow ") and self.delay:
+                    time.sleep(self.delay)
                 body = f"{self.name}\n".encode()
                 with self._lock:
                     self.requests += 1

@@ -15,6 +15,7 @@ import signal
 import socket
 import stat
 import subprocess
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -297,3 +298,34 @@ def test_workers_forked_during_a_cli_session_do_not_hold_it(lb: Lb) -> None:
             assert not socket_inodes(pid) & master_side, pid
         cli.sendall(b"quit\n")
         assert cli.recv(100) == b""  # the end, at once
+
+
+def slow_requests(port: int, n: int) -> tuple[list[threading.Thread], list[tuple[int, str]]]:
+    results: list[tuple[int, str]] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(http_get(port, "/slow"))) for _ in range(n)
+    ]
+    for t in threads:
+        t.start()
+    return threads, results
+
+
+@pytest.mark.timeout(60)
+def test_in_flight_requests_finish_when_their_server_leaves(
+    lb: Lb, make_backend: type[Backend]
+) -> None:
+    """DRAIN and MAINT stop new traffic to a server; a request it is serving finishes."""
+    web1, web2 = make_backend("web1"), make_backend("web2")
+    web1.delay = web2.delay = 1.5
+    lb.write(config(lb, web1.port, web2.port))
+    lb.start("--workers", "1")
+    for state in ("drain", "maint"):
+        web1.arrived = web2.arrived = 0
+        threads, results = slow_requests(lb.port, 2)
+        eventually(lambda: web1.arrived == 1 and web2.arrived == 1, 10, "both in flight")
+        lb.cli(f"set server app/web1 state {state}; set server app/web2 state {state}")
+        assert http_get(lb.port)[0] == 503  # nothing new goes to them
+        for t in threads:
+            t.join(10)
+        assert sorted(results) == [(200, "web1\n"), (200, "web2\n")], (state, results)
+        lb.cli("set server app/web1 state ready; set server app/web2 state ready")
