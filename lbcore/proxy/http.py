@@ -209,7 +209,7 @@ class HttpClient(asyncio.Protocol):
         self.fe = fe
         self.loop = loop
         self.transport: Any = None
-        self.reader = Reader(is_request=True)
+        self.reader = Reader(is_request=True, limits=fe.limits)
         self.src = ""
         self.phase = IDLE_FIRST
         self.deadline = Deadline(loop, self._timeout)
@@ -431,8 +431,10 @@ class HttpClient(asyncio.Protocol):
                     break
                 else:
                     assert type(ev) is Request
-                    if not self._on_request(ev):
+                    if not self._on_request(ev) and self.phase != WAITING:
                         break
+                    # Waiting for a server: keep walking the body already buffered (into
+                    # ``pending``), so broken framing is refused before anything is sent.
         except ProtocolError as err:
             if self.phase == FORWARD and self.resp_started:
                 self.abort()
@@ -441,6 +443,9 @@ class HttpClient(asyncio.Protocol):
             return
         if self.phase == FORWARD:
             up = self.upstream
+            if self.pending:
+                out = self.pending + out  # the head (and what was read while waiting) first
+                self.pending = []
             if out and up is not None:
                 up.transport.writelines(out)
             if out or ended:
@@ -620,8 +625,8 @@ class HttpClient(asyncio.Protocol):
             self.t_connected = self.loop.time()
         if self.write_paused:
             up.pause_read()
-        up.transport.writelines(self.pending)
-        self.pending = []
+        # ``pending`` goes out at the end of the next ``_pump``, once the bytes buffered
+        # behind the head have been walked: a framing error then sends the server nothing.
         self.unpause(_PAUSE_WAIT)
 
     # ---- responses -----------------------------------------------------------
