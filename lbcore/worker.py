@@ -38,6 +38,7 @@ from lbcore.proxy.accesslog import AccessLogs
 from lbcore.proxy.common import FrontendRuntime, Registry, request_limits
 from lbcore.proxy.http import HttpClient, purge_idle
 from lbcore.proxy.tcp import TcpClient
+from lbcore.proxy.tls import listener as tls_listener
 from lbcore.server import AdminState, OpState
 
 
@@ -119,7 +120,10 @@ class Worker:
                 sock = listeners.get((bind.host, bind.port))
                 if sock is None:
                     raise ValueError(f"no listening socket for {bind.host}:{bind.port}")
-                srv = await loop.create_server(_factory(cls, fe, loop), sock=sock, backlog=1024)
+                proto, tls = tls_listener(cls, fe.proxy, bind)
+                srv = await loop.create_server(
+                    _factory(proto, fe, loop), sock=sock, backlog=1024, **tls
+                )
                 self.servers.append(srv)
         loop.call_later(1.0, self._housekeeping)
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from typing import Any
 
@@ -37,6 +38,7 @@ from lbcore.logs.record import NOSRV, RequestRecord
 from lbcore.proxy.accesslog import ms
 from lbcore.proxy.common import Deadline, FrontendRuntime
 from lbcore.server import ServerRuntime
+from lbcore.tls.upstream import connect_kwargs as upstream_tls
 
 # Client connection phases.
 IDLE_FIRST, IDLE_KA, WAITING, FORWARD, TUNNEL, CLOSED = range(6)
@@ -560,12 +562,15 @@ class HttpClient(asyncio.Protocol):
             try:
                 factory = _upstream_factory(be, server)
                 cfg = server.config
-                coro = loop.create_connection(factory, cfg.host, cfg.port)
+                tls = upstream_tls(cfg.tls, self.req)  # {} for a plain server
+                coro = loop.create_connection(factory, cfg.host, cfg.port, **tls)
                 if be.timeout_connect is not None:
                     _t, up = await asyncio.wait_for(coro, be.timeout_connect)
                 else:
                     _t, up = await coro
-            except (TimeoutError, OSError):
+            except (TimeoutError, OSError) as exc:
+                if isinstance(exc, ssl.SSLError):
+                    log.warning("%s/%s: SSL handshake failure: %s", be.name, server.name, exc)
                 be.econ += 1
                 if self.transport is None or self.phase != WAITING:
                     be.release(server)
