@@ -95,6 +95,11 @@ class Global:
     daemon: bool = False
     hard_stop_after: float | None = None
     stats_timeout: float | None = None  # idle timeout of stats socket sessions (10 s)
+    # HAProxy's buffer tuning: a request head must fit in bufsize - maxrewrite bytes
+    # (else 414/431), with at most maxhdr header fields (else 431).
+    tune_bufsize: int = 16384
+    tune_maxrewrite: int = 1024
+    tune_http_maxhdr: int = 101
 
 
 @dataclass(frozen=True, slots=True)

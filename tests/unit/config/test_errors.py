@@ -79,7 +79,8 @@ ERRORS = [
     Err("global", "stats timeout 0", "'stats timeout' expects a positive value", R),
     Err("global", "stats maxconn 10", "'stats maxconn' is not supported yet"),
     Err("global", "chroot /tmp", "'chroot' is not supported yet"),
-    Err("global", "tune.bufsize 16384", "'tune.bufsize' is not supported yet"),
+    Err("global", "tune.ssl.lifetime 300", "'tune.ssl.lifetime' is not supported yet"),
+    Err("global", "tune.bufsize 12", "tune.bufsize: 12 is out of range (1024..1073741824)"),
     Err("global", 'log "127.0.0.1 local0', "unmatched quote at column 9", R),
     # --- sections ---
     Err("global", "userlist admins", "'userlist' is not supported yet (section)"),
