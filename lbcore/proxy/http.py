@@ -210,6 +210,8 @@ class Upstream(asyncio.Protocol):
 class HttpClient(asyncio.Protocol):
     """One client connection in HTTP mode."""
 
+    tls_info: Any = None  # a TlsInfo when TLS was terminated (lbcore.proxy.tls)
+
     def __init__(self, fe: FrontendRuntime, loop: asyncio.AbstractEventLoop) -> None:
         self.fe = fe
         self.loop = loop
@@ -903,6 +905,7 @@ class HttpClient(asyncio.Protocol):
             retries=self.retries,
             redispatched=self.redispatched,
             backend_queue=len(be.queue) if be is not None else 0,
+            ssl=self.tls_info is not None,
             request_line=(b"%s %s HTTP/%s" % (req.method, req.target, req.version)).decode(
                 "latin-1"
             )

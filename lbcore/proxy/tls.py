@@ -64,8 +64,6 @@ def tls_info(transport: Any) -> TlsInfo:
 class TlsHttpClient(HttpClient):
     """An HTTP client connection over terminated TLS (see the module docstring)."""
 
-    tls_info: TlsInfo
-
     def connection_made(self, transport: Any) -> None:
         self.tls_info = tls_info(transport)
         super().connection_made(transport)
@@ -159,6 +157,7 @@ class PassthroughClient(TcpClient):
             if pred(req, src):
                 if action == "reject":
                     self.fe.denied += 1
+                    self.term = "PR"  # HAProxy's "proxy rejected" termination state
                     self.transport.abort()
                     return
                 break  # accept: stop evaluating, go on

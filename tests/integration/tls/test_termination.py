@@ -173,3 +173,15 @@ def test_sessions_resume_with_tickets(lab: Lbcore, pki: Pki, version: ssl.TLSVer
             request(s, host="a.test")
             resumed += s.session_reused
     assert resumed == 4
+
+
+def test_the_access_log_marks_tls_frontends_with_a_tilde(lab: Lbcore, pki: Pki) -> None:
+    with tls_connect(lab.ports["https"], "a.test", client_ctx(pki.ca_path)) as s:
+        request(s, path="/tls-logged", host="a.test")
+    with socket.create_connection(("127.0.0.1", lab.ports["http"]), timeout=5) as s:
+        request(s, path="/plain-logged", host="a.test")
+    lines = lab.log_lines("/plain-logged")
+    tls = [x for x in lines if "/tls-logged" in x]
+    plain = [x for x in lines if "/plain-logged" in x]
+    assert len(tls) == 1 and " https~ plain/" in tls[0], lines
+    assert len(plain) == 1 and " https https/<NOSRV> " in plain[0] and " 301 " in plain[0]
