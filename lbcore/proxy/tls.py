@@ -41,11 +41,18 @@ def listener(cls: Any, proxy: Proxy, bind: Bind) -> tuple[Any, dict[str, Any]]:
         kwargs["ssl_handshake_timeout"] = HANDSHAKE_TIMEOUT
         if proxy.mode is Mode.HTTP:
             cls = TlsHttpClient
-    elif proxy.mode is Mode.TCP and (
-        proxy.tcp_request_content or proxy.tcp_inspect_delay or proxy.use_backends
-    ):
+        elif _inspects(proxy):
+            cls = TlsPassthroughClient
+        else:
+            cls = TlsTcpClient
+    elif proxy.mode is Mode.TCP and _inspects(proxy):
         cls = PassthroughClient
     return cls, kwargs
+
+
+def _inspects(proxy: Proxy) -> bool:
+    """A tcp frontend that routes on content or conditions, not just by default."""
+    return bool(proxy.tcp_request_content or proxy.tcp_inspect_delay or proxy.use_backends)
 
 
 def tls_info(transport: Any) -> TlsInfo:
@@ -163,3 +170,19 @@ class PassthroughClient(TcpClient):
                 break  # accept: stop evaluating, go on
         self.backend = self.fe.select_backend(req, src)
         TcpClient._admitted(self)
+
+
+class TlsTcpClient(TcpClient):
+    """``mode tcp`` over terminated TLS: clear bytes to the server, never spliced."""
+
+    splice_ok = False
+
+
+class TlsPassthroughClient(PassthroughClient):
+    """``mode tcp`` over terminated TLS with rules: ``ssl_fc_sni`` and friends work."""
+
+    splice_ok = False
+
+    def connection_made(self, transport: Any) -> None:
+        self.info = tls_info(transport)
+        super().connection_made(transport)

@@ -195,6 +195,20 @@ frontend passthrough
     use_backend pt_b if {{ req.ssl_sni -i b.test }}
     default_backend pt_a
 
+frontend tcp_tls
+    mode tcp
+    bind 127.0.0.1:{tcptls} ssl crt {a} crt {b}
+    use_backend tcp_p2 if {{ ssl_fc_sni -i b.test }}
+    default_backend tcp_p1
+
+backend tcp_p1
+    mode tcp
+    server p1 127.0.0.1:{p1}
+
+backend tcp_p2
+    mode tcp
+    server p2 127.0.0.1:{p2}
+
 backend pt_a
     mode tcp
     server ta 127.0.0.1:{ta}
@@ -222,7 +236,7 @@ def lab(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lbcore]:
     crtlist = tmp / "crt-list.txt"
     crtlist.write_text(f"# default first\n{pki.a.pem}\n{pki.b.pem} [alpn http/1.1] b.test\n")
     ports = {k: free_port() for k in ("https", "http", "strict", "min12", "min13", "max12")}
-    ports |= {k: free_port() for k in ("mtls", "reenc", "pt")}
+    ports |= {k: free_port() for k in ("mtls", "reenc", "pt", "tcptls")}
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sink.bind(("127.0.0.1", 0))
     text = CONFIG.format(

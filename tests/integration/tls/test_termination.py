@@ -185,3 +185,14 @@ def test_the_access_log_marks_tls_frontends_with_a_tilde(lab: Lbcore, pki: Pki) 
     plain = [x for x in lines if "/plain-logged" in x]
     assert len(tls) == 1 and " https~ plain/" in tls[0], lines
     assert len(plain) == 1 and " https https/<NOSRV> " in plain[0] and " 301 " in plain[0]
+
+
+@pytest.mark.parametrize(("sni", "server"), [("a.test", "p1"), ("b.test", "p2")])
+def test_tls_terminated_in_tcp_mode_routes_on_ssl_fc_sni(
+    lab: Lbcore, pki: Pki, sni: str, server: str
+) -> None:
+    with tls_connect(lab.ports["tcptls"], sni, client_ctx(pki.ca_path)) as s:
+        for _ in range(2):  # clear bytes reach the plain server (never spliced ciphertext)
+            status, _h, body = request(s, host=sni)
+            assert status == 200
+            assert json.loads(body)["server"] == server
