@@ -136,6 +136,7 @@ frontend https
     http-request redirect scheme https code 301 unless {{ ssl_fc }}
     http-request set-header X-Forwarded-Proto https if {{ ssl_fc }}
     http-request set-header X-SNI-B yes if {{ ssl_fc_sni -i b.test }}
+    http-request set-header X-SSL-Info sni=%[ssl_fc_sni];ssl=%[ssl_fc]
     http-request set-header X-Client-Cert yes if {{ ssl_c_used }}
     http-response set-header Strict-Transport-Security "max-age=31536000; includeSubDomains"
     log global

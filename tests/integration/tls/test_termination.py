@@ -88,7 +88,9 @@ def test_https_is_balanced_over_plain_servers_with_x_forwarded_proto_and_hsts(
 def test_ssl_fc_sni_in_an_acl(lab: Lbcore, pki: Pki) -> None:
     with tls_connect(lab.ports["https"], "b.test", client_ctx(pki.ca_path)) as s:
         _status, _h, body = request(s, host="b.test")
-    assert json.loads(body)["headers"]["x-sni-b"] == "yes"
+    headers = json.loads(body)["headers"]
+    assert headers["x-sni-b"] == "yes"
+    assert headers["x-ssl-info"] == "sni=b.test;ssl=1"  # TLS samples in a header value
 
 
 def test_plain_http_is_redirected_to_https(lab: Lbcore) -> None:
