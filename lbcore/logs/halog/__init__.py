@@ -19,13 +19,16 @@ including its orderings: ties in the ``-u*``/``-ic`` tables come out in descendi
 order, ``-m`` limits the rows of table outputs but the input lines of the others, and
 ``-ad``/``-ac`` work on the time of day, sorted.
 
-Not reproduced: ``-gt``, ``-hdr`` and ``-m 0``; the summary on stderr has halog's wording
-but its "lines out" figure is not guaranteed to be halog's.
+Not reproduced: ``-gt``, ``-hdr``, ``-m 0`` and several output flags at once (halog
+picks one by its own precedence; lbcore refuses); ``-time`` on a line cut inside its date
+(halog then reads the next line's bytes); the summary on stderr has halog's wording but
+its "lines out" figure is not guaranteed to be halog's.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -98,6 +101,7 @@ class Options:
 def parse_args(argv: list[str]) -> Options:
     o = Options()
     args = list(argv)
+    kinds: dict[str, str | bool] = {}
 
     def value(flag: str) -> str:
         if not args:
@@ -117,7 +121,11 @@ def parse_args(argv: list[str]) -> Options:
         elif a == "-m":
             o.max_lines = int(value(a))
         elif a == "-s":
-            o.skip = int(value(a))
+            # as halog 2.6 reads it: "-s N" skips N + 4 fields, so the default of 5 is
+            # "-s 1" and a log without host name ("Mmm dd hh:mm:ss proc[pid]:") is "-s 0"
+            o.skip = int(value(a)) + 4
+            if o.skip < 0:
+                raise UsageError("-s: cannot skip fewer than 0 fields")
         elif a == "-ad":
             o.accept_delay = int(value(a))
         elif a == "-ac":
@@ -126,24 +134,18 @@ def parse_args(argv: list[str]) -> Options:
             if o.output is not None:
                 raise UsageError("only one output format may be used")
             o.output = a
-        elif a == "-H":
-            o.filters.append((F_TIMERS, _is_http))
-        elif a in ("-e", "-E"):
-            o.filters.append((F_STATUS, _errors(a == "-e")))
-        elif a in ("-rt", "-RT"):
-            o.filters.append((F_TIMERS, _response_time(int(value(a)), a == "-rt")))
-        elif a in ("-Q", "-QS"):
-            o.filters.append((F_QUEUE, _queued(a == "-QS")))
-        elif a in ("-tcn", "-TCN"):
-            o.filters.append((F_TERM, _termcode(value(a).encode(), a == "-tcn")))
-        elif a in ("-hs", "-HS"):
-            lo, hi = _range(value(a), status=True)
-            o.filters.append((F_STATUS, _status_in(lo, hi, a == "-hs")))
-        elif a == "-time":
-            lo, hi = _range(value(a), status=False)
-            o.filters.append((F_DATE, _time_in(lo, hi)))
+        elif a in ("-H", "-e", "-E", "-Q", "-QS"):
+            kinds[a] = True
+        elif a in ("-rt", "-RT", "-tcn", "-TCN", "-hs", "-HS", "-time"):
+            # one setting per kind, as in halog: the last value counts, and the inverted
+            # form wins as soon as it is given once
+            kind = a.lower()
+            kinds[kind] = value(a)
+            if a != kind:
+                kinds[kind + "!"] = True
         else:
             raise UsageError(f"unknown option '{a}'")
+    o.filters = _filters(kinds)
     if o.output is None and (o.accept_delay is not None or o.accept_count is not None):
         o.output = "-ad"
     if o.output is None and not o.filters and not o.quiet:
@@ -152,6 +154,28 @@ def parse_args(argv: list[str]) -> Options:
 
 
 Filter = Callable[[list[bytes]], bool]
+
+
+def _filters(k: dict[str, str | bool]) -> list[tuple[int, Filter]]:
+    """The filters the options asked for, each with the highest field it reads."""
+    out: list[tuple[int, Filter]] = []
+    if k.get("-H"):
+        out.append((F_TIMERS, _is_http))
+    if k.get("-E") or k.get("-e"):
+        out.append((F_STATUS, _errors(not k.get("-E"))))  # -E wins over -e
+    if k.get("-QS") or k.get("-Q"):
+        out.append((F_QUEUE, _queued(bool(k.get("-QS")))))  # -QS wins over -Q
+    if "-rt" in k:
+        out.append((F_TIMERS, _response_time(int(str(k["-rt"])), not k.get("-rt!"))))
+    if "-tcn" in k:
+        out.append((F_TERM, _termcode(str(k["-tcn"]).encode(), not k.get("-tcn!"))))
+    if "-hs" in k:
+        lo, hi = _range(str(k["-hs"]), status=True)
+        out.append((F_STATUS, _status_in(lo, hi, not k.get("-hs!"))))
+    if "-time" in k:
+        lo, hi = _range(str(k["-time"]), status=False)
+        out.append((F_DATE, _time_in(lo, hi)))
+    return out
 
 
 def _is_http(f: list[bytes]) -> bool:
@@ -336,8 +360,14 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(USAGE)
         return 0 if not str(exc) else 1
     out = sys.stdout.buffer
-    sm = run(o, sys.stdin.buffer, out, sys.stderr)
-    out.flush()
+    try:
+        sm = run(o, sys.stdin.buffer, out, sys.stderr)
+        out.flush()
+    except BrokenPipeError:  # "| head": the reader is gone, stop quietly like halog
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        return 130
     if not o.quiet:
         sys.stderr.write(
             f"{sm.lines_in} lines in, {sm.lines_out} lines out, {sm.errors} parsing errors\n"

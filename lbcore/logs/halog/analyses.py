@@ -204,9 +204,11 @@ class PerKey(Analysis):
         tq, tw, tc, tr, ta = timers(f, 5)
         k = self.key(line, f)
         if self.by_url:
-            main, err = tr, min(tq, tw, tc, tr, ta) < 0
+            main = tr
+            err = tq < 0 or tw < 0 or tc < 0 or tr < 0 or ta < 0
         else:
-            main, err = tq, tq < 0 or ta < 0
+            main = tq
+            err = tq < 0 or ta < 0
         s = self.stats.get(k)
         if s is None:
             s = self.stats[k] = [0, 0, 0, 0, 0]
@@ -219,7 +221,8 @@ class PerKey(Analysis):
         else:
             s[2] += ta
         if len(f) > F_BYTES:  # a line cut after its timers still counts, with 0 bytes
-            s[4] += atoi(f[F_BYTES])
+            b = f[F_BYTES]
+            s[4] += int(b) if len(b) < 10 and b.isdigit() else atoi(b)
 
     def rows(self) -> Iterable[str]:
         yield self.HEADER

@@ -43,6 +43,11 @@ FLAGS = [
     ["-Q", "-c"],
     ["-QS", "-c"],
     ["-time", "1795600100:1795600300", "-c"],
+    ["-rt", "20", "-RT", "50", "-c"],  # one setting per kind: the last value, inverted
+    ["-HS", ":299", "-hs", "300:499", "-ue"],
+    ["-TCN", "--", "-tcn", "sH", "-c"],
+    ["-e", "-E", "-srv"],  # -E wins
+    ["-QS", "-Q", "-c"],  # -QS wins
     ["-q"],
     ["-v", "-H", "-st"],
     ["-m", "100", "-c"],
