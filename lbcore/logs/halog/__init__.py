@@ -21,8 +21,8 @@ order, ``-m`` limits the rows of table outputs but the input lines of the others
 
 Not reproduced: ``-gt``, ``-hdr``, ``-m 0`` and several output flags at once (halog
 picks one by its own precedence; lbcore refuses); ``-time`` on a line cut inside its date
-(halog then reads the next line's bytes); the summary on stderr has halog's wording but
-its "lines out" figure is not guaranteed to be halog's.
+(halog then reads the next line's bytes). stderr (``Truncated line``, ``ERR:`` and the
+closing summary) is halog's too.
 """
 
 from __future__ import annotations
@@ -247,7 +247,7 @@ def _client_key(skip: int) -> Callable[[bytes, list[bytes]], bytes]:
     return key
 
 
-def make_analysis(o: Options, out: BinaryIO) -> Analysis:
+def make_analysis(o: Options, out: BinaryIO, err: TextIO | None = None) -> Analysis:
     if o.output is None:
         return PrintLines(out)
     if o.output == "-c":
@@ -259,7 +259,14 @@ def make_analysis(o: Options, out: BinaryIO) -> Analysis:
     if o.output == "-srv":
         return Servers()
     if o.output == "-pct":
-        return Percentiles()
+        if o.quiet or err is None:
+            return Percentiles()
+        stream = err
+
+        def warn(text: str) -> None:
+            stream.write(text + "\n")
+
+        return Percentiles(warn)
     if o.output == "-ad":
         return AcceptHoles(o.accept_delay, o.accept_count)
     if o.output == "-ic":
@@ -280,12 +287,12 @@ class Summary:
 
 def run(o: Options, src: BinaryIO, out: BinaryIO, err: TextIO) -> Summary:
     """Stream ``src`` through the filters into one analysis; write its rows to ``out``."""
-    analysis = make_analysis(o, out)
-    need = max([analysis.needs, F_DATE] + [i for i, _ in o.filters])
+    analysis = make_analysis(o, out, err)
+    need = max(analysis.needs, F_DATE)
     split_at = o.skip + F_REST  # fields past the queues stay in one piece
     skip = o.skip
     add = analysis.add
-    filters = [fn for _, fn in o.filters]
+    filters = sorted(o.filters, key=lambda nf: nf[0])  # the date first, as halog
     invert = o.invert
     limit_input = o.max_lines if not analysis.table else None
     sm = Summary()
@@ -308,11 +315,11 @@ def run(o: Options, src: BinaryIO, out: BinaryIO, err: TextIO) -> Summary:
             sm.errors += 1
             continue
         try:
-            if n <= need:
-                raise Truncated
             if filters:
                 ok = True
-                for fn in filters:
+                for field_needed, fn in filters:
+                    if n <= field_needed:
+                        raise Truncated
                     if not fn(f):
                         ok = False
                         break
@@ -320,6 +327,8 @@ def run(o: Options, src: BinaryIO, out: BinaryIO, err: TextIO) -> Summary:
                     continue
             elif invert:
                 continue
+            if n <= need:
+                raise Truncated
             add(line, f)
         except Truncated:
             if not o.quiet:
@@ -336,17 +345,14 @@ def run(o: Options, src: BinaryIO, out: BinaryIO, err: TextIO) -> Summary:
     if terms is not None and terms.pending is not None:
         terms.resolve(b"\n\0")
     rows = analysis.rows()
+    header = 1 if isinstance(analysis, (Servers, PerKey)) else 0
     if analysis.table:
-        sm.lines_out = 0
+        sm.lines_out = 0  # for tables, halog reports the rows printed (header aside)
     for n, row in enumerate(rows):
-        if (
-            analysis.table
-            and o.max_lines is not None
-            and n > o.max_lines - (0 if isinstance(analysis, (Servers, PerKey)) else 1)
-        ):
+        if analysis.table and o.max_lines is not None and n >= o.max_lines + header:
             break
         out.write(row.encode("latin-1") + b"\n")
-        if analysis.table:
+        if analysis.table and n >= header:
             sm.lines_out += 1
     return sm
 
@@ -368,8 +374,12 @@ def main(argv: list[str]) -> int:
         return 0
     except KeyboardInterrupt:
         return 130
-    if not o.quiet:
-        sys.stderr.write(
-            f"{sm.lines_in} lines in, {sm.lines_out} lines out, {sm.errors} parsing errors\n"
-        )
+    sys.stderr.write(summary(o, sm))
     return 0
+
+
+def summary(o: Options, sm: Summary) -> str:
+    """halog's closing line on stderr (none with -q, nor for a bare count)."""
+    if o.quiet or o.output == "-c":
+        return ""
+    return f"{sm.lines_in} lines in, {sm.lines_out} lines out, {sm.errors} parsing errors\n"

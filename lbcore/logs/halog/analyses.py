@@ -253,20 +253,24 @@ class Percentiles(Analysis):
     table = False
     needs = F_TIMERS
 
-    def __init__(self) -> None:
+    def __init__(self, warn: Callable[[str], None] | None = None) -> None:
         self.hist: list[Counter[int]] = [Counter(), Counter(), Counter(), Counter()]
         self.n = 0
+        self.warn = warn
 
     def add(self, line: bytes, f: list[bytes]) -> None:
         tq, tw, tc, tr, ta = timers(f, 5)
-        if min(tq, tw, tc, tr, ta) < 0:
+        if tq < 0 or tw < 0 or tc < 0 or tr < 0 or ta < 0:
             raise Skip
         self.n += 1
         h = self.hist
+        td = ta - (tq + tw + tc + tr)
+        if td < 0 and self.warn is not None:  # counted all the same, as halog does
+            self.warn(f"ERR: {line.decode('latin-1')} ({tq} {tw} {tc} {tr} {ta} => {td})")
         h[0][tq] += 1
         h[1][tc] += 1
         h[2][tr] += 1
-        h[3][ta - (tq + tw + tc + tr)] += 1
+        h[3][td] += 1
 
     def rows(self) -> Iterable[str]:
         if not self.n:
