@@ -53,20 +53,31 @@ _cache: dict[tuple[str, ...], tuple[bytes, str]] = {}
 
 def lb_halog(log: Log, *args: str) -> bytes:
     """Run lbcore halog in-process (the CLI path is tested once, below)."""
+    return lb_halog_both(log, *args)[0]
+
+
+def lb_halog_both(log: Log, *args: str) -> tuple[bytes, str]:
+    """stdout and stderr (with the closing summary main() adds)."""
     key = args
     if key not in _cache:
         out, err = io.BytesIO(), io.StringIO()
-        halog.run(halog.parse_args(list(args)), io.BytesIO(log.data), out, err)
-        _cache[key] = (out.getvalue(), err.getvalue())
-    return _cache[key][0]
+        o = halog.parse_args(list(args))
+        sm = halog.run(o, io.BytesIO(log.data), out, err)
+        _cache[key] = (out.getvalue(), err.getvalue() + halog.summary(o, sm))
+    return _cache[key]
 
 
 def real_halog(log: Log, *args: str) -> bytes:
+    return real_halog_both(log, *args)[0]
+
+
+def real_halog_both(log: Log, *args: str) -> tuple[bytes, str]:
     exe = shutil.which("halog")
     if exe is None:
         pytest.skip("HAProxy's halog is not installed (Debian: haproxy package)")
     with open(log.path, "rb") as f:
-        return subprocess.run([exe, *args], stdin=f, capture_output=True, check=True).stdout
+        p = subprocess.run([exe, *args], stdin=f, capture_output=True, check=True)
+    return p.stdout, p.stderr.decode("latin-1")
 
 
 def rows(out: bytes) -> list[list[str]]:
@@ -286,7 +297,8 @@ def test_analysis_matches_computed_expectation(log: Log, args: tuple[str, ...]) 
     ids=" ".join,
 )
 def test_output_equals_real_halog(log: Log, args: tuple[str, ...]) -> None:
-    assert lb_halog(log, *args) == real_halog(log, *args)
+    """stdout byte for byte, and stderr (reports and summary) too."""
+    assert lb_halog_both(log, *args) == real_halog_both(log, *args)
 
 
 @pytest.mark.parametrize(("host", "skip"), [("", "0"), ("lb1 ", "1"), ("x y lb1 ", "3")])
