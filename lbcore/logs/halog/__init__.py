@@ -19,7 +19,7 @@ including its orderings: ties in the ``-u*``/``-ic`` tables come out in descendi
 order, ``-m`` limits the rows of table outputs but the input lines of the others, and
 ``-ad``/``-ac`` work on the time of day, sorted.
 
-Not reproduced: ``-gt``, ``-hdr``, ``-m 0`` and several output flags at once (halog
+Not reproduced: ``-gt``, ``-m 0`` and several output flags at once (halog
 picks one by its own precedence; lbcore refuses); ``-time`` on a line cut inside its date
 (halog then reads the next line's bytes). stderr (``Truncated line``, ``ERR:`` and the
 closing summary) is halog's too.
@@ -38,6 +38,7 @@ from lbcore.logs.halog.analyses import (
     URL_SORTS,
     AcceptHoles,
     Analysis,
+    CapturedHeader,
     CountLines,
     Percentiles,
     PerKey,
@@ -72,7 +73,8 @@ Usage:
     inp = [-e|-E] [-H] [-Q|-QS] [-rt|-RT <time>] [-ad <delay>] [-ac <count>]
           [-hs|-HS [min][:[max]]] [-tcn|-TCN <termcode>] [-time [min][:max]]
     mod = [-q] [-v] [-m <lines>] [-s <skipflds>] [-query]
-    out = {-c|-u|-uc|-ue|-ua|-ut|-uao|-uto|-uba|-ubt|-cc|-pct|-st|-tc|-srv|-ic}
+    out = {-c|-u|-uc|-ue|-ua|-ut|-uao|-uto|-uba|-ubt|-hdr <block>:<field>|
+           -cc|-pct|-st|-tc|-srv|-ic}
 """
 
 OUTPUTS = {"-c", "-cc", "-pct", "-st", "-tc", "-srv", "-ic", *URL_SORTS}
@@ -95,6 +97,7 @@ class Options:
     keep_query: bool = False
     accept_delay: int | None = None
     accept_count: int | None = None
+    header: tuple[int, int] = (0, 0)  # -hdr block:field
     filters: list[tuple[int, Callable[[list[bytes]], bool]]] = field(default_factory=list)
 
 
@@ -130,6 +133,13 @@ def parse_args(argv: list[str]) -> Options:
             o.accept_delay = int(value(a))
         elif a == "-ac":
             o.accept_count = int(value(a))
+        elif a == "-hdr":
+            if o.output is not None:
+                raise UsageError("only one output format may be used")
+            block, _, fld = value(a).partition(":")
+            o.output, o.header = a, (int(block or 0), int(fld or 0))
+            if min(o.header) < 1:
+                raise UsageError("block and field must be at least 1 for -hdr (<block>:<field>)")
         elif a in OUTPUTS:
             if o.output is not None:
                 raise UsageError("only one output format may be used")
@@ -252,6 +262,8 @@ def make_analysis(o: Options, out: BinaryIO, err: TextIO | None = None) -> Analy
         return PrintLines(out)
     if o.output == "-c":
         return CountLines()
+    if o.output == "-hdr":
+        return CapturedHeader(out, *o.header)
     if o.output == "-st":
         return Statuses()
     if o.output in ("-tc", "-cc"):

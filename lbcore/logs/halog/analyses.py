@@ -3,6 +3,7 @@ prints halog's rows for it at the end."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import BinaryIO
@@ -10,6 +11,7 @@ from typing import BinaryIO
 from lbcore.logs.halog.fields import (
     F_BYTES,
     F_DATE,
+    F_REST,
     F_SRV,
     F_STATUS,
     F_TERM,
@@ -64,6 +66,46 @@ class PrintLines(Analysis):
 
     def add(self, line: bytes, f: list[bytes]) -> None:
         self.out.write(line + b"\n")
+
+    def rows(self) -> Iterable[str]:
+        return ()
+
+
+_BLOCK_OR_REQUEST = re.compile(rb'(?:^| )([{"])')
+
+
+class CapturedHeader(Analysis):
+    """``-hdr B:F``: field F of the B-th ``{...}`` block of captured headers, one line per
+    log line (an empty one when the request comes before that block, or the block has no
+    such field; none when the line does not read as blocks then a quoted request)."""
+
+    table = False
+    needs = F_REST
+
+    def __init__(self, out: BinaryIO, block: int, field: int) -> None:
+        self.out, self.block, self.field = out, block, field
+
+    def add(self, line: bytes, f: list[bytes]) -> None:
+        rest = f[F_REST]
+        for b in range(self.block):
+            m = _BLOCK_OR_REQUEST.search(rest)  # other fields in between are skipped
+            if m is None:
+                raise Truncated
+            rest = rest[m.start(1) :]
+            if rest[:1] == b'"':  # the request already: no such block
+                self.out.write(b"\n")
+                return
+            end = rest.find(b"}")
+            if end < 0:
+                raise Truncated
+            if b == self.block - 1:
+                values = rest[1:end].split(b"|")
+                value = values[self.field - 1] if self.field <= len(values) else b""
+                self.out.write(value + b"\n")
+                return
+            rest = rest[end + 1 :].lstrip(b" ")
+            if not rest:
+                raise Truncated
 
     def rows(self) -> Iterable[str]:
         return ()

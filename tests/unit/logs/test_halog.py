@@ -231,6 +231,23 @@ def exp_holes(items: list[Generated], delay: int, count: int) -> list[list[str]]
     return out
 
 
+def exp_header(block: int, field: int) -> Callable[[list[Generated]], list[list[str]]]:
+    """-hdr: one line per HTTP line, the captured value or empty; TCP lines have none."""
+
+    def expect(items: list[Generated]) -> list[list[str]]:
+        out = []
+        for g in items:
+            if not g.http:
+                continue
+            blocks = [g.record.request_headers, g.record.response_headers]
+            values = blocks[block - 1] if g.record.request_headers else ()
+            value = values[field - 1] if field <= len(values) else ""
+            out.append(value.split(" "))
+        return out
+
+    return expect
+
+
 def exp_count(pred: Callable[[Generated], bool]) -> Callable[[list[Generated]], list[list[str]]]:
     return lambda items: [[str(sum(1 for g in items if pred(g)))]]
 
@@ -277,6 +294,8 @@ CASES: dict[tuple[str, ...], Callable[[list[Generated]], list[list[str]]]] = {
     ),
     ("-srv", "-m", "5"): lambda items: exp_srv(items)[:6],
     ("-u", "-q"): lambda items: exp_per_key(items, True, "url"),
+    ("-hdr", "1:2", "-q"): exp_header(1, 2),
+    ("-hdr", "2:1", "-q"): exp_header(2, 1),
 }
 for flag, key in halog.URL_SORTS.items():
     CASES[(flag,)] = lambda items, key=key: exp_per_key(items, True, key)
