@@ -48,7 +48,9 @@ def test_admin_socket_listens_for_root_only(host) -> None:
 
 def _balancers(host) -> list:
     inventory = host.backend.ansible_inventory
-    return testinfra.get_hosts(["ansible://balancers"], ansible_inventory=inventory, force_ansible=True)
+    return testinfra.get_hosts(
+        ["ansible://balancers"], ansible_inventory=inventory, force_ansible=True
+    )
 
 
 def test_the_vip_is_on_exactly_one_balancer(host) -> None:
