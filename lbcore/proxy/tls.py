@@ -30,7 +30,7 @@ from lbcore.tls.clienthello import MAX_HELLO, ClientHello, Verdict, parse_client
 from lbcore.tls.context import bind_context
 from lbcore.tls.info import TlsInfo
 
-HANDSHAKE_TIMEOUT = 10.0  # seconds a client has to finish its TLS handshake
+HANDSHAKE_TIMEOUT = 60.0  # seconds for a TLS handshake without timeout client
 
 
 def listener(cls: Any, proxy: Proxy, bind: Bind) -> tuple[Any, dict[str, Any]]:
@@ -38,7 +38,8 @@ def listener(cls: Any, proxy: Proxy, bind: Bind) -> tuple[Any, dict[str, Any]]:
     kwargs: dict[str, Any] = {}
     if bind.tls is not None:
         kwargs["ssl"] = bind_context(bind.tls).default
-        kwargs["ssl_handshake_timeout"] = HANDSHAKE_TIMEOUT
+        # HAProxy bounds the handshake by timeout client
+        kwargs["ssl_handshake_timeout"] = proxy.timeouts.client or HANDSHAKE_TIMEOUT
         if proxy.mode is Mode.HTTP:
             cls = TlsHttpClient
         elif _inspects(proxy):

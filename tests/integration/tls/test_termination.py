@@ -8,8 +8,11 @@ three sites — a.test (RSA), b.test (ECDSA), *.c.test (RSA wildcard).
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
 import ssl
+import subprocess
 import warnings
 
 import pytest
@@ -198,3 +201,13 @@ def test_tls_terminated_in_tcp_mode_routes_on_ssl_fc_sni(
             status, _h, body = request(s, host=sni)
             assert status == 200
             assert json.loads(body)["server"] == server
+
+
+def test_haproxy_accepts_the_whole_lab_configuration(lab: Lbcore) -> None:
+    """Every TLS line this package runs (bind ssl ..., server ssl ..., tcp-request, TLS
+    fetches, %[ssl_fc_sni]) is also valid for HAProxy 2.6, with the same files."""
+    exe = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    if not os.path.exists(exe):
+        pytest.skip("haproxy is not installed (make deps installs it)")
+    done = subprocess.run([exe, "-c", "-f", str(lab.cfg)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
