@@ -73,7 +73,8 @@ class Backend:
             def do_GET(self) -> None:
                 backend.peers.append(self.client_address)
                 if self.path.startswith("/big/"):
-                    self._big(int(self.path.split("/")[2]))
+                    parts = self.path.split("/")
+                    self._big(int(parts[2]), int(parts[3]) / 1000 if len(parts) > 3 else 0.02)
                     return
                 client_cn = None
                 if isinstance(self.connection, ssl.SSLSocket):
@@ -95,8 +96,8 @@ class Backend:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def _big(self, size: int) -> None:
-                """``size`` bytes, paced, so a download takes a few seconds."""
+            def _big(self, size: int, pace: float) -> None:
+                """``size`` bytes, 64 KiB per ``pace`` seconds: a download of a few seconds."""
                 self.send_response(200)
                 self.send_header("Content-Length", str(size))
                 self.end_headers()
@@ -105,7 +106,7 @@ class Backend:
                     n = min(BIG_CHUNK, size - sent)
                     self.wfile.write(pattern(sent, n))
                     sent += n
-                    time.sleep(0.02)
+                    time.sleep(pace)
 
         class Server(ThreadingHTTPServer):
             daemon_threads = True

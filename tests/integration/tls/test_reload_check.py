@@ -47,9 +47,10 @@ backend app
     server s1 127.0.0.1:{backend}
 """
 
-BIG = 6 * 1024 * 1024  # paced by the server: about two seconds
+BIG = 6 * 1024 * 1024  # paced by the server: 96 x 64 KiB, 60 ms apart, about six seconds
 
 
+@pytest.mark.flaky(reruns=2)  # the download must outlast the reload: wall-clock overlap
 def test_reload_serves_the_new_certificate_while_a_download_finishes(
     pki: Pki, tmp_path: Path
 ) -> None:
@@ -65,7 +66,7 @@ def test_reload_serves_the_new_certificate_while_a_download_finishes(
     try:
         sock = tls_connect(port, "a.test", client_ctx(pki.ca_path), timeout=20)
         assert peer_der(sock) == v1.cert_der
-        sock.sendall(f"GET /big/{BIG} HTTP/1.1\r\nHost: a.test\r\n\r\n".encode())
+        sock.sendall(f"GET /big/{BIG}/60 HTTP/1.1\r\nHost: a.test\r\n\r\n".encode())
         resp = http.client.HTTPResponse(sock)  # type: ignore[arg-type]
         resp.begin()
         assert resp.status == 200
@@ -86,6 +87,10 @@ def test_reload_serves_the_new_certificate_while_a_download_finishes(
         tmp.replace(live)
         lb.proc.send_signal(signal.SIGHUP)
         deadline = time.monotonic() + 15
+        while "Reload done" not in lb.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "Reload done" in lb.log()
+        assert reader.is_alive(), "the download should still be running across the reload"
         seen = v1.cert_der
         while time.monotonic() < deadline:
             with tls_connect(port, "a.test", client_ctx(pki.ca_path)) as s:
@@ -94,7 +99,6 @@ def test_reload_serves_the_new_certificate_while_a_download_finishes(
                 break
             time.sleep(0.1)
         assert seen == v2.cert_der, lb.log()
-        assert reader.is_alive(), "the download should still be running across the reload"
         reader.join(timeout=30)
         assert result.get("size") == BIG
         assert result.get("digest") == big_digest(BIG)
