@@ -7,6 +7,7 @@ import ipaddress
 import re
 from collections.abc import Callable
 
+from lbcore.config import tls_options
 from lbcore.config.addresses import split_host_port
 from lbcore.config.errors import ConfigError, NotSupportedYet, hint
 from lbcore.config.model import Global, LogTarget, Source, StatsSocket
@@ -177,6 +178,7 @@ GLOBAL_KEYWORDS: dict[str, GlobalHandler] = {
         g,
         tune_http_maxhdr=parse_int(_one(a, "a number"), "tune.http.maxhdr", 1, 32767),
     ),
+    **tls_options.GLOBAL_KEYWORDS,
     "hard-stop-after": lambda g, a, s: dataclasses.replace(
         # 0 disables it, as in HAProxy
         g,
@@ -185,9 +187,8 @@ GLOBAL_KEYWORDS: dict[str, GlobalHandler] = {
 }
 
 LATER_GLOBAL = word_set(
-    "chroot uid gid ca-base crt-base ssl-default-bind-ciphers ssl-default-bind-ciphersuites "
-    "ssl-default-bind-options ssl-default-server-ciphers ssl-default-server-ciphersuites "
-    "ssl-default-server-options ssl-dh-param-file tune.ssl.default-dh-param master-worker "
+    "chroot uid gid ssl-default-server-ciphersuites "
+    "ssl-dh-param-file master-worker "
     "server-state-file server-state-base spread-checks log-send-hostname log-tag node "
     "description lua-load setenv presetenv unsetenv resetenv cpu-map maxsslconn maxconnrate "
     "maxsessrate ulimit-n quiet zero-warning expose-experimental-directives "

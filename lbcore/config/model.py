@@ -84,6 +84,23 @@ class StatsSocket:
 
 
 @dataclass(frozen=True, slots=True)
+class TlsGlobals:
+    """``global`` TLS defaults, as HAProxy applies them to every ``bind``/``server``."""
+
+    crt_base: str | None = None
+    ca_base: str | None = None
+    bind_ciphers: str | None = None
+    bind_ciphersuites: str | None = None
+    bind_options: tuple[str, ...] = ()  # words, as if written on each ``bind ... ssl``
+    server_ciphers: str | None = None
+    server_ciphersuites: str | None = None
+    server_options: tuple[str, ...] = ()  # words, as if written on each ``server ... ssl``
+    server_verify: str = "required"  # ssl-server-verify
+    dh_param: int | None = None  # tune.ssl.default-dh-param (accepted; ECDHE is used)
+    dh_param_file: str | None = None  # ssl-dh-param-file: DH parameters for DHE suites
+
+
+@dataclass(frozen=True, slots=True)
 class Global:
     maxconn: int = 4096
     workers: int | None = None  # nbproc/nbthread; None = one per core
@@ -100,6 +117,9 @@ class Global:
     tune_bufsize: int = 16384
     tune_maxrewrite: int = 1024
     tune_http_maxhdr: int = 101
+    # TLS defaults: crt-base, ca-base, ssl-default-bind-*, ssl-default-server-*,
+    # ssl-server-verify (applied to bind and server lines by the parser's last step)
+    tls: TlsGlobals = field(default_factory=TlsGlobals)
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +257,8 @@ class TlsSettings:
     ca_file: str | None = None
     verify: str = "none"  # none | optional | required
     tickets: bool = True  # session tickets (``no-tls-tickets`` turns them off)
+    prefer_client_ciphers: bool = False
+    dh_param_file: str | None = None  # from global ssl-dh-param-file
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,10 +266,10 @@ class ServerTls:
     """``server ... ssl [verify none|required] [ca-file F] [sni EXPR] [crt PEM] ...``.
 
     ``sni`` is the sample expression as written: ``str(NAME)`` or ``req.hdr(host)``.
-    ``verify`` defaults to required, as HAProxy's ``ssl-server-verify``.
+    ``verify`` defaults to ``ssl-server-verify`` (required), as in HAProxy.
     """
 
-    verify: str = "required"
+    verify: str | None = None  # None until the parser applies ssl-server-verify
     ca_file: str | None = None
     sni: str | None = None
     crt: str | None = None
@@ -256,6 +278,8 @@ class ServerTls:
     max_version: str | None = None
     ciphers: str | None = None
     verifyhost: str | None = None
+    no_versions: tuple[str, ...] = ()  # no-tlsv10... (from the line or the global defaults)
+    tickets: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from lbcore.config import proxy as proxymod
+from lbcore.config import tls_options
 from lbcore.config.errors import ConfigError, ConfigErrors, NotSupportedYet, hint
 from lbcore.config.globals_ import GLOBAL_KEYWORDS, LATER_GLOBAL
 from lbcore.config.model import Config, Global, ProxyKind, Source
@@ -183,6 +184,8 @@ class _Parser:
             proxies=tuple(p.freeze() for p in self.proxies),
             files=files,
         )
+        config, tls_errors = tls_options.apply_globals(config)  # global TLS defaults
+        self.errors += tls_errors
         errors, warnings = validate(config, self.proxies, parse_failed=bool(self.errors))
         self.errors += errors
         self.warnings += warnings

@@ -8,8 +8,13 @@ name are loaded and checked by ``lbcore.config.load`` (through ``lbcore.tls``) s
 
 from __future__ import annotations
 
+import dataclasses
+import posixpath
+from collections.abc import Callable
+
 from lbcore.config.errors import ConfigError, NotSupportedYet, hint
-from lbcore.config.model import ServerTls, TlsSettings
+from lbcore.config.model import Config, Global, ServerTls, Source, TlsGlobals, TlsSettings
+from lbcore.config.units import parse_int
 
 VERSIONS = ("SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
 NO_VERSION_FLAGS = ("no-sslv3", "no-tlsv10", "no-tlsv11", "no-tlsv12", "no-tlsv13")
@@ -27,7 +32,7 @@ _BIND_VALUE = {
     "ca-file": "ca_file",
     "verify": "verify",
 }
-_BIND_FLAGS = ("ssl", "strict-sni", "no-tls-tickets", *NO_VERSION_FLAGS)
+_BIND_FLAGS = ("ssl", "strict-sni", "no-tls-tickets", "prefer-client-ciphers", *NO_VERSION_FLAGS)
 BIND_TLS_OPTIONS = (*_BIND_VALUE, *_BIND_FLAGS)
 
 
@@ -81,6 +86,8 @@ def parse_bind_tls(words: list[str], later: frozenset[str]) -> tuple[TlsSettings
             values["strict_sni"] = True
         elif word == "no-tls-tickets":
             values["tickets"] = False
+        elif word == "prefer-client-ciphers":
+            values["prefer_client_ciphers"] = True
         elif word in NO_VERSION_FLAGS:
             no_versions.append(word)
         elif word in later:
@@ -121,7 +128,7 @@ _SERVER_VALUE = {
     "ciphers": "ciphers",
     "verifyhost": "verifyhost",
 }
-SERVER_TLS_WORDS = frozenset({"ssl", "no-ssl", *_SERVER_VALUE})
+SERVER_TLS_WORDS = frozenset({"ssl", "no-ssl", "no-tls-tickets", *NO_VERSION_FLAGS, *_SERVER_VALUE})
 
 
 class ServerTlsDraft:
@@ -136,6 +143,13 @@ class ServerTlsDraft:
         word = words[i]
         if word == "ssl":
             self.ssl = True
+            return 1
+        if word in NO_VERSION_FLAGS:
+            known: tuple[str, ...] = self.values.get("no_versions", ())  # type: ignore[assignment]
+            self.values["no_versions"] = (*known, word)
+            return 1
+        if word == "no-tls-tickets":
+            self.values["tickets"] = False
             return 1
         if word == "no-ssl":
             self.ssl = False
@@ -163,12 +177,6 @@ class ServerTlsDraft:
         if not self.ssl:
             return None
         tls = ServerTls(**self.values)  # type: ignore[arg-type]
-        if tls.verify == "required" and not tls.ca_file:
-            raise ConfigError(
-                f"server {name}: verify is enabled by default but no CA file specified: "
-                "add 'ca-file FILE', or 'verify none' if you are certain to trust the "
-                "server's certificate (HAProxy refuses this too)"
-            )
         _check_order(tls.min_version, tls.max_version, f"server {name}")
         return tls
 
@@ -180,3 +188,148 @@ def _check_sni(name: str, expr: str) -> None:
     if expr in ("req.hdr(host)", "hdr(host)", "req.hdr(Host)", "hdr(Host)", "ssl_fc_sni"):
         return
     raise NotSupportedYet(f"sni {expr}", "lbcore takes str(NAME), req.hdr(host) or ssl_fc_sni")
+
+
+# ---- global TLS defaults -------------------------------------------------------
+
+
+def _one(args: list[str], what: str) -> str:
+    if len(args) != 2 or not args[1]:
+        raise ConfigError(f"'{args[0]}' expects {what}")
+    return args[1]
+
+
+def _set(attr: str, what: str) -> Callable[[Global, list[str], Source], Global]:
+    def handler(g: Global, args: list[str], source: Source) -> Global:
+        tls = dataclasses.replace(g.tls, **{attr: _one(args, what)})  # type: ignore[arg-type]
+        return dataclasses.replace(g, tls=tls)
+
+    return handler
+
+
+def _bind_options(g: Global, args: list[str], source: Source) -> Global:
+    words = args[1:]
+    parse_bind_tls(["ssl", "crt", "-", *words], frozenset())  # refuses a bad word now
+    return dataclasses.replace(g, tls=dataclasses.replace(g.tls, bind_options=tuple(words)))
+
+
+def _server_options(g: Global, args: list[str], source: Source) -> Global:
+    words = args[1:]
+    draft = ServerTlsDraft()
+    i = 0
+    while i < len(words):
+        used = draft.option("(ssl-default-server-options)", words, i)
+        if not used or words[i] in ("ssl", "no-ssl", "crt", "ca-file", "sni"):
+            raise NotSupportedYet(f"ssl-default-server-options {words[i]}")
+        i += used
+    return dataclasses.replace(g, tls=dataclasses.replace(g.tls, server_options=tuple(words)))
+
+
+def _server_verify(g: Global, args: list[str], source: Source) -> Global:
+    value = _one(args, "'none' or 'required'")
+    if value not in ("none", "required"):
+        raise ConfigError(f"'ssl-server-verify' expects 'none' or 'required', got '{value}'")
+    return dataclasses.replace(g, tls=dataclasses.replace(g.tls, server_verify=value))
+
+
+def _dh_param(g: Global, args: list[str], source: Source) -> Global:
+    bits = parse_int(_one(args, "a number of bits"), args[0], 1024, 16384)
+    return dataclasses.replace(g, tls=dataclasses.replace(g.tls, dh_param=bits))
+
+
+GLOBAL_KEYWORDS: dict[str, Callable[[Global, list[str], Source], Global]] = {
+    "crt-base": _set("crt_base", "a directory"),
+    "ca-base": _set("ca_base", "a directory"),
+    "ssl-default-bind-ciphers": _set("bind_ciphers", "a cipher list"),
+    "ssl-default-bind-ciphersuites": _set("bind_ciphersuites", "a ciphersuite list"),
+    "ssl-default-bind-options": _bind_options,
+    "ssl-default-server-ciphers": _set("server_ciphers", "a cipher list"),
+    "ssl-default-server-ciphersuites": _set("server_ciphersuites", "a ciphersuite list"),
+    "ssl-default-server-options": _server_options,
+    "ssl-server-verify": _server_verify,
+    "ssl-dh-param-file": _set("dh_param_file", "a file name"),
+    "tune.ssl.default-dh-param": _dh_param,
+}
+
+
+def _base(base: str | None, path: str | None) -> str | None:
+    if path is None or base is None or posixpath.isabs(path):
+        return path
+    return posixpath.join(base, path)
+
+
+def _bind_defaults(tls: TlsSettings, g: TlsGlobals) -> TlsSettings:
+    """A bind's settings with the global defaults under what the line itself says."""
+    defaults, _ = parse_bind_tls(["ssl", "crt", "-", *g.bind_options], frozenset())
+    assert defaults is not None
+    blank = TlsSettings()
+    changes: dict[str, object] = {}
+    for name in ("min_version", "max_version", "ciphers", "ciphersuites"):
+        if getattr(tls, name) == getattr(blank, name):
+            value = getattr(defaults, name)
+            if name == "ciphers" and value is None:
+                value = g.bind_ciphers
+            if name == "ciphersuites" and value is None:
+                value = g.bind_ciphersuites
+            changes[name] = value
+    if not defaults.tickets:
+        changes["tickets"] = False
+    if defaults.prefer_client_ciphers:
+        changes["prefer_client_ciphers"] = True
+    changes["no_versions"] = tuple(dict.fromkeys((*defaults.no_versions, *tls.no_versions)))
+    changes["crts"] = tuple(_base(g.crt_base, c) or c for c in tls.crts)
+    changes["crt_lists"] = tuple(_base(g.crt_base, c) or c for c in tls.crt_lists)
+    changes["ca_file"] = _base(g.ca_base, tls.ca_file)
+    changes["dh_param_file"] = g.dh_param_file
+    return dataclasses.replace(tls, **changes)  # type: ignore[arg-type]
+
+
+def _server_defaults(name: str, tls: ServerTls, g: TlsGlobals) -> ServerTls:
+    draft = ServerTlsDraft()
+    i = 0
+    while i < len(g.server_options):
+        i += draft.option(name, list(g.server_options), i)
+    d = draft.values
+    inherited: tuple[str, ...] = d.get("no_versions", ())  # type: ignore[assignment]
+    changes: dict[str, object] = {
+        "verify": tls.verify or g.server_verify,
+        "ca_file": _base(g.ca_base, tls.ca_file),
+        "crt": _base(g.crt_base, tls.crt),
+        "ciphers": tls.ciphers or g.server_ciphers,
+        "min_version": tls.min_version or d.get("min_version"),
+        "max_version": tls.max_version or d.get("max_version"),
+        "no_versions": tuple(dict.fromkeys((*inherited, *tls.no_versions))),
+        "tickets": tls.tickets and d.get("tickets", True),
+    }
+    return dataclasses.replace(tls, **changes)  # type: ignore[arg-type]
+
+
+def apply_globals(config: Config) -> tuple[Config, list[ConfigError]]:
+    """Bind and server TLS settings with ``global``'s TLS defaults applied, and the
+    checks that need them (a verified server needs a CA file)."""
+    g = config.global_.tls
+    errors: list[ConfigError] = []
+    proxies = []
+    for proxy in config.proxies:
+        binds = tuple(
+            dataclasses.replace(b, tls=_bind_defaults(b.tls, g)) if b.tls is not None else b
+            for b in proxy.binds
+        )
+        servers = []
+        for server in proxy.servers:
+            if server.tls is not None:
+                tls = _server_defaults(server.name, server.tls, g)
+                if tls.verify == "required" and not tls.ca_file:
+                    errors.append(
+                        ConfigError(
+                            f"server {server.name}: verify is enabled by default but no CA "
+                            "file specified: add 'ca-file FILE', or 'verify none' if you are "
+                            "certain to trust the server's certificate (HAProxy refuses "
+                            "this too; 'ssl-server-verify none' in global changes the default)",
+                            server.source,
+                        )
+                    )
+                server = dataclasses.replace(server, tls=tls)
+            servers.append(server)
+        proxies.append(dataclasses.replace(proxy, binds=binds, servers=tuple(servers)))
+    return dataclasses.replace(config, proxies=tuple(proxies)), errors

@@ -137,7 +137,24 @@ def _apply(ctx: ssl.SSLContext, settings: TlsSettings) -> None:
         ctx.minimum_version = _version(settings.min_version)
     if settings.max_version:
         ctx.maximum_version = _version(settings.max_version)
-    for flag in settings.no_versions:
+    ban_versions(ctx, settings.no_versions)
+    if settings.prefer_client_ciphers:
+        ctx.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
+    else:
+        ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE  # HAProxy's default
+    if settings.dh_param_file:
+        try:
+            ctx.load_dh_params(settings.dh_param_file)
+        except (OSError, ssl.SSLError):
+            raise TlsConfigError(
+                f"unable to load DH parameters from '{settings.dh_param_file}'"
+            ) from None
+    _ciphers_alpn_verify(ctx, settings)
+
+
+def ban_versions(ctx: ssl.SSLContext, flags: tuple[str, ...]) -> None:
+    """``no-tlsv10``...: narrow the context's version range (OpenSSL has no holes)."""
+    for flag in flags:
         banned = _VERSIONS[_NO_FLAGS[flag]]
         if ctx.minimum_version == banned or (
             ctx.minimum_version == ssl.TLSVersion.MINIMUM_SUPPORTED
@@ -146,6 +163,9 @@ def _apply(ctx: ssl.SSLContext, settings: TlsSettings) -> None:
             ctx.minimum_version = ssl.TLSVersion(banned.value + 1)
         elif banned == ssl.TLSVersion.TLSv1_3:
             ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+
+
+def _ciphers_alpn_verify(ctx: ssl.SSLContext, settings: TlsSettings) -> None:
     if settings.ciphers:
         try:
             ctx.set_ciphers(settings.ciphers)

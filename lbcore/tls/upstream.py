@@ -19,7 +19,7 @@ import ssl
 from typing import Any
 
 from lbcore.config.model import ServerTls
-from lbcore.tls.context import TlsConfigError, _version
+from lbcore.tls.context import TlsConfigError, _version, ban_versions
 
 _CONTEXTS: dict[tuple[ServerTls, bool], ssl.SSLContext] = {}
 
@@ -71,6 +71,9 @@ def build_client_context(tls: ServerTls) -> ssl.SSLContext:
         ctx.minimum_version = _version(tls.min_version)
     if tls.max_version:
         ctx.maximum_version = _version(tls.max_version)
+    ban_versions(ctx, tls.no_versions)
+    if not tls.tickets:
+        ctx.options |= ssl.OP_NO_TICKET
     if tls.ciphers:
         try:
             ctx.set_ciphers(tls.ciphers)

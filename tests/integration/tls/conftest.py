@@ -123,6 +123,11 @@ global
     nbthread 2
     hard-stop-after 20s
     log 127.0.0.1:{sink} local0
+    ssl-default-bind-ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256
+    ssl-default-bind-ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384
+    ssl-default-bind-options no-sslv3 no-tlsv10 no-tlsv11
+    ssl-default-server-options no-tlsv10 no-tlsv11
+    tune.ssl.default-dh-param 2048
 
 defaults
     mode http

@@ -211,3 +211,16 @@ def test_haproxy_accepts_the_whole_lab_configuration(lab: Lbcore) -> None:
         pytest.skip("haproxy is not installed (make deps installs it)")
     done = subprocess.run([exe, "-c", "-f", str(lab.cfg)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_global_ssl_default_bind_ciphers_apply_to_binds_without_their_own(lab: Lbcore) -> None:
+    ctx = client_ctx(None)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers("ECDHE-ECDSA-AES256-GCM-SHA384")  # not in ssl-default-bind-ciphers
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        tls_connect(lab.ports["https"], "b.test", ctx).close()
+    ctx = client_ctx(None)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers("ECDHE-ECDSA-AES128-GCM-SHA256")  # in it
+    with tls_connect(lab.ports["https"], "b.test", ctx) as s:
+        assert s.cipher()[0] == "ECDHE-ECDSA-AES128-GCM-SHA256"  # type: ignore[index]
