@@ -449,8 +449,9 @@ def test_channel_stats_and_server_changes(lb: LbFactory, web: list[Backend]) -> 
     )
     time.sleep(0.1)
     assert {echo(get(port, "/")[2])["server"] for _ in range(4)} == {"web2"}
-    chan.send(json.dumps({"op": "stats"}).encode())
     chan.settimeout(5)
+    assert json.loads(chan.recv(65536)) == {"op": "ready", "pid": inst.pid}
+    chan.send(json.dumps({"op": "stats"}).encode())
     stats = json.loads(chan.recv(65536))
     assert stats["op"] == "stats" and stats["pid"] == inst.pid
     assert stats["backends"]["b"]["servers"]["s2"]["total"] == 4
