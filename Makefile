@@ -40,12 +40,13 @@ test: deps venv lint
 unit: venv
 	$(PY) -m pytest tests/unit -q
 
-deploy: deps venv
+# The site on the lab, then requests through the VIP (`scripts/deploy.py --local`: no lab).
+deploy: deps venv collection lab-up
 	$(PY) scripts/deploy.py
 
 # Build the collection from collection/ + roles/ and install it into $(COLLECTIONS).
 collection: venv
-	scripts/build-collection.sh $(COLLECTIONS)
+	PYTHON=$(abspath $(PY)) scripts/build-collection.sh $(COLLECTIONS)
 
 # The lab: namespace hosts lb1, lb2, web1..web3 on this machine (see inventories/lab/).
 lab-up: deps venv collection

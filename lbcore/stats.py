@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 # (column, where it has a value). Letters: F frontend, B backend, S server; upper
@@ -508,10 +508,111 @@ def render_csv(rows: Iterable[Row], header: bool = True) -> str:
     return "".join(out)
 
 
-def render_json(rows: Iterable[Row]) -> str:
-    """The same rows as a JSON list of objects (only the columns that have a value)."""
-    objs = []
+# --- typed output (management guide 9.2) -------------------------------------------
+
+#: column:tags:type as HAProxy 2.6's "show stat typed" prints them (observed on the
+#: golden config and on checked servers; the agent/cookie/queue columns that never
+#: had a value there follow the same conventions from HAProxy's source).
+_TYPED_TABLE = """
+    pxname:KNS:str svname:KNS:str qcur:MGP:u32 qmax:MMP:u32 scur:MGP:u32 smax:MMP:u32
+    slim:CLP:u32 stot:MCP:u64 bin:MCP:u64 bout:MCP:u64 dreq:MCP:u64 dresp:MCP:u64
+    ereq:MCP:u64 econ:MCP:u64 eresp:MCP:u64 wretr:MCP:u64 wredis:MCP:u64 status:SGP:str
+    weight:MaP:u32 act:SGP:u32 bck:SGP:u32 chkfail:MCP:u64 chkdown:MCP:u64 lastchg:MAP:u32
+    downtime:MCP:u32 qlimit:CLP:u32 pid:KGP:u32 iid:KGS:u32 sid:KGS:u32 throttle:MaP:u32
+    lbtot:MCP:u64 tracked:CNS:str type:CGS:u32 rate:MRP:u32 rate_lim:CLP:u32
+    rate_max:MMP:u32 check_status:MOP:str check_code:MOP:u32 check_duration:MDP:u64
+    hrsp_1xx:MCP:u64 hrsp_2xx:MCP:u64 hrsp_3xx:MCP:u64 hrsp_4xx:MCP:u64 hrsp_5xx:MCP:u64
+    hrsp_other:MCP:u64 hanafail:MCP:u64 req_rate:MRP:u32 req_rate_max:MMP:u32
+    req_tot:MCP:u64 cli_abrt:MCP:u64 srv_abrt:MCP:u64 comp_in:MCP:u64 comp_out:MCP:u64
+    comp_byp:MCP:u64 comp_rsp:MCP:u64 lastsess:MAP:s32 last_chk:MOP:str last_agt:MOP:str
+    qtime:MaP:u32 ctime:MaP:u32 rtime:MaP:u32 ttime:MaP:u32 agent_status:MOP:str
+    agent_code:MOP:u32 agent_duration:MDP:u64 check_desc:MOP:str agent_desc:MOP:str
+    check_rise:CGS:u32 check_fall:CGS:u32 check_health:CGS:u32 agent_rise:CGS:u32
+    agent_fall:CGS:u32 agent_health:CGS:u32 addr:CGS:str cookie:CNS:str mode:CGS:str
+    algo:CGS:str conn_rate:MRP:u32 conn_rate_max:MMP:u32 conn_tot:MCP:u64
+    intercepted:MCP:u64 dcon:MCP:u64 dses:MCP:u64 wrew:MCP:u64 connect:MCP:u64 reuse:MCP:u64
+    cache_lookups:MCP:u64 cache_hits:MCP:u64 srv_icur:MGP:u32 src_ilim:CLP:u32
+    qtime_max:MMP:u32 ctime_max:MMP:u32 rtime_max:MMP:u32 ttime_max:MMP:u32 eint:MCP:u64
+    idle_conn_cur:MGP:u32 safe_conn_cur:MGP:u32 used_conn_cur:MGP:u32 need_conn_est:MGP:u32
+    uweight:MaP:u32 agg_server_status:MGP:u32 agg_server_check_status:MGP:u32
+    agg_check_status:MGP:u32 ssl_sess:MCP:u64 ssl_reused_sess:MCP:u64
+    ssl_failed_handshake:MCP:u64 h2_headers_rcvd:MCP:u64 h2_data_rcvd:MCP:u64
+    h2_settings_rcvd:MCP:u64 h2_rst_stream_rcvd:MCP:u64 h2_goaway_rcvd:MCP:u64
+    h2_detected_conn_protocol_errors:MCP:u64 h2_detected_strm_protocol_errors:MCP:u64
+    h2_rst_stream_resp:MCP:u64 h2_goaway_resp:MCP:u64 h2_open_connections:MGP:u64
+    h2_backend_open_streams:MGP:u64 h2_total_connections:MCP:u64
+    h2_backend_total_streams:MCP:u64 h1_open_connections:MGP:u64 h1_open_streams:MGP:u64
+    h1_total_connections:MCP:u64 h1_total_streams:MCP:u64 h1_bytes_in:MCP:u64
+    h1_bytes_out:MCP:u64 h1_spliced_bytes_in:MCP:u64 h1_spliced_bytes_out:MCP:u64
+"""
+_TYPED: dict[str, tuple[str, str]] = {
+    name: (tags, typ) for name, tags, typ in (item.split(":") for item in _TYPED_TABLE.split())
+}
+#: Backends report these as plain gauges (observed).
+_TYPED_BACKEND = {name: ("MGP", "u32") for name in ("rate", "rate_max", "act", "bck")}
+_OBJ = {
+    TYPE_FRONTEND: ("F", "Frontend"),
+    TYPE_BACKEND: ("B", "Backend"),
+    TYPE_SERVER: ("S", "Server"),
+}
+_ORIGIN = {"M": "Metric", "S": "Status", "K": "Key", "C": "Config", "P": "Product"}
+_NATURE = {
+    "A": "Age", "a": "Avg", "C": "Counter", "D": "Duration", "G": "Gauge", "L": "Limit",
+    "M": "Max", "m": "Min", "N": "Name", "O": "Output", "R": "Rate", "T": "Time",
+}  # fmt: skip
+_SCOPE = {"C": "Cluster", "P": "Process", "S": "Service", "s": "System"}
+
+
+def _typed_fields(row: Row) -> Iterator[tuple[int, str, str, str, Value]]:
+    """(position, column, tags, type, value) of each column that has a value.
+
+    Positions are HAProxy's field numbers: the "-" separator of the CSV is not a
+    field, so the per-module columns after it are numbered one lower than in CSV.
+    """
+    visible = _visible(row)
+    backend = row.get("type") == TYPE_BACKEND
+    pos = 0
+    for name in FIELDS:
+        if name == "-":
+            continue
+        value = visible[name]
+        if value is not None:
+            tags, typ = (_TYPED_BACKEND.get(name) if backend else None) or _TYPED[name]
+            yield pos, name, tags, typ, value
+        pos += 1
+
+
+def render_typed(rows: Iterable[Row]) -> str:
+    """``show stat typed``: ``F.iid.sid.pos.name.proc:tags:type:value`` per value."""
+    out = []
     for row in rows:
-        visible = _visible(row)
-        objs.append({k: v for k, v in visible.items() if v is not None and k != "-"})
-    return json.dumps(objs, indent=1) + "\n"
+        obj = _OBJ[int(row["type"] or 0)][0]
+        for pos, name, tags, typ, value in _typed_fields(row):
+            out.append(f"{obj}.{row['iid']}.{row['sid']}.{pos}.{name}.1:{tags}:{typ}:{value}\n")
+    return "".join(out)
+
+
+def render_json(rows: Iterable[Row]) -> str:
+    """``show stat json``: HAProxy's list (one per row) of typed field objects."""
+    out = []
+    for row in rows:
+        obj = _OBJ[int(row["type"] or 0)][1]
+        fields = []
+        for pos, name, tags, typ, value in _typed_fields(row):
+            fields.append(
+                {
+                    "objType": obj,
+                    "proxyId": row["iid"],
+                    "id": row["sid"],
+                    "field": {"pos": pos, "name": name},
+                    "processNum": 1,
+                    "tags": {
+                        "origin": _ORIGIN[tags[0]],
+                        "nature": _NATURE[tags[1]],
+                        "scope": _SCOPE[tags[2]],
+                    },
+                    "value": {"type": typ, "value": value if typ == "str" else int(value or 0)},
+                }
+            )
+        out.append(fields)
+    return json.dumps(out, separators=(",", ":")) + "\n"

@@ -33,11 +33,13 @@ from typing import Any
 from lbcore.backend import BackendRuntime
 from lbcore.config.model import Config, Mode, Proxy
 from lbcore.http.acl import compile_condition
+from lbcore.http.h1 import DEFAULT_LIMITS, Limits
 from lbcore.http.rules import compile_rules
 from lbcore.proxy.accesslog import AccessLogs
-from lbcore.proxy.common import FrontendRuntime, Registry
+from lbcore.proxy.common import FrontendRuntime, Registry, request_limits
 from lbcore.proxy.http import HttpClient, purge_idle
 from lbcore.proxy.tcp import TcpClient
+from lbcore.proxy.tls import listener as tls_listener
 from lbcore.server import AdminState, OpState
 
 
@@ -53,12 +55,15 @@ def build_runtime(
         backends[name] = be
     frontends = []
     for proxy in config.frontends:
-        frontends.append(_frontend(proxy, registry, backends))
+        frontends.append(_frontend(proxy, registry, backends, request_limits(config.global_)))
     return backends, frontends
 
 
 def _frontend(
-    proxy: Proxy, registry: Registry, backends: dict[str, BackendRuntime]
+    proxy: Proxy,
+    registry: Registry,
+    backends: dict[str, BackendRuntime],
+    limits: Limits = DEFAULT_LIMITS,
 ) -> FrontendRuntime:
     def backend(name: str) -> BackendRuntime:
         try:
@@ -83,7 +88,7 @@ def _frontend(
         be = backends[proxy.name]
         be.req_rules = ()
         be.resp_rules = ()
-    return FrontendRuntime(proxy, registry, backends, use, default, req_rules, resp_rules)
+    return FrontendRuntime(proxy, registry, backends, use, default, req_rules, resp_rules, limits)
 
 
 log = logging.getLogger("lbcore.worker")
@@ -116,7 +121,10 @@ class Worker:
                 sock = listeners.get((bind.host, bind.port))
                 if sock is None:
                     raise ValueError(f"no listening socket for {bind.host}:{bind.port}")
-                srv = await loop.create_server(_factory(cls, fe, loop), sock=sock, backlog=1024)
+                proto, tls = tls_listener(cls, fe.proxy, bind)
+                srv = await loop.create_server(
+                    _factory(proto, fe, loop), sock=sock, backlog=1024, **tls
+                )
                 self.servers.append(srv)
         loop.call_later(1.0, self._housekeeping)
 

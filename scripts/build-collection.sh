@@ -23,6 +23,15 @@ cp -a "$repo/collection/." "$src/"
 cp -a "$repo/roles" "$src/roles"
 find "$src" -name __pycache__ -type d -prune -exec rm -rf {} +
 
+# The lbcore package travels inside the collection: its wheel, the wheels of its runtime
+# dependencies and pip's own, so that the install role needs no package index on the host.
+python="${PYTHON:-python3}"
+wheels="$src/roles/install/files/wheels"
+mkdir -p "$wheels"
+"$python" -m pip wheel --quiet --disable-pip-version-check --wheel-dir "$wheels" "$repo"
+"$python" -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
+  --no-deps --dest "$wheels" pip
+
 version="$(sed -n 's/^version: *//p' "$src/galaxy.yml")"
 tarball="$build_dir/lbcore-fleet-$version.tar.gz"
 rm -f "$tarball"

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from typing import Any
 
@@ -36,6 +37,7 @@ from lbcore.http.rules import Verdict, apply_request_rules, apply_response_rules
 from lbcore.proxy.accesslog import ms
 from lbcore.proxy.common import Deadline, FrontendRuntime
 from lbcore.server import ServerRuntime
+from lbcore.tls.upstream import connect_kwargs as upstream_tls
 
 # Client connection phases.
 IDLE_FIRST, IDLE_KA, WAITING, FORWARD, TUNNEL, CLOSED = range(6)
@@ -208,7 +210,7 @@ class HttpClient(asyncio.Protocol):
         self.fe = fe
         self.loop = loop
         self.transport: Any = None
-        self.reader = Reader(is_request=True)
+        self.reader = Reader(is_request=True, limits=fe.limits)
         self.src = ""
         self.phase = IDLE_FIRST
         self.deadline = Deadline(loop, self._timeout)
@@ -430,8 +432,10 @@ class HttpClient(asyncio.Protocol):
                     break
                 else:
                     assert type(ev) is Request
-                    if not self._on_request(ev):
+                    if not self._on_request(ev) and self.phase != WAITING:
                         break
+                    # Waiting for a server: keep walking the body already buffered (into
+                    # ``pending``), so broken framing is refused before anything is sent.
         except ProtocolError as err:
             if self.phase == FORWARD and self.resp_started:
                 self.abort()
@@ -440,6 +444,9 @@ class HttpClient(asyncio.Protocol):
             return
         if self.phase == FORWARD:
             up = self.upstream
+            if self.pending:
+                out = self.pending + out  # the head (and what was read while waiting) first
+                self.pending = []
             if out and up is not None:
                 up.transport.writelines(out)
             if out or ended:
@@ -554,12 +561,15 @@ class HttpClient(asyncio.Protocol):
             try:
                 factory = _upstream_factory(be, server)
                 cfg = server.config
-                coro = loop.create_connection(factory, cfg.host, cfg.port)
+                tls = upstream_tls(cfg.tls, self.req)  # {} for a plain server
+                coro = loop.create_connection(factory, cfg.host, cfg.port, **tls)
                 if be.timeout_connect is not None:
                     _t, up = await asyncio.wait_for(coro, be.timeout_connect)
                 else:
                     _t, up = await coro
-            except (TimeoutError, OSError):
+            except (TimeoutError, OSError) as exc:
+                if isinstance(exc, ssl.SSLError):
+                    log.warning("%s/%s: SSL handshake failure: %s", be.name, server.name, exc)
                 be.econ += 1
                 if self.transport is None or self.phase != WAITING:
                     be.release(server)
@@ -619,8 +629,8 @@ class HttpClient(asyncio.Protocol):
             self.t_connected = self.loop.time()
         if self.write_paused:
             up.pause_read()
-        up.transport.writelines(self.pending)
-        self.pending = []
+        # ``pending`` goes out at the end of the next ``_pump``, once the bytes buffered
+        # behind the head have been walked: a framing error then sends the server nothing.
         self.unpause(_PAUSE_WAIT)
 
     # ---- responses -----------------------------------------------------------

@@ -16,7 +16,8 @@ connection when ``closed`` becomes true; ``receive_eof()`` on end of input.
 
 from __future__ import annotations
 
-from lbcore.runtime.commands import Context, execute
+from lbcore.runtime.commands import execute
+from lbcore.runtime.context import Context
 from lbcore.runtime.state import Level, RuntimeState, SessionInfo
 
 MAX_LINE = 16384  # tune.bufsize: a longer line is refused, as HAProxy does

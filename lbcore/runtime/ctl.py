@@ -5,8 +5,10 @@ With a command (its words joined by spaces, so ``lbcore ctl -S S show stat`` and
 and prints the answer: what ``echo CMD | socat stdio SOCKET`` does. Several commands
 go in one argument separated by ``;``. Without a command it copies standard input
 to the socket and the answers to standard output until both ends are done, so
-``printf 'prompt\\nshow info\\n' | lbcore ctl -S S`` and a typed ``prompt`` session
-both work. SOCKET is a path, or HOST:PORT for a TCP stats socket.
+``printf 'prompt\\nshow info\\n' | lbcore ctl -S S`` works; at a terminal it starts
+HAProxy's interactive mode itself (``prompt``), so commands can be typed one after
+the other until ``quit`` or end of input. SOCKET is a path, or HOST:PORT for a TCP
+stats socket.
 
 Exit status: 0 when an answer was read, 1 when the socket could not be reached.
 """
@@ -87,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.buffer.flush()
             return 0
         with connect(args.socket, args.timeout) as sock:
+            if sys.stdin.isatty():
+                # a person at a terminal: keep the session open, with HAProxy's prompt
+                sock.sendall(b"prompt\n")
             sys.stdout.flush()
             _pump(sock, sys.stdin.fileno(), sys.stdout.fileno())
         return 0

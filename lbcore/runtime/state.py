@@ -90,7 +90,17 @@ class ServerEntry:
     check_health: int
     check_state: int = 0
     check: CheckStats | None = None  # None: the server has no health check
+    check_port: int | None = None  # ``port`` of the check when not the server's
     health_enabled: bool = True
+    # check accounting for the stats columns chkfail, chkdown, downtime
+    chk_failed: int = 0
+    chk_downs: int = 0
+    down_since: float | None = None
+    downtime_total: float = 0.0
+
+    def downtime(self, now: float) -> int:
+        extra = now - self.down_since if self.down_since is not None else 0.0
+        return int(self.downtime_total + extra)
 
     @property
     def name(self) -> str:
@@ -121,25 +131,40 @@ class ServerEntry:
         return OP_RUNNING if op.serves else OP_STOPPED
 
     @property
+    def check_flags(self) -> int:
+        """srv_check_state: CHK_ST_CONFIGURED|ENABLED (2|4), PAUSED (8)."""
+        flags = self.check_state
+        if self.check is not None:
+            flags |= 2 | (4 if self.health_enabled else 0)
+        return flags
+
+    @property
     def status(self) -> str:
-        """The ``status`` column: MAINT, DRAIN, then the check verdict."""
+        """The ``status`` column: MAINT, DRAIN, then the check verdict.
+
+        As HAProxy's stats: with a check, a running server is ``UP`` only at full
+        health (rise+fall-1), else ``UP h/fall`` (going down, or just started at
+        ``rise``); a stopped one is ``DOWN h/rise`` while climbing, else ``DOWN``.
+        """
         if self.admin_flags & ADMF_MAINT:
             return "MAINT"
-        if self.admin_flags & ADMF_DRAIN:
-            return "DRAIN"
         op = self.runtime.op_state
+        if self.admin_flags & ADMF_DRAIN:
+            # a checked server that is down says so, drained or not (HAProxy 2.6)
+            if self.check is None or not self.health_enabled or op.serves:
+                return "DRAIN"
+            if op is not OpState.STOPPING:
+                health = self.check_health
+                return f"DOWN {health}/{self.check.rise}" if health > 0 else "DOWN"
+            return "DRAIN"
         if op is OpState.STOPPING:
             return "NOLB"
-        if self.check is None:
+        if self.check is None or not self.health_enabled:
             return "DOWN" if op is OpState.DOWN else "no check"
-        if op is OpState.UP:
-            return "UP"
-        if op is OpState.DOWN:
-            return "DOWN"
-        rise, fall, health = self.check.rise, self.check.fall, self.check.health
-        if op is OpState.GOING_DOWN:
-            return f"UP {health - rise + 1}/{fall}"
-        return f"DOWN {health}/{rise}"
+        rise, fall, health = self.check.rise, self.check.fall, self.check_health
+        if op.serves:
+            return "UP" if health >= rise + fall - 1 else f"UP {health - rise + 1}/{fall}"
+        return f"DOWN {health}/{rise}" if health > 0 else "DOWN"
 
 
 @dataclass(slots=True)
@@ -299,6 +324,59 @@ class RuntimeState:
                 total += fe.maxconn
         return max(1, (total + 9) // 10)
 
+    def carry_over(self, old: RuntimeState) -> None:
+        """After a reload: keep what the runtime API changed on the servers that the
+        new configuration still has (same backend and name).
+
+        HAProxy loses these without a server-state file; lbcore keeps them, with the
+        state file's rules where the configuration changed under them: a weight
+        set at run time survives only if the configured weight is unchanged, an
+        address only if the configured address is unchanged, and a server that the
+        old file started ``disabled`` is enabled when the new file no longer says so.
+        """
+        for name, be in self.backends.items():
+            old_be = old.backends.get(name)
+            if old_be is None:
+                continue
+            for srv in be.servers:
+                prev = old_be.server(srv.name)
+                if prev is None:
+                    continue
+                carried = prev.admin_flags & (ADMF_FMAINT | ADMF_FDRAIN)
+                if prev.admin_flags & ADMF_CMAINT and not srv.runtime.config.disabled:
+                    carried &= ~ADMF_FMAINT
+                srv.admin_flags |= carried
+                if srv.admin_flags & ADMF_FMAINT and not prev.admin_flags & ADMF_FMAINT:
+                    srv.check_health = 0
+                elif prev.admin_flags & ADMF_FMAINT and srv.admin_flags & ADMF_FMAINT:
+                    srv.check_health = prev.check_health
+                srv.runtime.admin_state = _admin_state(srv.admin_flags)
+                if prev.iweight == srv.iweight:
+                    srv.runtime.weight = prev.runtime.weight
+                old_cfg, new_cfg = prev.runtime.config, srv.runtime.config
+                if (old_cfg.host, old_cfg.port) == (new_cfg.host, new_cfg.port):
+                    srv.host, srv.port = prev.host, prev.port
+                srv.health_enabled = prev.health_enabled
+                if srv.admin_flags == prev.admin_flags:
+                    srv.last_change = prev.last_change
+            be.refresh(be.last_change)
+
+    def changed_servers(self) -> list[Change]:
+        """What differs from the configuration, as changes to send to new workers."""
+        out = []
+        for be in self.backends.values():
+            for srv in be.servers:
+                cfg = srv.runtime.config
+                forced = srv.admin_flags & (ADMF_FMAINT | ADMF_FDRAIN)
+                # a worker starts a server READY, or MAINT if 'disabled': tell it otherwise
+                if bool(forced) != cfg.disabled or srv.admin_flags & ADMF_FDRAIN:
+                    out.append(Change("admin", be.name, srv.name, admin=srv.runtime.admin_state))
+                if srv.uweight != cfg.weight:
+                    out.append(Change("weight", be.name, srv.name, weight=srv.uweight))
+                if (srv.host, srv.port) != (cfg.host, cfg.port):
+                    out.append(Change("addr", be.name, srv.name, host=srv.host, port=srv.port))
+        return out
+
     # -- lookups ---------------------------------------------------------------------
 
     def backend(self, name: str) -> BackendEntry | None:
@@ -307,6 +385,13 @@ class RuntimeState:
             iid = int(name[1:])
             return next((b for b in self.backends.values() if b.iid == iid), None)
         return self.backends.get(name)
+
+    def proxy_id(self, name: str) -> int | None:
+        """The id of a proxy given by name or ``#ID`` (None: no such proxy)."""
+        if name.startswith("#") and name[1:].isdigit():
+            iid = int(name[1:])
+            return iid if iid in self.iids.values() else None
+        return self.iids.get(name)
 
     def mode_of(self, proxy: Proxy) -> str:
         return "http" if proxy.mode is Mode.HTTP else "tcp"
@@ -367,6 +452,34 @@ class RuntimeState:
         backend.refresh(now)
         self._publish(Change("op", backend.name, srv.name, op=state))
 
+    def record_check(
+        self,
+        backend: BackendEntry,
+        srv: ServerEntry,
+        check: CheckStats,
+        op_state: OpState,
+        now: float,
+    ) -> None:
+        """A health check's verdict (from the checker, once per server): the check
+        columns, the operational state, and HAProxy's chkfail/chkdown/downtime."""
+        rt = srv.runtime
+        was_serving = rt.op_state.serves
+        if check.status not in _CHECK_OK | _CHECK_PENDING and was_serving:
+            srv.chk_failed += 1
+        if was_serving and not op_state.serves:
+            srv.chk_downs += 1
+            srv.down_since = now
+        elif not was_serving and op_state.serves and srv.down_since is not None:
+            srv.downtime_total += now - srv.down_since
+            srv.down_since = None
+        srv.check = check
+        srv.check_health = check.health
+        if op_state is not rt.op_state:
+            rt.op_state = op_state
+            srv.last_change = now
+            self._publish(Change("op", backend.name, srv.name, op=op_state))
+        backend.refresh(now)
+
     def set_addr(self, backend: BackendEntry, srv: ServerEntry, host: str, port: int) -> None:
         srv.host, srv.port = host, port
         self._publish(Change("addr", backend.name, srv.name, host=host, port=port))
@@ -379,6 +492,10 @@ class RuntimeState:
         self._publish(Change("shutdown", backend.name, srv.name))
 
 
+_CHECK_OK = frozenset({"L4OK", "L6OK", "L7OK", "L7OKC"})
+_CHECK_PENDING = frozenset({"UNK", "INI", "START"})
+
+
 def _admin_state(flags: int) -> AdminState:
     if flags & ADMF_MAINT:
         return AdminState.MAINT
@@ -387,11 +504,23 @@ def _admin_state(flags: int) -> AdminState:
     return AdminState.READY
 
 
+def _check_params(server: Server) -> tuple[bool, int, int, int | None]:
+    """(checked, rise, fall, check port) from the server's config, whichever way the
+    model carries them (flags on the server, or a settings object under ``check``)."""
+    check = getattr(server, "check", None)
+    if not check:
+        return False, 2, 3, None
+    holder = check if hasattr(check, "rise") else server
+    rise = int(getattr(holder, "rise", 2) or 2)
+    fall = int(getattr(holder, "fall", 3) or 3)
+    port = getattr(holder, "port", None) if holder is check else getattr(server, "check_port", None)
+    return True, rise, fall, port if isinstance(port, int) else None
+
+
 def _server_entry(proxy: Proxy, server: Server, sid: int, now: float) -> ServerEntry:
     rt = ServerRuntime(config=server, backend=proxy.name)
     disabled = server.disabled
-    has_check = bool(getattr(server, "check", False))
-    rise = int(getattr(server, "rise", 2) or 2)
+    has_check, rise, fall, check_port = _check_params(server)
     return ServerEntry(
         runtime=rt,
         sid=sid,
@@ -402,5 +531,6 @@ def _server_entry(proxy: Proxy, server: Server, sid: int, now: float) -> ServerE
         last_change=now,
         check_health=0 if disabled else rise,
         check_state=CHK_ST_PAUSED if disabled else 0,
-        check=CheckStats(rise=rise) if has_check else None,
+        check=CheckStats(rise=rise, fall=fall, health=rise) if has_check else None,
+        check_port=check_port,
     )

@@ -13,7 +13,7 @@ description:
   - Sets a server's administrative state (C(enabled) = READY, C(drain), C(maint)) and
     weight through the admin socket of lbcore — or of HAProxy, which speaks the same API.
   - Idempotent by observation, like community.general.haproxy, but with check mode and
-    diff: the server is read first, acted on only if it differs, and read again.
+    diff. The server is read first, acted on only if it differs, and read again.
   - With O(wait), returns only when a drained or disabled server has no sessions left,
     or when an enabled server is UP.
   - Run it on every balancer (for example with C(ansible balancers -m ...)) so both
@@ -56,10 +56,12 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Reports what would change and changes nothing.
   diff_mode:
     support: full
+    description: Shows the state before and after.
 author:
-  - lbcore contributors
+  - lbcore contributors (@lbcore)
 """
 
 EXAMPLES = r"""

@@ -63,6 +63,42 @@ def compare_stat(expected: str, actual: str) -> list[str]:
     return problems
 
 
+def compare_typed(expected: str, actual: str) -> list[str]:
+    """``show stat typed``: same objects, positions, names, tags, types and values."""
+
+    def parse(text: str) -> list[tuple[str, str, str, str]]:
+        out = []
+        for line in text.split("\n"):
+            if line:
+                head, tags, typ, value = line.split(":", 3)
+                name = head.split(".")[4]
+                out.append((head, tags, typ, "<masked>" if name in STAT_MASKED else value))
+        return out
+
+    e, a = parse(expected), parse(actual)
+    if e == a:
+        return []
+    diff = [f"haproxy {x} lbcore {y}" for x, y in zip(e, a, strict=False) if x != y]
+    return [f"typed output differs ({len(e)} vs {len(a)} values): {diff[:5]}"]
+
+
+def compare_json(expected: str, actual: str) -> list[str]:
+    import json
+
+    def parse(text: str) -> list[list[dict[str, object]]]:
+        data: list[list[dict[str, object]]] = json.loads(text)
+        for row in data:
+            for field in row:
+                name = field["field"]["name"]  # type: ignore[index]
+                if name in STAT_MASKED:
+                    field["value"] = "<masked>"
+        return data
+
+    if parse(expected) != parse(actual):
+        return [f"json differs:\n  {expected[:300]}\n  {actual[:300]}"]
+    return []
+
+
 def compare_info(expected: str, actual: str) -> list[str]:
     def pairs(text: str) -> list[tuple[str, str]]:
         return [tuple(ln.split(": ", 1)) for ln in text.split("\n") if ln]  # type: ignore[misc]
@@ -80,6 +116,40 @@ def compare_info(expected: str, actual: str) -> list[str]:
     if not actual.endswith("\n\n"):
         problems.append("show info does not end with an empty line")
     return problems
+
+
+def compare_info_typed(expected: str, actual: str) -> list[str]:
+    """Same fields, positions, tags and types; values where deterministic."""
+
+    def parse(text: str) -> list[tuple[str, str, str, str]]:
+        out = []
+        for line in text.split("\n"):
+            if line:
+                head, tags, typ, value = line.split(":", 3)
+                name = head.split(".", 1)[1].rsplit(".", 1)[0]
+                out.append((head, tags, typ, "<masked>" if name in INFO_MASKED else value))
+        return out
+
+    e, a = parse(expected), parse(actual)
+    diff = [f"haproxy {x} lbcore {y}" for x, y in zip(e, a, strict=False) if x != y]
+    if len(e) != len(a) or diff:
+        return [f"show info typed differs ({len(e)} vs {len(a)}): {diff[:5]}"]
+    return []
+
+
+def compare_info_json(expected: str, actual: str) -> list[str]:
+    import json
+
+    def parse(text: str) -> list[dict[str, object]]:
+        data: list[dict[str, object]] = json.loads(text)
+        for obj in data:
+            if obj["field"]["name"] in INFO_MASKED:  # type: ignore[index]
+                obj["value"] = "<masked>"
+        return data
+
+    if parse(expected) != parse(actual):
+        return [f"show info json differs:\n  {expected[:300]}\n  {actual[:300]}"]
+    return []
 
 
 def compare_servers_state(expected: str, actual: str) -> list[str]:
@@ -143,8 +213,16 @@ def compare(step_input: str, expected: str, actual: str, all_usage: set[str]) ->
     """Problems found comparing lbcore's answer with HAProxy's (empty: they agree)."""
     first = split_commands(step_input.split("\n")[0].rstrip("\r"))[0]
     single = step_input.count("\n") <= 1 and ";" not in step_input
+    if single and first[:2] == ["show", "stat"] and "typed" in first:
+        return compare_typed(expected, actual)
+    if single and first[:2] == ["show", "stat"] and "json" in first:
+        return compare_json(expected, actual)
     if single and first[:2] == ["show", "stat"] and expected.startswith("# pxname"):
         return compare_stat(expected, actual)
+    if single and first[:2] == ["show", "info"] and "typed" in first:
+        return compare_info_typed(expected, actual)
+    if single and first[:2] == ["show", "info"] and "json" in first:
+        return compare_info_json(expected, actual)
     if single and first[:2] == ["show", "info"]:
         return compare_info(expected, actual)
     if single and first[:3] == ["show", "servers", "state"] and expected.startswith("1\n"):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lbcore.config.model import StatsSocket
-from lbcore.runtime.server import AdminServer
+from lbcore.runtime.server import AdminServer, process_info
 from lbcore.runtime.state import RuntimeState
 from tests.conftest import free_port
 from tests.unit.runtime.fixed import fixed_config
@@ -26,7 +26,7 @@ class Served:
         sockets = (*cfg.global_.stats_sockets, StatsSocket(f"127.0.0.1:{tcp_port}", None, "admin"))
         self.config = replace(cfg, global_=replace(cfg.global_, stats_sockets=sockets))
         self.loop = asyncio.new_event_loop()
-        self.state = RuntimeState(self.config, time.time())
+        self.state = RuntimeState(self.config, time.time(), process_info())
         self.server = AdminServer(self.state, sockets, timeout)
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()

@@ -36,8 +36,13 @@ STEPS: list[tuple[str, str]] = [
     ("admin", "help\n"),
     ("admin", "show version\n"),
     ("admin", "show info\n"),
+    ("admin", "show info typed\n"),
+    ("admin", "show info json\n"),
     ("admin", "show backend\n"),
     ("admin", "show stat\n"),
+    ("admin", "show stat typed\n"),
+    ("admin", "show stat json\n"),
+    ("admin", "show stat db 6 -1 typed\n"),
     ("admin", "show stat -1 1 -1\n"),
     ("admin", "show stat -1 2 -1\n"),
     ("admin", "show stat -1 4 -1\n"),
@@ -91,6 +96,9 @@ STEPS: list[tuple[str, str]] = [
     ("admin", "disable server app/web2\n"),
     ("admin", "show servers state app\n"),
     ("admin", "show stat app 4 -1\n"),
+    ("admin", "show stat up\n"),
+    ("admin", "show stat no-maint\n"),
+    ("admin", "show stat up typed\n"),
     ("admin", "enable server app/web2\n"),
     ("admin", "enable server app/web3\n"),
     ("admin", "show servers state app\n"),
@@ -134,6 +142,28 @@ STEPS: list[tuple[str, str]] = [
     ("admin", "\n"),
     ("admin", "help show\n"),
     ("admin", "help set server\n"),
+    # edges
+    ("admin", "show stat 99 -1 -1\n"),
+    ("admin", "show stat www 2 -1\n"),
+    ("admin", "show stat app -1\n"),
+    ("admin", "show stat #3 4 -1\n"),
+    ("admin", "show servers state www\n"),
+    ("admin", "show servers state #4\n"),
+    ("admin", "get weight www/x\n"),
+    ("admin", "get weight #3/#2\n"),
+    ("admin", "get weight app/#9\n"),
+    ("admin", "set server db/db1 weight 5\n"),
+    ("admin", "get weight db/db1\n"),
+    ("admin", "set server app/web1 addr ::1\n"),
+    ("admin", "set server app/web1 addr 127.0.0.1 port abc\n"),
+    ("admin", "set server app/web1 addr 127.0.0.1 port 0\n"),
+    ("admin", "set server app/web1 addr 127.0.0.1 port 70000\n"),
+    ("admin", "set server app/web1 addr 127.0.0.1 port 18081\n"),
+    ("admin", "show servers state app\n"),
+    ("admin", "help get\n"),
+    ("admin", "get weight app/web1 extra\n"),
+    ("admin", "show backend extra\n"),
+    ("admin", "SHOW INFO\n"),
     # interactive mode
     ("admin", "prompt\nget weight app/web1\nshow backend\nquit\n"),
     ("admin", "prompt\nget weight app/web1;get weight static/s2\nprompt\nshow backend\n"),
@@ -187,6 +217,8 @@ STEPS: list[tuple[str, str]] = [
     ("admin", "set server static/s1 health up\n"),
     ("admin", "set server static/s2 health up\n"),
     ("admin", "show stat\n"),
+    ("admin", "show stat typed\n"),
+    ("user", "show stat json\n"),
     ("admin", "show servers state\n"),
 ]
 
@@ -220,24 +252,42 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def record(haproxy: str = "/usr/sbin/haproxy") -> list[dict[str, str]]:
-    """Start HAProxy on the fixed config, run every step, stop it; return the answers."""
+def record(haproxy: str = "/usr/sbin/haproxy", attempts: int = 3) -> list[dict[str, str]]:
+    """Start HAProxy on the fixed config, run every step, stop it; return the answers.
+
+    A free port can be taken by another process's outgoing connection before HAProxy
+    binds it (other tests load the machine): then try again on new ports.
+    """
+    for attempt in range(attempts):
+        try:
+            return _record_once(haproxy)
+        except HaproxyDidNotStart:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+class HaproxyDidNotStart(RuntimeError):
+    pass
+
+
+def _record_once(haproxy: str) -> list[dict[str, str]]:
     directory = tempfile.mkdtemp(prefix="lbcore-rt-golden-")
     proc: subprocess.Popen[bytes] | None = None
     try:
         cfg = Path(directory) / "haproxy.cfg"
         cfg.write_text(render_config(directory, _free_port(), _free_port()))
-        proc = subprocess.Popen(
-            [haproxy, "-db", "-f", str(cfg)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        log = Path(directory) / "haproxy.log"
+        with log.open("wb") as errors:  # a file, not a pipe: HAProxy never blocks on it
+            proc = subprocess.Popen(
+                [haproxy, "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL, stderr=errors
+            )
         admin = os.path.join(directory, "admin.sock")
         deadline = time.monotonic() + 10
         while not os.path.exists(admin):
             if proc.poll() is not None or time.monotonic() > deadline:
-                err = proc.stderr.read().decode() if proc.stderr else ""
-                raise RuntimeError(f"haproxy did not start: {err}")
+                err = log.read_text(errors="replace")
+                raise HaproxyDidNotStart(f"haproxy did not start: {err}")
             time.sleep(0.02)
         out = []
         for level, data in STEPS:

@@ -44,6 +44,7 @@ def test_tcp_stats_socket_and_lbcore_ctl(served: tuple[Served, Path, int]) -> No
     assert info.returncode == 0, info.stderr
     lines = info.stdout.decode().split("\n")
     assert lines[0] == "Name: lbcore"
+    assert f"Pid: {os.getpid()}" in lines  # the serving process (here: this test's)
     assert lines[1] == f"Version: 2.6.0-lbcore-{__version__}"
 
     # golden steps through ctl: each answer as HAProxy gave it
@@ -100,3 +101,46 @@ def test_idle_interactive_session_is_closed_after_the_stats_timeout(tmp_path: Pa
         assert s.state.sessions == []
     finally:
         s.stop()
+
+
+def test_lbcore_ctl_at_a_terminal_is_interactive(served: tuple[Served, Path, int]) -> None:
+    """Under a pseudo-terminal, ctl opens HAProxy's prompt mode: several commands typed
+    one after the other are answered on one session, until quit."""
+    import pty
+    import select
+    import time
+
+    _, directory, _ = served
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        lbcore_cmd("ctl", "-S", str(directory / "admin.sock")),
+        stdin=secondary,
+        stdout=secondary,
+        stderr=subprocess.PIPE,
+        env=lbcore_env(),
+    )
+    os.close(secondary)
+    seen = b""
+
+    def read_until(marker: bytes) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + 15
+        while marker not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([primary], [], [], 0.5)
+            if ready:
+                seen += os.read(primary, 4096)
+        assert marker in seen, seen
+
+    try:
+        read_until(b"> ")
+        os.write(primary, b"get weight app/web1\n")
+        read_until(b"10 (initial 10)")
+        os.write(primary, b"show backend\n")
+        read_until(b"static")
+        os.write(primary, b"quit\n")
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(primary)

@@ -10,7 +10,17 @@ import pytest
 import lbcore
 
 FORBIDDEN = {"asyncio", "socket", "ssl", "time", "subprocess", "selectors", "os"}
-CORE = ["stats.py", "runtime/state.py", "runtime/commands.py", "runtime/cli.py"]
+CORE = [
+    "stats.py",
+    "runtime/state.py",
+    "runtime/context.py",
+    "runtime/commands.py",
+    "runtime/show.py",
+    "runtime/usage.py",
+    "runtime/cli.py",
+    "runtime/collect.py",
+    "runtime/checks.py",
+]
 
 
 @pytest.mark.parametrize("path", CORE)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from lbcore.runtime.commands import stat_rows
+from lbcore.runtime.show import stat_rows
 from lbcore.runtime.state import RuntimeState
 from lbcore.stats import (
     FIELDS,
@@ -12,6 +12,7 @@ from lbcore.stats import (
     merge,
     render_csv,
     render_json,
+    render_typed,
     snapshot_from_json,
     snapshot_to_json,
 )
@@ -63,9 +64,19 @@ def test_summed_counters_reach_show_stat() -> None:
     assert cells[FIELDS.index("hrsp_5xx")] == "1"
 
 
-def test_csv_quotes_ambiguous_text_and_json_keeps_present_columns() -> None:
+def test_csv_quotes_ambiguous_text() -> None:
     rows = [{"pxname": 'a,"b', "svname": "FRONTEND", "type": 0, "mode": "http", "stot": 1}]
     line = render_csv(rows, header=False)
     assert line.startswith('"a,""b",FRONTEND,')
+
+
+def test_json_and_typed_carry_haproxy_tags() -> None:
+    state = RuntimeState(fixed_config(), NOW)
+    rows = list(stat_rows(state, NOW, types=1))
+    typed = render_typed(rows).splitlines()
+    assert typed[0] == "F.2.0.0.pxname.1:KNS:str:www"
+    assert "F.2.0.6.slim.1:CLP:u32:4096" in typed
     objs = json.loads(render_json(rows))
-    assert objs == [{"pxname": 'a,"b', "svname": "FRONTEND", "type": 0, "mode": "http", "stot": 1}]
+    first = objs[0][0]
+    assert first["tags"] == {"origin": "Key", "nature": "Name", "scope": "Service"}
+    assert first["value"] == {"type": "str", "value": "www"}

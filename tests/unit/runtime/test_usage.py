@@ -11,8 +11,9 @@ from __future__ import annotations
 import pytest
 
 from lbcore.runtime.cli import split_commands
-from lbcore.runtime.commands import COMMANDS, Command, usage
+from lbcore.runtime.commands import COMMANDS, Command
 from lbcore.runtime.state import Level
+from lbcore.runtime.usage import usage
 from tests.integration.runtime import golden
 
 STEPS = golden.load()
