@@ -229,6 +229,7 @@ backend b
     assert web[0].requests == 1
 
 
+@pytest.mark.flaky(reruns=2)  # wall-clock timeouts on a shared machine
 def test_server_errors_502_504_503(lb: LbFactory, web: list[Backend]) -> None:
     dead = DeadServer()
     try:
@@ -280,6 +281,7 @@ backend maint
         dead.close()
 
 
+@pytest.mark.flaky(reruns=2)  # wall-clock timeouts on a shared machine
 def test_request_errors_400_408_501(lb: LbFactory, web: list[Backend]) -> None:
     _, port = lb(
         BASE + "  timeout http-request 300ms\nfrontend fe\n  bind 127.0.0.1:{port}\n"
@@ -310,6 +312,7 @@ def _concurrent(port: int, paths: list[str]) -> list[int]:
     return results
 
 
+@pytest.mark.flaky(reruns=2)  # wall-clock timeouts on a shared machine
 def test_queueing_at_server_maxconn(lb: LbFactory, web: list[Backend]) -> None:
     _, port = lb(
         BASE
@@ -567,6 +570,7 @@ def test_pipelining_head_and_expect_continue(lb: LbFactory, web: list[Backend]) 
     assert web[0].accepted == 1
 
 
+@pytest.mark.flaky(reruns=2)  # wall-clock timeouts on a shared machine
 def test_keep_alive_timeout_closes_idle_client(lb: LbFactory, web: list[Backend]) -> None:
     _, port = lb(
         BASE + "  timeout http-keep-alive 300ms\nfrontend fe\n  bind 127.0.0.1:{port}\n"
