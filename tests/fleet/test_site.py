@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -113,21 +114,31 @@ def test_config_change_reloads_without_dropping_a_request(fleet: Fleet) -> None:
     assert load.total > 100 and set(load.ok) == set(BACKENDS), load.ok
 
 
+BROKEN_TEMPLATE = """global
+    maxconn {{ lbcore_balancer_maxconn }
+"""
+
+
 @pytest.mark.parametrize(
     ("extra", "failing_task"),
     [
         # lbcore check refuses it: the template renders, validation fails
         ('{"lbcore_balancer_balance": "no-such-algorithm"}', "Render the balancer configuration"),
-        # a broken template: an undefined variable inside an extra line
-        ('{"lbcore_balancer_frontend_extra": ["{{ no_such_variable }}"]}', "Render the balancer"),
-        # a bad variable: the role's argument spec refuses it before any task runs
+        # a broken template (a Jinja syntax error in the operator's own template)
+        ('{"lbcore_balancer_template": "TEMPLATE"}', "Render the balancer configuration"),
+        # a variable that is not defined, used in another: refused before any task runs
+        ('{"lbcore_balancer_frontend_extra": ["{{ no_such_variable }}"]}', "Validating arguments"),
+        # a variable of the wrong type: the role's argument spec refuses it
         ('{"lbcore_balancer_maxconn": "lots"}', "Validating arguments against arg spec"),
     ],
-    ids=["lbcore-check-refuses", "broken-template", "bad-variable"],
+    ids=["lbcore-check-refuses", "broken-template", "undefined-variable", "bad-type"],
 )
 def test_bad_config_fails_the_play_and_the_old_one_keeps_serving(
-    fleet: Fleet, extra: str, failing_task: str
+    fleet: Fleet, extra: str, failing_task: str, tmp_path: Path
 ) -> None:
+    template = tmp_path / "broken.cfg.j2"
+    template.write_text(BROKEN_TEMPLATE)
+    extra = extra.replace("TEMPLATE", str(template))
     before = {h: state_of(fleet, h) for h in BALANCERS}
     rc, out = fleet.playbook("site", "-e", extra, *BALANCER_ONLY)
     assert rc != 0
