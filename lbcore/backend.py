@@ -84,6 +84,7 @@ class BackendRuntime:
         self.wants_src = algo == "source"
         self.wants_uri = algo == "uri"
         self.wants_headers = algo == "hdr"
+        self.plain = not (self.wants_src or self.wants_uri or self.wants_headers)
         self.queue: deque[Callable[[], None]] = deque()
         t = proxy.timeouts
         self.timeout_connect = t.connect

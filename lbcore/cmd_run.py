@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from lbcore import daemon
 from lbcore.config.model import Config
+from lbcore.control_plane import ControlPlane
 from lbcore.listeners import BindError, ListenerSet
 from lbcore.master import (
     HaproxyStyleFormatter,
@@ -24,6 +25,7 @@ from lbcore.master import (
     block_signals,
     check_privileges,
     default_worker,
+    worker_count,
 )
 
 log = logging.getLogger("lbcore.master")
@@ -142,9 +144,16 @@ def run(argv: list[str], worker_fn: WorkerFn = default_worker, loader: Loader = 
         worker_fn=worker_fn,
         workers_override=args.workers,
         close_in_worker=(ready.fd,) if ready.fd >= 0 else (),
+        control=ControlPlane(config, worker_count(config, args.workers)),
     )
     try:
-        master.start()
+        try:
+            master.start()
+        except OSError as e:
+            message = f"cannot bind stats socket: {e.strerror or e}"
+            log.error("Starting proxies: %s", message)
+            ready.notify(ok=False, message=message)
+            return 1
         ready.notify()
         master.close_in_worker = ()  # the fd is closed now; its number may be reused
         return master.run()

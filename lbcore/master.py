@@ -3,10 +3,15 @@
 Theory of operation: the master never serves traffic. It binds every listener once
 (:mod:`lbcore.listeners`) and forks N workers that inherit those sockets and a control
 channel each (:mod:`lbcore.control`). Everything the master reacts to — signals, a
-worker's channel, a child's death, a deadline — arrives in one ``select`` loop: signal
-handlers only queue the signal and wake the loop through ``signal.set_wakeup_fd``, so no
-work ever happens inside a handler and the master stays single-threaded (which is what
-makes ``fork`` safe).
+worker's channel, a child's death, a deadline, and the control plane's health checks
+and runtime API connections (:mod:`lbcore.control_plane`) — arrives in one asyncio
+event loop: signal handlers only queue the signal and wake the loop through
+``signal.set_wakeup_fd``, so no work ever happens inside a handler and the master stays
+single-threaded (which is what makes ``fork`` safe). A worker is forked from inside a
+callback of that loop; the child never returns to it (asyncio ties a running loop to
+its pid, so the child may start its own) and closes every descriptor it did not
+inherit on purpose — a check connection or a CLI client of the master left open in a
+worker would never see its end.
 
 Workers belong to a *generation*: the configuration they were started with. A reload
 (SIGUSR2 or SIGHUP) parses the files first — on any error it logs why and changes
@@ -27,12 +32,12 @@ child, so the master itself never loads the proxy.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import enum
 import logging
 import os
-import selectors
 import signal
 import socket
 import sys
@@ -44,6 +49,7 @@ from typing import Any
 
 from lbcore import control
 from lbcore.config.model import Config
+from lbcore.control_plane import ControlPlane
 from lbcore.listeners import BindError, BindKey, ListenerSet
 
 log = logging.getLogger("lbcore.master")
@@ -175,6 +181,7 @@ class Master:
     close_in_worker: tuple[int, ...] = ()
     on_message: Callable[[Worker, dict[str, Any]], None] | None = None
     clock: Callable[[], float] = time.monotonic
+    control: ControlPlane | None = None
 
     generation: int = 1
     workers: dict[int, Worker] = field(default_factory=dict)
@@ -182,7 +189,9 @@ class Master:
     _signals: list[int] = field(default_factory=list)
     _restarts: list[_Restart] = field(default_factory=list)
     _history: dict[int, _SlotHistory] = field(default_factory=dict)
-    _sel: selectors.BaseSelector | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+    _timer: asyncio.TimerHandle | None = None
+    _done: asyncio.Future[int] | None = None
     _wake_r: int = -1
     _wake_w: int = -1
     _old_handlers: dict[int, Any] = field(default_factory=dict)
@@ -190,43 +199,65 @@ class Master:
     # ---- life cycle -------------------------------------------------------------
 
     def start(self) -> None:
-        """Install signal handling and fork the first generation of workers."""
-        self._sel = selectors.DefaultSelector()
+        """Install signal handling, start the control plane (stats sockets, checks) and
+        fork the first generation of workers. Raises OSError if a stats socket cannot
+        be bound (nothing is left running then)."""
+        self._loop = asyncio.new_event_loop()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
-        self._sel.register(self._wake_r, selectors.EVENT_READ, None)
+        self._loop.add_reader(self._wake_r, self._on_wake)
         signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
         for signum in MASTER_SIGNALS:
             self._old_handlers[signum] = signal.signal(signum, self._on_signal)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, MASTER_SIGNALS)
+        if self.control is not None:
+            try:
+                self._loop.run_until_complete(self.control.start(self))
+            except BaseException:
+                self._shutdown()
+                raise
         n = worker_count(self.config, self.workers_override)
         log.info("Loading success: %s, %d worker(s), generation %d", self._files(), n, 1)
         for slot in range(n):
             self._spawn(slot)
 
     def run(self) -> int:
-        """Serve signals and channels until every worker is gone after a stop."""
-        assert self._sel is not None, "start() first"
+        """Serve signals, channels and the control plane until every worker is gone
+        after a stop."""
+        assert self._loop is not None, "start() first"
         try:
-            while True:
-                self._handle_signals()
-                self._reap()
-                now = self.clock()
-                self._restart_due(now)
-                self._enforce_deadlines(now)
-                if self.stopping and not self.workers:
-                    log.info("All workers exited. Exiting... (0)")
-                    return 0
-                for key, _ in self._sel.select(self._timeout(self.clock())):
-                    if key.data is None:
-                        with contextlib.suppress(BlockingIOError):
-                            while os.read(self._wake_r, 512):
-                                pass
-                    else:
-                        self._read_channel(key.data)
+            self._done = self._loop.create_future()
+            self._loop.call_soon(self._tick)
+            return self._loop.run_until_complete(self._done)
         finally:
             self._shutdown()
+
+    def _tick(self) -> None:
+        """One pass over everything that may be due; re-arms the one timer."""
+        assert self._loop is not None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._handle_signals()
+        self._reap()
+        now = self.clock()
+        self._restart_due(now)
+        self._enforce_deadlines(now)
+        if self.stopping and not self.workers:
+            if self._done is not None and not self._done.done():
+                log.info("All workers exited. Exiting... (0)")
+                self._done.set_result(0)
+            return
+        timeout = self._timeout(self.clock())
+        if timeout is not None:
+            self._timer = self._loop.call_later(timeout, self._tick)
+
+    def _on_wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._wake_r, 512):
+                pass
+        self._tick()
 
     # ---- requests (also used by tests and, later, the runtime API) ---------------
 
@@ -256,6 +287,8 @@ class Master:
         self._restarts.clear()
         self._history.clear()
         n = worker_count(config, self.workers_override)
+        if self.control is not None:
+            self.control.reconfigure(config, n)
         for slot in range(n):
             self._spawn(slot)
         deadline = self._hard_stop_deadline()
@@ -304,6 +337,15 @@ class Master:
             if w.state is WorkerState.RUNNING:
                 self._send(w, msg)
 
+    def send_to(self, pid: int, msg: dict[str, Any]) -> bool:
+        """Send ``msg`` to one worker; False if it is gone or the message was dropped."""
+        w = self.workers.get(pid)
+        return w is not None and self._send(w, msg)
+
+    def worker_pids(self) -> list[int]:
+        """Every worker that can still talk (old generations too: their counts count)."""
+        return [w.pid for w in self.workers.values() if w.channel_open]
+
     # ---- signals ------------------------------------------------------------------
 
     def _on_signal(self, signum: int, frame: object) -> None:
@@ -324,8 +366,18 @@ class Master:
     # ---- workers ------------------------------------------------------------------
 
     def _spawn(self, slot: int) -> None:
-        assert self._sel is not None
+        assert self._loop is not None
         master_end, worker_end = control.channel_pair()
+        if self.control is not None:
+            # Queued before the fork: the worker finds its full state on its channel
+            # before it can accept anything (see lbcore.worker_link).
+            master_end.setblocking(False)
+            for msg in self.control.initial_messages():
+                try:
+                    control.send(master_end, msg)
+                except (OSError, control.ChannelError) as e:
+                    log.warning("Full state for the new worker incomplete: %s", e)
+                    break
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
@@ -351,7 +403,7 @@ class Master:
             listener_fds=frozenset(s.fileno() for s in self.current.values()),
         )
         self.workers[pid] = w
-        self._sel.register(master_end, selectors.EVENT_READ, w)
+        self._loop.add_reader(master_end.fileno(), self._read_channel, w)
         log.info("New worker (%d) forked: slot %d, generation %d", pid, slot, self.generation)
 
     def _run_child(self, slot: int, channel: socket.socket) -> None:
@@ -367,7 +419,7 @@ class Master:
             # process group); the master stops workers itself.
             for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGUSR2):
                 signal.signal(signum, signal.SIG_IGN)
-            self._close_master_fds()
+            self._close_master_fds(channel)
             _die_with_parent(master_pid)
             _drop_privileges(self.config)
             os.environ["LBCORE_WORKER_SLOT"] = str(slot)
@@ -384,20 +436,22 @@ class Master:
                     stream.flush()
             os._exit(code)
 
-    def _close_master_fds(self) -> None:
-        """Close, in a child, everything that is the master's alone: otherwise a removed
-        bind's port would stay bound by a worker that never serves it."""
-        if self._sel is not None:
-            self._sel.close()
-        for fd in (self._wake_r, self._wake_w, *self.close_in_worker):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+    def _close_master_fds(self, channel: socket.socket) -> None:
+        """Close, in a child, every descriptor but the standard ones, its listeners and
+        its channel: a removed bind's port would otherwise stay bound by a worker that
+        never serves it, and a health check or CLI connection of the master would stay
+        open as long as the worker lives (its peer would never see the end)."""
         for w in self.workers.values():
-            w.channel.close()
-        keep = {s.fileno() for s in self.current.values()}
-        for fd in self.listeners.fds() - keep:
-            with contextlib.suppress(OSError):
-                os.close(fd)
+            w.channel.detach()  # the number is closed below; the object must not reuse it
+        keep = {0, 1, 2, channel.fileno(), *(s.fileno() for s in self.current.values())}
+        try:
+            fds = [int(name) for name in os.listdir("/proc/self/fd")]
+        except OSError:
+            fds = list(range(3, _max_fd()))
+        for fd in fds:
+            if fd not in keep:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
     def _stop_gracefully(self, w: Worker, deadline: float | None) -> None:
         w.state = WorkerState.STOPPING
@@ -409,15 +463,17 @@ class Master:
         with contextlib.suppress(ProcessLookupError):
             os.kill(w.pid, signum)
 
-    def _send(self, w: Worker, msg: dict[str, Any]) -> None:
+    def _send(self, w: Worker, msg: dict[str, Any]) -> bool:
         if not w.channel_open:
-            return
+            return False
         try:
             control.send(w.channel, msg)
         except (OSError, control.ChannelError) as e:
             # Never block on a worker: a stop is also signalled, and state messages are
             # re-sent whole by whoever changes state next.
             log.warning("Message to worker (%d) dropped: %s", w.pid, e)
+            return False
+        return True
 
     def _read_channel(self, w: Worker) -> None:
         while w.channel_open:
@@ -436,13 +492,15 @@ class Master:
             w.last_message = msg
             if self.on_message is not None:
                 self.on_message(w, msg)
+            if self.control is not None:
+                self.control.on_message(w.pid, msg)
 
     def _close_channel(self, w: Worker) -> None:
         if w.channel_open:
             w.channel_open = False
-            if self._sel is not None:
-                with contextlib.suppress(KeyError, ValueError):
-                    self._sel.unregister(w.channel)
+            if self._loop is not None and not self._loop.is_closed():
+                with contextlib.suppress(ValueError, OSError):
+                    self._loop.remove_reader(w.channel.fileno())
         w.channel.close()
 
     def _reap(self) -> None:
@@ -456,7 +514,10 @@ class Master:
             w = self.workers.pop(pid, None)
             if w is None:
                 continue
+            self._read_channel(w)  # its last words (a final counters snapshot)
             self._close_channel(w)
+            if self.control is not None:
+                self.control.worker_exited(pid)
             how = describe_exit(status)
             now = self.clock()
             if (
@@ -527,14 +588,29 @@ class Master:
         for w in self.workers.values():
             self._close_channel(w)
         self.listeners.close_all()
-        if self._sel is not None:
-            self._sel.close()
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            if self.control is not None:
+                with contextlib.suppress(Exception):
+                    loop.run_until_complete(self.control.close())
+            if self._timer is not None:
+                self._timer.cancel()
+            with contextlib.suppress(ValueError, OSError):
+                loop.remove_reader(self._wake_r)
+            loop.close()
         for fd in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
 
     def _files(self) -> str:
         return ", ".join(self.files)
+
+
+def _max_fd() -> int:
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return soft if 0 < soft < 1 << 20 else 4096
 
 
 def _die_with_parent(master_pid: int) -> None:

@@ -10,6 +10,7 @@ may be empty or ``*`` (every IPv4 address), ``::`` or ``[::]`` (IPv6), and
 from __future__ import annotations
 
 import ipaddress
+import re
 
 from lbcore.config.errors import ConfigError, NotSupportedYet
 from lbcore.config.tokenizer import word_set
@@ -72,12 +73,22 @@ def parse_server_address(text: str) -> tuple[str, int]:
     return host, parse_port(port_text, "server")
 
 
+_HOST_NAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?")
+
+
 def _check_family(host: str, family: str, what: str) -> None:
-    if not host or family == "":
+    """``host`` is an address literal (of ``family`` if one was forced) or a host name."""
+    if not host:
         return
     try:
         addr = ipaddress.ip_address(host)
     except ValueError:
+        if ":" in host:
+            raise ConfigError(f"{what}: invalid IPv6 address '{host}'") from None
+        if re.fullmatch(r"[0-9.]+", host):
+            raise ConfigError(f"{what}: invalid IPv4 address '{host}'") from None
+        if not _HOST_NAME.fullmatch(host):
+            raise ConfigError(f"{what}: invalid host name '{host}'") from None
         return  # a host name: resolved when the balancer starts, as HAProxy does
-    if (family == "ipv4") != (addr.version == 4):
+    if family and (family == "ipv4") != (addr.version == 4):
         raise ConfigError(f"{what}: '{host}' is not an {family} address")

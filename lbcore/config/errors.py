@@ -7,6 +7,9 @@ bad line it can, so that an operator fixes a file in one round. Each problem is 
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 from lbcore.config.model import Source
 
 
@@ -42,3 +45,10 @@ class NotSupportedYet(ConfigError):
     def __init__(self, what: str, detail: str = "", source: Source | None = None) -> None:
         suffix = f" ({detail})" if detail else ""
         super().__init__(f"'{what}' is not supported yet{suffix}", source)
+
+
+def hint(word: str, *vocabularies: Iterable[str]) -> str:
+    """``" (did you mean 'X'?)"`` for the closest known word, or ``""``."""
+    known = [w for vocab in vocabularies for w in vocab]
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""

@@ -7,38 +7,18 @@ import ipaddress
 import re
 from collections.abc import Callable
 
-from lbcore.config.errors import ConfigError, NotSupportedYet
+from lbcore.config.addresses import split_host_port
+from lbcore.config.errors import ConfigError, NotSupportedYet, hint
 from lbcore.config.model import Global, LogTarget, Source, StatsSocket
 from lbcore.config.tokenizer import word_set
-from lbcore.config.units import parse_duration, parse_file_mode, parse_int, parse_port
+from lbcore.config.units import os_string, parse_duration, parse_file_mode, parse_int, parse_port
 
-FACILITIES = [
-    "kern",
-    "user",
-    "mail",
-    "daemon",
-    "auth",
-    "syslog",
-    "lpr",
-    "news",
-    "uucp",
-    "cron",
-    "auth2",
-    "ftp",
-    "ntp",
-    "audit",
-    "alert",
-    "cron2",
-    "local0",
-    "local1",
-    "local2",
-    "local3",
-    "local4",
-    "local5",
-    "local6",
-    "local7",
-]
-LEVELS = ["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"]
+FACILITIES = (
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "auth2",
+    "ftp", "ntp", "audit", "alert", "cron2", "local0", "local1", "local2", "local3", "local4",
+    "local5", "local6", "local7"
+)  # fmt: skip
+LEVELS = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
 LOG_FORMATS = ("rfc3164", "rfc5424", "short", "raw", "timed", "iso", "priority", "local")
 
 
@@ -67,14 +47,14 @@ def parse_log(args: list[str], source: Source) -> LogTarget:
     if not rest:
         raise ConfigError(usage)
     if rest[0] not in FACILITIES:
-        raise ConfigError(f"log: unknown facility '{rest[0]}' (expected one of {FACILITIES})")
+        raise ConfigError(f"log: unknown facility '{rest[0]}'{hint(rest[0], FACILITIES)}")
     for level in rest[1:3]:
         if level not in LEVELS:
-            raise ConfigError(f"log: unknown level '{level}' (expected one of {LEVELS})")
+            raise ConfigError(f"log: unknown level '{level}' (expected one of {', '.join(LEVELS)})")
     if len(rest) > 3:
         raise ConfigError(f"log: unexpected argument '{rest[3]}'")
     return LogTarget(
-        address=address,
+        address=os_string(address) if address.startswith("/") else address,
         facility=rest[0],
         level=rest[1] if len(rest) > 1 else None,
         minlevel=rest[2] if len(rest) > 2 else None,
@@ -134,11 +114,14 @@ def _stats(g: Global, args: list[str], source: Source) -> Global:
         raise ConfigError("'stats socket' expects a path or an ADDRESS:PORT")
     address = args[2]
     if address.startswith(("ipv4@", "ipv6@")):
-        address = address.split("@", 1)[1]
-    elif address.startswith(("unix@", "abns@", "fd@", "sockpair@")):
+        _, host, port = split_host_port(address, "stats socket")
+        address = f"{host}:{parse_port(port, 'stats socket')}"
+    elif address.startswith("unix@"):
+        address = address[len("unix@") :]
+    elif address.startswith(("abns@", "fd@", "sockpair@")):
         raise NotSupportedYet(address, "stats socket address")
     # HAProxy's default level is "operator", whatever the model's default says
-    sock = StatsSocket(address=address, level="operator", source=source)
+    sock = StatsSocket(address=os_string(address), level="operator", source=source)
     i = 3
     while i < len(args):
         opt = args[i]
@@ -153,8 +136,10 @@ def _stats(g: Global, args: list[str], source: Source) -> Global:
                     f"stats socket: level '{value}' (expected user, operator or admin)"
                 )
             sock = dataclasses.replace(sock, level=value)
-        elif opt == "expose-fd" and value == "listeners":
-            pass  # lbcore's master always owns and hands over the listeners
+        elif opt == "expose-fd":
+            if value != "listeners":
+                raise ConfigError("stats socket: 'expose-fd' expects 'listeners'")
+            # nothing to do: lbcore's master always owns and hands over the listeners
         elif opt in ("user", "group", "uid", "gid", "process", "thread", "name", "accept-proxy"):
             raise NotSupportedYet(opt, "stats socket option")
         else:
@@ -177,12 +162,25 @@ GLOBAL_KEYWORDS: dict[str, GlobalHandler] = {
     "nbthread": _workers,
     "log": lambda g, a, s: dataclasses.replace(g, logs=(*g.logs, parse_log(a, s))),
     "stats": _stats,
-    "user": lambda g, a, s: dataclasses.replace(g, user=_one(a, "a user name")),
-    "group": lambda g, a, s: dataclasses.replace(g, group=_one(a, "a group name")),
-    "pidfile": lambda g, a, s: dataclasses.replace(g, pidfile=_one(a, "a file name")),
+    "user": lambda g, a, s: dataclasses.replace(g, user=os_string(_one(a, "a user name"))),
+    "group": lambda g, a, s: dataclasses.replace(g, group=os_string(_one(a, "a group name"))),
+    "pidfile": lambda g, a, s: dataclasses.replace(g, pidfile=os_string(_one(a, "a file name"))),
     "daemon": lambda g, a, s: dataclasses.replace(g, daemon=_flag(a)),
+    "tune.bufsize": lambda g, a, s: dataclasses.replace(
+        g, tune_bufsize=parse_int(_one(a, "a size in bytes"), "tune.bufsize", 1024, 1 << 30)
+    ),
+    "tune.maxrewrite": lambda g, a, s: dataclasses.replace(
+        g, tune_maxrewrite=parse_int(_one(a, "a size in bytes"), "tune.maxrewrite", 0, 1 << 30)
+    ),
+    "tune.http.maxhdr": lambda g, a, s: dataclasses.replace(
+        # HAProxy's bounds for this keyword
+        g,
+        tune_http_maxhdr=parse_int(_one(a, "a number"), "tune.http.maxhdr", 1, 32767),
+    ),
     "hard-stop-after": lambda g, a, s: dataclasses.replace(
-        g, hard_stop_after=parse_duration(_one(a, "a duration"), "hard-stop-after")
+        # 0 disables it, as in HAProxy
+        g,
+        hard_stop_after=parse_duration(_one(a, "a duration"), "hard-stop-after") or None,
     ),
 }
 

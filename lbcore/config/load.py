@@ -31,6 +31,9 @@ def load_config(
 ) -> tuple[Config, list[str]]:
     """Parse the files (in order, as one configuration): ``(config, warnings)``.
 
+    Files and environment values are read as bytes decoded as Latin-1 (see
+    ``units.os_string`` for names the OS interprets).
+
     Raises ``ConfigErrors`` for unreadable files and for every problem in their text.
     """
     texts: list[tuple[str, str]] = []
@@ -40,10 +43,23 @@ def load_config(
         raise ConfigErrors([ConfigError("no configuration file given")])
     for name in files:
         try:
-            with open(name, encoding="utf-8", errors="surrogateescape") as f:
-                texts.append((name, f.read()))
+            with open(name, "rb") as f:
+                data = f.read()
         except OSError as exc:
             unreadable.append(ConfigError(f"{name}: cannot read: {exc.strerror}"))
+            continue
+        # bytes as Latin-1: every byte is kept, headers and patterns go out as written
+        texts.append((name, data.decode("latin-1")))
     if unreadable:
         raise ConfigErrors(unreadable)
-    return parse_texts(texts, os.environ if env is None else env)
+    if env is None:
+        env = {k.decode("latin-1"): v.decode("latin-1") for k, v in os.environb.items()}
+    config, warnings = parse_texts(texts, env)
+    # Certificates are read here, not by the parser: a missing file, an unreadable PEM
+    # or a key that does not match its certificate is reported at the line naming it.
+    from lbcore.tls.context import preload
+
+    problems = preload(config)
+    if problems:
+        raise ConfigErrors([ConfigError(message, source) for source, message in problems])
+    return config, warnings

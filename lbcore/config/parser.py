@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from lbcore.config import proxy as proxymod
-from lbcore.config.errors import ConfigError, ConfigErrors, NotSupportedYet
+from lbcore.config.errors import ConfigError, ConfigErrors, NotSupportedYet, hint
 from lbcore.config.globals_ import GLOBAL_KEYWORDS, LATER_GLOBAL
 from lbcore.config.model import Config, Global, ProxyKind, Source
 from lbcore.config.proxy import Context, ProxyDraft
@@ -53,7 +53,8 @@ class _Parser:
 
     def feed(self, text: str, filename: str) -> None:
         self.section, self.current = None, None  # a section never spans two files
-        for number, line in enumerate(text.splitlines(), start=1):
+        # lines end at "\n" only, as in HAProxy (str.splitlines would also cut at \f, \x1c...)
+        for number, line in enumerate(text.split("\n"), start=1):
             source = Source(filename, number)
             try:
                 env = {**self.env, ".FILE": filename, ".LINE": str(number)}
@@ -63,6 +64,8 @@ class _Parser:
                     self._line(words, source)
             except ConfigError as exc:
                 self.errors.append(exc.at(source))
+                if self.current is not None:
+                    self.current.bad_lines += 1
 
     def _line(self, words: list[str], source: Source) -> None:
         keyword = words[0]
@@ -77,7 +80,7 @@ class _Parser:
             return  # the section's header was reported; its lines would only repeat that
         elif self.section is None:
             raise ConfigError(
-                f"unknown keyword '{keyword}' out of section{proxymod.hint(keyword, SECTIONS)}"
+                f"unknown keyword '{keyword}' out of section{hint(keyword, SECTIONS)}"
             )
         elif self.section == "global":
             self._global(words, source)
@@ -141,10 +144,10 @@ class _Parser:
             if keyword in LATER_GLOBAL or keyword.startswith("tune."):
                 raise NotSupportedYet(keyword)
             if keyword in proxymod.KEYWORDS:
-                hint = " (it belongs in a frontend, backend, listen or defaults section)"
+                tip = " (it belongs in a frontend, backend, listen or defaults section)"
             else:
-                hint = proxymod.hint(keyword, GLOBAL_KEYWORDS, LATER_GLOBAL, SECTIONS)
-            raise ConfigError(f"unknown keyword '{keyword}' in 'global' section{hint}")
+                tip = hint(keyword, GLOBAL_KEYWORDS, LATER_GLOBAL, SECTIONS)
+            raise ConfigError(f"unknown keyword '{keyword}' in 'global' section{tip}")
         self.global_ = handler(self.global_, words, source)
 
     def _proxy(self, draft: ProxyDraft, words: list[str], source: Source) -> None:
@@ -163,11 +166,10 @@ class _Parser:
             if keyword in proxymod.LATER_KEYWORDS:
                 raise NotSupportedYet(keyword)
             if keyword in GLOBAL_KEYWORDS or keyword in LATER_GLOBAL:
-                hint = " (it belongs in the 'global' section)"
+                tip = " (it belongs in the 'global' section)"
             else:
-                vocab = (proxymod.KEYWORDS, proxymod.LATER_KEYWORDS, SECTIONS)
-                hint = proxymod.hint(keyword, *vocab)
-            raise ConfigError(f"unknown keyword '{keyword}' in '{draft.section}' section{hint}")
+                tip = hint(keyword, proxymod.KEYWORDS, proxymod.LATER_KEYWORDS, SECTIONS)
+            raise ConfigError(f"unknown keyword '{keyword}' in '{draft.section}' section{tip}")
         if draft.section in entry.ignored:
             ctx.warn(f"'{keyword}' is ignored in a {draft.section} section (as in HAProxy)")
             return

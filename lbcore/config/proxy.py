@@ -11,13 +11,13 @@ but ignores it with a warning (``retries`` in a frontend, say) — there we warn
 from __future__ import annotations
 
 import dataclasses
-import difflib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lbcore.config import acl as aclmod
+from lbcore.config import checks, http_rules, tls_options
 from lbcore.config.addresses import parse_bind_address, parse_server_address
-from lbcore.config.errors import ConfigError, NotSupportedYet
+from lbcore.config.errors import ConfigError, NotSupportedYet, hint
 from lbcore.config.globals_ import parse_log
 from lbcore.config.model import (
     Acl,
@@ -32,6 +32,7 @@ from lbcore.config.model import (
     ProxyKind,
     Server,
     Source,
+    TcpRule,
     Timeouts,
     UseBackend,
 )
@@ -63,6 +64,7 @@ class ProxyDraft:
     default_backend_source: Source | None = None
     use_backends: list[UseBackend] = field(default_factory=list)
     acls: list[Acl] = field(default_factory=list)
+    acl_names: set[str] = field(default_factory=set)  # declared so far (for conditions)
     timeouts: Timeouts = field(default_factory=Timeouts)
     maxconn: int | None = None
     retries: int = 3
@@ -74,6 +76,12 @@ class ProxyDraft:
     logs: list[LogTarget] = field(default_factory=list)
     base_options: Options = field(default_factory=Options)  # for "default option X"
     bind_lines: int = 0  # bind lines seen, good or bad (a bad one was reported already)
+    bad_lines: int = 0  # lines of this section refused (maybe a bind: don't echo them)
+
+    default_server: list[str] = field(default_factory=list)  # "default-server" options
+    http_check: checks.HttpCheckDraft = field(default_factory=checks.HttpCheckDraft)
+    tcp_inspect_delay: float | None = None
+    tcp_request_content: list[TcpRule] = field(default_factory=list)
 
     @property
     def section(self) -> str:
@@ -95,6 +103,8 @@ class ProxyDraft:
             base_options=self.options,
             balance=self.balance,
             logs=list(self.logs),
+            default_server=list(self.default_server),
+            http_check=self.http_check.copy(),
         )
 
     def freeze(self) -> Proxy:
@@ -117,6 +127,9 @@ class ProxyDraft:
             servers=tuple(self.servers),
             logs=tuple(self.logs),
             source=self.source,
+            httpchk=checks.merge_http_check(self.http_check),
+            tcp_inspect_delay=self.tcp_inspect_delay,
+            tcp_request_content=tuple(self.tcp_request_content),
         )
 
 
@@ -140,22 +153,40 @@ def _condition(d: ProxyDraft, words: list[str], what: str, ctx: Context) -> Cond
     if not words:
         return None
     try:
-        return aclmod.parse_condition(words, {a.name for a in d.acls}, ctx.source)
+        return aclmod.parse_condition(words, d.acl_names, ctx.source)
     except ConfigError as exc:
         exc.message = f"{what}: {exc.message}"
         raise
 
 
+LATER_BIND_OPTIONS = word_set(
+    "crl-file npn accept-proxy accept-netscaler-cip "
+    "name id v4v6 v6only transparent interface namespace defer-accept tfo backlog maxconn "
+    "mss nice process thread level severity-output mode user group uid gid expose-fd "
+    "curves ecdhe allow-0rtt generate-certificates tls-ticket-keys "
+    "prefer-client-ciphers ca-verify-file ca-ignore-err crt-ignore-err "
+    "no-ca-names proto quic-cc-algo quic-force-retry force-sslv3 force-tlsv10 force-tlsv11 "
+    "force-tlsv12 force-tlsv13 sigalgs client-sigalgs"
+)
+
+
 def _kw_bind(d: ProxyDraft, args: list[str], ctx: Context) -> None:
     d.bind_lines += 1
     _need(args, 1, "an address such as ':80', '*:80', '[::]:80' or '127.0.0.1:8080'")
+    tls = None
     if len(args) > 2:
-        raise NotSupportedYet(args[2], "bind option")
+        option = args[2]
+        if option.startswith(",") or args[1].endswith(","):
+            raise ConfigError("bind: no blanks around ',' in an address list (a:1,b:2)")
+        tls, ssl_on = tls_options.parse_bind_tls(args[2:], LATER_BIND_OPTIONS)
+        if tls is not None and not ssl_on:
+            ctx.warn("bind: TLS options without 'ssl' are ignored (the listener is plain)")
+            tls = None
     for item in args[1].split(","):
         if not item:
             raise ConfigError(f"bind: empty address in '{args[1]}'")
         for host, port in parse_bind_address(item):
-            d.binds.append(Bind(host=host, port=port, source=ctx.source))
+            d.binds.append(Bind(host=host, port=port, source=ctx.source, tls=tls))
 
 
 def _kw_mode(d: ProxyDraft, args: list[str], ctx: Context) -> None:
@@ -195,12 +226,13 @@ def _kw_acl(d: ProxyDraft, args: list[str], ctx: Context) -> None:
     aclmod.check_acl_name(args[1])
     words = args[2:]
     matcher = aclmod.parse_matcher(words, allow_empty=True)
-    if not matcher.patterns and "--" not in words:
+    if not matcher.patterns and "--" not in words and matcher.fetch not in aclmod.TLS_BOOL_FETCHES:
         ctx.warn(
             f"acl '{args[1]}': no pattern given, so it never matches (add '--' if this is intended)"
         )
     matcher = dataclasses.replace(matcher, source=ctx.source)
     d.acls.append(Acl(name=args[1], matcher=matcher, source=ctx.source))
+    d.acl_names.add(args[1])
 
 
 #: timeout name -> (model field, sections where HAProxy uses it)
@@ -224,13 +256,14 @@ def _kw_timeout(d: ProxyDraft, args: list[str], ctx: Context) -> None:
         if name in LATER_TIMEOUTS:
             raise NotSupportedYet(f"timeout {name}")
         raise ConfigError(
-            f"unknown timeout '{name}'{_hint(name, TIMEOUTS)} (expected one of "
+            f"unknown timeout '{name}'{hint(name, TIMEOUTS)} (expected one of "
             f"{', '.join(TIMEOUTS)})"
         )
     _need(args, 2, f"a duration after 'timeout {name}'")
     _no_more(args, 3)
     attr, sections = TIMEOUTS[name]
-    value = parse_duration(args[2], f"timeout {name}")
+    # 0 means "no timeout" in HAProxy (an unset tick); the model says None for that
+    value = parse_duration(args[2], f"timeout {name}") or None
     if d.section not in sections:
         ctx.warn(f"'timeout {name}' is ignored in a {d.section} section")
     d.timeouts = dataclasses.replace(d.timeouts, **{attr: value})
@@ -248,7 +281,7 @@ def _kw_retries(d: ProxyDraft, args: list[str], ctx: Context) -> None:
     d.retries = parse_int(args[1], "retries", 0)
 
 
-#: option name -> (Options field or None for http-keep-alive, sections, negatable)
+#: option name -> (Options field, sections where it applies, may take "no"/"default")
 OPTIONS: dict[str, tuple[str, frozenset[str], bool]] = {
     "redispatch": ("redispatch", frozenset({D, B, L}), True),
     "forwardfor": ("forwardfor", ALL, False),
@@ -259,7 +292,7 @@ OPTIONS: dict[str, tuple[str, frozenset[str], bool]] = {
     "dontlognull": ("dontlognull", frozenset({D, F, L}), True),
 }
 LATER_OPTIONS = word_set(
-    "httpchk tcp-check ssl-hello-chk mysql-check pgsql-check redis-check smtpchk ldap-check "
+    "tcp-check ssl-hello-chk mysql-check pgsql-check redis-check smtpchk ldap-check "
     "external-check log-health-checks httpclose http-buffer-request abortonclose allbackups "
     "persist prefer-last-server splice-auto splice-request splice-response tcpka clitcpka "
     "srvtcpka accept-invalid-http-request accept-invalid-http-response checkcache contstats "
@@ -276,10 +309,13 @@ def set_option(d: ProxyDraft, args: list[str], ctx: Context, prefix: str = "") -
     (``prefix`` "default": back to what the proxy's defaults section said)."""
     _need(args, 1, "an option name")
     name = args[1]
+    if name == "httpchk":
+        _option_httpchk(d, args, ctx, prefix)
+        return
     if name not in OPTIONS:
         if name in LATER_OPTIONS:
             raise NotSupportedYet(f"option {name}")
-        raise ConfigError(f"unknown option '{name}'{_hint(name, OPTIONS, LATER_OPTIONS)}")
+        raise ConfigError(f"unknown option '{name}'{hint(name, OPTIONS, LATER_OPTIONS)}")
     attr, sections, negatable = OPTIONS[name]
     if prefix and not negatable:
         raise ConfigError(f"'{prefix} option {name}' is not allowed (HAProxy refuses it too)")
@@ -293,6 +329,28 @@ def set_option(d: ProxyDraft, args: list[str], ctx: Context, prefix: str = "") -
         # option http-keep-alive is the opposite of http-server-close (the last one wins)
         value = (prefix != "no") != (name == "http-keep-alive")
     d.options = dataclasses.replace(d.options, **{attr: value})
+
+
+def _option_httpchk(d: ProxyDraft, args: list[str], ctx: Context, prefix: str) -> None:
+    if d.kind is ProxyKind.FRONTEND:
+        ctx.warn("'option httpchk' is ignored in a frontend section")
+    if prefix == "no":
+        d.http_check.option = None
+    elif prefix == "default":
+        raise NotSupportedYet("default option httpchk")
+    else:
+        d.http_check.option = checks.option_httpchk(args)
+
+
+def _kw_http_check(d: ProxyDraft, args: list[str], ctx: Context) -> None:
+    checks.http_check(d.http_check, args)
+
+
+def _kw_default_server(d: ProxyDraft, args: list[str], ctx: Context) -> None:
+    # Parsed now against a placeholder server so that a bad option is reported on
+    # this line; kept as words and put in front of each later server's own options.
+    _parse_server_options("default-server", [*d.default_server, *args[1:]], 0)
+    d.default_server += args[1:]
 
 
 def _kw_option(d: ProxyDraft, args: list[str], ctx: Context) -> None:
@@ -333,19 +391,74 @@ def _kw_balance(d: ProxyDraft, args: list[str], ctx: Context) -> None:
 
 
 LATER_SERVER_OPTIONS = word_set(
-    "check inter fastinter downinter rise fall cookie ssl verify ca-file crt sni alpn "
+    "cookie "
     "check-ssl check-sni check-alpn send-proxy send-proxy-v2 send-proxy-v2-ssl "
     "send-proxy-v2-ssl-cn agent-check agent-port agent-inter agent-addr agent-send observe "
-    "on-error on-marked-down on-marked-up slowstart track resolvers resolve-prefer "
-    "resolve-net resolve-opts init-addr port addr id redir error-limit maxqueue minconn "
-    "no-check no-ssl source tfo pool-max-conn pool-purge-delay pool-low-conn proto "
+    "on-error on-marked-down on-marked-up track resolvers resolve-prefer "
+    "resolve-net resolve-opts init-addr id redir error-limit maxqueue minconn "
+    "no-ssl source tfo pool-max-conn pool-purge-delay pool-low-conn proto "
     "check-send-proxy no-backup non-stick namespace socks4 ws ciphers ciphersuites curves "
-    "ssl-min-ver ssl-max-ver ssl-reuse no-ssl-reuse tls-tickets no-tls-tickets crl-file "
+    "ssl-reuse no-ssl-reuse tls-tickets no-tls-tickets crl-file "
     "force-sslv3 force-tlsv10 force-tlsv11 force-tlsv12 force-tlsv13 no-sslv3 no-tlsv10 "
-    "no-tlsv11 no-tlsv12 no-tlsv13 verifyhost npn check-proto check-via-socks4 "
+    "no-tlsv11 no-tlsv12 no-tlsv13 npn check-proto check-via-socks4 "
     "set-proxy-v2-tlv-fmt shard usesrc log-proto max-reuse allow-0rtt"
 )
-SERVER_OPTIONS = ("weight", "maxconn", "backup", "disabled", "enabled")
+SERVER_OPTIONS = (
+    "weight",
+    "maxconn",
+    "backup",
+    "disabled",
+    "enabled",
+    *checks.CHECK_FLAG_OPTIONS,
+    *checks.CHECK_VALUE_OPTIONS,
+    *tls_options.SERVER_TLS_WORDS,
+)
+
+
+@dataclass(slots=True)
+class _ServerOptions:
+    weight: int = 1
+    maxconn: int = 0
+    backup: bool = False
+    disabled: bool = False
+    check: checks.CheckDraft = field(default_factory=checks.CheckDraft)
+    tls: tls_options.ServerTlsDraft = field(default_factory=tls_options.ServerTlsDraft)
+
+
+def _parse_server_options(name: str, words: list[str], start: int) -> _ServerOptions:
+    """The options of a ``server`` line (or of ``default-server``) from ``words[start:]``."""
+    opts = _ServerOptions()
+    i = start
+    while i < len(words):
+        word = words[i]
+        if word in ("weight", "maxconn"):
+            if i + 1 >= len(words):
+                raise ConfigError(f"server {name}: '{word}' expects a number")
+            if word == "weight":
+                opts.weight = parse_int(words[i + 1], f"server {name}: weight", 0, 256)
+            else:
+                opts.maxconn = parse_int(words[i + 1], f"server {name}: maxconn", 0)
+            i += 2
+            continue
+        used = checks.server_option(name, words, i, opts.check) or opts.tls.option(name, words, i)
+        if used:
+            i += used
+            continue
+        if word == "backup":
+            opts.backup = True
+        elif word == "disabled":
+            opts.disabled = True
+        elif word == "enabled":
+            opts.disabled = False
+        elif word in LATER_SERVER_OPTIONS:
+            raise NotSupportedYet(word, "server option")
+        else:
+            raise ConfigError(
+                f"server {name}: unknown option '{word}'"
+                f"{hint(word, SERVER_OPTIONS, LATER_SERVER_OPTIONS)}"
+            )
+        i += 1
+    return opts
 
 
 def _kw_server(d: ProxyDraft, args: list[str], ctx: Context) -> None:
@@ -354,140 +467,63 @@ def _kw_server(d: ProxyDraft, args: list[str], ctx: Context) -> None:
     if not aclmod.ACL_NAME.match(name):
         raise ConfigError(f"invalid server name '{name}'")
     host, port = parse_server_address(args[2])
-    weight, maxconn, backup, disabled = 1, 0, False, False
-    i = 3
-    while i < len(args):
-        word = args[i]
-        if word in ("weight", "maxconn"):
-            if i + 1 >= len(args):
-                raise ConfigError(f"server {name}: '{word}' expects a number")
-            if word == "weight":
-                weight = parse_int(args[i + 1], f"server {name}: weight", 0, 256)
-            else:
-                maxconn = parse_int(args[i + 1], f"server {name}: maxconn", 0)
-            i += 2
-            continue
-        if word == "backup":
-            backup = True
-        elif word == "disabled":
-            disabled = True
-        elif word == "enabled":
-            disabled = False
-        elif word in LATER_SERVER_OPTIONS:
-            raise NotSupportedYet(word, "server option")
-        else:
-            raise ConfigError(
-                f"server {name}: unknown option '{word}'"
-                f"{_hint(word, SERVER_OPTIONS, LATER_SERVER_OPTIONS)}"
-            )
-        i += 1
+    opts = _parse_server_options(name, [*d.default_server, *args[3:]], 0)
     for other in d.servers:
         if other.name == name:
             raise ConfigError(
                 f"{d.section} '{d.name}': another server named '{name}' was already "
                 f"defined at {other.source}, please use distinct names"
             )
-    d.servers.append(Server(name, host, port, weight, maxconn, backup, disabled, source=ctx.source))
-
-
-HTTP_REQUEST_ACTIONS = ("set-header", "add-header", "del-header", "redirect", "deny")
-HTTP_RESPONSE_ACTIONS = ("set-header", "add-header", "del-header")
-LATER_HTTP_ACTIONS = word_set(
-    "allow auth tarpit return set-path set-pathq set-uri set-query set-method "
-    "replace-header replace-value replace-path replace-pathq replace-uri set-var unset-var "
-    "set-var-fmt capture track-sc0 track-sc1 track-sc2 sc-inc-gpc sc-inc-gpc0 sc-inc-gpc1 "
-    "sc-set-gpt0 set-log-level set-nice set-tos set-mark set-src set-src-port set-dst "
-    "set-dst-port use-service cache-use cache-store early-hint add-acl del-acl set-map "
-    "del-map silent-drop reject normalize-uri disable-l7-retry wait-for-body "
-    "wait-for-handshake strict-mode do-resolve send-spoe-group set-status set-timeout "
-    "set-bandwidth-limit sc-add-gpc sc-set-gpt deny redirect"
-)
-REDIRECT_CODES = (301, 302, 303, 307, 308)
-DENY_CODES: tuple[int, ...] = (200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 425, 429)
-DENY_CODES += (500, 501, 502, 503, 504)
-
-
-def _http_rule(d: ProxyDraft, args: list[str], ctx: Context, actions: tuple[str, ...]) -> None:
-    kw = args[0]
-    _need(args, 1, f"an action ({', '.join(actions)})")
-    words, cond = aclmod.split_condition(args[1:])
-    action = words[0] if words else ""
-    if action not in actions:
-        if action in LATER_HTTP_ACTIONS:
-            raise NotSupportedYet(f"{kw} {action}")
-        raise ConfigError(
-            f"unknown '{kw}' action '{action}'{_hint(action, actions, LATER_HTTP_ACTIONS)}"
-            f" (expected one of {', '.join(actions)})"
+    d.servers.append(
+        Server(
+            name,
+            host,
+            port,
+            opts.weight,
+            opts.maxconn,
+            opts.backup,
+            opts.disabled,
+            source=ctx.source,
+            check=opts.check.freeze(),
+            tls=opts.tls.freeze(name),
         )
-    what = f"{kw} {action}"
-    rule = _parse_action(action, words[1:], what)
-    condition = _condition(d, cond, what, ctx)
+    )
+
+
+def _kw_http_rule(d: ProxyDraft, args: list[str], ctx: Context) -> None:
+    _need(args, 1, "an action")
+    action, words, cond = http_rules.split_rule(args)
+    rule = http_rules.parse_action(args[0], action, words)
+    condition = _condition(d, cond, f"{args[0]} {action}", ctx)
     rule = dataclasses.replace(rule, condition=condition, source=ctx.source)
-    (d.http_request_rules if kw == "http-request" else d.http_response_rules).append(rule)
+    (d.http_request_rules if args[0] == "http-request" else d.http_response_rules).append(rule)
 
 
-def _parse_action(action: str, words: list[str], what: str) -> HttpRule:
-    def expect(count: int) -> None:
-        if len(words) < count or any(w == "" for w in words[:count]):
-            raise ConfigError(f"'{what}' expects exactly {count} argument(s)")
-        if len(words) > count:
-            raise ConfigError(
-                f"'{what}' expects either 'if' or 'unless' followed by a condition "
-                f"but found '{words[count]}'"
-            )
-
-    if action in ("set-header", "add-header"):
-        expect(2)
-        return HttpRule(action, name=words[0], value=words[1])
-    if action == "del-header":
-        if len(words) >= 2 and words[1] == "-m":
-            raise NotSupportedYet(f"{what} -m")
-        expect(1)
-        return HttpRule(action, name=words[0])
-    if action == "redirect":
-        if len(words) < 2 or words[0] not in ("location", "prefix", "scheme"):
-            raise ConfigError(f"'{what}' expects 'location', 'prefix' or 'scheme' and a value")
-        code, i = 302, 2
-        while i < len(words):
-            if words[i] != "code":
-                if words[i] in ("drop-query", "append-slash", "set-cookie", "clear-cookie"):
-                    raise NotSupportedYet(f"{what} {words[i]}")
-                raise ConfigError(
-                    f"'{what}' expects 'code' or 'if'/'unless' but found '{words[i]}'"
-                )
-            if i + 1 >= len(words):
-                raise ConfigError(f"'{what}': 'code' expects a status code")
-            code = parse_int(words[i + 1], f"{what}: code", 0, 999)
-            if code not in REDIRECT_CODES:
-                raise ConfigError(
-                    f"'{what}': unsupported HTTP code '{code}' (must be one of 301, 302, "
-                    "303, 307 or 308)"
-                )
-            i += 2
-        return HttpRule(action, value=words[1], redirect_kind=words[0], code=code)
-    # deny [deny_status N | status N]
-    code = 403
-    if words:
-        if words[0] not in ("deny_status", "status"):
-            if words[0] in ("content-type", "errorfile", "errorfiles", "file", "string"):
-                raise NotSupportedYet(f"{what} {words[0]}")
-            raise ConfigError(f"'{what}' expects 'deny_status' or 'if'/'unless'")
-        if len(words) < 2:
-            raise ConfigError(f"'{what}': '{words[0]}' expects a status code")
-        code = parse_int(words[1], f"{what}: {words[0]}", 0, 999)
-        if code not in DENY_CODES:
-            raise ConfigError(f"'{what}': unexpected status code '{code}'")
-        if len(words) > 2:
-            raise NotSupportedYet(f"{what} {words[2]}")
-    return HttpRule(action, code=code)
-
-
-def _kw_http_request(d: ProxyDraft, args: list[str], ctx: Context) -> None:
-    _http_rule(d, args, ctx, HTTP_REQUEST_ACTIONS)
-
-
-def _kw_http_response(d: ProxyDraft, args: list[str], ctx: Context) -> None:
-    _http_rule(d, args, ctx, HTTP_RESPONSE_ACTIONS)
+def _kw_tcp_request(d: ProxyDraft, args: list[str], ctx: Context) -> None:
+    """``tcp-request inspect-delay T`` and ``tcp-request content accept|reject [cond]``."""
+    _need(args, 1, "'inspect-delay' or 'content'")
+    what = args[1]
+    if what == "inspect-delay":
+        _need(args, 2, "a duration after 'tcp-request inspect-delay'")
+        _no_more(args, 3)
+        d.tcp_inspect_delay = parse_duration(args[2], "tcp-request inspect-delay") or None
+        return
+    if what != "content":
+        if what in ("connection", "session"):
+            raise NotSupportedYet(f"tcp-request {what}")
+        raise ConfigError(
+            f"unknown 'tcp-request' keyword '{what}' (expected 'inspect-delay' or 'content')"
+        )
+    action, cond = aclmod.split_condition(args[2:])
+    if not action:
+        raise ConfigError("'tcp-request content' expects 'accept' or 'reject'")
+    if action[0] not in ("accept", "reject"):
+        raise NotSupportedYet(f"tcp-request content {action[0]}")
+    _no_more([*args[:2], *action], 3)
+    condition = _condition(d, cond, f"tcp-request content {action[0]}", ctx)
+    if d.mode is Mode.HTTP:
+        ctx.warn("'tcp-request content' rules run only in mode tcp in lbcore; ignored")
+    d.tcp_request_content.append(TcpRule(action[0], condition, ctx.source))
 
 
 @dataclass(frozen=True, slots=True)
@@ -510,14 +546,17 @@ KEYWORDS: dict[str, Keyword] = {
     "log": Keyword(_kw_log, ALL),
     "balance": Keyword(_kw_balance, frozenset({D, B, L}), frozenset({F})),
     "server": Keyword(_kw_server, frozenset({B, L})),
-    "http-request": Keyword(_kw_http_request, frozenset({F, B, L})),
-    "http-response": Keyword(_kw_http_response, frozenset({F, B, L})),
+    "http-request": Keyword(_kw_http_rule, frozenset({F, B, L})),
+    "http-response": Keyword(_kw_http_rule, frozenset({F, B, L})),
+    "default-server": Keyword(_kw_default_server, frozenset({D, B, L})),
+    "http-check": Keyword(_kw_http_check, frozenset({D, B, L}), frozenset({F})),
+    "tcp-request": Keyword(_kw_tcp_request, frozenset({F, L}), frozenset({B})),
 }
 
 LATER_KEYWORDS = word_set(
-    "cookie stick-table stick tcp-request tcp-response http-check errorfile errorloc "
+    "cookie stick-table stick tcp-response errorfile errorloc "
     "errorloc302 errorloc303 errorfiles http-error stats capture compression filter "
-    "http-reuse fullconn hash-type hash-balance-factor default-server server-template "
+    "http-reuse fullconn hash-type hash-balance-factor server-template "
     "monitor-uri monitor unique-id-format unique-id-header log-format log-format-sd log-tag "
     "rate-limit redirect description id disabled enabled dispatch force-persist "
     "ignore-persist persist source email-alert http-after-response grace backlog "
@@ -525,13 +564,3 @@ LATER_KEYWORDS = word_set(
     "use-server http-send-name-header retry-on server-state-file-name dynamic-cookie-key "
     "ignore-persist"
 )
-
-
-def _hint(word: str, *vocabularies: Iterable[str]) -> str:
-    """``" (did you mean 'X'?)"`` for the closest known word, or ``""``."""
-    known = [w for vocab in vocabularies for w in vocab]
-    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-hint = _hint

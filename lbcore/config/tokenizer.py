@@ -11,6 +11,8 @@ regular expressions such as ``\\.`` keep theirs). Environment variables ``$NAME`
 value) are expanded inside double quotes only. There is no line continuation.
 
 The caller passes the environment as a mapping, so this module reads nothing itself.
+Text is bytes decoded as Latin-1 (``lbcore.config.load`` reads files so): every
+character is one byte of the file, and a character above U+00FF is refused.
 """
 
 from __future__ import annotations
@@ -29,6 +31,12 @@ _SPACE = " \t\f\v"
 def tokenize(line: str, env: Mapping[str, str] | None = None) -> list[str]:
     """The words of ``line`` (without its comment), or ``ConfigError`` on bad quoting."""
     env = env or {}
+    wide = next((i for i, c in enumerate(line) if c > "\xff"), None)
+    if wide is not None:
+        raise ConfigError(
+            f"character U+{ord(line[wide]):04X} at column {wide + 1} is not a byte "
+            "(configuration text is bytes read as Latin-1)"
+        )
     words: list[str] = []
     current: list[str] = []
     started = False  # the current word exists (it may be empty: "")

@@ -64,3 +64,13 @@ def parse_file_mode(text: str, what: str) -> int:
     if not re.fullmatch(r"[0-7]{1,4}", text):
         raise ConfigError(f"{what}: expected an octal file mode such as 600, got '{text}'")
     return int(text, 8)
+
+
+def os_string(text: str) -> str:
+    """A file name or user name from the configuration, as the OS names it.
+
+    Configuration text is bytes read as Latin-1 (so that header values and patterns go
+    on the wire exactly as written, as HAProxy sends them); names the OS interprets are
+    turned back into the str Python uses for those bytes (UTF-8, surrogateescape).
+    """
+    return text.encode("latin-1").decode("utf-8", "surrogateescape")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from lbcore.config.errors import ConfigError
+from lbcore.config.errors import ConfigError, hint
 from lbcore.config.model import Config, Mode, Proxy, Source
 from lbcore.config.proxy import ProxyDraft
 
@@ -38,11 +38,11 @@ def validate(
         for name, source, keyword in targets:
             backend = backends.get(name)
             if backend is None:
-                hint = _close(name, backends)
+                tip = hint(name, backends)
                 errors.append(
                     ConfigError(
                         f"{proxy.kind.value} '{proxy.name}': {keyword} names an unknown "
-                        f"backend '{name}'{hint}",
+                        f"backend '{name}'{tip}",
                         source,
                     )
                 )
@@ -129,7 +129,7 @@ def _binds(proxies: Sequence[Proxy], drafts: Sequence[ProxyDraft]) -> list[Confi
     for proxy, draft in zip(proxies, drafts, strict=True):
         if not proxy.kind.has_frontend:
             continue
-        if not draft.bind_lines:
+        if not draft.bind_lines and not draft.bad_lines:
             errors.append(
                 ConfigError(
                     f"{proxy.kind.value} '{proxy.name}' has no 'bind' line (declare it as a "
@@ -152,10 +152,3 @@ def _binds(proxies: Sequence[Proxy], drafts: Sequence[ProxyDraft]) -> list[Confi
             else:
                 bound[key] = (proxy, bind.source)
     return errors
-
-
-def _close(name: str, known: dict[str, Proxy]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""

@@ -20,6 +20,7 @@ import enum
 import re
 from dataclasses import dataclass
 
+from lbcore.config.model import Proxy, Server
 from lbcore.server import OpState
 
 
@@ -257,4 +258,30 @@ def transition_message(
     return (
         f"{head}DOWN, {describe(transition.result)}. {counts} left. "
         "0 sessions active, 0 requeued, 0 remaining in queue."
+    )
+
+
+def settings_for(proxy: Proxy, server: Server) -> CheckSettings | None:
+    """The check of ``server`` in ``proxy`` as configured, or None if it has none."""
+    spec = server.check
+    if spec is None:
+        return None
+    http = None
+    hc = proxy.httpchk
+    if hc is not None:
+        expect = None
+        if hc.expect_kind is not None:
+            expect = HttpExpect(hc.expect_kind, hc.expect_pattern, hc.expect_negate)
+        http = HttpCheck(hc.method, hc.uri, hc.version, hc.headers, expect)
+    return CheckSettings(
+        inter=spec.inter,
+        fastinter=spec.fastinter,
+        downinter=spec.downinter,
+        rise=spec.rise,
+        fall=spec.fall,
+        port=spec.port,
+        addr=spec.addr,
+        slowstart=spec.slowstart,
+        timeout=proxy.timeouts.check,
+        http=http,
     )

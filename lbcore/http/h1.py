@@ -24,7 +24,7 @@ values are kept byte for byte.
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import Any, Final
 
 NEED_DATA: Final = "NEED_DATA"
 END: Final = "END"
@@ -35,31 +35,15 @@ _HEAD, _BODY_CL, _CHUNKED, _BODY_EOF, _DONE, _TUNNEL = range(6)
 # Sub-states while walking chunked framing (RFC 9112 §7.1).
 _CH_SIZE, _CH_DATA, _CH_DATA_CRLF, _CH_TRAILER = range(4)
 
-#: Fields that describe one hop (RFC 9110 §7.6.1); never forwarded as such. The
-#: framing fields (content-length, transfer-encoding) are kept because bodies are
-#: forwarded with their framing untouched.
-HOP_BY_HOP: Final = frozenset(
-    (b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade")
-)
-_FRAMING: Final = frozenset(
-    (
-        b"content-length",
-        b"transfer-encoding",
-        b"connection",
-        b"host",
-        b"upgrade",
-        b"keep-alive",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-    )
-)
-
 _TCHAR = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]"
-# field-value characters: visible, SP, HTAB and obs-text; never NUL/CR/LF/controls.
+# One field line: token ":" OWS value OWS CRLF, anchored at a line start. The value
+# excludes CR/LF; other forbidden controls are refused by one scan of the block
+# (_CTL_RE), and bare CR/LF by counting, so a regex pass stays free of backtracking.
+_FIELD_RE = re.compile(
+    rb"^(" + _TCHAR + rb"+):[ \t]*((?:[^\r\n]*[^ \t\r\n])?)[ \t]*\r\n", re.MULTILINE
+)
+_CTL_RE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _VCHAR = rb"[^\x00-\x08\x0a-\x1f\x7f]"
-_FIELD_RE = re.compile(rb"(" + _TCHAR + rb"+):[ \t]*(" + _VCHAR + rb"*?)[ \t]*\r\n")
-_BLOCK_RE = re.compile(rb"(?:" + _TCHAR + rb"+:" + _VCHAR + rb"*\r\n)*")
 _REQUEST_LINE_RE = re.compile(rb"(" + _TCHAR + rb"+) ([^\x00-\x20\x7f]+) HTTP/([0-9])\.([0-9])")
 _STATUS_LINE_RE = re.compile(rb"HTTP/([0-9])\.([0-9]) ([0-9]{3})(?: (" + _VCHAR + rb"*))?")
 _CHUNK_SIZE_RE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\r\n]*)?")
@@ -101,6 +85,7 @@ class Request:
 
     __slots__ = (
         "chunked",
+        "conn",
         "content_length",
         "expect_continue",
         "headers",
@@ -127,6 +112,9 @@ class Request:
         self.keep_alive = version == b"1.1"
         self.upgrade: bytes | None = None  # the Upgrade value when Connection: upgrade
         self.expect_continue = False
+        # facts about the client connection for fetches such as ssl_fc (a TlsInfo);
+        # set by the adapter, None on plain connections
+        self.conn: Any = None
 
     @property
     def has_body(self) -> bool:
@@ -177,18 +165,25 @@ class Response:
         self.keep_alive = version == b"1.1"
 
 
+_CONN_OPTIONS: Final = frozenset((b"close", b"keep-alive", b"upgrade"))
+
+
 def _tokens(value: bytes) -> list[bytes]:
+    if b"," not in value:
+        return [value.strip().lower()]
     return [t.strip().lower() for t in value.split(b",") if t.strip()]
 
 
-def _parse_fields(block: bytes, limits: Limits, status: int) -> list[tuple[bytes, bytes]]:
-    """Validate a header block (ending in CRLF) and return (lower name, value) pairs."""
-    if _BLOCK_RE.fullmatch(block) is None:
+def _check_block(block: bytes, pairs: list[tuple[bytes, bytes]], status: int) -> None:
+    """Every line matched exactly once, no CR or LF outside CRLF, no control bytes."""
+    lines = block.count(b"\r\n")
+    if (
+        len(pairs) != lines
+        or block.count(b"\n") != lines
+        or block.count(b"\r") != lines
+        or _CTL_RE.search(block) is not None
+    ):
         raise ProtocolError(status, "malformed header field")
-    pairs = _FIELD_RE.findall(block)
-    if len(pairs) > limits.max_headers:
-        raise ProtocolError(431 if status == 400 else status, "too many header fields")
-    return [(n.lower(), v) for n, v in pairs]
 
 
 def _content_length(values: list[bytes], status: int) -> int:
@@ -207,42 +202,69 @@ def _content_length(values: list[bytes], status: int) -> int:
     return seen
 
 
-def _split_framing(
-    fields: list[tuple[bytes, bytes]],
-) -> tuple[list[tuple[bytes, bytes]], list[bytes], list[bytes], list[bytes], int, bytes | None]:
-    """Separate hop-by-hop and framing facts from the end-to-end fields.
+# What a field name means to framing: 1 content-length, 2 transfer-encoding,
+# 3 connection, 4 host, 5 upgrade, 6 other hop-by-hop (dropped), 7 expect.
+_KIND: Final = {
+    b"content-length": 1,
+    b"transfer-encoding": 2,
+    b"connection": 3,
+    b"host": 4,
+    b"upgrade": 5,
+    b"keep-alive": 6,
+    b"proxy-connection": 6,
+    b"te": 6,
+    b"trailer": 6,
+    b"expect": 7,
+}
 
-    Returns (kept fields, content-length values, transfer-coding tokens, connection
-    tokens, number of Host fields, upgrade value).
-    """
-    kept: list[tuple[bytes, bytes]] = []
-    cl: list[bytes] = []
-    te: list[bytes] = []
-    conn: list[bytes] = []
-    hosts = 0
-    upgrade: bytes | None = None
-    for pair in fields:
-        name = pair[0]
-        if name not in _FRAMING:
-            kept.append(pair)
-        elif name == b"content-length":
-            cl.append(pair[1])
-            kept.append(pair)
-        elif name == b"transfer-encoding":
-            te.extend(_tokens(pair[1]))
-        elif name == b"connection":
-            conn.extend(_tokens(pair[1]))
-        elif name == b"host":
-            hosts += 1
-            kept.append(pair)
-        elif name == b"upgrade":
-            upgrade = pair[1]
-    return kept, cl, te, conn, hosts, upgrade
+
+class _Scan:
+    """The framing facts of one header block, gathered in a single pass."""
+
+    __slots__ = ("cl", "conn", "expect", "hosts", "kept", "te", "upgrade")
+
+    def __init__(self, block: bytes, limits: Limits, status: int) -> None:
+        pairs = _FIELD_RE.findall(block)
+        _check_block(block, pairs, status)
+        if len(pairs) > limits.max_headers:
+            raise ProtocolError(431 if status == 400 else status, "too many header fields")
+        kept: list[tuple[bytes, bytes]] = []
+        append = kept.append
+        kind_of = _KIND.get
+        self.cl: list[bytes] = []
+        self.te: list[bytes] = []
+        self.conn: list[bytes] = []
+        self.hosts = 0
+        self.upgrade: bytes | None = None
+        self.expect: bytes | None = None
+        for name, value in pairs:
+            n = name.lower()
+            kind = kind_of(n)
+            if kind is None:
+                append((n, value))
+            elif kind == 1:
+                self.cl.append(value)
+                append((n, value))
+            elif kind == 2:
+                self.te.extend(_tokens(value))
+            elif kind == 3:
+                self.conn.extend(_tokens(value))
+            elif kind == 4:
+                self.hosts += 1
+                append((n, value))
+            elif kind == 5:
+                self.upgrade = value
+            elif kind == 7:
+                self.expect = value
+                append((n, value))
+        if self.conn:
+            kept = _drop_named(kept, self.conn)
+        self.kept = kept
 
 
 def _drop_named(fields: list[tuple[bytes, bytes]], conn: list[bytes]) -> list[tuple[bytes, bytes]]:
     """Drop the fields a Connection header names (RFC 9110 §7.6.1)."""
-    extra = {t for t in conn if t not in (b"close", b"keep-alive", b"upgrade")}
+    extra = {t for t in conn if t not in _CONN_OPTIONS}
     extra.discard(b"content-length")  # framing is ours to decide, never dropped this way
     if not extra:
         return fields
@@ -262,10 +284,10 @@ def parse_request_head(head: bytes, limits: Limits = DEFAULT_LIMITS) -> Request:
     if major != b"1":
         raise ProtocolError(505, "HTTP version not supported")
     version = b"1.1" if minor != b"0" else b"1.0"
-    fields, cl, te, conn, hosts, upgrade = _split_framing(
-        _parse_fields(head[eol + 2 :], limits, 400)
-    )
-    req = Request(method, target, version, _drop_named(fields, conn) if conn else fields)
+    scan = _Scan(head[eol + 2 :], limits, 400)
+    cl, te, conn, upgrade = scan.cl, scan.te, scan.conn, scan.upgrade
+    req = Request(method, target, version, scan.kept)
+    hosts = scan.hosts
     if version == b"1.1":
         if hosts != 1:
             raise ProtocolError(400, "HTTP/1.1 request needs exactly one Host field")
@@ -292,12 +314,30 @@ def parse_request_head(head: bytes, limits: Limits = DEFAULT_LIMITS) -> Request:
         req.content_length = n
     if upgrade is not None and b"upgrade" in conn:
         req.upgrade = upgrade
+    if target[:1] not in (b"/", b"*") and method != b"CONNECT":
+        _check_authority(target, req)
     if method == b"CONNECT":
         raise ProtocolError(501, "CONNECT is not supported by a reverse proxy")
-    expect = req.header(b"expect")
-    if expect is not None and expect.lower() == b"100-continue":
+    if scan.expect is not None and scan.expect.lower() == b"100-continue":
         req.expect_continue = True
     return req
+
+
+def _check_authority(target: bytes, req: Request) -> None:
+    """An absolute-form target's authority replaces Host (RFC 9112 §3.2.2); a Host that
+    says otherwise would let a request be routed on one name and served on another."""
+    sep = target.find(b"://")
+    if sep <= 0:
+        raise ProtocolError(400, "malformed request target")
+    end = len(target)
+    for c in b"/?#":
+        i = target.find(bytes((c,)), sep + 3)
+        if 0 <= i < end:
+            end = i
+    authority = target[sep + 3 : end].lower()
+    host = req.header(b"host")
+    if host is not None and host.lower() != authority:
+        raise ProtocolError(400, "Host differs from the request target's authority")
 
 
 def parse_response_head(head: bytes) -> Response:
@@ -310,12 +350,9 @@ def parse_response_head(head: bytes) -> Response:
     if major != b"1":
         raise ProtocolError(502, "bad response version")
     version = b"1.1" if minor != b"0" else b"1.0"
-    fields, cl, te, conn, _hosts, upgrade = _split_framing(
-        _parse_fields(head[eol + 2 :], DEFAULT_LIMITS, 502)
-    )
-    resp = Response(
-        int(status), reason or b"", version, _drop_named(fields, conn) if conn else fields
-    )
+    scan = _Scan(head[eol + 2 :], DEFAULT_LIMITS, 502)
+    cl, te, conn, upgrade = scan.cl, scan.te, scan.conn, scan.upgrade
+    resp = Response(int(status), reason or b"", version, scan.kept)
     if version == b"1.1":
         resp.keep_alive = b"close" not in conn
     else:
@@ -450,7 +487,7 @@ class Reader:
 
     def _read_head(self) -> object:
         buf = self._buf
-        if buf[:2] == b"\r\n" and self.is_request:
+        if self.is_request and buf.startswith(b"\r\n"):
             # RFC 9112 §2.2: ignore empty lines before a request line.
             buf = self._buf = buf.lstrip(b"\r\n")
         end = buf.find(b"\r\n\r\n")
@@ -459,11 +496,15 @@ class Reader:
             if self.is_request and len(buf) > limits.max_line and buf.find(b"\r\n") < 0:
                 raise ProtocolError(414, "request line too long")
             if len(buf) > limits.max_head:
+                if self.is_request and buf.find(b"\r\n") > limits.max_line:
+                    raise ProtocolError(414, "request line too long")
                 raise ProtocolError(431 if self.is_request else 502, "header section too large")
             if self._eof and buf:
                 raise ProtocolError(400 if self.is_request else 502, "closed mid-head")
             return NEED_DATA
         if end + 4 > limits.max_head:
+            if self.is_request and buf.find(b"\r\n") > limits.max_line:
+                raise ProtocolError(414, "request line too long")  # the URI, not the fields
             raise ProtocolError(431 if self.is_request else 502, "header section too large")
         head = buf[: end + 2]
         self._buf = buf[end + 4 :]
@@ -528,6 +569,9 @@ class Reader:
                 st = _CH_SIZE
                 continue
             if eol < 0:
+                if buf.find(b"\n", pos) >= 0:
+                    # a size or trailer line ended by a bare LF: framing in doubt
+                    raise ProtocolError(status, "bare LF in chunk framing")
                 if size - pos > 4096:
                     raise ProtocolError(status, "chunk size or trailer line too long")
                 break
@@ -549,8 +593,8 @@ class Reader:
                     self._ch_state = _CH_SIZE
                     self._buf = buf[pos:]
                     return buf[:pos]
-                if _BLOCK_RE.fullmatch(line + b"\r\n") is None:
-                    raise ProtocolError(status, "malformed trailer field")
+                trailer = line + b"\r\n"
+                _check_block(trailer, _FIELD_RE.findall(trailer), status)
         self._ch_state = st
         if pos == size:
             self._buf = b""

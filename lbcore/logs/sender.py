@@ -34,7 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from lbcore.logs.format import LEVELS, frame
+from lbcore.config.model import Config, LogTarget, Proxy
+from lbcore.logs.syslog import LEVELS, frame
 
 #: Datagrams waiting for the next flush, all targets together, before drops start.
 MAX_PENDING = 10_000
@@ -51,7 +52,22 @@ class TargetSpec:
     level: str | None = None  # the most verbose severity sent; None = all
     minlevel: str | None = None  # messages are raised to at least this severity
     length: int = 1024
-    format: str = "rfc3164"
+    format: str = "local"
+
+    @classmethod
+    def from_model(cls, target: LogTarget) -> TargetSpec:
+        """From a parsed ``log`` line. The parser records an absent ``format`` as
+        ``rfc3164``; HAProxy's default is ``local`` (no host name), which is what a line
+        without ``format`` must produce, so ``rfc3164`` is read as ``local`` here."""
+        fmt = "local" if target.format == "rfc3164" else target.format
+        return cls(
+            address=target.address,
+            facility=target.facility,
+            level=target.level,
+            minlevel=target.minlevel,
+            length=target.length,
+            format=fmt,
+        )
 
     def accepts(self, level: str) -> bool:
         return self.level is None or LEVELS.index(level) <= LEVELS.index(self.level)
@@ -92,10 +108,11 @@ class DatagramTarget(Target):
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             self.dest = spec.address
         else:
+            # resolved once, here (at startup): a name must not cost a DNS lookup per log
             host, port = parse_inet(spec.address)
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            family, _, _, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
             self.sock = socket.socket(family, socket.SOCK_DGRAM)
-            self.dest = (host, port)
+            self.dest = (str(addr[0]), int(addr[1]))
         self.sock.setblocking(False)
 
     def write_batch(self, items: list[bytes]) -> None:
@@ -188,15 +205,28 @@ class StreamTarget(Target):
             self.stream.close()
 
 
+def specs_for(config: Config, proxy: Proxy | None = None) -> list[TargetSpec]:
+    """The targets a proxy's logs go to (``log global`` expands to the global section's
+    ``log`` lines), or the global ones for process events when ``proxy`` is None."""
+    lines: list[LogTarget] = []
+    for t in proxy.logs if proxy is not None else config.global_.logs:
+        if t.address == "global":
+            lines.extend(config.global_.logs)
+        else:
+            lines.append(t)
+    return [TargetSpec.from_model(t) for t in lines]
+
+
 def parse_inet(address: str) -> tuple[str, int]:
-    """``127.0.0.1:514``, ``udp@host:port``, ``[::1]:514``; port 514 when omitted."""
+    """``127.0.0.1:514``, ``udp@host:port``, ``[::1]:514``, ``::1:514`` (as HAProxy and the
+    config parser read a bare IPv6 address); port 514 when omitted."""
     for prefix in ("udp@", "udp4@", "udp6@", "ipv4@", "ipv6@"):
         address = address.removeprefix(prefix)
     if address.startswith("["):
         host, _, rest = address[1:].partition("]")
         return host, int(rest.lstrip(":") or 514)
-    if address.count(":") == 1:
-        host, port = address.split(":")
+    if ":" in address:  # host:port, or a bare IPv6 address whose last part is the port
+        host, _, port = address.rpartition(":")
         return host, int(port)
     return address, 514
 

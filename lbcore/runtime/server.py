@@ -20,7 +20,7 @@ import resource
 import socket
 import stat
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from lbcore.config.model import StatsSocket
 from lbcore.runtime.address import parse_address
@@ -55,8 +55,13 @@ class CliProtocol(asyncio.Protocol):
         listener_id: int,
         timeout: float,
         clock: Callable[[], float],
+        refresh: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.state = state
+        self.refresh = refresh
+        self._pending = b""
+        self._refreshing = False
+        self._eof_pending = False
         self.level = level
         self.listener_id = listener_id
         self.timeout = timeout
@@ -81,6 +86,32 @@ class CliProtocol(asyncio.Protocol):
         self._arm()
 
     def data_received(self, data: bytes) -> None:
+        if self.refresh is not None and (self._refreshing or _shows_counters(data)):
+            # Counters live in the workers: fetch fresh ones before answering.
+            self._pending += data
+            if not self._refreshing:
+                self._refreshing = True
+                assert self.transport is not None
+                self.transport.pause_reading()
+                asyncio.get_running_loop().create_task(self._refresh_then_answer())
+            return
+        self._answer(data)
+
+    async def _refresh_then_answer(self) -> None:
+        assert self.refresh is not None
+        with contextlib.suppress(Exception):  # stale counters beat no answer
+            await self.refresh()
+        data, self._pending, self._refreshing = self._pending, b"", False
+        if self.transport is None or self.transport.is_closing():
+            return
+        self.transport.resume_reading()
+        self._answer(data)
+        if self._eof_pending and not self.transport.is_closing():
+            assert self.session is not None
+            self.session.receive_eof()
+            self.transport.close()
+
+    def _answer(self, data: bytes) -> None:
         assert self.session is not None and self.transport is not None
         out = self.session.receive(data, self.clock())
         if out:
@@ -91,6 +122,10 @@ class CliProtocol(asyncio.Protocol):
             self._arm()
 
     def eof_received(self) -> bool:
+        if self._refreshing:
+            # Answer what was received first; the EOF is handled after it.
+            self._eof_pending = True
+            return True
         if self.session is not None:
             self.session.receive_eof()
         return False  # close our side too
@@ -112,6 +147,11 @@ class CliProtocol(asyncio.Protocol):
             self.transport.close()
 
 
+def _shows_counters(data: bytes) -> bool:
+    """Does this input hold a command whose answer shows the workers' counters?"""
+    return b"stat" in data or b"info" in data
+
+
 class AdminServer:
     """Serves every configured ``stats socket`` until ``close()``."""
 
@@ -121,8 +161,13 @@ class AdminServer:
         sockets: Sequence[StatsSocket],
         timeout: float | None = None,
         clock: Callable[[], float] = time.time,
+        refresh: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """``refresh``: awaited before answering a command that shows counters (the
+        master fetches its workers' counters); ``state`` may be replaced (a reload):
+        new connections use the new one."""
         self.state = state
+        self.refresh = refresh
         self.sockets = list(sockets)
         self.timeout = timeout or state.config.global_.stats_timeout or DEFAULT_TIMEOUT
         self.clock = clock
@@ -135,7 +180,7 @@ class AdminServer:
             level = Level.parse(conf.level)
 
             def factory(level: Level = level, lid: int = listener_id) -> CliProtocol:
-                return CliProtocol(self.state, level, lid, self.timeout, self.clock)
+                return CliProtocol(self.state, level, lid, self.timeout, self.clock, self.refresh)
 
             kind, host, port = parse_address(conf.address)
             if kind == "unix":

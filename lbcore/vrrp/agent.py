@@ -3,21 +3,23 @@
 Theory of operation
 -------------------
 Per ``vrrp_instance`` an :class:`Instance` owns a :class:`~lbcore.vrrp.fsm.Router`
-and does three things only: feed it (validated adverts from the instance's
-:class:`~lbcore.vrrp.net.Channel`, timer expiries, tracker results), execute
-the actions it returns (send, add/remove addresses, GARP, record a transition),
-and re-arm one timer at ``router.next_deadline()``. ``now`` is the event loop's
-monotonic clock.
+and the agent does three things for it: feed it (validated adverts from the
+instance's :class:`~lbcore.vrrp.net.Channel`, timer expiries, tracker results),
+execute the actions it returns (send, add/remove addresses, GARP, record a
+transition), and re-arm one timer at ``router.next_deadline()``. ``now`` is the
+event loop's monotonic clock.
 
 Trackers (``track_script``, ``track_interface``, the instance's own interface)
 run as tasks; whenever one changes, every instance recomputes its effective
-priority (:func:`~lbcore.vrrp.fsm.effective_priority`) and its fault set. A
-``vrrp_sync_group`` makes its members follow each other's MASTER/BACKUP/FAULT.
+priority and fault set (:func:`lbcore.vrrp.track.tracked`). A ``vrrp_sync_group``
+makes its members follow each other's MASTER/BACKUP/FAULT.
 
 Every transition is logged, written to the JSON state file (atomically) that
 ``lbcore vrrp status`` reads, and runs the notify scripts with keepalived's
-arguments. SIGTERM/SIGINT stop: masters resign with priority 0 and remove their
-addresses. SIGUSR1 rewrites the state file.
+arguments. Signals: TERM/INT stop (masters resign with priority 0 and remove
+their addresses); HUP reloads the configuration (instances whose identity —
+interface, VRID, version, unicast peers — is unchanged keep their state; a bad
+file is refused and the running configuration kept); USR1 rewrites the state file.
 """
 
 from __future__ import annotations
@@ -27,121 +29,71 @@ import contextlib
 import json
 import logging
 import os
-import pwd
 import signal
 import time
 from collections import Counter
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lbcore.vrrp import conf, fsm, net, packet
+from lbcore.vrrp.checks import check_balancer, run_command
+from lbcore.vrrp.track import ScriptStatus, tracked, tracker_verdict
 
 log = logging.getLogger("lbcore.vrrpd")
 
 DEFAULT_STATE_FILE = "/run/lbcore/vrrp-state.json"
+#: How often the state file is refreshed between transitions (for its counters).
+STATE_REFRESH = 5.0
 
 
-# ---------------------------------------------------------------- trackers
+def _params(ic: conf.VrrpInstance, src: str) -> fsm.Params:
+    return fsm.Params(
+        vrid=ic.vrid,
+        priority=ic.priority,
+        interval_cs=ic.interval_cs,
+        version=ic.version,
+        primary_ip=src,
+        preempt=ic.preempt,
+        preempt_delay=ic.preempt_delay,
+        garp_repeat=ic.garp_master_repeat,
+        garp_delay=ic.garp_master_delay,
+    )
 
 
-@dataclass
-class ScriptStatus:
-    """Result of one ``vrrp_script`` after rise/fall (keepalived's semantics)."""
-
-    spec: conf.VrrpScript
-    ok: bool = True
-    streak: int = 0
-    last_rc: int | None = None
-
-
-def tracker_verdict(st: ScriptStatus, success: bool) -> bool:
-    """Apply one check result; returns True when ``st.ok`` flipped.
-
-    ``fall`` consecutive failures take an OK script down, ``rise`` consecutive
-    successes bring a failed one back (keepalived vrrp_script rise/fall).
-    """
-    if success == st.ok:
-        st.streak = 0
-        return False
-    st.streak += 1
-    if st.streak >= (st.spec.rise if success else st.spec.fall):
-        st.ok, st.streak = success, 0
-        return True
-    return False
+def _expect(ic: conf.VrrpInstance) -> packet.Expect:
+    return packet.Expect(
+        version=ic.version,
+        vrid=ic.vrid,
+        addresses=frozenset(a.ip for a in ic.addresses),
+        interval_cs=ic.interval_cs,
+        auth_type=packet.AUTH_PASS if ic.auth_pass else packet.AUTH_NONE,
+        auth_data=packet.pass_auth_data(ic.auth_pass) if ic.auth_pass else b"",
+        peers=frozenset(ic.unicast_peers),
+    )
 
 
-async def run_command(
-    cmd: conf.Command, extra: list[str], user: str | None, timeout: float | None
-) -> int:
-    """Run a script with arguments; returns its exit status (-1 if it could not run/timed out)."""
-    kw: dict[str, object] = {}
-    who = cmd.user or user
-    if who and os.geteuid() == 0:
-        try:
-            pw = pwd.getpwnam(who)
-        except KeyError:
-            log.error("script user %s does not exist; not running %s", who, cmd.argv[0])
-            return -1
-        kw.update(user=pw.pw_uid, group=pw.pw_gid, extra_groups=[])
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *cmd.argv,
-            *extra,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-            start_new_session=True,
-            **kw,  # type: ignore[arg-type]
-        )
-    except OSError as exc:
-        log.error("cannot run %s: %s", cmd.argv[0], exc)
-        return -1
-    try:
-        return await asyncio.wait_for(proc.wait(), timeout)
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        await proc.wait()
-        return -1
+def advert_of(ic: conf.VrrpInstance, priority: int) -> packet.Advert:
+    """The advertisement an instance sends (pure: the same config gives keepalived's bytes)."""
+    pw = ic.auth_pass
+    return packet.Advert(
+        version=ic.version,
+        vrid=ic.vrid,
+        priority=priority,
+        addresses=tuple(a.ip for a in ic.addresses),
+        interval_cs=ic.interval_cs,
+        auth_type=packet.AUTH_PASS if pw else packet.AUTH_NONE,
+        auth_data=packet.pass_auth_data(pw) if pw else b"",
+    )
 
 
-async def check_balancer(path: str, timeout: float) -> bool:
-    """The built-in tracker: the admin socket answers ``show info`` and a frontend is OPEN.
+def _identity(ic: conf.VrrpInstance) -> tuple[object, ...]:
+    """What a reload cannot change in place: it defines which group the router is in."""
+    return (ic.interface, ic.vrid, ic.version, ic.unicast_src_ip, ic.unicast_peers)
 
-    Speaks the HAProxy runtime API (one command per connection), which lbcore's
-    admin socket implements, so it also tracks a real HAProxy.
-    """
 
-    async def ask(command: str) -> str:
-        reader, writer = await asyncio.open_unix_connection(path)
-        try:
-            writer.write(command.encode() + b"\n")
-            await writer.drain()
-            return (await reader.read(1 << 20)).decode(errors="replace")
-        finally:
-            writer.close()
-
-    try:
-        async with asyncio.timeout(timeout):
-            info = await ask("show info")
-            if "Name:" not in info and "Pid:" not in info:
-                return False
-            stat = await ask("show stat")
-    except (OSError, TimeoutError):
-        return False
-    header: list[str] = []
-    for line in stat.splitlines():
-        if line.startswith("# "):
-            header = line[2:].split(",")
-            continue
-        row = line.split(",")
-        if not header or len(row) < len(header):
-            continue
-        rec = dict(zip(header, row, strict=False))
-        if rec.get("svname") == "FRONTEND" and rec.get("status") == "OPEN":
-            return True
-    return False
+def _script_key(spec: conf.VrrpScript) -> tuple[object, ...]:
+    return (spec.command, spec.lbcore_socket, spec.interval, spec.timeout, spec.rise, spec.fall)
 
 
 # ---------------------------------------------------------------- one instance
@@ -158,25 +110,14 @@ class Instance:
     since: float = field(default_factory=time.time)
     timer: asyncio.TimerHandle | None = None
 
-    @property
-    def dev(self) -> str | None:
-        return self.cfg.interface
+    def dev_of(self, vip: conf.VirtualAddress) -> str:
+        return vip.dev or self.cfg.interface or ""
 
     def destinations(self) -> list[str]:
         return list(self.cfg.unicast_peers) or [packet.MCAST_GROUP]
 
     def advert(self, priority: int, dst: str) -> bytes:
-        auth = packet.pass_auth_data(self.cfg.auth_pass) if self.cfg.auth_pass else b""
-        adv = packet.Advert(
-            version=self.cfg.version,
-            vrid=self.cfg.vrid,
-            priority=priority,
-            addresses=tuple(a.ip for a in self.cfg.addresses),
-            interval_cs=self.cfg.interval_cs,
-            auth_type=packet.AUTH_PASS if self.cfg.auth_pass else packet.AUTH_NONE,
-            auth_data=auth,
-        )
-        return packet.encode(adv, self.src, dst)
+        return packet.encode(advert_of(self.cfg, priority), self.src, dst)
 
     def snapshot(self) -> dict[str, object]:
         r = self.router
@@ -202,48 +143,66 @@ class Instance:
 
 
 class Agent:
-    def __init__(self, cfg: conf.Config, state_file: str | None = DEFAULT_STATE_FILE) -> None:
+    def __init__(
+        self,
+        cfg: conf.Config,
+        state_file: str | None = DEFAULT_STATE_FILE,
+        conf_path: str | None = None,
+        on_ready: Callable[[], None] | None = None,
+    ) -> None:
         self.cfg = cfg
+        self.on_ready = on_ready
+        self.conf_path = conf_path
         self.state_file = Path(state_file) if state_file else None
         self.instances: dict[str, Instance] = {}
         self.channels: dict[tuple[str | None, bool], net.Channel] = {}
-        self.scripts: dict[str, ScriptStatus] = {
-            name: ScriptStatus(spec) for name, spec in cfg.scripts.items()
-        }
+        self.scripts: dict[str, ScriptStatus] = {}
         self.links: dict[str, bool] = {}
         self.group_state: dict[str, str] = {}
         self.tasks: set[asyncio.Future[object]] = set()
         self.daemons: set[asyncio.Future[object]] = set()
+        self.script_tasks: list[asyncio.Future[object]] = []
         self.stopping = asyncio.Event()
-        self.addrs: net.Addresses | None = None
-        self.loop: asyncio.AbstractEventLoop | None = None
+        self._addrs: net.Addresses | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        assert self._loop is not None, "the agent is not running"
+        return self._loop
+
+    @property
+    def addrs(self) -> net.Addresses:
+        assert self._addrs is not None, "the agent is not running"
+        return self._addrs
 
     # -- lifecycle
 
     async def run(self) -> int:
-        self.loop = asyncio.get_running_loop()
-        self.addrs = net.Addresses()
+        self._loop = asyncio.get_running_loop()
+        self._addrs = net.Addresses()
         try:
-            self._setup()
-            await self._initial_checks()
+            for ic in self.cfg.instances:
+                self.instances[ic.name] = self._create(ic)
+            await self._load_scripts()
+            self._probe_links()
             for sig, fn in (
                 (signal.SIGTERM, self.stopping.set),
                 (signal.SIGINT, self.stopping.set),
                 (signal.SIGUSR1, self.write_state),
-                (signal.SIGHUP, self._on_hup),
+                (signal.SIGHUP, lambda: self._spawn(self.reload())),
             ):
                 self.loop.add_signal_handler(sig, fn)
+            self._retrack()  # in INIT: sets priorities and faults, so startup lands right
             now = self.loop.time()
             for inst in self.instances.values():
                 self._apply(inst, inst.router.start(now))
-            self._retrack()
             self.write_state()
             self._spawn(self._watch_links())
-            for st in self.scripts.values():
-                if any(
-                    st.spec.name in (t.name for t in i.track_scripts) for i in self.cfg.instances
-                ):
-                    self._spawn(self._script_loop(st))
+            self._spawn(self._refresh_state())
+            log.info("started %d vrrp_instance(s)", len(self.instances))
+            if self.on_ready is not None:
+                self.on_ready()
             await self.stopping.wait()
             log.info("stopping: resigning masters and removing virtual addresses")
             now = self.loop.time()
@@ -253,65 +212,60 @@ class Agent:
             await self._drain_tasks()
             return 0
         finally:
+            for inst in self.instances.values():
+                if inst.timer is not None:
+                    inst.timer.cancel()
             for ch in self.channels.values():
                 with contextlib.suppress(Exception):
                     self.loop.remove_reader(ch.sock.fileno())
                 ch.close()
             self.addrs.close()
 
-    def _setup(self) -> None:
-        assert self.addrs is not None and self.loop is not None
-        for ic in self.cfg.instances:
-            dev = ic.interface
-            src = ic.unicast_src_ip or (net.primary_ipv4(dev) if dev else None)
-            if not src:
-                raise conf.ConfigError(
-                    ic.where, f"vrrp_instance {ic.name}: interface {dev} has no IPv4 address"
-                )
-            key = (dev, not ic.unicast_peers)
-            if key not in self.channels:
-                self.channels[key] = net.Channel(dev, multicast=not ic.unicast_peers)
-                self.loop.add_reader(
-                    self.channels[key].sock.fileno(), self._on_readable, self.channels[key]
-                )
-            params = fsm.Params(
-                vrid=ic.vrid,
-                priority=ic.priority,
-                interval_cs=ic.interval_cs,
-                version=ic.version,
-                primary_ip=src,
-                preempt=ic.preempt,
-                preempt_delay=ic.preempt_delay,
-                garp_repeat=ic.garp_master_repeat,
-                garp_delay=ic.garp_master_delay,
+    def _create(self, ic: conf.VrrpInstance) -> Instance:
+        dev = ic.interface
+        src = ic.unicast_src_ip or (net.primary_ipv4(dev) if dev else None)
+        if not src:
+            raise conf.ConfigError(
+                ic.where, f"vrrp_instance {ic.name}: interface {dev} has no IPv4 address"
             )
-            expect = packet.Expect(
-                version=ic.version,
-                vrid=ic.vrid,
-                addresses=frozenset(a.ip for a in ic.addresses),
-                interval_cs=ic.interval_cs,
-                auth_type=packet.AUTH_PASS if ic.auth_pass else packet.AUTH_NONE,
-                auth_data=packet.pass_auth_data(ic.auth_pass) if ic.auth_pass else b"",
-                peers=frozenset(ic.unicast_peers),
-            )
-            inst = Instance(ic, fsm.Router(params), self.channels[key], src, expect)
-            self.instances[ic.name] = inst
-            # A predecessor killed with SIGKILL leaves its addresses behind; they
-            # must not stay up while we are a backup (keepalived does the same).
-            for vip in ic.addresses:
-                if self.addrs.remove(vip.dev or dev or "", vip.ip, vip.prefixlen):
-                    log.info("(%s) removed stale virtual address %s", ic.name, vip.ip)
+        key = (dev, not ic.unicast_peers)
+        if key not in self.channels:
+            ch = net.Channel(dev, multicast=not ic.unicast_peers)
+            self.channels[key] = ch
+            self.loop.add_reader(ch.sock.fileno(), self._on_readable, ch)
+        inst = Instance(ic, fsm.Router(_params(ic, src)), self.channels[key], src, _expect(ic))
+        # A predecessor killed with SIGKILL leaves its addresses behind; they
+        # must not stay up while we are a backup (keepalived does the same).
+        for vip in ic.addresses:
+            if self.addrs.remove(inst.dev_of(vip), vip.ip, vip.prefixlen):
+                log.info("(%s) removed stale virtual address %s", ic.name, vip.ip)
+        return inst
 
-    async def _initial_checks(self) -> None:
-        """Run each tracked script once before starting, so the first state is right."""
+    async def _load_scripts(self) -> None:
+        """(Re)build script trackers; a new or changed script is run once before it counts."""
+        for task in self.script_tasks:
+            task.cancel()
+        old = self.scripts
         used = sorted({t.name for i in self.cfg.instances for t in i.track_scripts})
-        results = await asyncio.gather(*(self._check_once(self.scripts[n]) for n in used))
-        for name, ok in zip(used, results, strict=True):
+        self.scripts = {}
+        fresh: list[str] = []
+        for name in used:
+            spec = self.cfg.scripts[name]
+            prev = old.get(name)
+            if prev is not None and _script_key(prev.spec) == _script_key(spec):
+                self.scripts[name] = ScriptStatus(spec, prev.ok)
+            else:
+                self.scripts[name] = ScriptStatus(spec)
+                fresh.append(name)
+        results = await asyncio.gather(*(self._check_once(self.scripts[n]) for n in fresh))
+        for name, ok in zip(fresh, results, strict=True):
             self.scripts[name].ok = ok
-        for name in {t.name for i in self.cfg.instances for t in i.track_interfaces} | {
-            i.interface for i in self.cfg.instances if i.interface
-        }:
-            self.links[name] = net.link_is_up(name)
+        self.script_tasks = [self._spawn(self._script_loop(st)) for st in self.scripts.values()]
+
+    def _probe_links(self) -> None:
+        names = {t.name for i in self.cfg.instances for t in i.track_interfaces}
+        names |= {i.interface for i in self.cfg.instances if i.interface}
+        self.links = {name: self.links.get(name, net.link_is_up(name)) for name in names}
 
     async def _drain_tasks(self) -> None:
         pending = [t for t in self.tasks if not t.done()]
@@ -322,7 +276,9 @@ class Agent:
             async with asyncio.timeout(10):
                 await asyncio.gather(*pending, return_exceptions=True)
 
-    def _spawn(self, coro: Coroutine[object, object, object], daemon: bool = True) -> None:
+    def _spawn(
+        self, coro: Coroutine[object, object, object], daemon: bool = True
+    ) -> asyncio.Future[object]:
         """Keep a reference to a task; daemons (trackers) are cancelled at stop, others awaited."""
         task = asyncio.ensure_future(coro)
         self.tasks.add(task)
@@ -330,17 +286,74 @@ class Agent:
         if daemon:
             self.daemons.add(task)
             task.add_done_callback(self.daemons.discard)
+        return task
 
-    def _on_hup(self) -> None:
-        log.warning(
-            "SIGHUP: live reload is not supported; restart the agent to apply a new configuration"
-        )
+    # -- reload (SIGHUP)
+
+    async def reload(self) -> bool:
+        """Apply a changed configuration file; returns False when it was refused."""
+        if self.conf_path is None:
+            log.warning("SIGHUP: no configuration file to reload")
+            return False
+        try:
+            new = conf.load(self.conf_path)
+            problems = conf.script_problems(new)
+            if problems:
+                raise conf.ConfigError(None, "; ".join(problems))
+        except conf.ConfigError as exc:
+            log.error("reload refused, keeping the running configuration: %s", exc)
+            return False
+        log.info("reloading %s", self.conf_path)
+        now = self.loop.time()
+        wanted = {ic.name: ic for ic in new.instances}
+        for name, inst in list(self.instances.items()):
+            ic = wanted.get(name)
+            if ic is None or _identity(ic) != _identity(inst.cfg):
+                self._apply(inst, inst.router.shutdown(now))
+                if inst.timer is not None:
+                    inst.timer.cancel()
+                del self.instances[name]
+        self.cfg = new
+        for name, ic in wanted.items():
+            current = self.instances.get(name)
+            if current is None:
+                try:
+                    self.instances[name] = self._create(ic)
+                except (conf.ConfigError, OSError) as exc:
+                    log.error("(%s) cannot start: %s", name, exc)
+            elif ic != current.cfg:
+                self._update(current, ic, now)
+        await self._load_scripts()
+        self._probe_links()
+        self._retrack()
+        now = self.loop.time()
+        for inst in self.instances.values():
+            if inst.router.state is fsm.State.INIT:
+                self._apply(inst, inst.router.start(now))
         self.write_state()
+        return True
+
+    def _update(self, inst: Instance, ic: conf.VrrpInstance, now: float) -> None:
+        """Same group, new settings: keep the state, swap the parameters and addresses."""
+        old = {(a.ip, a.prefixlen, inst.dev_of(a)) for a in inst.cfg.addresses}
+        inst.cfg, inst.expect = ic, _expect(ic)
+        inst.router.params = _params(ic, inst.src)
+        new = {(a.ip, a.prefixlen, inst.dev_of(a)) for a in ic.addresses}
+        if inst.router.state is fsm.State.MASTER:
+            for ip, plen, dev in old - new:
+                self.addrs.remove(dev, ip, plen)
+            for a in ic.addresses:
+                if (a.ip, a.prefixlen, inst.dev_of(a)) not in old:
+                    self.addrs.add(inst.dev_of(a), a.ip, a.prefixlen, a.label)
+            if new - old:
+                self._apply(inst, [fsm.SendGarp(ic.garp_master_repeat)])
+            inst.router.advert_at = now + inst.router.interval
+            self._apply(inst, [fsm.SendAdvert(inst.router.priority)])
+        log.info("(%s) configuration updated in place (%s)", ic.name, inst.router.state.value)
 
     # -- receive path
 
     def _on_readable(self, ch: net.Channel) -> None:
-        assert self.loop is not None
         for _ in range(64):  # bounded per wake-up
             data = ch.recv()
             if data is None:
@@ -355,15 +368,15 @@ class Agent:
         if ip.proto != packet.PROTO_VRRP or len(ip.payload) < 2:
             return
         vrid = ip.payload[1]
-        inst = next(
-            (i for i in self.instances.values() if i.channel is ch and i.cfg.vrid == vrid), None
-        )
+        mine = [i for i in self.instances.values() if i.channel is ch]
+        inst = next((i for i in mine if i.cfg.vrid == vrid), None)
         if inst is None:
-            # Not ours (another group on the link): RFC 5798 §7.1 says drop.
-            for other in self.instances.values():
-                if other.channel is ch:
-                    other.counters["rx_drop_vrid"] += 1
+            # Another group's advert on our link: RFC 5798 §7.1 says drop.
+            for other in mine:
+                other.counters["rx_drop_vrid"] += 1
             return
+        if ip.src == inst.src:
+            return  # our own advert, looped back
         try:
             adv = packet.decode(ip.payload, ip.src, ip.dst)
         except packet.PacketError as exc:
@@ -375,8 +388,6 @@ class Agent:
             inst.counters[f"rx_drop_{reason.value}"] += 1
             log.debug("(%s) dropped advert from %s: %s", inst.cfg.name, ip.src, reason.value)
             return
-        if ip.src == inst.src:
-            return  # our own multicast looped back by a bridge
         inst.counters["rx_adverts"] += 1
         if adv.priority == 0:
             inst.counters["rx_priority_zero"] += 1
@@ -385,7 +396,6 @@ class Agent:
     # -- timers
 
     def _arm(self, inst: Instance) -> None:
-        assert self.loop is not None
         if inst.timer is not None:
             inst.timer.cancel()
             inst.timer = None
@@ -394,7 +404,6 @@ class Agent:
             inst.timer = self.loop.call_at(deadline, self._on_timer, inst)
 
     def _on_timer(self, inst: Instance) -> None:
-        assert self.loop is not None
         inst.timer = None
         self._apply(inst, inst.router.handle_timer(self.loop.time()))
 
@@ -410,8 +419,6 @@ class Agent:
         self._arm(inst)
 
     def _execute(self, inst: Instance, action: fsm.Action) -> None:
-        assert self.addrs is not None
-        name = inst.cfg.name
         match action:
             case fsm.SendAdvert(priority=prio):
                 for dst in inst.destinations():
@@ -421,38 +428,43 @@ class Agent:
                     inst.counters["tx_priority_zero"] += 1
             case fsm.AddAddresses():
                 for vip in inst.cfg.addresses:
-                    self.addrs.add(vip.dev or inst.dev or "", vip.ip, vip.prefixlen, vip.label)
+                    self.addrs.add(inst.dev_of(vip), vip.ip, vip.prefixlen, vip.label)
             case fsm.RemoveAddresses():
                 for vip in inst.cfg.addresses:
-                    self.addrs.remove(vip.dev or inst.dev or "", vip.ip, vip.prefixlen)
+                    self.addrs.remove(inst.dev_of(vip), vip.ip, vip.prefixlen)
             case fsm.SendGarp(count=count):
                 by_dev: dict[str, list[str]] = {}
                 for vip in inst.cfg.addresses:
-                    by_dev.setdefault(vip.dev or inst.dev or "", []).append(vip.ip)
+                    by_dev.setdefault(inst.dev_of(vip), []).append(vip.ip)
                 for dev, ips in by_dev.items():
                     if dev:
                         inst.counters["tx_garp"] += net.send_garp(dev, ips, count)
             case fsm.Transition(old=old, new=new, priority=prio, reason=why):
-                inst.since = time.time()
-                inst.counters[f"became_{new.value.lower()}"] += 1
-                log.info(
-                    "(%s) Entering %s STATE (from %s, priority %d: %s)",
-                    name,
-                    new.value,
-                    old.value,
-                    prio,
-                    why,
-                )
-                self.write_state()
-                self._notify(inst.cfg.notify, "INSTANCE", name, new.value, prio)
-                self._sync_group(inst, new)
+                self._transition(inst, old, new, prio, why)
+
+    def _transition(
+        self, inst: Instance, old: fsm.State, new: fsm.State, prio: int, why: str
+    ) -> None:
+        name = inst.cfg.name
+        inst.since = time.time()
+        inst.counters[f"became_{new.value.lower()}"] += 1
+        log.info(
+            "(%s) Entering %s STATE (from %s, priority %d: %s)",
+            name,
+            new.value,
+            old.value,
+            prio,
+            why,
+        )
+        self.write_state()
+        self._notify(inst.cfg.notify, "INSTANCE", name, new.value, prio)
+        self._sync_group(inst, new)
 
     # -- notify scripts and sync groups
 
     def _notify(self, n: conf.Notify, kind: str, name: str, state: str, prio: int) -> None:
-        specific = {"MASTER": n.master, "BACKUP": n.backup, "FAULT": n.fault, "STOP": n.stop}.get(
-            state
-        )
+        by_state = {"MASTER": n.master, "BACKUP": n.backup, "FAULT": n.fault, "STOP": n.stop}
+        specific = by_state.get(state)
         user = self.cfg.global_defs.script_user
         if specific is None and n.any is None:
             return
@@ -472,12 +484,12 @@ class Agent:
     def _sync_group(self, inst: Instance, new: fsm.State) -> None:
         """keepalived's vrrp_sync_group: members follow MASTER, BACKUP and FAULT together."""
         group = self.cfg.group_of(inst.cfg.name)
-        if group is None or self.loop is None:
+        if group is None:
             return
         now = self.loop.time()
         key = f"group:{group.name}"
         why = f"sync group {group.name} follows {inst.cfg.name}"
-        members = [self.instances[m] for m in group.members]
+        members = [self.instances[m] for m in group.members if m in self.instances]
         for other in members:
             if other is inst:
                 continue
@@ -504,27 +516,12 @@ class Agent:
 
     def _retrack(self) -> None:
         """Recompute every instance's effective priority and fault set from trackers."""
-        assert self.loop is not None
         now = self.loop.time()
-        for inst in self.instances.values():
-            weights: list[int] = []
-            faults: dict[str, bool] = {}
-            if inst.dev:
-                faults[f"interface:{inst.dev}"] = not self.links.get(inst.dev, True)
-            for t in inst.cfg.track_interfaces:
-                up = self.links.get(t.name, False)
-                if not t.weight:
-                    faults[f"interface:{t.name}"] = not up
-                elif (t.weight > 0 and up) or (t.weight < 0 and not up):
-                    weights.append(t.weight)
-            for t in inst.cfg.track_scripts:
-                st = self.scripts[t.name]
-                w = st.spec.weight if t.weight is None else t.weight
-                if w == 0:
-                    faults[f"script:{t.name}"] = not st.ok
-                elif (w > 0 and st.ok) or (w < 0 and not st.ok):
-                    weights.append(w)
+        for inst in list(self.instances.values()):
+            weights, faults = tracked(inst.cfg, self.scripts, self.links)
             actions: list[fsm.Action] = []
+            for key in {k for k in inst.router.faults if not k.startswith("group:")} - set(faults):
+                actions += inst.router.set_fault(key, False, now)  # tracker removed by reload
             for key, failed in faults.items():
                 actions += inst.router.set_fault(key, failed, now)
             prio = fsm.effective_priority(inst.cfg.priority, weights)
@@ -548,7 +545,6 @@ class Agent:
         return rc == 0
 
     async def _script_loop(self, st: ScriptStatus) -> None:
-        assert self.loop is not None
         while True:
             started = self.loop.time()
             ok = await self._check_once(st)
@@ -571,6 +567,11 @@ class Agent:
             await asyncio.sleep(0.1)
 
     # -- state file
+
+    async def _refresh_state(self) -> None:
+        while True:
+            await asyncio.sleep(STATE_REFRESH)
+            self.write_state()
 
     def write_state(self) -> None:
         if self.state_file is None:

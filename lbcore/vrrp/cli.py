@@ -73,17 +73,45 @@ def _setup_logging(args: argparse.Namespace) -> None:
     root.setLevel(logging.DEBUG if args.debug else logging.INFO)
 
 
-def _daemonize() -> None:
-    if os.fork():
-        os._exit(0)
-    os.setsid()
-    if os.fork():
-        os._exit(0)
-    os.chdir("/")
-    fd = os.open(os.devnull, os.O_RDWR)
-    for target in (0, 1, 2):
-        os.dup2(fd, target)
-    os.close(fd)
+class Launcher:
+    """With ``-D``: the command returns only once the daemon runs (0) or failed (1, why).
+
+    The daemon reports through a pipe: ``ok`` once its instances have started, or
+    the error that stopped it. If it dies without a word, the launcher sees EOF.
+    """
+
+    def __init__(self) -> None:
+        self.fd: int | None = None
+
+    def daemonize(self) -> None:
+        r, w = os.pipe()
+        if os.fork():  # the launcher: wait for the verdict
+            os.close(w)
+            with os.fdopen(r, "rb") as fh:
+                msg = fh.read().decode(errors="replace")
+            if msg == "ok":
+                os._exit(0)
+            sys.stderr.write(msg or "lbcore vrrpd: the daemon exited during startup\n")
+            os._exit(1)
+        os.close(r)
+        os.setsid()
+        if os.fork():
+            os._exit(0)
+        os.chdir("/")
+        fd = os.open(os.devnull, os.O_RDWR)
+        for target in (0, 1, 2):
+            os.dup2(fd, target)
+        os.close(fd)
+        self.fd = w
+
+    def report(self, error: str | None = None) -> None:
+        """Tell the launcher (once): ``None`` = running, else the error text."""
+        if self.fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.write(self.fd, b"ok" if error is None else f"lbcore vrrpd: {error}\n".encode())
+            os.close(self.fd)
+        self.fd = None
 
 
 def main(argv: list[str]) -> int:
@@ -98,33 +126,49 @@ def main(argv: list[str]) -> int:
     if args.check:
         print(f"Configuration file {args.file} is valid ({len(cfg.instances)} vrrp_instance)")
         return 0
-    if args.daemon:
-        _daemonize()
-    _setup_logging(args)
-    if args.pidfile:
-        with open(args.pidfile, "w") as fh:
-            fh.write(f"{os.getpid()}\n")
     try:
-        return _run(cfg, args.state_file)
+        for path in (args.log_file, args.pidfile):
+            if path:
+                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        _setup_logging(args)  # before forking: a bad log file is reported here
+    except OSError as exc:
+        print(f"lbcore vrrpd: {exc}", file=sys.stderr)
+        return 1
+    launcher = Launcher()
+    if args.daemon:
+        launcher.daemonize()
+    try:
+        if args.pidfile:
+            with open(args.pidfile, "w") as fh:
+                fh.write(f"{os.getpid()}\n")
+        return _run(cfg, args.state_file, args.file, launcher)
+    except OSError as exc:
+        launcher.report(f"cannot write pidfile: {exc}")
+        return 1
     finally:
+        launcher.report("the daemon stopped during startup")
         if args.pidfile:
             with contextlib.suppress(OSError):
                 os.unlink(args.pidfile)
 
 
-def _run(cfg: conf.Config, state_file: str) -> int:
+def _run(cfg: conf.Config, state_file: str, conf_path: str, launcher: Launcher) -> int:
     import asyncio
 
     from lbcore.vrrp.agent import Agent
 
     log = logging.getLogger("lbcore.vrrpd")
+    agent = Agent(cfg, state_file, conf_path, on_ready=launcher.report)
     # The stock event loop, not uvloop: the agent moves a few packets a second, and
     # pyroute2's netlink sockets (AF_NETLINK datagram endpoints) need asyncio's own loop.
     try:
-        return int(asyncio.run(Agent(cfg, state_file).run()))
+        return int(asyncio.run(agent.run()))
     except conf.ConfigError as exc:
-        log.error("%s", exc)
-        return 1
+        error = str(exc)
     except PermissionError as exc:
-        log.error("%s (the agent needs root: raw sockets and netlink)", exc)
-        return 1
+        error = f"{exc} (the agent needs root: raw sockets and netlink)"
+    except OSError as exc:  # e.g. an interface that does not exist
+        error = f"cannot start: {exc}"
+    log.error("%s", error)
+    launcher.report(error)
+    return 1

@@ -3,9 +3,12 @@
 Prints a table; it is a measurement, not a pass/fail test. Usage:
 
     python -m tests.bench.halog_speed [--lines N] [--repeat R] [--short]
+    python -m tests.bench.halog_speed --feed-mb 1024 [--analysis -u]
 
 The log is generated once (``N`` distinct lines, deterministic) and repeated ``R`` times in
 the file, so a large file costs little to build. ``--short`` is the CI smoke mode.
+``--feed-mb`` instead pipes that many MiB of log through ``lbcore halog`` (no file on
+disk) and prints its resident memory after the first 1 % and at the end.
 """
 
 from __future__ import annotations
@@ -60,12 +63,53 @@ def run(lines: int, repeat: int) -> list[dict[str, object]]:
     return results
 
 
+def _kib(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return -1
+
+
+def feed(mib: int, analysis: str) -> tuple[int, int, float]:
+    """Pipe ``mib`` MiB through ``lbcore halog -q ANALYSIS``; (RSS early, peak, lines/s)."""
+    block = "".join(g.line + "\n" for g in generate(20_000, seed=3)).encode()
+    total, sent, early, lines = mib * 2**20, 0, -1, 0
+    p = subprocess.Popen(
+        lbcore_cmd("halog", "-q", analysis),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        env=lbcore_env(),
+    )
+    assert p.stdin is not None
+    t0 = time.perf_counter()
+    while sent < total:
+        p.stdin.write(block)
+        sent += len(block)
+        lines += 20_000
+        if early < 0 and sent >= total // 100:
+            p.stdin.flush()
+            early = _kib(p.pid, "VmRSS")
+    peak = _kib(p.pid, "VmHWM")
+    p.stdin.close()
+    p.wait()
+    return early, peak, lines / (time.perf_counter() - t0)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lines", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--short", action="store_true", help="CI smoke mode: 20k lines")
+    ap.add_argument("--feed-mb", type=int, help="pipe this many MiB; report memory")
+    ap.add_argument("--analysis", default="-u")
     a = ap.parse_args(argv)
+    if a.feed_mb:
+        early, peak, rate = feed(a.feed_mb, a.analysis)
+        print(
+            f"lbcore halog -q {a.analysis}: {a.feed_mb} MiB piped, {rate:,.0f} lines/s; "
+            f"RSS {early} KiB after 1 %, peak {peak} KiB"
+        )
+        return 0
     if a.short:
         a.lines, a.repeat = 20_000, 1
     run(a.lines, a.repeat)

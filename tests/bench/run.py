@@ -317,16 +317,20 @@ class Bench:
         big = (tmp / "www" / "1m").read_bytes()
         for side in SIDES:
             sp = self.ports[side]
-            cfg = tmp / f"{side}.cfg"
-            cfg.write_text(configs.proxy_conf(sp, self.workers, log=self.log))
-            if side == "haproxy" or self.standin:
-                argv, env = [HAPROXY, "-db", "-f", str(cfg)], None
-            else:
-                argv, env = lbcore_cmd("run", "-f", str(cfg)), lbcore_env()
-            self.proxies[side] = self._start(procs.Service(side, argv, [sp.http, sp.tcp], env=env))
+            self.proxies[side] = self.start_proxy(side, side, sp)
             for port in (sp.http, sp.tcp):
                 verify(port, "/small", configs.SMALL_BODY, side)
                 verify(port, "/1m", big, side)
+
+    def start_proxy(self, side: str, name: str, ports: configs.Ports) -> procs.Service:
+        """A proxy of kind ``side`` on ``ports``, its config and output named ``name``."""
+        cfg = self.tmp / f"{name}.cfg"
+        cfg.write_text(configs.proxy_conf(ports, self.workers, log=self.log))
+        if side == "haproxy" or self.standin:
+            argv, env = [HAPROXY, "-db", "-f", str(cfg)], None
+        else:
+            argv, env = lbcore_cmd("run", "-f", str(cfg)), lbcore_env()
+        return self._start(procs.Service(name, argv, [ports.http, ports.tcp], env=env))
 
     def _start(self, svc: procs.Service) -> procs.Service:
         svc.log = self.tmp / f"{svc.name}.out"
@@ -362,10 +366,19 @@ class Bench:
         return summarise(row, per_side)
 
     def run_idle(self, rounds: int, n: int) -> dict[str, object]:
+        """Each round on freshly started proxies: a proxy that already held many
+        connections keeps its pools and arenas, and would show no growth at all."""
         per_side: dict[str, list[IdleResult]] = {s: [] for s in SIDES}
         for rnd in range(rounds):
             for side in SIDES:
-                r = measure_idle(self.proxies[side], self.ports[side].http, n)
+                p = self.ports[side]
+                ports = configs.Ports(p.web, free_port(), free_port(), p.syslog)
+                svc = self.start_proxy(side, f"{side}-idle{rnd + 1}", ports)
+                try:
+                    verify(ports.http, "/small", configs.SMALL_BODY, svc.name)
+                    r = measure_idle(svc, ports.http, n)
+                finally:
+                    svc.stop()
                 per_side[side].append(r)
                 print(
                     f"  {'idle-keepalive':<22} round {rnd + 1} {side:<8} "

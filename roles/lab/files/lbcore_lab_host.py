@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """Create, repair, inspect or remove one lab host (and the lab bridge) on this machine.
 
 Why a script and not Ansible tasks: ansible-core has no module for network namespaces,
@@ -8,8 +7,13 @@ init alive? is sshd answering?) that must be idempotent and able to repair any h
 state. Expressed as `command` tasks with `changed_when` guards, that is dozens of fragile
 tasks per host; here it is one idempotent command per host that reports what it changed as
 JSON (`{"changed": ..., "actions": [...]}`), so the role stays readable and `present` twice
-reports changed=0. Everything that *is* natural in Ansible (packages, the lab directory, the
-client key, sshd_config, known_hosts) stays in the role's tasks.
+reports changed=0. Everything that *is* natural in Ansible (installing packages, the lab
+directory, the client key, sshd_config, known_hosts) stays in the role's tasks.
+
+Subcommands: `validate` (preflight: root, topology, missing packages), `bridge
+present|absent`, `host present|absent|status`, `prune` (hosts no longer in the inventory),
+`mountpoints absent`. `--check` reports the actions without taking them (check mode).
+The script is one file because Ansible's `script` action ships exactly one.
 
 A host is: a network namespace NETNS with a veth (root side VETH, enslaved to the lab bridge;
 peer `eth0` inside, holding the host's address) and `lo` up; a process `lbcore_lab_init.py`
@@ -94,6 +98,13 @@ def delete_link(name: str) -> None:
         raise LabError(f"ip link del {name}: {proc.stderr.strip()}")
 
 
+def delete_netns(name: str) -> None:
+    """Delete a named netns; one that vanished meanwhile is as good as deleted."""
+    proc = subprocess.run(["ip", "netns", "del", name], capture_output=True, text=True)
+    if proc.returncode != 0 and netns_exists(name):
+        raise LabError(f"ip netns del {name}: {proc.stderr.strip()}")
+
+
 def is_up(info: dict) -> bool:
     return "UP" in info.get("flags", [])
 
@@ -117,38 +128,56 @@ def _status_field(pid: int, field: str) -> list[str]:
     return []
 
 
-def netns_pids(netns: str) -> list[int]:
-    """PIDs (root PID namespace) of every live process inside the network namespace."""
+def _ns_id(path: str) -> tuple[int, int] | None:
+    """Identity of a namespace file (/run/netns/NAME or /proc/PID/ns/net)."""
     try:
-        target = os.stat(f"/run/netns/{netns}")
+        st = os.stat(path)
     except OSError:
-        return []
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            st = os.stat(f"/proc/{entry}/ns/net")
-        except OSError:
-            continue
-        same = (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino)
-        if same and _status_field(int(entry), "State")[:1] != ["Z"]:
-            pids.append(int(entry))
-    return sorted(pids)
+        return None
+    return st.st_dev, st.st_ino
+
+
+def live_pids() -> list[int]:
+    pids = [int(e) for e in os.listdir("/proc") if e.isdigit()]
+    return [p for p in pids if _status_field(p, "State")[:1] not in ([], ["Z"])]
+
+
+def pids_in(ns_ids: set[tuple[int, int]]) -> list[int]:
+    """Live processes (root PID namespace numbers) inside any of these network namespaces."""
+    return [p for p in live_pids() if _ns_id(f"/proc/{p}/ns/net") in ns_ids] if ns_ids else []
+
+
+def netns_pids(netns: str) -> list[int]:
+    """Live processes inside the named network namespace."""
+    ns = _ns_id(f"/run/netns/{netns}")
+    return pids_in({ns}) if ns else []
 
 
 def cmdline(pid: int) -> list[str]:
     return [a for a in _proc_read(pid, "cmdline").split("\0") if a]
 
 
+def _is_init(pid: int, script: str | None = None, name: str | None = None) -> bool:
+    """Is `pid` a lab host's init (PID 1 of its PID namespace running our init script)?"""
+    nspid = _status_field(pid, "NSpid")
+    args = cmdline(pid)
+    if not (len(nspid) == 2 and nspid[1] == "1" and len(args) > 1):
+        return False
+    if not args[1].endswith(INIT_SCRIPT) or (script and args[1] != script):
+        return False
+    return name is None or ("--name" in args[:-1] and args[args.index("--name") + 1] == name)
+
+
 def find_init(netns: str) -> int | None:
-    """The host's init: PID 1 of its own PID namespace, running our init script."""
-    for pid in netns_pids(netns):
-        nspid = _status_field(pid, "NSpid")
-        args = cmdline(pid)
-        if len(nspid) == 2 and nspid[1] == "1" and len(args) > 1 and args[1].endswith(INIT_SCRIPT):
-            return pid
-    return None
+    """The init of the host in this network namespace."""
+    return next((p for p in netns_pids(netns) if _is_init(p)), None)
+
+
+def find_inits_by_name(args: argparse.Namespace) -> list[int]:
+    """Every init of this host, wherever it runs: also one whose netns lost its name
+    (`ip netns del` while processes were inside) and that no netns lookup can find."""
+    script = str(Path(args.lab_dir) / "bin" / INIT_SCRIPT)
+    return [p for p in live_pids() if _is_init(p, script, args.name)]
 
 
 def children_of(netns: str, parent: int) -> list[int]:
@@ -275,6 +304,17 @@ def ensure_dirs(args: argparse.Namespace, plan: Plan) -> None:
         plan.do(f"record {meta_file}", lambda: meta_file.write_text(json.dumps(meta) + "\n"))
 
 
+def host_mac(address: str) -> str:
+    """A fixed, locally administered MAC made of the host's IPv4 address (02:00:a:b:c:d).
+
+    A veth that is re-created (say, after a crash) keeps the same MAC, so the neighbour
+    caches of the root namespace and of the other hosts stay right; a random MAC would leave
+    them pointing at the old one until they expire.
+    """
+    packed = ipaddress.IPv4Interface(address).ip.packed
+    return "02:00:" + ":".join(f"{b:02x}" for b in packed)
+
+
 def ensure_network(args: argparse.Namespace, plan: Plan) -> None:
     ns, veth = args.netns, args.veth
     if not netns_exists(ns):
@@ -288,11 +328,24 @@ def ensure_network(args: argparse.Namespace, plan: Plan) -> None:
         root_side = None
     if peer is not None and root_side is None:
         plan.do(f"delete eth0 in {ns} (stale)", lambda: run("ip", "-n", ns, "link", "del", "eth0"))
+    mac = host_mac(args.address)
     if root_side is None:
         plan.do(
             f"create veth {veth} <-> {ns}:eth0",
             lambda: run(
-                "ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns
+                "ip",
+                "link",
+                "add",
+                veth,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "address",
+                mac,
+                "netns",
+                ns,
             ),
         )
         if plan.check:
@@ -305,6 +358,12 @@ def ensure_network(args: argparse.Namespace, plan: Plan) -> None:
         )
     if not is_up(root_side):
         plan.do(f"set {veth} up", lambda: run("ip", "link", "set", veth, "up"))
+    eth0 = link("eth0", ns) or {}
+    if eth0.get("address") != mac:
+        plan.do(
+            f"set {ns}:eth0 address {mac}",
+            lambda: run("ip", "-n", ns, "link", "set", "eth0", "address", mac),
+        )
     if not is_up(link("lo", ns) or {}):
         plan.do(f"set lo up in {ns}", lambda: run("ip", "-n", ns, "link", "set", "lo", "up"))
     have = addresses("eth0", ns)
@@ -375,7 +434,29 @@ def ensure_init(args: argparse.Namespace, plan: Plan) -> int | None:
         plan.do(f"start init of {args.name}", lambda: start_init(args))
         if not plan.check:
             init = find_init(args.netns)
+    else:
+        ensure_mounts(args, plan, init)
     return init
+
+
+def ensure_mounts(args: argparse.Namespace, plan: Plan, init: int) -> None:
+    """Re-attach a private directory the host lost. That happens when the mount point is
+    removed from the root filesystem (since Linux 3.18, rmdir detaches the mounts over it
+    in every other mount namespace): the host would then write into the shared directory."""
+    _, fs = host_paths(args)
+    mounted = set()
+    for line in _proc_read(init, "mountinfo").splitlines():
+        fields = line.split()
+        if len(fields) > 4 and fields[3].endswith(f"/hosts/{args.name}/fs{fields[4]}"):
+            mounted.add(fields[4])
+    for p in args.private:
+        if p not in mounted:
+            source = str(fs / p.lstrip("/"))
+            # (ensure_dirs has already re-created the mount point in the root filesystem)
+            plan.do(
+                f"mount {source} on {p} in {args.name}",
+                lambda p=p, s=source: nsenter(init, "mount", "--bind", s, p),
+            )
 
 
 def host_key(args: argparse.Namespace) -> Path:
@@ -468,6 +549,7 @@ def ensure_web(args: argparse.Namespace, plan: Plan, init: int | None) -> None:
 
 
 def host_present(args: argparse.Namespace, plan: Plan) -> dict:
+    stop_strays(args, plan)
     ensure_dirs(args, plan)
     ensure_host_key(args, plan)
     ensure_network(args, plan)
@@ -478,15 +560,15 @@ def host_present(args: argparse.Namespace, plan: Plan) -> dict:
     return {"host_key": " ".join(pub.read_text().split()[:2]) if pub.exists() else None}
 
 
-def stop_processes(netns: str, plan: Plan, timeout: float) -> None:
-    init = find_init(netns)
-    if init is not None:
-        # The init stops its whole PID namespace (SIGTERM, then SIGKILL) and exits.
+def _stop(args: argparse.Namespace, plan: Plan, inits: list[int], ns_ids: set) -> None:
+    """Stop these inits (each takes its whole PID namespace down), then anything else
+    still inside these network namespaces: SIGTERM, then SIGKILL."""
+    for init in inits:
         plan.do(
-            f"stop host init {init}",
-            lambda: (os.kill(init, signal.SIGTERM), wait_gone([init], timeout)),
+            f"stop host init {init} of {args.name}",
+            lambda i=init: (os.kill(i, signal.SIGTERM), wait_gone([i], args.timeout)),
         )
-    others = [p for p in netns_pids(netns) if p != init] if not plan.check else []
+    others = [p for p in pids_in(ns_ids) if p not in inits] if not plan.check else []
     if others:
 
         def kill_rest() -> None:
@@ -497,19 +579,42 @@ def stop_processes(netns: str, plan: Plan, timeout: float) -> None:
                 if not wait_gone(others, 3.0):
                     return
             if wait_gone(others, 2.0):
-                raise LabError(f"processes in {netns} survived SIGKILL: {others}")
+                raise LabError(f"processes of {args.name} survived SIGKILL: {others}")
 
-        plan.do(f"stop processes {others} in {netns}", kill_rest)
+        plan.do(f"stop processes {others} of {args.name}", kill_rest)
+
+
+def stop_processes(args: argparse.Namespace, plan: Plan, netns: list[str]) -> None:
+    """Stop every process of the host: in its named netns, and any init of it found by
+    name (with everything in that init's netns)."""
+    inits = find_inits_by_name(args)
+    ns_ids = {_ns_id(f"/run/netns/{n}") for n in netns}
+    ns_ids |= {_ns_id(f"/proc/{i}/ns/net") for i in inits}
+    ns_ids.discard(None)
+    inits = sorted(set(inits) | {p for p in pids_in(ns_ids) if _is_init(p)})
+    _stop(args, plan, inits, ns_ids)
+
+
+def stop_strays(args: argparse.Namespace, plan: Plan) -> None:
+    """An earlier incarnation of the host still running outside its named netns (someone
+    ran `ip netns del` under it) holds the old veth and address: stop it before rebuilding."""
+    current = find_init(args.netns) if netns_exists(args.netns) else None
+    strays = [i for i in find_inits_by_name(args) if i != current]
+    if strays:
+        ns_ids = {_ns_id(f"/proc/{i}/ns/net") for i in strays}
+        ns_ids -= {None, _ns_id(f"/run/netns/{args.netns}")}  # never the live host's netns
+        _stop(args, plan, strays, ns_ids)
 
 
 def host_absent(args: argparse.Namespace, plan: Plan) -> None:
     hostdir, _ = host_paths(args)
     meta_file = hostdir / "host.json"
     meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
-    for netns in dict.fromkeys([args.netns, meta.get("netns")]):
-        if netns and netns_exists(netns):
-            stop_processes(netns, plan, args.timeout)
-            plan.do(f"delete netns {netns}", lambda n=netns: run("ip", "netns", "del", n))
+    names = [n for n in dict.fromkeys([args.netns, meta.get("netns")]) if n]
+    stop_processes(args, plan, [n for n in names if netns_exists(n)])
+    for netns in names:
+        if netns_exists(netns):
+            plan.do(f"delete netns {netns}", lambda n=netns: delete_netns(n))
     for veth in dict.fromkeys([args.veth, meta.get("veth")]):
         # Deleting the namespace destroys its eth0 and so the pair; the kernel removes the
         # root side asynchronously, so give it a moment before deleting it by hand.
@@ -542,19 +647,54 @@ def host_status(args: argparse.Namespace) -> dict:
 # ------------------------------------------------------------------------------ lab-level
 
 
+def mounted_anywhere(path: str) -> bool:
+    """Is something mounted on `path` in any mount namespace of this machine?"""
+    seen = set()
+    for pid in live_pids():
+        ns = _ns_id(f"/proc/{pid}/ns/mnt")
+        if ns is None or ns in seen:
+            continue
+        seen.add(ns)
+        for line in _proc_read(pid, "mountinfo").splitlines():
+            fields = line.split()
+            if len(fields) > 4 and fields[4] == path:
+                return True
+    return False
+
+
+def prune(args: argparse.Namespace, plan: Plan) -> None:
+    """Remove every recorded host not in --keep (a host dropped from the inventory)."""
+    hosts = Path(args.lab_dir) / "hosts"
+    names = sorted(p.name for p in hosts.iterdir() if p.is_dir()) if hosts.is_dir() else []
+    for name in names:
+        if name not in args.keep:
+            one = argparse.Namespace(
+                name=name,
+                lab_dir=args.lab_dir,
+                netns=args.netns_prefix + name,
+                veth=args.veth_prefix + name,
+                timeout=args.timeout,
+            )
+            host_absent(one, plan)
+
+
 def mountpoints_absent(args: argparse.Namespace, plan: Plan) -> None:
     record = Path(args.lab_dir) / "mountpoints"
     if not record.exists():
         return
     for p in dict.fromkeys(record.read_text().split()):
-        if os.path.isdir(p) and not os.listdir(p):
+        # Another lab on this machine (another lab dir) may still bind-mount over it: since
+        # Linux 3.18, rmdir would silently detach that lab's mounts, so leave it be.
+        if os.path.isdir(p) and not os.listdir(p) and not mounted_anywhere(p):
             plan.do(f"remove mount point {p}", lambda p=p: os.rmdir(p))
     plan.do(f"remove {record}", record.unlink)
 
 
 def validate(args: argparse.Namespace) -> dict:
-    """Preflight: the topology is consistent before anything is touched."""
+    """Preflight: root, the topology is consistent; report missing Debian packages."""
     errors = []
+    if os.geteuid() != 0:
+        errors.append(f"the lab is built by root (running as uid {os.geteuid()})")
     try:
         subnet = ipaddress.ip_network(args.subnet)
     except ValueError as e:
@@ -601,7 +741,23 @@ def validate(args: argparse.Namespace) -> dict:
             )
     if errors:
         raise LabError("; ".join(errors))
-    return {"hosts": len(args.host), "subnet": str(subnet)}
+    return {"hosts": len(args.host), "subnet": str(subnet), "missing": missing(args.package)}
+
+
+def missing(packages: list[str]) -> list[str]:
+    """Which Debian packages are not installed (so the role installs only those)."""
+    if not packages:
+        return []
+    proc = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n", *packages],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    installed = {
+        line.split()[0] for line in proc.stdout.splitlines() if line.endswith(" installed")
+    }
+    return [p for p in packages if p not in installed]
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -618,6 +774,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     v.add_argument("--lab-dir", required=True)
     v.add_argument("--private", action="append", default=[])
     v.add_argument("--host", action="append", default=[], metavar="NAME=IP")
+    v.add_argument("--package", action="append", default=[], help="a Debian package needed")
 
     b = sub.add_parser("bridge", help="the lab bridge in the root namespace")
     b.add_argument("state", choices=["present", "absent"])
@@ -638,6 +795,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     h.add_argument("--web-port", type=int, default=0, help="run the lab web app (0: no)")
     h.add_argument("--python", default="/usr/bin/python3")
     h.add_argument("--reload", default="", help="comma list: sshd,web")
+
+    r = sub.add_parser("prune", help="remove recorded hosts that are not to be kept")
+    r.add_argument("--lab-dir", required=True)
+    r.add_argument("--keep", action="append", default=[], metavar="NAME")
+    r.add_argument("--netns-prefix", required=True)
+    r.add_argument("--veth-prefix", required=True)
 
     m = sub.add_parser("mountpoints", help="remove the mount points the lab created")
     m.add_argument("state", choices=["absent"])
@@ -662,6 +825,9 @@ def main(argv: list[str]) -> int:
             result = host_present(args, plan)
         elif args.what == "host":
             host_absent(args, plan)
+            result = {}
+        elif args.what == "prune":
+            prune(args, plan)
             result = {}
         else:
             mountpoints_absent(args, plan)

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """PID 1 of one lab host: make the host's private filesystem view, then reap and wait.
 
 Theory of operation. `lbcore_lab_host.py` starts this script as

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """The lab's backend app: an HTTP server that answers with the name of the host it runs on.
 
 Tests see which backend served a request from the body (`web2\\n`) or the `X-Served-By`

@@ -189,6 +189,11 @@ def test_workers_drop_to_user_and_group_the_master_keeps_root(cluster: FakeClust
 
     nobody = pwd.getpwnam("nobody").pw_uid
     nogroup = grp.getgrnam("nogroup").gr_gid
+    # A worker just forked may not have reached its setuid yet.
+    wait_for(
+        lambda: all(set(ids(pid, "Uid")) == {nobody} for pid in m.workers()),
+        what="workers running as nobody",
+    )
     for pid in m.workers():
         assert set(ids(pid, "Uid")) == {nobody}
         assert set(ids(pid, "Gid")) == {nogroup}

@@ -206,16 +206,19 @@ backend b
 """,
         s1=web[0].addr,
     )
-    # redirect keeps the connection open: a second request follows on the same socket
-    out = raw_exchange(
-        port,
-        b"GET /old HTTP/1.1\r\nHost: h\r\n\r\nGET /after HTTP/1.1\r\nHost: h\r\n"
-        b"Connection: close\r\n\r\n",
+    # redirect and deny keep the connection open, as HAProxy 2.6 does: requests that
+    # follow on the same socket are served
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(
+        b"GET /old HTTP/1.1\r\nHost: h\r\n\r\nGET /private HTTP/1.1\r\nHost: h\r\n\r\n"
+        b"GET /after HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
     )
-    assert out.startswith(
-        b"HTTP/1.1 301 Moved Permanently\r\ncontent-length: 0\r\nlocation: /new\r\n\r\n"
-        b"HTTP/1.1 200 OK\r\n"
-    )
+    moved, denied, after = _read_responses(s, 3)
+    assert moved == b"HTTP/1.1 301 Moved Permanently\r\ncontent-length: 0\r\nlocation: /new\r\n\r\n"
+    assert denied == error_page(403)
+    assert after.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert s.recv(10) == b""  # closed after the answer to "Connection: close"
+    s.close()
     status, headers, _ = get(port, "/a/b?c=1", Host="plain.example.com")
     assert status == 302 and headers["location"] == "https://secure.example.com/a/b?c=1"
     assert raw_exchange(port, b"GET /private/x HTTP/1.1\r\nHost: h\r\n\r\n") == error_page(403)
@@ -413,7 +416,7 @@ def test_graceful_stop_finishes_in_flight_requests(lb: LbFactory, web: list[Back
     )
     idle = socket.create_connection(("127.0.0.1", port), timeout=5)
     idle.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-    assert idle.recv(65536).startswith(b"HTTP/1.1 200")
+    assert _read_responses(idle, 1)[0].startswith(b"HTTP/1.1 200")
     result: list[Any] = []
     t = threading.Thread(target=lambda: result.append(get(port, "/slow?d=1")))
     t.start()
@@ -452,6 +455,30 @@ def test_channel_stats_and_server_changes(lb: LbFactory, web: list[Backend]) -> 
     assert stats["op"] == "stats" and stats["pid"] == inst.pid
     assert stats["backends"]["b"]["servers"]["s2"]["total"] == 4
     assert stats["backends"]["b"]["servers"]["s1"]["admin_state"] == "maint"
+
+    def change(**kw: object) -> None:
+        assert chan is not None
+        chan.send(json.dumps({"op": "server", "backend": "b", **kw}).encode())
+
+    # "set server b/s1 addr": s1 now points at web3; s2 drained by weight 0
+    change(server="s1", admin_state="ready", host="127.0.0.1", port=web[2].port)
+    change(server="s2", weight=0)
+    time.sleep(0.1)
+    assert {echo(get(port, "/")[2])["server"] for _ in range(4)} == {"web3"}
+    # "shutdown sessions server b/s1": a long request in flight on s1 is cut
+    result: list[bytes] = []
+    t = threading.Thread(
+        target=lambda: result.append(
+            raw_exchange(port, b"GET /slow?d=3 HTTP/1.1\r\nHost: h\r\n\r\n")
+        )
+    )
+    t.start()
+    time.sleep(0.3)
+    change(server="s1", shutdown_sessions=True)
+    t.join(5)
+    assert result == [b""]
+    change(server="s1", op_state="NOT A STATE")  # ignored, the worker carries on
+    assert get(port, "/")[0] == 200
     chan.send(json.dumps({"op": "stop", "grace": True}).encode())
     assert inst.proc is not None and inst.proc.wait(5) == 0
 
@@ -479,3 +506,148 @@ def test_frontend_maxconn_holds_extra_connections(lb: LbFactory, web: list[Backe
     second.settimeout(5)
     assert second.recv(65536).startswith(b"HTTP/1.1 200")
     second.close()
+
+
+def _read_responses(s: socket.socket, count: int) -> list[bytes]:
+    """Read ``count`` responses with Content-Length bodies from a raw socket."""
+    buf = b""
+    out = []
+    while len(out) < count:
+        end = buf.find(b"\r\n\r\n")
+        if end >= 0:
+            head = buf[: end + 4]
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            if head.startswith(b"HTTP/1.1 1"):
+                length = 0
+            if len(buf) >= end + 4 + length:
+                out.append(buf[: end + 4 + length])
+                buf = buf[end + 4 + length :]
+                continue
+        d = s.recv(65536)
+        assert d, out
+        buf += d
+    return out
+
+
+def test_pipelining_head_and_expect_continue(lb: LbFactory, web: list[Backend]) -> None:
+    _, port = lb(
+        BASE + "frontend fe\n  bind 127.0.0.1:{port}\n  default_backend b\n"
+        "backend b\n  server s1 {s1}\n",
+        s1=web[0].addr,
+    )
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    # three pipelined requests in one segment, answered in order
+    s.sendall(b"".join(b"GET /p%d HTTP/1.1\r\nHost: h\r\n\r\n" % i for i in range(3)))
+    for i, resp in enumerate(_read_responses(s, 3)):
+        assert resp.startswith(b"HTTP/1.1 200")
+        assert json.loads(resp.split(b"\r\n\r\n", 1)[1])["path"] == f"/p{i}"
+    # HEAD: the length is announced, no body follows, the connection stays usable
+    s.sendall(b"HEAD /h HTTP/1.1\r\nHost: h\r\n\r\nGET /after-head HTTP/1.1\r\nHost: h\r\n\r\n")
+    buf = b""
+    while buf.count(b"\r\n\r\n") < 2 or not buf.endswith(b"}"):
+        buf += s.recv(65536)
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200") and b"content-length:" in head.lower()
+    assert rest.startswith(b"HTTP/1.1 200") and b"/after-head" in rest
+    # Expect: 100-continue: the interim answer is relayed, then the final one
+    s.sendall(b"POST /e HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+    assert s.recv(65536).startswith(b"HTTP/1.1 100 Continue\r\n")
+    s.sendall(b"hello")
+    final = _read_responses(s, 1)[0]
+    assert (
+        final.startswith(b"HTTP/1.1 200")
+        and json.loads(final.split(b"\r\n\r\n")[1])["body_len"] == 5
+    )
+    s.close()
+    assert web[0].accepted == 1
+
+
+def test_keep_alive_timeout_closes_idle_client(lb: LbFactory, web: list[Backend]) -> None:
+    _, port = lb(
+        BASE + "  timeout http-keep-alive 300ms\nfrontend fe\n  bind 127.0.0.1:{port}\n"
+        "  default_backend b\nbackend b\n  server s1 {s1}\n",
+        s1=web[0].addr,
+    )
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    _read_responses(s, 1)
+    t0 = time.monotonic()
+    assert s.recv(100) == b""  # closed silently: no 408 after a completed request
+    assert 0.2 < time.monotonic() - t0 < 3
+    s.close()
+
+
+class OneShotServer:
+    """Answers one request per connection, then closes on the next one without a word:
+    a server whose keep-alive timeout fires just as a reused connection is used."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c: socket.socket) -> None:
+        with c:
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                d = c.recv(65536)
+                if not d:
+                    return
+                buf += d
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            c.recv(65536)  # the next request: dropped on the floor
+
+
+def test_stale_pooled_connection_is_replayed(lb: LbFactory) -> None:
+    srv = OneShotServer()
+    try:
+        _, port = lb(
+            BASE + "frontend fe\n  bind 127.0.0.1:{port}\n  default_backend b\n"
+            "backend b\n  server s1 127.0.0.1:{p}\n",
+            p=srv.port,
+        )
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        for _ in range(5):
+            c.request("GET", "/")
+            r = c.getresponse()
+            assert (r.status, r.read()) == (200, b"ok")
+        c.close()
+        assert srv.accepted == 5  # each reuse failed silently and was replayed once
+    finally:
+        srv.sock.close()
+
+
+def test_client_half_close_after_request_is_answered(lb: LbFactory, web: list[Backend]) -> None:
+    _, port = lb(
+        BASE + "frontend fe\n  bind 127.0.0.1:{port}\n  default_backend b\n"
+        "backend b\n  server s1 {s1}\n",
+        s1=web[0].addr,
+    )
+    for path in (b"/first", b"/slow?d=0.2"):  # new upstream connection, then a pooled one
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(b"GET %s HTTP/1.1\r\nHost: h\r\n\r\n" % path)
+        s.shutdown(socket.SHUT_WR)
+        out = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            out += d
+        s.close()
+        assert out.startswith(b"HTTP/1.1 200 OK\r\n") and b"connection: close" in out
+        assert json.loads(out.split(b"\r\n\r\n", 1)[1])["path"] == path.decode()

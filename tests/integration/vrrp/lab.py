@@ -9,9 +9,11 @@ processes started through the lab are tracked by PID and killed by PID only.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import random
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Sequence
@@ -110,6 +112,8 @@ class Lab:
     def start_keepalived(self, host: Host, conf: Path, log: Path) -> subprocess.Popen[bytes]:
         pid = self.tmp / f"ka-{host.ns}.pid"
         vpid = self.tmp / f"ka-{host.ns}-vrrp.pid"
+        for stale in (pid, vpid):  # left by a SIGKILLed predecessor
+            stale.unlink(missing_ok=True)
         argv = [
             KEEPALIVED,
             "-n",
@@ -127,17 +131,24 @@ class Lab:
 
     @staticmethod
     def kill(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL, wait: float = 10) -> None:
-        """Signal a process we started (by PID); with SIGKILL, keepalived's VRRP child too."""
+        """Signal a process we started (by PID).
+
+        With SIGKILL, its descendants die first (deepest first): keepalived's VRRP
+        child would otherwise see its parent die and stop cleanly, sending a
+        priority-0 advert — not the crash this is meant to be.
+        """
         if proc.poll() is not None:
             return
         children = _children(proc.pid) if sig == signal.SIGKILL else []
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, sig)
-        for child in children:
+        for pid in [*reversed(children), proc.pid]:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(child, sig)
+                os.kill(pid, sig)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(wait)
+        deadline = time.monotonic() + wait
+        while children and time.monotonic() < deadline:
+            children = [c for c in children if _running(c)]
+            time.sleep(0.01)
 
     def close(self) -> None:
         for proc in self.procs:
@@ -146,6 +157,39 @@ class Lab:
         for host in self.hosts:
             _ip("netns", "del", host.ns, check=False)
         _ip("link", "del", self.bridge, check=False)
+
+
+CLONE_NEWNET = 0x40000000
+
+
+def enter_netns(ns: str) -> None:
+    """Move the *calling thread* into network namespace ``ns`` (setns(2) is per thread)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(f"/run/netns/{ns}", os.O_RDONLY)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+    finally:
+        os.close(fd)
+
+
+def address_is_local(ip: str) -> bool:
+    """Is ``ip`` configured in this thread's namespace? (bind succeeds only then)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind((ip, 0))
+        except OSError:
+            return False
+        return True
+
+
+def _running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 def _children(pid: int) -> list[int]:

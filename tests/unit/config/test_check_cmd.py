@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from lbcore.cmd_check import main
+from lbcore.config import ConfigErrors, load_config, parse_text
 from tests.conftest import lbcore_cmd, lbcore_env
 
 VALID = """\
@@ -34,7 +35,7 @@ frontend web
     default_backend app
     timout client 5s
 backend app
-    server s1 127.0.0.1:18009 check
+    server s1 127.0.0.1:18009 agent-check
 """
 
 
@@ -70,7 +71,7 @@ def test_invalid_config_exits_1_with_file_line_messages(files):
     path = files["broken"]
     assert proc.stderr.splitlines() == [
         f"{path}:4: unknown keyword 'timout' in 'frontend' section (did you mean 'timeout'?)",
-        f"{path}:6: 'check' is not supported yet (server option)",
+        f"{path}:6: 'agent-check' is not supported yet (server option)",
         "lbcore check: 2 error(s) found",
     ]
     assert proc.stdout == ""
@@ -123,3 +124,23 @@ def test_warnings_do_not_fail_the_check(tmp_path, capsys):
     assert main(["-f", str(cfg)]) == 0
     err = capsys.readouterr().err
     assert f"warning: {cfg}:3: 'retries' is ignored in a frontend section" in err
+
+
+def test_bytes_go_out_as_written_and_paths_stay_os_strings(tmp_path):
+    # HAProxy's configuration is bytes: a UTF-8 header value is sent as those bytes,
+    # a Latin-1 one too; file names are what the OS calls them
+    cfg = tmp_path / "bytes.cfg"
+    cfg.write_bytes(
+        b"global\n    pidfile /tmp/caf\xc3\xa9.pid\n"
+        b"frontend web\n    bind :18001\n    http-request set-header X caf\xc3\xa9\n"
+        b'    http-request set-header Y caf\xe9\n    http-request set-header Z "\\xe9"\n'
+    )
+    config, _ = load_config([str(cfg)])
+    values = [r.value.encode("latin-1") for r in config.proxies[0].http_request_rules]
+    assert values == [b"caf\xc3\xa9", b"caf\xe9", b"\xe9"]
+    assert config.global_.pidfile == "/tmp/caf\u00e9.pid"
+
+
+def test_text_that_is_not_bytes_is_refused():
+    with pytest.raises(ConfigErrors, match=r"t.cfg:2: character U\+65E5 at column 11"):
+        parse_text("frontend f\n    bind :\u65e5\n", "t.cfg")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from lbcore.config import ConfigErrors, parse_text, parse_texts
+from lbcore.config import ConfigErrors, http_rules, parse_text, parse_texts
 from lbcore.config import proxy as proxymod
 from tests.unit.config.samples import render
 
@@ -57,7 +57,7 @@ ERRORS = [
     Err("global", "pidfile", "'pidfile' expects a file name", R),
     Err("global", "hard-stop-after soon", "hard-stop-after: invalid duration 'soon'", R),
     Err("global", "log 127.0.0.1", "'log' expects an address and a facility", R),
-    Err("global", "log 127.0.0.1 local9", "log: unknown facility 'local9'", R),
+    Err("global", "log 127.0.0.1 local9", "log: unknown facility 'local9' (did you mean", R),
     Err("global", "log 127.0.0.1 local0 loud", "log: unknown level 'loud'", R),
     Err("global", "log 127.0.0.1 len 10 local0", "log len: 10 is out of range (80..65535)", R),
     Err("global", "log 127.0.0.1 format json local0", "log: unknown format 'json'", R),
@@ -71,10 +71,16 @@ ERRORS = [
     Err("global", "stats socket /tmp/x level root", "stats socket: level 'root'", R),
     Err("global", "stats socket /tmp/x level", "stats socket: 'level' expects a value", R),
     Err("global", "stats socket /tmp/x frob 1", "stats socket: unknown option 'frob'", R),
+    Err("global", "stats socket /tmp/x expose-fd all", "'expose-fd' expects 'listeners'", R),
+    Err("global", "stats socket ipv4@127.0.0.1 level admin", "missing port in '127.0.0.1'", R),
+    Err("global", "stats socket ipv4@127.0.0.1:0", "stats socket: port: 0 is out of range"),
     Err("global", "stats socket /tmp/x uid 0", "'uid' is not supported yet (stats socket option)"),
+    Err("global", "stats timeout 1.5s", "stats timeout: invalid duration '1.5s'", R),
+    Err("global", "stats timeout 0", "'stats timeout' expects a positive value", R),
     Err("global", "stats maxconn 10", "'stats maxconn' is not supported yet"),
     Err("global", "chroot /tmp", "'chroot' is not supported yet"),
-    Err("global", "tune.bufsize 16384", "'tune.bufsize' is not supported yet"),
+    Err("global", "tune.ssl.lifetime 300", "'tune.ssl.lifetime' is not supported yet"),
+    Err("global", "tune.bufsize 12", "tune.bufsize: 12 is out of range (1024..1073741824)"),
     Err("global", 'log "127.0.0.1 local0', "unmatched quote at column 9", R),
     # --- sections ---
     Err("global", "userlist admins", "'userlist' is not supported yet (section)"),
@@ -102,8 +108,15 @@ ERRORS = [
     Err("frontend", "bind ipv4@[::1]:18010", "bind: '::1' is not an ipv4 address", R),
     Err("frontend", "bind unix@/tmp/s.sock", "'unix@/tmp/s.sock' is not supported yet"),
     Err("frontend", "bind /tmp/s.sock", "'/tmp/s.sock' is not supported yet (bind address)"),
-    Err("frontend", "bind :18010 ssl crt /x.pem", "'ssl' is not supported yet (bind option)"),
+    Err("frontend", "bind :18010 ssl", "bind: 'ssl' needs a certificate", R),
+    Err("frontend", "bind :18010 ssl crt /x.pem ssl-min-ver TLSv9", "unknown version 'TLSv9'", R),
+    Err("frontend", "bind :18010 ssl crt /x.pem verify sometimes", "'verify' expects", R),
+    Err("frontend", "bind :18010 ssl crt /x.pem curves P-256", "'curves' is not supported yet"),
     Err("frontend", "bind :18010 accept-proxy", "'accept-proxy' is not supported yet"),
+    Err("frontend", "bind :18010 frob", "bind: unknown option 'frob'", R),
+    Err("frontend", "bind :18010 sssl", "bind: unknown option 'sssl' (did you mean 'ssl'?)", R),
+    Err("frontend", "bind :18010 , :18011", "no blanks around ','", R),
+    Err("frontend", "bind :18010, :18011", "no blanks around ','", R),
     Err("defaults", "bind :18010", "'bind' is not allowed in a 'defaults' section", R),
     # --- mode ---
     Err("frontend", "mode", "'mode' expects 'http' or 'tcp'", R),
@@ -148,9 +161,15 @@ ERRORS = [
     Err("frontend", "acl x path_reg ^(/", "invalid regular expression '^(/'", R),
     Err("frontend", "acl x src 10.0.0.300", "invalid address or network '10.0.0.300'", R),
     Err("frontend", "acl x hdr /", "'hdr' needs a header name"),
-    Err("frontend", "acl x path_sub foo", "'path_sub' is not supported yet (ACL criterion)"),
-    Err("frontend", "acl x hdr_end(host) .com", "'hdr_end' is not supported yet"),
-    Err("frontend", "acl x path -m sub foo", "'-m sub' is not supported yet"),
+    Err("frontend", "acl x path_dir foo", "'path_dir' is not supported yet (ACL criterion)"),
+    Err("frontend", "acl x hdr_dom(host) com", "'hdr_dom' is not supported yet"),
+    Err("frontend", "acl x path -m dom foo", "'-m dom' is not supported yet"),
+    Err(
+        "frontend", "acl x src -m sub 10.", "'-m sub' is not supported yet (match method for 'src')"
+    ),
+    Err("frontend", "acl x hdr_sub /", "'hdr_sub' needs a header name"),
+    Err("frontend", "acl x path_begs /", "(did you mean 'path_beg'?)", R),
+    Err("frontend", "acl x path -m", "'-m' expects a match method", R),
     Err("frontend", "acl x path -f /etc/paths", "'-f' is not supported yet (ACL flag)"),
     Err("frontend", "acl x hdr(host,1) a", "'hdr(host,1)' is not supported yet"),
     Err("defaults", "acl x path /", "'acl' is not allowed in a 'defaults' section", R),
@@ -185,7 +204,18 @@ ERRORS = [
     Err("frontend", "no option forwardfor", "'no option forwardfor' is not allowed", R),
     Err("frontend", "no option httplog", "'no option httplog' is not allowed", R),
     Err("frontend", "default option tcplog", "'default option tcplog' is not allowed", R),
-    Err("frontend", "option httpchk", "'option httpchk' is not supported yet"),
+    Err("frontend", "option tcp-check", "'option tcp-check' is not supported yet"),
+    Err("backend", "option httpchk GET / HTTP/1.1 x", "'option httpchk': unexpected argument", R),
+    Err("backend", "option httpchk GET / HTTP/x", "invalid HTTP version 'HTTP/x'"),
+    Err("backend", "http-check expect", "'http-check expect' expects [!] status|rstatus", R),
+    Err("backend", "http-check expect status", "'http-check expect status' expects a pattern", R),
+    Err("backend", "http-check expect status 2x", "invalid status '2x'", R),
+    Err("backend", "http-check expect rstring (", "bad regex '('", R),
+    Err("backend", "http-check send meth", "'http-check send meth' expects a value", R),
+    Err("backend", "http-check send hdr Host", "'http-check send hdr' expects a name", R),
+    Err("backend", "http-check send body x", "'http-check send body' is not supported yet"),
+    Err("backend", "http-check connect", "'http-check connect' is not supported yet"),
+    Err("backend", "http-check frob", "'http-check' expects 'send' or 'expect'", R),
     Err("frontend", "option forwardfor except 127.0.0.0/8", "'option forwardfor except' is not"),
     Err("frontend", "option httplog clf", "'option httplog clf' is not supported yet"),
     Err("frontend", "no log now", "'no log' is not supported yet"),
@@ -244,13 +274,18 @@ ERRORS = [
     Err("backend", "server s1 127.0.0.1", "server: missing port in '127.0.0.1'"),
     Err("backend", "server s1 127.0.0.1:http", "server: port: expected an integer", R),
     Err("backend", "server s1 :80", "server: missing address in ':80'"),
-    Err("backend", "server s1 127.0.0.1:80 check", "'check' is not supported yet (server option)"),
-    Err("backend", "server s1 127.0.0.1:80 inter 2s", "'inter' is not supported yet"),
-    Err("backend", "server s1 127.0.0.1:80 rise 2", "'rise' is not supported yet"),
-    Err("backend", "server s1 127.0.0.1:80 fall 3", "'fall' is not supported yet"),
+    Err("backend", "server s1 127.0.0.1:80 check inter", "server s1: 'inter' expects a value", R),
+    Err("backend", "server s1 127.0.0.1:80 check inter 0", "inter: expects a positive delay", R),
+    Err("backend", "server s1 127.0.0.1:80 check rise 0", "rise: 0 is out of range", R),
+    Err("backend", "server s1 127.0.0.1:80 check fall x", "fall: expected an integer", R),
+    Err("backend", "server s1 127.0.0.1:80 check port 0", "port: 0 is out of range"),
+    Err("backend", "server s1 127.0.0.1:80 check addr 1.2.3.4:80", "without port"),
+    Err("backend", "server s1 127.0.0.1:80 agent-check", "'agent-check' is not supported yet"),
+    Err("backend", "default-server chek", "unknown option 'chek' (did you mean 'check'?)", R),
     Err("backend", "server s1 127.0.0.1:80 cookie a", "'cookie' is not supported yet"),
-    Err("backend", "server s1 127.0.0.1:80 ssl verify none", "'ssl' is not supported yet"),
-    Err("backend", "server s1 127.0.0.1:80 crt /x.pem", "'crt' is not supported yet"),
+    Err("backend", "server s1 127.0.0.1:80 ssl", "verify is enabled by default but no CA", R),
+    Err("backend", "server s1 127.0.0.1:80 ssl verify maybe", "'verify' expects", R),
+    Err("backend", "server s1 127.0.0.1:80 check-ssl", "'check-ssl' is not supported yet"),
     Err(
         "backend",
         "server s1 127.0.0.1:80 weight",
@@ -269,6 +304,10 @@ ERRORS = [
         R,
     ),
     Err("backend", "server s/1 127.0.0.1:80", "invalid server name 's/1'", R),
+    Err("backend", "server s1 127.0.0.300:80", "server: invalid IPv4 address '127.0.0.300'", R),
+    Err("backend", "server s1 [::g]:80", "server: invalid IPv6 address '::g'", R),
+    Err("backend", "server s1 bad!host:80", "server: invalid host name 'bad!host'", R),
+    Err("frontend", "bind 10.0.0.256:18010", "bind: invalid IPv4 address '10.0.0.256'", R),
     Err(
         "backend",
         "server s0 127.0.0.1:80",
@@ -278,7 +317,6 @@ ERRORS = [
     ),
     Err("frontend", "server s1 127.0.0.1:80", "'server' is not allowed in a 'frontend'", R),
     Err("defaults", "server s1 127.0.0.1:80", "'server' is not allowed in a 'defaults'", R),
-    Err("backend", "default-server inter 2s", "'default-server' is not supported yet"),
     Err("backend", "cookie SRV insert", "'cookie' is not supported yet"),
     # --- unknown keywords in each section kind ---
     *[
@@ -292,7 +330,8 @@ ERRORS = [
     Err("frontend", "backnd app", "(did you mean 'backend'?)", R),
     Err("global", "defautls", "(did you mean 'defaults'?)", R),
     Err("frontend", "stick-table type ip size 1m", "'stick-table' is not supported yet"),
-    Err("frontend", "tcp-request content accept", "'tcp-request' is not supported yet"),
+    Err("frontend", "tcp-request connection reject", "'tcp-request connection' is not supp"),
+    Err("frontend", "tcp-request content accept if { ssl_fc yes }", "boolean fetch"),
     Err("frontend", "contimeout 5000", "unknown keyword 'contimeout'", R),
 ]
 
@@ -377,12 +416,12 @@ WHOLE = [
     (
         "every bad line is reported, in order",
         "global\n maxconn x\nfrontend f\n bind :18001\n frob\n timeout client 1.5s\n"
-        "backend b\n server s 127.0.0.1:80 check\n",
+        "backend b\n server s 127.0.0.1:80 agent-check\n",
         [
             (2, "maxconn: expected an integer"),
             (5, "unknown keyword 'frob'"),
             (6, "invalid duration '1.5s'"),
-            (8, "'check' is not supported yet"),
+            (8, "'agent-check' is not supported yet"),
         ],
     ),
 ]
@@ -419,11 +458,11 @@ def test_later_keyword_vocabularies_are_whole_words():
     for vocab in (
         proxymod.LATER_KEYWORDS,
         proxymod.LATER_OPTIONS,
-        proxymod.LATER_HTTP_ACTIONS,
+        http_rules.LATER_ACTIONS,
         proxymod.LATER_SERVER_OPTIONS,
     ):
         assert all(w and not w.endswith("-") and not w.startswith("-") for w in vocab)
-    assert "strict-mode" in proxymod.LATER_HTTP_ACTIONS
+    assert "strict-mode" in http_rules.LATER_ACTIONS
     assert "send-proxy-v2-ssl-cn" in proxymod.LATER_SERVER_OPTIONS
 
 

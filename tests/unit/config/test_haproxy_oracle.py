@@ -8,6 +8,7 @@ other way round: HAProxy refuses them too.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,17 +17,24 @@ import pytest
 
 from lbcore.config import load_config
 from tests.conftest import need_binary
+from tests.unit.config import test_check_cmd, test_model_whole
 from tests.unit.config.test_errors import ERRORS
 from tests.unit.config.test_keywords import ROWS
 
 SAMPLES = sorted((Path(__file__).parent / "cfg").glob("*.cfg"))
 
 
-def haproxy_check(haproxy: str, tmp: Path, name: str, text: str) -> tuple[int, str]:
+def haproxy_check(
+    haproxy: str, tmp: Path, name: str, text: str, env: dict[str, str] | None = None
+) -> tuple[int, str]:
     path = tmp / f"{name}.cfg"
     path.write_text(text)
     proc = subprocess.run(
-        [haproxy, "-c", "-f", str(path)], capture_output=True, text=True, timeout=30
+        [haproxy, "-c", "-f", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, **(env or {})},
     )
     return proc.returncode, proc.stdout + proc.stderr
 
@@ -73,3 +81,16 @@ def test_sample_files_are_valid_for_both(sample, tmp_path):
     rc, out = haproxy_check(need_binary("haproxy"), tmp_path, "s", sample.read_text())
     assert rc == 0, out
     assert "Warnings were found" not in out, out
+
+
+@pytest.mark.parametrize(
+    ("text", "env"),
+    [
+        (test_model_whole.OVERRIDES, {}),
+        (test_check_cmd.VALID, {"LBCORE_T_PORT": "18001"}),
+    ],
+    ids=["overrides", "check-valid"],
+)
+def test_other_valid_configs_of_the_tests_are_valid_for_haproxy(text, env, tmp_path):
+    rc, out = haproxy_check(need_binary("haproxy"), tmp_path, "v", text, env)
+    assert rc == 0, out

@@ -5,13 +5,15 @@ The same rows feed ``test_haproxy_oracle.py``: HAProxy must accept each configur
 
 import pytest
 
-from lbcore.config import parse_text
+from lbcore.config import ConfigErrors, parse_text
 from lbcore.config.model import (
     Acl,
     AclTerm,
     Balance,
     Bind,
+    CheckSpec,
     Condition,
+    HttpCheckSpec,
     HttpRule,
     LogTarget,
     Matcher,
@@ -104,16 +106,27 @@ ROWS = [
     ),
     Row(
         "global",
-        "stats socket ipv4@127.0.0.1:19999 level operator",
+        "stats socket ipv4@127.0.0.1:19999 level operator\nstats socket ipv6@[::1]:19998",
         glob("stats_sockets"),
-        (StatsSocket("127.0.0.1:19999", level="operator"),),
+        (
+            StatsSocket("127.0.0.1:19999", level="operator"),
+            StatsSocket("::1:19998", level="operator"),
+        ),
     ),
+    Row(
+        "global",
+        "stats socket unix@/tmp/lbcore-u.sock",
+        lambda c: c.global_.stats_sockets[0].address,
+        "/tmp/lbcore-u.sock",
+    ),
+    Row("global", "stats timeout 30s", glob("stats_timeout"), 30.0),
     Row("global", "user nobody", glob("user"), "nobody"),
     Row("global", "group nogroup", glob("group"), "nogroup"),
     Row("global", "pidfile /tmp/lbcore-t.pid", glob("pidfile"), "/tmp/lbcore-t.pid"),
     Row("global", "daemon", glob("daemon"), True),
     Row("global", "hard-stop-after 30s", glob("hard_stop_after"), 30.0),
     Row("global", "hard-stop-after 1500", glob("hard_stop_after"), 1.5),
+    Row("global", "hard-stop-after 0", glob("hard_stop_after"), None),
     # --- bind ---
     Row(
         "frontend",
@@ -173,7 +186,7 @@ ROWS = [
     ),
     Row(
         "frontend",
-        "acl a path /x\nacl b method POST\nuse_backend api if a !b || b or !a",
+        "acl a path /x\nacl b method POST\nuse_backend api if a !b || b OR !a",
         lambda c: fe(c).use_backends[0].condition,
         cond([named("a"), named("b", True)], [named("b")], [named("a", True)]),
     ),
@@ -240,6 +253,18 @@ ROWS = [
             ("path -m reg ^/x$", Matcher("path_reg", None, ("^/x$",))),
             ("path -m str /exact", Matcher("path", None, ("/exact",))),
             ("path -- -dash", Matcher("path", None, ("-dash",))),
+            ("path_sub /api/", Matcher("path_sub", None, ("/api/",))),
+            ("path -m sub /api/", Matcher("path_sub", None, ("/api/",))),
+            ("url /a?b=1", Matcher("url", None, ("/a?b=1",))),
+            ("url_beg -i /A", Matcher("url_beg", None, ("/A",), True)),
+            ("url_end .php?x", Matcher("url_end", None, (".php?x",))),
+            ("url_sub debug=1", Matcher("url_sub", None, ("debug=1",))),
+            ("url_reg [?&]id=[0-9]+", Matcher("url_reg", None, ("[?&]id=[0-9]+",))),
+            ("url -m beg /static", Matcher("url_beg", None, ("/static",))),
+            ("hdr_end(host) -i .example.com", Matcher("hdr_end", "host", (".example.com",), True)),
+            ("hdr_sub(user-agent) curl", Matcher("hdr_sub", "user-agent", ("curl",))),
+            ("hdr_reg(host) ^www[0-9]\\.", Matcher("hdr_reg", "host", ("^www[0-9]\\.",))),
+            ("hdr(host) -m sub example", Matcher("hdr_sub", "host", ("example",))),
             ("path_beg", Matcher("path_beg", None, ())),  # never matches (HAProxy warns)
         ]
     ],
@@ -292,6 +317,12 @@ ROWS = [
         "timeout server 1d",
         lambda c: (be(c).timeouts.server, fe(c).timeouts.server),
         (86400.0, 5.0),
+    ),
+    Row(
+        "backend",
+        "timeout server 0",
+        lambda c: (be(c).timeouts.server, fe(c).timeouts.server),
+        (None, 5.0),  # 0 is "no timeout" in HAProxy, None in the model
     ),
     # --- maxconn, retries ---
     Row("frontend", "maxconn 500", lambda c: fe(c).maxconn, 500),
@@ -539,6 +570,84 @@ ROWS = [
     Row("backend", "server s1 [::1]:18020", lambda c: server("s1")(c).address, "::1:18020"),
     Row("backend", "server s1 ::1:18020", lambda c: server("s1")(c).host, "::1"),
     Row("backend", "server s1 ipv6@::1:18020", lambda c: server("s1")(c).host, "::1"),
+    # --- health checks (issue 3) ---
+    Row("backend", "server s1 127.0.0.1:18020", lambda c: server("s1")(c).check, None),
+    Row("backend", "server s1 127.0.0.1:18020 check", lambda c: server("s1")(c).check, CheckSpec()),
+    Row(
+        "backend",
+        "server s1 127.0.0.1:18020 check inter 500 fastinter 100ms downinter 3s rise 4 fall 5",
+        lambda c: server("s1")(c).check,
+        CheckSpec(inter=0.5, fastinter=0.1, downinter=3.0, rise=4, fall=5),
+    ),
+    Row(
+        "backend",
+        "server s1 127.0.0.1:18020 check port 18099 addr 127.0.0.2 slowstart 10s",
+        lambda c: server("s1")(c).check,
+        CheckSpec(port=18099, addr="127.0.0.2", slowstart=10.0),
+    ),
+    # options without "check" are accepted and do nothing, as in HAProxy
+    Row(
+        "backend",
+        "server s1 127.0.0.1:18020 inter 1s rise 1",
+        lambda c: server("s1")(c).check,
+        None,
+    ),
+    Row(
+        "backend", "server s1 127.0.0.1:18020 check no-check", lambda c: server("s1")(c).check, None
+    ),
+    Row(
+        "backend",
+        "default-server check inter 1s fall 2\nserver s1 127.0.0.1:18020 rise 3",
+        lambda c: server("s1")(c).check,
+        CheckSpec(inter=1.0, fall=2, rise=3),
+    ),
+    Row(
+        "backend",
+        "default-server check\nserver s1 127.0.0.1:18020 no-check",
+        lambda c: server("s1")(c).check,
+        None,
+    ),
+    Row(
+        "defaults",
+        "default-server inter 3s check",
+        lambda c: server("s0")(c).check,
+        CheckSpec(inter=3.0),
+    ),
+    Row("backend", "option httpchk", lambda c: be(c).httpchk, HttpCheckSpec()),
+    Row("backend", "option httpchk /health", lambda c: be(c).httpchk, HttpCheckSpec(uri="/health")),
+    Row(
+        "backend",
+        "option httpchk GET /health HTTP/1.1",
+        lambda c: be(c).httpchk,
+        HttpCheckSpec("GET", "/health", "HTTP/1.1"),
+    ),
+    Row(
+        "backend",
+        r'option httpchk HEAD / "HTTP/1.1\r\nHost:\ www"',
+        lambda c: be(c).httpchk,
+        HttpCheckSpec("HEAD", "/", "HTTP/1.1", (("Host", "www"),)),
+    ),
+    Row(
+        "backend",
+        "option httpchk\nhttp-check send meth GET uri /ok ver HTTP/1.1 hdr Host example.org\n"
+        "http-check expect status 200-299",
+        lambda c: be(c).httpchk,
+        HttpCheckSpec("GET", "/ok", "HTTP/1.1", (("Host", "example.org"),), "status", "200-299"),
+    ),
+    Row(
+        "backend",
+        "option httpchk GET /\nhttp-check expect ! rstring ^err",
+        lambda c: be(c).httpchk,
+        HttpCheckSpec("GET", "/", expect_kind="rstring", expect_pattern="^err", expect_negate=True),
+    ),
+    Row(
+        "defaults",
+        "option httpchk GET /d\nhttp-check expect string ok",
+        lambda c: be(c).httpchk,
+        HttpCheckSpec("GET", "/d", expect_kind="string", expect_pattern="ok"),
+    ),
+    Row("backend", "http-check expect status 200", lambda c: be(c).httpchk, None),
+    Row("backend", "timeout check 2s", lambda c: be(c).timeouts.check, 2.0),
     Row("backend", "server s1 localhost:18020", lambda c: server("s1")(c).host, "localhost"),
     Row(
         "backend",
@@ -553,3 +662,30 @@ ROWS = [
 def test_keyword_parses_into_the_model(row):
     config = parse_text(row.config(), "t.cfg")
     assert strip(row.get(config)) == strip(row.expected)
+
+
+def test_lines_end_at_newline_only():
+    # a form feed is white space inside a line, not a line break (line numbers stay right)
+    with pytest.raises(ConfigErrors) as exc:
+        parse_text("frontend f\n bind :18001 \f\n frob\n", "t.cfg")
+    assert [str(e).split(": ")[0] for e in exc.value.errors] == ["t.cfg:3"]
+
+
+def test_every_parsed_rule_compiles_in_the_http_engine():
+    # the contract with lbcore.http: whatever the parser accepts, the proxy can run
+    from lbcore.http.acl import compile_condition
+    from lbcore.http.rules import compile_rules
+
+    compiled = 0
+    for row in ROWS:
+        config = parse_text(row.config(), "t.cfg")
+        for proxy in config.proxies:
+            for use in proxy.use_backends:
+                compile_condition(use.condition, proxy.acls)
+                compiled += 1
+            compile_rules(proxy.http_request_rules, proxy.acls)
+            compile_rules(proxy.http_response_rules, proxy.acls)
+            for acl in proxy.acls:  # each named ACL's matcher
+                compile_condition(cond([named(acl.name)]), proxy.acls)
+                compiled += 1
+    assert compiled > 50

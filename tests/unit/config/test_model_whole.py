@@ -35,14 +35,16 @@ def test_each_defaults_section_applies_to_what_follows_it():
     assert app2.balance.algorithm == "leastconn"
 
 
+OVERRIDES = (
+    "defaults\n mode http\n timeout client 5s\n retries 2\n"
+    "frontend a\n bind :18001\n timeout client 1s\n default_backend b\n"
+    "backend b\n retries 4\n"
+    "frontend c\n bind :18002\n default_backend b\n"
+)
+
+
 def test_a_proxy_overrides_what_it_inherits_without_changing_its_siblings():
-    config = parse_text(
-        "defaults\n mode http\n timeout client 5s\n retries 2\n"
-        "frontend a\n bind :18001\n timeout client 1s\n default_backend b\n"
-        "backend b\n retries 4\n"
-        "frontend c\n bind :18002\n default_backend b\n",
-        "t.cfg",
-    )
+    config = parse_text(OVERRIDES, "t.cfg")
     a, b, c = config.proxies
     assert (a.timeouts.client, c.timeouts.client) == (1.0, 5.0)
     assert (b.retries, a.retries) == (4, 2)
@@ -81,7 +83,19 @@ def test_every_object_knows_its_file_and_line():
     assert str(api.servers[0].source) == f"{path}:{api.servers[0].source.line}"
 
 
-CORE = ["tokenizer", "parser", "acl", "addresses", "globals_", "proxy", "units", "validate"]
+CORE = [
+    "tokenizer",
+    "parser",
+    "acl",
+    "addresses",
+    "globals_",
+    "proxy",
+    "http_rules",
+    "tls_options",
+    "units",
+    "validate",
+    "errors",
+]
 IO_MODULES = {"os", "io", "socket", "asyncio", "subprocess", "time", "pathlib", "ssl"}
 
 

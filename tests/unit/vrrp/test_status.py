@@ -8,10 +8,7 @@ import subprocess
 import sys
 import time
 
-from lbcore.config.model import Source
 from lbcore.vrrp import status
-from lbcore.vrrp.agent import ScriptStatus, tracker_verdict
-from lbcore.vrrp.conf import Command, VrrpScript
 from tests.conftest import lbcore_cmd, lbcore_env
 
 
@@ -105,14 +102,3 @@ def test_status_runs_as_an_lbcore_subcommand(tmp_path):
     )
     assert out.returncode == 0  # the pid in the file (this test) is alive
     assert "VI_1" in out.stdout
-
-
-def test_rise_and_fall():
-    spec = VrrpScript("chk", Source("f", 1), Command(("/bin/true",)), rise=2, fall=3)
-    st = ScriptStatus(spec)
-    assert [tracker_verdict(st, False) for _ in range(3)] == [False, False, True]
-    assert st.ok is False
-    assert tracker_verdict(st, True) is False  # one success is not enough
-    assert tracker_verdict(st, False) is False  # the streak resets
-    assert [tracker_verdict(st, True) for _ in range(2)] == [False, True]
-    assert st.ok is True

@@ -1,0 +1,63 @@
+"""The bench's arithmetic: per-round ratios, medians, and both renderings."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.bench.markdown import render
+from tests.bench.run import ROWS, Sample, summarise, table
+
+
+def sample(rps: float, cpu: float) -> Sample:
+    return Sample(
+        throughput=rps,
+        rps=rps,
+        mbps=rps / 1000,
+        p50_ms=1.0,
+        p99_ms=2.0,
+        cpu_per_100k=cpu,
+        rss_mb=20.0,
+        requests=int(rps * 10),
+        errors=0,
+    )
+
+
+def test_ratios_are_per_round_then_summarised() -> None:
+    row = ROWS[0]
+    per_side = {
+        "haproxy": [sample(100, 1.0), sample(200, 1.0), sample(100, 2.0)],
+        "lbcore": [sample(90, 1.5), sample(100, 1.0), sample(120, 2.0)],
+    }
+    r = summarise(row, per_side)
+    t = r["ratio"]["throughput"]  # type: ignore[index]
+    assert t == {"min": 0.5, "median": 0.9, "max": 1.2}
+    c = r["ratio"]["cpu_per_100k"]  # type: ignore[index]
+    assert c == {"min": 1.0, "median": 1.0, "max": 1.5}
+    assert r["sides"]["haproxy"]["median"]["rps"] == 100  # type: ignore[index]
+    text = table([r], standin=False)
+    assert text.splitlines()[2].startswith(row.name)
+    assert "req/s 0.90 (min 0.50, max 1.20)" in text
+    md = render(
+        {
+            "meta": {
+                "date": "d",
+                "cpus": 2,
+                "rounds": 3,
+                "duration_s": 10.0,
+                "workers": 1,
+                "log": True,
+                "load": "wrk",
+                "haproxy": "HAProxy version 2.6 - x",
+                "lbcore_standin": False,
+            },
+            "rows": [r],
+            "idle": None,
+        }
+    )
+    assert f"| {row.name} | 100 req/s | 100 req/s | **0.90** (0.50 to 1.20)" in md
+
+
+def test_a_zero_haproxy_figure_is_left_out_of_ratios() -> None:
+    per_side = {"haproxy": [sample(0, 1.0), sample(100, 1.0)], "lbcore": [sample(5, 1.0)] * 2}
+    r = summarise(ROWS[0], per_side)
+    assert r["ratio"]["throughput"]["median"] == pytest.approx(0.05)  # type: ignore[index]
