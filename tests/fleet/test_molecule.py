@@ -9,6 +9,7 @@ the finalizer removes the lab even when molecule stopped halfway.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -47,6 +48,5 @@ def test_molecule_default_scenario_passes(built: Ansible, tmp_path: Path) -> Non
         Fleet(built, inventory, chosen_lab()).lab_state("absent")
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-8000:]
-    for step in ("converge", "idempotence", "verify", "destroy"):
-        assert f"default ➜ {step}" in out or step in out, f"no {step} step in:\n{out[-3000:]}"
-    assert "Idempotence completed successfully" in out or "idempotence" in out
+    # The verifier ran and its tests passed (molecule stops at the first failing step).
+    assert re.search(r"=+ \d+ passed", out), out[-4000:]
