@@ -1,14 +1,16 @@
 """HAProxy log lines from :class:`RequestRecord`: ``option httplog``, ``option tcplog``,
-``log-format``, and the syslog envelope around them.
+``option httplog clf`` and ``log-format``; and the messages of server state changes.
 
 Theory of operation: a format string is compiled once (at configuration time) into a list
 of nodes — literal text, separators, and variable renderers — exactly as HAProxy parses its
 ``log-format`` (configuration manual, section 8.2.6): every space is a separator,
 consecutive separators merge, and a separator is written only if something was written
 since the previous one, so a variable that renders nothing (``%hr`` on a frontend without
-``capture request header``) leaves no double space. Rendering a record is then one pass over
-the nodes. No clock is read: dates come from the record, and the syslog header's time is an
-argument (``now``). Encoding follows HAProxy's maps: captured headers escape ``"#{|}`` and
+``capture request header``) leaves no double space. The nodes are then turned into one
+generated Python function (:func:`_codegen`), the per-request cost being what a proxy pays
+for every line; :meth:`LogFormat.render_generic` walks the nodes one by one and is the
+reference the generated code is tested against. No clock is read: dates come from the
+record. Encoding follows HAProxy's maps: captured headers escape ``"#{|}`` and
 non-printable bytes as ``#XX``; the request line escapes ``"#`` and non-printables.
 
 The syslog envelope around a line is :mod:`lbcore.logs.syslog`'s.
@@ -190,8 +192,11 @@ def _ip_hex(ip: str) -> str:
     return ip
 
 
-# name -> (kind, renderer); kind "n" numeric, "s" string, "ip", "port", "special"
 def _variables(ctx: Context) -> dict[str, tuple[str, _Render]]:
+    """name -> (kind, renderer). Kinds decide the flags' effect and empty values: "n"
+    numbers, "s" text, "ip"/"port" addresses, "url" the request line, "date", "flag" the
+    termination state, "ts"/"pid" hexable numbers, "special"/"list" captured headers
+    (which write nothing at all when none are captured)."""
     tz = ctx.tz
     utc = _dt.UTC
     return {

@@ -187,3 +187,16 @@ def host_status(name: str) -> dict:
         "--veth",
         PREFIX + name,
     )
+
+
+def emergency_cleanup() -> None:
+    """Remove the lab with the helper alone, for when the playbook itself cannot run."""
+    for name in HOSTS:
+        helper(
+            "host", "absent", "--name", name, "--lab-dir", str(LAB_DIR),
+            "--netns", PREFIX + name, "--veth", PREFIX + name,
+        )  # fmt: skip
+    helper("prune", "--lab-dir", str(LAB_DIR), "--netns-prefix", PREFIX, "--veth-prefix", PREFIX)
+    helper("mountpoints", "absent", "--lab-dir", str(LAB_DIR))
+    helper("bridge", "absent", "--bridge", BRIDGE)
+    shutil.rmtree(LAB_DIR, ignore_errors=True)

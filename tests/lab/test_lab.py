@@ -33,6 +33,7 @@ from tests.lab.labctl import (
     ansible_bin,
     changed,
     changed_tasks,
+    emergency_cleanup,
     helper_module,
     host_status,
 )
@@ -134,7 +135,11 @@ def fresh(ansible: Ansible, lab_lock: None):
     before = {d for d in PRIVATE_DIRS if os.path.isdir(d)}
     yield before
     if lab_netns() or lab_links() or LAB_DIR.exists() or live_lab_processes():
-        ansible.playbook("absent")
+        try:
+            ansible.playbook("absent")
+        finally:
+            if lab_netns() or lab_links() or LAB_DIR.exists():
+                emergency_cleanup()
 
 
 @pytest.fixture(scope="module")
