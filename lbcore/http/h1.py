@@ -24,7 +24,7 @@ values are kept byte for byte.
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import Any, Final
 
 NEED_DATA: Final = "NEED_DATA"
 END: Final = "END"
@@ -85,6 +85,7 @@ class Request:
 
     __slots__ = (
         "chunked",
+        "conn",
         "content_length",
         "expect_continue",
         "headers",
@@ -111,6 +112,9 @@ class Request:
         self.keep_alive = version == b"1.1"
         self.upgrade: bytes | None = None  # the Upgrade value when Connection: upgrade
         self.expect_continue = False
+        # facts about the client connection for fetches such as ssl_fc (a TlsInfo);
+        # set by the adapter, None on plain connections
+        self.conn: Any = None
 
     @property
     def has_body(self) -> bool:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from lbcore.backend import BackendRuntime
     from lbcore.http.acl import Predicate
     from lbcore.http.rules import CompiledRule
+    from lbcore.proxy.accesslog import AccessLog
 
 
 class Deadline:
@@ -131,6 +132,7 @@ class FrontendRuntime:
         self.denied = 0
         self.hrsp: dict[int, int] = {}
         self.waiting: deque[Callable[[], None]] = deque()  # connections held at maxconn
+        self.log: AccessLog | None = None  # set by the worker when the frontend logs
 
     def select_backend(self, req: Any, src: str) -> BackendRuntime | None:
         for pred, be in self.use_backends:

@@ -73,6 +73,20 @@ def _expect(ic: conf.VrrpInstance) -> packet.Expect:
     )
 
 
+def advert_of(ic: conf.VrrpInstance, priority: int) -> packet.Advert:
+    """The advertisement an instance sends (pure: the same config gives keepalived's bytes)."""
+    pw = ic.auth_pass
+    return packet.Advert(
+        version=ic.version,
+        vrid=ic.vrid,
+        priority=priority,
+        addresses=tuple(a.ip for a in ic.addresses),
+        interval_cs=ic.interval_cs,
+        auth_type=packet.AUTH_PASS if pw else packet.AUTH_NONE,
+        auth_data=packet.pass_auth_data(pw) if pw else b"",
+    )
+
+
 def _identity(ic: conf.VrrpInstance) -> tuple[object, ...]:
     """What a reload cannot change in place: it defines which group the router is in."""
     return (ic.interface, ic.vrid, ic.version, ic.unicast_src_ip, ic.unicast_peers)
@@ -103,17 +117,7 @@ class Instance:
         return list(self.cfg.unicast_peers) or [packet.MCAST_GROUP]
 
     def advert(self, priority: int, dst: str) -> bytes:
-        pw = self.cfg.auth_pass
-        adv = packet.Advert(
-            version=self.cfg.version,
-            vrid=self.cfg.vrid,
-            priority=priority,
-            addresses=tuple(a.ip for a in self.cfg.addresses),
-            interval_cs=self.cfg.interval_cs,
-            auth_type=packet.AUTH_PASS if pw else packet.AUTH_NONE,
-            auth_data=packet.pass_auth_data(pw) if pw else b"",
-        )
-        return packet.encode(adv, self.src, dst)
+        return packet.encode(advert_of(self.cfg, priority), self.src, dst)
 
     def snapshot(self) -> dict[str, object]:
         r = self.router
@@ -189,10 +193,10 @@ class Agent:
                 (signal.SIGHUP, lambda: self._spawn(self.reload())),
             ):
                 self.loop.add_signal_handler(sig, fn)
+            self._retrack()  # in INIT: sets priorities and faults, so startup lands right
             now = self.loop.time()
             for inst in self.instances.values():
                 self._apply(inst, inst.router.start(now))
-            self._retrack()
             self.write_state()
             self._spawn(self._watch_links())
             self._spawn(self._refresh_state())
@@ -321,11 +325,11 @@ class Agent:
                 self._update(current, ic, now)
         await self._load_scripts()
         self._probe_links()
+        self._retrack()
         now = self.loop.time()
         for inst in self.instances.values():
             if inst.router.state is fsm.State.INIT:
                 self._apply(inst, inst.router.start(now))
-        self._retrack()
         self.write_state()
         return True
 

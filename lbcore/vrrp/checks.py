@@ -9,7 +9,7 @@ import os
 import pwd
 import signal
 
-from lbcore.vrrp.conf import Command
+from lbcore.vrrp.model import Command
 
 log = logging.getLogger("lbcore.vrrpd")
 

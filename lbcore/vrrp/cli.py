@@ -126,10 +126,17 @@ def main(argv: list[str]) -> int:
     if args.check:
         print(f"Configuration file {args.file} is valid ({len(cfg.instances)} vrrp_instance)")
         return 0
+    try:
+        for path in (args.log_file, args.pidfile):
+            if path:
+                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        _setup_logging(args)  # before forking: a bad log file is reported here
+    except OSError as exc:
+        print(f"lbcore vrrpd: {exc}", file=sys.stderr)
+        return 1
     launcher = Launcher()
     if args.daemon:
         launcher.daemonize()
-    _setup_logging(args)
     try:
         if args.pidfile:
             with open(args.pidfile, "w") as fh:

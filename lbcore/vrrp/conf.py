@@ -7,7 +7,7 @@ and line ends, each with its file:line (``#`` and ``!`` start comments, as in
 keepalived; ``include GLOB`` splices files in). :func:`_tree` groups tokens into
 statements — a keyword, its words, and optionally a ``{ ... }`` block — the
 same generic shape for every section. The section readers then map statements
-onto the dataclasses below, and anything they do not know is a
+onto the dataclasses of :mod:`lbcore.vrrp.model`; anything they do not know is a
 :class:`ConfigError` naming file:line and what was expected.
 
 Keywords that real configurations carry but that do not change VRRP behaviour
@@ -27,6 +27,32 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lbcore.config.model import Source
+from lbcore.vrrp.model import (
+    Command,
+    Config,
+    GlobalDefs,
+    Notify,
+    SyncGroup,
+    Track,
+    VirtualAddress,
+    VrrpInstance,
+    VrrpScript,
+)
+
+__all__ = [
+    "Command",
+    "Config",
+    "ConfigError",
+    "GlobalDefs",
+    "Notify",
+    "SyncGroup",
+    "Track",
+    "VirtualAddress",
+    "VrrpInstance",
+    "VrrpScript",
+    "load",
+    "script_problems",
+]
 
 
 class ConfigError(Exception):
@@ -36,116 +62,6 @@ class ConfigError(Exception):
         super().__init__(f"{where}: {message}" if where else message)
         self.where = where
         self.message = message
-
-
-# ---------------------------------------------------------------- model
-
-
-@dataclass(frozen=True, slots=True)
-class Command:
-    """A script command line (``notify_*``, ``script``) and who runs it."""
-
-    argv: tuple[str, ...]
-    user: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class GlobalDefs:
-    router_id: str | None = None
-    vrrp_version: int = 2
-    enable_script_security: bool = False
-    script_user: str | None = None
-    garp_master_delay: float = 5.0
-    garp_master_repeat: int = 5
-
-
-@dataclass(frozen=True, slots=True)
-class VrrpScript:
-    """``vrrp_script``: a shell check, or lbcore's built-in balancer check.
-
-    ``lbcore_socket PATH`` instead of ``script`` checks that the lbcore (or
-    HAProxy) admin socket at PATH answers ``show info`` and that at least one
-    frontend is open — no process per check.
-    """
-
-    name: str
-    where: Source
-    command: Command | None = None
-    lbcore_socket: str | None = None
-    interval: float = 1.0
-    timeout: float | None = None
-    weight: int = 0
-    rise: int = 1
-    fall: int = 1
-
-
-@dataclass(frozen=True, slots=True)
-class Track:
-    """A ``track_script`` / ``track_interface`` entry; ``weight None`` = the script's own."""
-
-    name: str
-    where: Source
-    weight: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class VirtualAddress:
-    ip: str
-    prefixlen: int = 32
-    dev: str | None = None
-    label: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Notify:
-    master: Command | None = None
-    backup: Command | None = None
-    fault: Command | None = None
-    stop: Command | None = None
-    any: Command | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class VrrpInstance:
-    name: str
-    where: Source
-    interface: str | None
-    vrid: int
-    priority: int = 100
-    initial_state: str = "BACKUP"
-    interval_cs: int = 100
-    version: int = 2
-    preempt: bool = True
-    preempt_delay: float = 0.0
-    auth_pass: str | None = None
-    unicast_src_ip: str | None = None
-    unicast_peers: tuple[str, ...] = ()
-    addresses: tuple[VirtualAddress, ...] = ()
-    track_interfaces: tuple[Track, ...] = ()
-    track_scripts: tuple[Track, ...] = ()
-    notify: Notify = Notify()
-    garp_master_delay: float = 5.0
-    garp_master_repeat: int = 5
-
-
-@dataclass(frozen=True, slots=True)
-class SyncGroup:
-    name: str
-    where: Source
-    members: tuple[str, ...]
-    notify: Notify = Notify()
-
-
-@dataclass(frozen=True, slots=True)
-class Config:
-    global_defs: GlobalDefs
-    scripts: dict[str, VrrpScript]
-    instances: tuple[VrrpInstance, ...]
-    groups: tuple[SyncGroup, ...] = ()
-    warnings: tuple[str, ...] = ()
-
-    def group_of(self, instance: str) -> SyncGroup | None:
-        return next((g for g in self.groups if instance in g.members), None)
 
 
 # ---------------------------------------------------------------- tokens → statements

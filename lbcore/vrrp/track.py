@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from lbcore.vrrp.conf import VrrpInstance, VrrpScript
+from lbcore.vrrp.model import VrrpInstance, VrrpScript
 
 
 @dataclass

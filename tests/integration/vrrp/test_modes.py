@@ -35,7 +35,8 @@ def test_daemon_mode_writes_pidfile_and_stops_cleanly_on_sigterm(lab, tmp_path):
     vip = lab.vip()
     conf = tmp_path / "a.conf"
     conf.write_text(vrrp_conf(vip=vip, priority=150))
-    pidfile, state, log = tmp_path / "vrrpd.pid", tmp_path / "a.json", tmp_path / "a.log"
+    # pidfile and log in directories that do not exist yet: the agent creates them
+    pidfile, state, log = tmp_path / "run/vrrpd.pid", tmp_path / "a.json", tmp_path / "log/a.log"
     argv = lbcore_cmd(
         "vrrpd", "-D", "-p", str(pidfile), "-f", str(conf), "-S", str(state), "-l", str(log)
     )
@@ -176,3 +177,26 @@ def test_sync_group_members_fault_and_recover_together(lab, tmp_path):
     assert wait_for(
         lambda: notify_log.exists() and notify_log.read_text().splitlines() == want, 5
     ), notify_log.read_text()
+
+
+def test_address_owner_is_master_at_once_and_labels_its_address(lab, tmp_path):
+    a = lab.hosts[0]
+    vip = lab.vip()
+    text = vrrp_conf(vip=vip, priority=255, advert="1").replace(
+        f"{vip}/24 dev eth0", f"{vip}/24 dev eth0 label eth0:vip"
+    )
+    conf, state, log = tmp_path / "a.conf", tmp_path / "a.json", tmp_path / "a.log"
+    conf.write_text(text)
+    lab.start_lbcore(a, conf, state, log)
+    assert wait_for(lambda: read_state(state) is not None, 10)
+    # Priority 255: MASTER straight from INIT, no 3-advert wait (RFC 5798 §6.4.1).
+    assert wait_for(lambda: read_state(state) == "MASTER", 2)
+    assert "from INIT, priority 255: startup; address owner" in log.read_text()
+    out = subprocess.run(
+        ["ip", "-n", a.ns, "-o", "-4", "addr", "show", "dev", "eth0"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    line = next(ln for ln in out.splitlines() if f"inet {vip}/24" in ln)
+    assert " eth0:vip" in line  # the label, as `ip addr` shows it

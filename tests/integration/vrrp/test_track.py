@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from lbcore.vrrp.checks import check_balancer
-from tests.conftest import free_port, need_binary
+from tests.conftest import free_port, lbcore_cmd, lbcore_env, need_binary
 from tests.integration.vrrp.conftest import read_state, vrrp_conf
 from tests.integration.vrrp.lab import wait_for
 
@@ -182,3 +182,26 @@ def test_builtin_balancer_tracker_moves_the_vip_when_the_balancer_dies(lab, tmp_
     hap2, _ = start_haproxy(tmp_path, ["ip", "netns", "exec", a.ns])
     lab.procs.append(hap2)
     assert wait_for(lambda: swapped(tmp_path, a, b, vip, "MASTER"), 10)
+
+
+def test_builtin_balancer_check_against_lbcore_own_admin_socket(tmp_path):
+    """The tracker's real target: `lbcore run`'s admin socket (same config as HAProxy's)."""
+    sock, cfg, log = tmp_path / "admin.sock", tmp_path / "lb.cfg", tmp_path / "lb.log"
+    cfg.write_text(HAPROXY_CFG.format(sock=sock, port=free_port()))
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            lbcore_cmd("run", "-f", str(cfg), "--workers", "1"),
+            env=lbcore_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        assert wait_for(lambda: asyncio.run(check_balancer(str(sock), 2.0)), 20), log.read_text()
+    finally:
+        proc.terminate()  # by PID; SIGTERM so the master takes its workers down too
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+    assert not asyncio.run(check_balancer(str(sock), 1.0))

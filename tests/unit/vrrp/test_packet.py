@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lbcore.vrrp import packet
+from lbcore.vrrp import conf, packet
+from lbcore.vrrp.agent import advert_of
 from lbcore.vrrp.net import garp_frame
 from lbcore.vrrp.packet import Advert, Drop, Expect, PacketError
 from tests.unit.vrrp.pcap import DATA, ip_datagrams
@@ -195,3 +196,11 @@ def test_cores_are_sans_io(module):
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
     assert not imported & {"asyncio", "socket", "ssl", "time", "subprocess", "select"}
+
+
+@pytest.mark.parametrize("name", ["v2_pass", "v3_mcast", "v3_unicast"])
+def test_same_config_same_bytes_as_keepalived(name):
+    """Given the config keepalived ran, lbcore's adverts are byte-identical to its capture."""
+    (ic,) = conf.load(DATA / f"keepalived-{name}.conf").instances
+    for ip, adv in adverts(name):
+        assert packet.encode(advert_of(ic, adv.priority), ip.src, ip.dst) == ip.payload
