@@ -66,6 +66,8 @@ class TcpUpstream(asyncio.Protocol):
 class TcpClient(asyncio.Protocol):
     """One client connection in TCP mode."""
 
+    splice_ok = True  # False over terminated TLS: the socket carries ciphertext
+
     def __init__(self, fe: FrontendRuntime, loop: asyncio.AbstractEventLoop) -> None:
         self.fe = fe
         self.loop = loop
@@ -189,7 +191,7 @@ class TcpClient(asyncio.Protocol):
             if self.log is not None:
                 self.t_connected = self.loop.time()
             be.req_tot += 1
-            if use_splice():
+            if self.splice_ok and use_splice():
                 self._splice(sock)
                 return
             _t, up = await loop.create_connection(lambda: TcpUpstream(self), sock=sock)
