@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True, slots=True)
 class Shot:
-    """One request: monotonic start/end, and the answer or the error."""
+    """One request: start/end (wall clock, comparable with the lab hosts' clocks: they are
+    this machine's), and the answer or the error."""
 
     start: float
     end: float
@@ -35,7 +36,7 @@ class Shot:
 
 def get(host: str, port: int = 80, path: str = "/", timeout: float = 5.0) -> Shot:
     """One GET on a new connection (Connection: close)."""
-    start = time.monotonic()
+    start = time.time()
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         conn.request("GET", path, headers={"Connection": "close"})
@@ -43,13 +44,13 @@ def get(host: str, port: int = 80, path: str = "/", timeout: float = 5.0) -> Sho
         resp.read()
         return Shot(
             start,
-            time.monotonic(),
+            time.time(),
             resp.status,
             resp.getheader("X-Served-By") or "",
             resp.getheader("X-App-Version") or "",
         )
     except Exception as e:  # every failure is a data point, not a crash
-        return Shot(start, time.monotonic(), error=f"{type(e).__name__}: {e}")
+        return Shot(start, time.time(), error=f"{type(e).__name__}: {e}")
     finally:
         conn.close()
 
@@ -67,11 +68,13 @@ class Load:
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _workers: list[threading.Thread] = field(default_factory=list)
-    started: float = 0.0
+    started: float = 0.0  # monotonic
     stopped: float = 0.0
+    started_wall: float = 0.0
 
     def __enter__(self) -> Load:
         self.started = time.monotonic()
+        self.started_wall = time.time()
         deadline = self.started + self.max_seconds
         for i in range(self.threads):
             t = threading.Thread(target=self._run, args=(i, deadline), daemon=True)
@@ -125,6 +128,8 @@ class Load:
             "rate": round(self.achieved_rate, 1),
             "served": served,
             "errors": [
-                f"{s.start - self.started:.2f}s {s.error or s.status}" for s in shots if not s.ok
+                f"{s.start - self.started_wall:.2f}s {s.error or s.status}"
+                for s in shots
+                if not s.ok
             ][:20],
         }
