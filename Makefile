@@ -40,7 +40,8 @@ test: deps venv lint
 unit: venv
 	$(PY) -m pytest tests/unit -q
 
-deploy: deps venv
+# The site on the lab, then requests through the VIP (`scripts/deploy.py --local`: no lab).
+deploy: deps venv collection lab-up
 	$(PY) scripts/deploy.py
 
 # Build the collection from collection/ + roles/ and install it into $(COLLECTIONS).

@@ -25,6 +25,7 @@ from lbcore.master import (
     block_signals,
     check_privileges,
     default_worker,
+    worker_count,
 )
 
 log = logging.getLogger("lbcore.master")
@@ -143,7 +144,7 @@ def run(argv: list[str], worker_fn: WorkerFn = default_worker, loader: Loader = 
         worker_fn=worker_fn,
         workers_override=args.workers,
         close_in_worker=(ready.fd,) if ready.fd >= 0 else (),
-        control=ControlPlane(config),
+        control=ControlPlane(config, worker_count(config, args.workers)),
     )
     try:
         try:

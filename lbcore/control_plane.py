@@ -11,10 +11,11 @@ themselves. Workers send counters snapshots; ``show stat`` reports their sum
 (``lbcore.runtime.collect.StatsCollector``), refreshed by asking every worker just
 before a command that shows counters is answered.
 
-A reload builds a new ``RuntimeState`` from the new configuration and re-applies
-what the runtime API set (admin states, weights), by backend/server name; servers
-the new configuration no longer has are forgotten. Checks of servers whose address
-and check settings did not change keep running with their history.
+A reload builds a new ``RuntimeState`` from the new configuration and carries over
+what the runtime API set (``RuntimeState.carry_over``: admin states, weights, by
+backend/server name); servers the new configuration no longer has are forgotten.
+Checks of servers whose address and check settings did not change keep running with
+their history.
 
 State changes are logged in HAProxy's words on the master's log ("Server app/web1
 is DOWN, reason: ...", "backend 'app' has no server available!").
@@ -25,22 +26,23 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import os
-import socket
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from lbcore.config.model import Config, StatsSocket
-from lbcore.health.checker import Checker, CheckTask
+from lbcore.config.model import Config, LogTarget, StatsSocket
+from lbcore.health.checker import Checker, CheckTask, Probe
 from lbcore.health.core import CheckResult, CheckSettings, Transition, settings_for
 from lbcore.health.core import transition_message as check_message
+from lbcore.health.prober import probe
+from lbcore.logs.sender import LogSender, TargetSpec
+from lbcore.runtime.checks import check_view
 from lbcore.runtime.collect import StatsCollector
-from lbcore.runtime.server import AdminServer
+from lbcore.runtime.server import AdminServer, process_info
 from lbcore.runtime.state import (
+    CHK_ST_PAUSED,
     BackendEntry,
     Change,
-    ProcessInfo,
     RuntimeState,
     ServerEntry,
 )
@@ -58,10 +60,6 @@ REFRESH_TIMEOUT = 0.5
 SLOWSTART_STEPS = 20
 
 
-class WorkerLike(Protocol):
-    pid: int
-
-
 class Fanout(Protocol):
     """What the control plane needs of the master: send to current workers."""
 
@@ -75,15 +73,17 @@ class Fanout(Protocol):
 class ControlPlane:
     """Lives in the master's event loop from ``start`` to ``close``."""
 
-    def __init__(self, config: Config, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        config: Config,
+        workers: int = 1,
+        clock: Callable[[], float] = time.time,
+        prober: Probe = probe,
+    ) -> None:
         self.config = config
         self.clock = clock
-        self.info = ProcessInfo(
-            pid=os.getpid(),
-            node=socket.gethostname(),
-            start_time=clock(),
-            nbthread=config.global_.workers or 1,
-        )
+        self.prober = prober
+        self.info = dataclasses.replace(process_info(workers), start_time=clock())
         self.state = RuntimeState(config, clock(), self.info)
         self.collector = StatsCollector()
         self.checker: Checker | None = None
@@ -91,20 +91,21 @@ class ControlPlane:
         #: that did not change bound, so their clients never see them go away)
         self.admin: dict[tuple[str, int | None, str], AdminServer] = {}
         self.fanout: Fanout | None = None
-        #: what the runtime API set, by name: re-applied on reload
-        self.api_admin: dict[Key, AdminState] = {}
-        self.api_weight: dict[Key, int] = {}
+        #: set while a check verdict is recorded: its "op" change is not the CLI's
+        self._from_check = False
         self._waiting: dict[int, asyncio.Future[None]] = {}
         self._slowstart: dict[Key, asyncio.TimerHandle] = {}
         self._prev_admin: dict[Key, AdminState] = {}
+        self._senders: dict[str, LogSender] = {}
 
     # ---- life cycle ---------------------------------------------------------------
 
     async def start(self, fanout: Fanout) -> None:
         """Bind the stats sockets and start the checks (before the first workers)."""
         self.fanout = fanout
-        self.checker = Checker(self._on_check)
+        self.checker = Checker(self._on_check, self.prober)
         self.state.subscribe(self._on_change)
+        self._open_logs(self.config)
         await self._bind_admin(self.config)
         self._sync_checks()
 
@@ -116,6 +117,43 @@ class ControlPlane:
         for admin in self.admin.values():
             await admin.close()
         self.admin.clear()
+        self._close_logs()
+
+    def _open_logs(self, config: Config) -> None:
+        """One syslog sender per backend with ``log`` lines (``log global`` = the
+        global section's), as HAProxy sends server events to the proxy's loggers."""
+        self._close_logs()
+        by_targets: dict[tuple[LogTarget, ...], LogSender] = {}
+        loop = asyncio.get_running_loop()
+        for proxy in config.proxies:
+            if not proxy.kind.has_backend:
+                continue
+            targets: list[LogTarget] = []
+            for t in proxy.logs:
+                targets += config.global_.logs if t.address == "global" else [t]
+            # Syslog sockets only: stream targets (stdout, stderr, file@) write from a
+            # thread of their own, and the master forks (a thread holding a lock at the
+            # fork would leave it locked in the worker). The master's own log already
+            # goes to its stderr.
+            targets = [t for t in targets if not _stream_target(t.address)]
+            if not targets:
+                continue
+            key = tuple(targets)
+            sender = by_targets.get(key)
+            if sender is None:
+                try:
+                    sender = LogSender.from_specs([TargetSpec.from_model(t) for t in targets])
+                except (OSError, ValueError) as e:
+                    log.warning("backend '%s': cannot open its log targets: %s", proxy.name, e)
+                    continue
+                sender.attach(loop)
+                by_targets[key] = sender
+            self._senders[proxy.name] = sender
+
+    def _close_logs(self) -> None:
+        for sender in {id(s): s for s in self._senders.values()}.values():
+            sender.close()
+        self._senders.clear()
 
     def reconfigure(self, config: Config, workers: int) -> None:
         """A reload: the new configuration's servers, with what the API set kept."""
@@ -124,19 +162,12 @@ class ControlPlane:
         self.info = dataclasses.replace(self.info, nbthread=workers)
         now = self.clock()
         state = RuntimeState(config, now, self.info)
-        for key in list(self.api_admin):
-            be, srv = _find(state, key)
-            if be is None or srv is None:
-                del self.api_admin[key]
-            else:
-                state.set_admin(be, srv, self.api_admin[key], now)
-        for key in list(self.api_weight):
-            be, srv = _find(state, key)
-            if be is None or srv is None:
-                del self.api_weight[key]
-            else:
-                state.set_weight(be, srv, self.api_weight[key], now)
+        state.carry_over(old)
+        for be in state.backends.values():  # checks stay paused in maintenance
+            for srv in be.servers:
+                _pause_flag(srv)
         state.counters = old.counters
+        self._open_logs(config)
         state.subscribe(self._on_change)
         self.state = state
         if self.checker is not None:
@@ -227,11 +258,8 @@ class ControlPlane:
             return
         key = (be.name, srv.name)
         if change.kind == "admin" and change.admin is not None:
-            self.api_admin[key] = change.admin
             self._admin_changed(be, srv, change.admin)
-        elif change.kind == "weight" and change.weight is not None:
-            self.api_weight[key] = change.weight
-        elif change.kind == "op" and change.op is not None:
+        elif change.kind == "op" and change.op is not None and not self._from_check:
             self._forced_health(be, srv, change.op)
         elif change.kind == "addr" and change.host is not None and change.port is not None:
             if self.checker is not None:
@@ -252,26 +280,27 @@ class ControlPlane:
         name = f"{be.name}/{srv.name}"
         task = self.checker.get(key) if self.checker else None
         was = self._prev_admin.get(key, AdminState.READY)
+        serving = srv.runtime.op_state.serves
+        _pause_flag(srv)
         if admin is AdminState.MAINT:
             if task is not None:
                 self.checker.pause(key)  # type: ignore[union-attr]
+                if was is not AdminState.MAINT and serving:
+                    srv.chk_downs += 1  # taken out of service: a transition down
             act, bck = _counts(be)
-            log.warning(
-                "Server %s is going DOWN for maintenance. %d active and %d backup servers "
-                "left. %d sessions active, 0 requeued, 0 remaining in queue.",
-                name,
-                act,
-                bck,
-                0,
+            self._event(
+                be,
+                "alert",
+                f"Server {name} is going DOWN for maintenance. {act} active and {bck} backup "
+                "servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
             )
         elif admin is AdminState.DRAIN:
             act, bck = _counts(be)
-            log.warning(
-                "Server %s enters drain state. %d active and %d backup servers online. "
-                "0 sessions requeued, 0 total in queue.",
-                name,
-                act,
-                bck,
+            self._event(
+                be,
+                "notice",
+                f"Server {name} enters drain state. {act} active and {bck} backup servers "
+                "online. 0 sessions requeued, 0 total in queue.",
             )
         elif was is not AdminState.READY:
             what = "maintenance" if was is AdminState.MAINT else "drain"
@@ -283,7 +312,7 @@ class ControlPlane:
                 srv.runtime.op_state = OpState.UP
                 srv.check_health = rise
                 self.checker.resume(key)  # type: ignore[union-attr]
-            log.warning("Server %s is UP/READY (leaving forced %s).", name, what)
+            self._event(be, "notice", f"Server {name} is UP/READY (leaving forced {what}).")
         self._prev_admin[key] = admin
         self._no_server_alert(be)
 
@@ -296,23 +325,21 @@ class ControlPlane:
         act, bck = _counts(be)
         name = f"{be.name}/{srv.name}"
         if op is OpState.DOWN:
-            log.warning(
-                "Server %s is DOWN, changed from CLI. %d active and %d backup servers left. "
-                "0 sessions active, 0 requeued, 0 remaining in queue.",
-                name,
-                act,
-                bck,
+            self._event(
+                be,
+                "alert",
+                f"Server {name} is DOWN, changed from CLI. {act} active and {bck} backup "
+                "servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
             )
             self._no_server_alert(be)
         elif op is OpState.STOPPING:
-            log.warning("Server %s is stopping, changed from CLI.", name)
+            self._event(be, "notice", f"Server {name} is stopping, changed from CLI.")
         else:
-            log.warning(
-                "Server %s is UP, changed from CLI. %d active and %d backup servers online. "
-                "0 sessions requeued, 0 total in queue.",
-                name,
-                act,
-                bck,
+            self._event(
+                be,
+                "notice",
+                f"Server {name} is UP, changed from CLI. {act} active and {bck} backup "
+                "servers online. 0 sessions requeued, 0 total in queue.",
             )
 
     def _health_enabled(self, be: BackendEntry, srv: ServerEntry, enabled: bool) -> None:
@@ -350,15 +377,8 @@ class ControlPlane:
             if be is None or srv is None:
                 continue
             if task.runs:  # kept across a reload: carry the verdict over
-                srv.runtime.op_state = task.tracker.state
+                srv.check, srv.runtime.op_state = check_view(task.tracker)
                 srv.check_health = task.tracker.health
-            if srv.check is not None:
-                srv.check = dataclasses.replace(
-                    srv.check,
-                    rise=task.settings.rise,
-                    fall=task.settings.fall,
-                    health=task.tracker.health,
-                )
             if srv.runtime.admin_state is AdminState.MAINT or not srv.health_enabled:
                 self.checker.pause(key)
             elif task.paused:
@@ -378,35 +398,21 @@ class ControlPlane:
         if be is None or srv is None:
             return
         now = self.clock()
-        tracker = task.tracker
-        ok = result.layer.ok
-        if srv.check is not None:
-            srv.check = dataclasses.replace(
-                srv.check,
-                status=result.layer.value,
-                code=result.code,
-                duration_ms=result.duration_ms,
-                desc=result.layer.reason,
-                health=tracker.health,
-                failed=srv.check.failed + (0 if ok else 1),
-                downs=srv.check.downs + (1 if transition and not transition.new.serves else 0),
-                last=result.info if not ok else "",
-            )
-        srv.check_health = tracker.health
-        new = tracker.state
-        if srv.runtime.op_state is new:
-            return
-        srv.runtime.op_state = new
+        stats, op = check_view(task.tracker)
+        # last_chk: HAProxy shows the reason of a failure, nothing for a success
+        stats = dataclasses.replace(stats, last="" if result.layer.ok else result.info)
+        self._from_check = True
+        try:  # the "op" change it publishes (if any) is fanned out by _on_change
+            self.state.record_check(be, srv, stats, op, now)
+        finally:
+            self._from_check = False
         if transition is not None:
-            srv.last_change = now
-            be.refresh(now)
             act, bck = _counts(be)
             message = check_message(be.name, srv.name, transition, act, bck)
-            log.warning("%s", message)
+            self._event(be, "notice" if transition.new.serves else "alert", message)
             self._no_server_alert(be)
             if transition.new.serves and task.settings.slowstart > 0:
                 self._ramp(be, srv, task)
-        self._broadcast_server(be, srv)
 
     def _ramp(self, be: BackendEntry, srv: ServerEntry, task: CheckTask) -> None:
         """Slowstart: re-send the server's (growing) weight until it is whole."""
@@ -432,7 +438,19 @@ class ControlPlane:
 
     def _no_server_alert(self, be: BackendEntry) -> None:
         if not be.up:
-            log.error("backend '%s' has no server available!", be.name)
+            self._event(be, "emerg", f"backend '{be.name}' has no server available!")
+
+    def _event(self, be: BackendEntry, level: str, message: str) -> None:
+        """A server or backend event: on the master's log (HAProxy's stderr levels:
+        [ALERT] for emergencies, [WARNING] for the rest) and to the backend's syslog
+        targets (``log`` lines, ``log global``) at the syslog ``level``."""
+        if level == "emerg":
+            log.error("%s", message)
+        else:
+            log.warning("%s", message)
+        sender = self._senders.get(be.name)
+        if sender is not None:
+            sender.log(message, level)
 
     # ---- stats sockets ------------------------------------------------------------
 
@@ -459,6 +477,20 @@ class ControlPlane:
                 log.error("Stats socket %s: cannot bind after reload: %s", conf.address, e)
                 continue
             self.admin[key] = admin
+
+
+def _pause_flag(srv: ServerEntry) -> None:
+    """HAProxy shows a checked server's check as paused while it is in maintenance."""
+    if srv.check is None:
+        return
+    if srv.runtime.admin_state is AdminState.MAINT:
+        srv.check_state |= CHK_ST_PAUSED
+    else:
+        srv.check_state &= ~CHK_ST_PAUSED
+
+
+def _stream_target(address: str) -> bool:
+    return address in ("stdout", "stderr") or address.startswith("file@")
 
 
 def _socket_key(conf: StatsSocket) -> tuple[str, int | None, str]:

@@ -514,6 +514,7 @@ class Master:
             w = self.workers.pop(pid, None)
             if w is None:
                 continue
+            self._read_channel(w)  # its last words (a final counters snapshot)
             self._close_channel(w)
             if self.control is not None:
                 self.control.worker_exited(pid)

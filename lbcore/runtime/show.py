@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 from lbcore.runtime.context import CliError, Context, arg
-from lbcore.runtime.state import BackendEntry, Level, RuntimeState, ServerEntry
+from lbcore.runtime.state import CHK_ST_PAUSED, BackendEntry, Level, RuntimeState, ServerEntry
 from lbcore.stats import (
     Row,
     backend_row,
@@ -319,7 +319,8 @@ def _backend_status(be: BackendEntry, up: bool, hiding: bool) -> str:
 def _server_row(
     state: RuntimeState, be: BackendEntry, srv: ServerEntry, mode: str, now: float
 ) -> Row:
-    # HAProxy fills the check columns only while checks are enabled
+    # HAProxy fills the check columns only while checks are enabled, and leaves those
+    # of the check itself empty while it is paused (a server in maintenance).
     check = srv.check if srv.health_enabled else None
     if check is not None:
         check = replace(
@@ -329,7 +330,10 @@ def _server_row(
             downs=srv.chk_downs,
             downtime=srv.downtime(now),
         )
-    return server_row(
+    paused = check if check is not None and srv.check_flags & CHK_ST_PAUSED else None
+    if paused is not None:
+        check = None
+    row = server_row(
         be.name,
         srv.name,
         be.iid,
@@ -347,6 +351,9 @@ def _server_row(
         cookie=None,
         c=state.counters_for(be.name, srv.name),
     )
+    if paused is not None:
+        row.update(chkfail=paused.failed, chkdown=paused.downs, downtime=paused.downtime)
+    return row
 
 
 def _addr(host: str, port: int) -> str:

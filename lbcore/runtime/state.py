@@ -148,9 +148,15 @@ class ServerEntry:
         """
         if self.admin_flags & ADMF_MAINT:
             return "MAINT"
-        if self.admin_flags & ADMF_DRAIN:
-            return "DRAIN"
         op = self.runtime.op_state
+        if self.admin_flags & ADMF_DRAIN:
+            # a checked server that is down says so, drained or not (HAProxy 2.6)
+            if self.check is None or not self.health_enabled or op.serves:
+                return "DRAIN"
+            if op is not OpState.STOPPING:
+                health = self.check_health
+                return f"DOWN {health}/{self.check.rise}" if health > 0 else "DOWN"
+            return "DRAIN"
         if op is OpState.STOPPING:
             return "NOLB"
         if self.check is None or not self.health_enabled:

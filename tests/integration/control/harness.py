@@ -13,6 +13,7 @@ to the socket with ``lbcore.runtime.ctl.ask`` (what ``socat`` does).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import socket
 import sys
@@ -30,9 +31,12 @@ class Backend:
     def __init__(self, name: str, status: int = 200, port: int | None = None) -> None:
         self.name = name
         self.status = status
+        self.delay = 0.0  # seconds before answering a request whose path is /slow
+        self.arrived = 0  # requests received (answered or not yet)
         self.port = port or free_port()
         self.conns = 0
         self.requests = 0
+        self.answered: collections.Counter[int] = collections.Counter()  # by status
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
@@ -84,10 +88,15 @@ class Backend:
                     if not chunk:
                         return  # a TCP check: connect and close
                     data += chunk
+                with self._lock:
+                    self.arrived += 1
+                if data.startswith(b"GET /slow ") and self.delay:
+                    time.sleep(self.delay)
                 body = f"{self.name}\n".encode()
                 with self._lock:
                     self.requests += 1
                     status = self.status
+                    self.answered[status] += 1
                 head = (
                     f"HTTP/1.1 {status} {'OK' if status < 400 else 'Oops'}\r\n"
                     f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"

@@ -8,11 +8,14 @@ worker's channel, applied with ``lbcore.worker_link``) and the real proxy worker
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import stat
 import subprocess
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -251,3 +254,78 @@ def test_a_stats_socket_that_cannot_be_bound_fails_the_start(tmp_path: Path) -> 
     )
     assert out.returncode == 1
     assert "cannot bind stats socket" in out.stderr
+
+
+def unix_inodes(path: str) -> set[int]:
+    """Inodes of the unix sockets bound to ``path`` (the listener and its accepted
+    connections), from /proc/net/unix."""
+    out = set()
+    for line in Path("/proc/net/unix").read_text().splitlines()[1:]:
+        f = line.split()
+        if len(f) >= 8 and f[7] == path:
+            out.add(int(f[6]))
+    return out
+
+
+def socket_inodes(pid: int) -> set[int]:
+    out = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if link.startswith("socket:["):
+                out.add(int(link[8:-1]))
+    return out
+
+
+@pytest.mark.timeout(60)
+def test_workers_forked_during_a_cli_session_do_not_hold_it(lb: Lb) -> None:
+    """The master forks from inside its event loop: a CLI connection it holds at that
+    moment must not live on in the new workers (its client would never see the end)."""
+    lb.write(config(lb, 18081, 18082))
+    lb.start("--workers", "2")
+    assert lb.proc is not None
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as cli:
+        cli.settimeout(5)
+        cli.connect(lb.sock)
+        cli.sendall(b"prompt\n")
+        assert cli.recv(100).endswith(b"> ")
+        old = set(lb.proc.workers())
+        lb.proc.signal(signal.SIGUSR2)
+        eventually(lambda: lb.proc is not None and not lb.proc.workers() & old, 20, "new workers")
+        master_side = unix_inodes(lb.sock)
+        assert len(master_side) >= 2  # the listener and our connection
+        for pid in lb.proc.workers():
+            assert not socket_inodes(pid) & master_side, pid
+        cli.sendall(b"quit\n")
+        assert cli.recv(100) == b""  # the end, at once
+
+
+def slow_requests(port: int, n: int) -> tuple[list[threading.Thread], list[tuple[int, str]]]:
+    results: list[tuple[int, str]] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(http_get(port, "/slow"))) for _ in range(n)
+    ]
+    for t in threads:
+        t.start()
+    return threads, results
+
+
+@pytest.mark.timeout(60)
+def test_in_flight_requests_finish_when_their_server_leaves(
+    lb: Lb, make_backend: type[Backend]
+) -> None:
+    """DRAIN and MAINT stop new traffic to a server; a request it is serving finishes."""
+    web1, web2 = make_backend("web1"), make_backend("web2")
+    web1.delay = web2.delay = 1.5
+    lb.write(config(lb, web1.port, web2.port))
+    lb.start("--workers", "1")
+    for state in ("drain", "maint"):
+        web1.arrived = web2.arrived = 0
+        threads, results = slow_requests(lb.port, 2)
+        eventually(lambda: web1.arrived == 1 and web2.arrived == 1, 10, "both in flight")
+        lb.cli(f"set server app/web1 state {state}; set server app/web2 state {state}")
+        assert http_get(lb.port)[0] == 503  # nothing new goes to them
+        for t in threads:
+            t.join(10)
+        assert sorted(results) == [(200, "web1\n"), (200, "web2\n")], (state, results)
+        lb.cli("set server app/web1 state ready; set server app/web2 state ready")

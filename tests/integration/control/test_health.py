@@ -10,6 +10,7 @@ checks), ``rise`` passed ones to come back (the backend counts their connections
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -58,7 +59,12 @@ def test_closed_port_goes_down_after_fall_checks_and_back_after_rise(
     lb: Lb, make_backend: type[Backend]
 ) -> None:
     web1, web2 = make_backend("web1"), make_backend("web2")
-    lb.write(CONFIG.format(options="", p1=web1.port, p2=web2.port))
+    syslog = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    syslog.bind(("127.0.0.1", 0))
+    syslog.settimeout(0.2)
+    text = CONFIG.format(options="", p1=web1.port, p2=web2.port)
+    text = text.replace("global\n", f"global\n    log 127.0.0.1:{syslog.getsockname()[1]} local0\n")
+    lb.write(text.replace("defaults\n", "defaults\n    log global\n"))
     lb.start("--workers", "2")
     eventually(lambda: lb.stat()["app/web1"]["check_status"] == "L4OK", 10, "first check")
 
@@ -75,13 +81,27 @@ def test_closed_port_goes_down_after_fall_checks_and_back_after_rise(
     answers = [http_get(lb.port) for _ in range(20)]
     assert answers == [(200, "web2\n")] * 20
 
+    before = web1.counts()[0]  # the port is closed: nothing can connect meanwhile
     web1.open()
-    before = web1.counts()[0]
     eventually(lambda: status(lb, "web1") == "UP", 10, "web1 UP again")
     assert web1.counts()[0] - before == 2  # exactly `rise` passed checks brought it back
     eventually(lambda: UP_L4.search(lb.log()), 5, "the UP log line")
     served = {http_get(lb.port)[1] for _ in range(10)}
     assert served == {"web1\n", "web2\n"}
+
+    # The same events went to syslog (log global): DOWN at alert, UP at notice (local0).
+    events = []
+    with syslog:
+        while True:
+            try:
+                data = syslog.recv(65536).decode()
+            except TimeoutError:
+                break
+            if "Server app/web1" in data:
+                events.append(data)
+    assert len(events) == 2, events
+    assert events[0].startswith("<129>") and "Server app/web1 is DOWN, reason:" in events[0]
+    assert events[1].startswith("<133>") and "Server app/web1 is UP, reason:" in events[1]
 
 
 @pytest.mark.timeout(60)
@@ -95,20 +115,20 @@ def test_http_check_expecting_200_marks_a_500_server_down(
     eventually(lambda: lb.stat()["app/web1"]["check_status"] == "L7OK", 10, "first check")
     assert lb.stat()["app/web1"]["check_code"] == "200"
 
-    before = web1.counts()[1]
+    assert web1.answered[500] == 0
     web1.status = 500
     eventually(lambda: status(lb, "web1") == "DOWN", 10, "web1 DOWN")
-    assert web1.counts()[1] - before == 3  # `fall` check requests, all answered 500
+    assert web1.answered[500] == 3  # `fall` check requests answered 500 took it down
     row = lb.stat()["app/web1"]
     assert (row["check_status"], row["check_code"]) == ("L7STS", "500")
     eventually(lambda: "Server app/web1 is DOWN, reason: Layer7 wrong status" in lb.log(), 5)
     assert 'code: 500, info: "Oops"' in lb.log()
     assert [http_get(lb.port) for _ in range(10)] == [(200, "web2\n")] * 10
 
-    before = web1.counts()[1]
+    before = web1.answered[200]  # no 200 can be answered before the flip
     web1.status = 200
     eventually(lambda: status(lb, "web1") == "UP", 10, "web1 UP")
-    assert web1.counts()[1] - before == 2
+    assert web1.answered[200] - before == 2  # `rise` passed checks
 
 
 @pytest.mark.timeout(60)

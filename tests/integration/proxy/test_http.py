@@ -206,16 +206,19 @@ backend b
 """,
         s1=web[0].addr,
     )
-    # redirect keeps the connection open: a second request follows on the same socket
-    out = raw_exchange(
-        port,
-        b"GET /old HTTP/1.1\r\nHost: h\r\n\r\nGET /after HTTP/1.1\r\nHost: h\r\n"
-        b"Connection: close\r\n\r\n",
+    # redirect and deny keep the connection open, as HAProxy 2.6 does: requests that
+    # follow on the same socket are served
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(
+        b"GET /old HTTP/1.1\r\nHost: h\r\n\r\nGET /private HTTP/1.1\r\nHost: h\r\n\r\n"
+        b"GET /after HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
     )
-    assert out.startswith(
-        b"HTTP/1.1 301 Moved Permanently\r\ncontent-length: 0\r\nlocation: /new\r\n\r\n"
-        b"HTTP/1.1 200 OK\r\n"
-    )
+    moved, denied, after = _read_responses(s, 3)
+    assert moved == b"HTTP/1.1 301 Moved Permanently\r\ncontent-length: 0\r\nlocation: /new\r\n\r\n"
+    assert denied == error_page(403)
+    assert after.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert s.recv(10) == b""  # closed after the answer to "Connection: close"
+    s.close()
     status, headers, _ = get(port, "/a/b?c=1", Host="plain.example.com")
     assert status == 302 and headers["location"] == "https://secure.example.com/a/b?c=1"
     assert raw_exchange(port, b"GET /private/x HTTP/1.1\r\nHost: h\r\n\r\n") == error_page(403)
@@ -452,6 +455,30 @@ def test_channel_stats_and_server_changes(lb: LbFactory, web: list[Backend]) -> 
     assert stats["op"] == "stats" and stats["pid"] == inst.pid
     assert stats["backends"]["b"]["servers"]["s2"]["total"] == 4
     assert stats["backends"]["b"]["servers"]["s1"]["admin_state"] == "maint"
+
+    def change(**kw: object) -> None:
+        assert chan is not None
+        chan.send(json.dumps({"op": "server", "backend": "b", **kw}).encode())
+
+    # "set server b/s1 addr": s1 now points at web3; s2 drained by weight 0
+    change(server="s1", admin_state="ready", host="127.0.0.1", port=web[2].port)
+    change(server="s2", weight=0)
+    time.sleep(0.1)
+    assert {echo(get(port, "/")[2])["server"] for _ in range(4)} == {"web3"}
+    # "shutdown sessions server b/s1": a long request in flight on s1 is cut
+    result: list[bytes] = []
+    t = threading.Thread(
+        target=lambda: result.append(
+            raw_exchange(port, b"GET /slow?d=3 HTTP/1.1\r\nHost: h\r\n\r\n")
+        )
+    )
+    t.start()
+    time.sleep(0.3)
+    change(server="s1", shutdown_sessions=True)
+    t.join(5)
+    assert result == [b""]
+    change(server="s1", op_state="NOT A STATE")  # ignored, the worker carries on
+    assert get(port, "/")[0] == 200
     chan.send(json.dumps({"op": "stop", "grace": True}).encode())
     assert inst.proc is not None and inst.proc.wait(5) == 0
 
