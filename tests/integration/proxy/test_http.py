@@ -657,3 +657,32 @@ def test_client_half_close_after_request_is_answered(lb: LbFactory, web: list[Ba
         s.close()
         assert out.startswith(b"HTTP/1.1 200 OK\r\n") and b"connection: close" in out
         assert json.loads(out.split(b"\r\n\r\n", 1)[1])["path"] == path.decode()
+
+
+def test_global_maxconn_holds_connections_of_every_frontend(
+    lb: LbFactory, web: list[Backend]
+) -> None:
+    inst = Lb()
+    port1, port2 = inst.listen(), inst.listen()
+    try:
+        inst.start(
+            "global\n  maxconn 1\n"
+            + BASE.replace("global\n  maxconn 1000\n", "")
+            + f"frontend a\n  bind 127.0.0.1:{port1}\n  default_backend b\n"
+            f"frontend c\n  bind 127.0.0.1:{port2}\n  default_backend b\n"
+            f"backend b\n  server s1 {web[0].addr}\n"
+        )
+        first = socket.create_connection(("127.0.0.1", port1), timeout=5)
+        first.sendall(b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\n")
+        assert _read_responses(first, 1)[0].startswith(b"HTTP/1.1 200")
+        other = socket.create_connection(("127.0.0.1", port2), timeout=5)
+        other.sendall(b"GET /2 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        other.settimeout(0.5)
+        with pytest.raises(TimeoutError):
+            other.recv(65536)  # held: the worker is at the global maxconn
+        first.close()
+        other.settimeout(5)
+        assert other.recv(65536).startswith(b"HTTP/1.1 200")
+        other.close()
+    finally:
+        inst.stop()
