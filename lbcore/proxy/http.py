@@ -34,7 +34,6 @@ from lbcore.http import h1
 from lbcore.http.errors import error_page, redirect
 from lbcore.http.h1 import END, NEED_DATA, PAUSED, ProtocolError, Reader, Request, Response
 from lbcore.http.rules import Verdict, apply_request_rules, apply_response_rules
-from lbcore.logs.record import NOSRV, RequestRecord
 from lbcore.proxy.accesslog import ms
 from lbcore.proxy.common import Deadline, FrontendRuntime
 from lbcore.server import ServerRuntime
@@ -880,6 +879,8 @@ class HttpClient(asyncio.Protocol):
             self.t_resp,
         )
         server = be.by_name.get(self.log_server) if be is not None else None
+        from lbcore.logs.record import NOSRV, RequestRecord  # only loaded when logging
+
         rec = RequestRecord(
             client_ip=self.src,
             client_port=self.src_port,

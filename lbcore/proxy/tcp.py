@@ -21,7 +21,6 @@ import time
 from typing import Any
 
 from lbcore.backend import BackendRuntime
-from lbcore.logs.record import NOSRV, RequestRecord
 from lbcore.proxy import splice
 from lbcore.proxy.accesslog import ms
 from lbcore.proxy.common import Deadline, FrontendRuntime
@@ -364,6 +363,8 @@ class TcpClient(asyncio.Protocol):
         peer = self.peer
         t_assigned, t_connected = self.t_assigned, self.t_connected
         server = be.by_name.get(self.log_server) if be is not None else None
+        from lbcore.logs.record import NOSRV, RequestRecord  # only loaded when logging
+
         alog.emit(
             RequestRecord(
                 client_ip=peer[0] or "-",
