@@ -19,6 +19,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from lbcore.config.model import Proxy, Server
 from lbcore.server import OpState
@@ -94,6 +95,7 @@ class CheckSettings:
     slowstart: float = 0.0
     timeout: float | None = None  # ``timeout check``; ``inter`` when unset
     http: HttpCheck | None = None  # None = TCP connect check
+    tls: Any = None  # the server's ServerTls: checks speak TLS too (HAProxy's rule)
 
     def __post_init__(self) -> None:
         if self.rise < 1 or self.fall < 1:
@@ -112,6 +114,9 @@ class Layer(enum.Enum):
     L4OK = "L4OK"
     L4TOUT = "L4TOUT"
     L4CON = "L4CON"
+    L6OK = "L6OK"  # TLS handshake passed (a server with ``ssl``, TCP check)
+    L6TOUT = "L6TOUT"
+    L6RSP = "L6RSP"  # TLS handshake failed
     L7OK = "L7OK"
     L7TOUT = "L7TOUT"
     L7RSP = "L7RSP"
@@ -119,7 +124,7 @@ class Layer(enum.Enum):
 
     @property
     def ok(self) -> bool:
-        return self in (Layer.L4OK, Layer.L7OK)
+        return self in (Layer.L4OK, Layer.L6OK, Layer.L7OK)
 
     @property
     def reason(self) -> str:
@@ -130,6 +135,9 @@ _REASONS = {
     Layer.L4OK: "Layer4 check passed",
     Layer.L4TOUT: "Layer4 timeout",
     Layer.L4CON: "Layer4 connection problem",
+    Layer.L6OK: "Layer6 check passed",
+    Layer.L6TOUT: "Layer6 timeout",
+    Layer.L6RSP: "Layer6 invalid response",
     Layer.L7OK: "Layer7 check passed",
     Layer.L7TOUT: "Layer7 timeout",
     Layer.L7RSP: "Layer7 invalid response",
@@ -284,4 +292,6 @@ def settings_for(proxy: Proxy, server: Server) -> CheckSettings | None:
         slowstart=spec.slowstart,
         timeout=proxy.timeouts.check,
         http=http,
+        # As HAProxy: with 'ssl' on the server, checks use TLS unless port/addr redirect them
+        tls=server.tls if spec.port is None and spec.addr is None else None,
     )

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import ssl
 import time
+from typing import Any
 
 from lbcore.health.core import CheckResult, CheckSettings, Layer
 
@@ -26,18 +28,27 @@ async def probe(host: str, port: int, settings: CheckSettings) -> CheckResult:
     def elapsed() -> int:
         return int((time.monotonic() - started) * 1000)
 
+    tls: dict[str, Any] = {}
+    if settings.tls is not None:
+        from lbcore.tls.upstream import client_context
+
+        # no SNI unless check-sni (which lbcore does not have): the chain is verified
+        tls = {"ssl": client_context(settings.tls, named=False), "server_hostname": None}
     try:
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port), settings.check_timeout
+            asyncio.open_connection(host, port, **tls),
+            settings.check_timeout,
         )
     except TimeoutError:
         return CheckResult(Layer.L4TOUT, elapsed(), info="Connection timeout")
+    except ssl.SSLError as exc:
+        return CheckResult(Layer.L6RSP, elapsed(), info=f"SSL handshake failure ({exc.reason})")
     except OSError as exc:
         info = os.strerror(exc.errno) if exc.errno else str(exc)
         return CheckResult(Layer.L4CON, elapsed(), info=info)
     try:
         if settings.http is None:
-            return CheckResult(Layer.L4OK, elapsed())
+            return CheckResult(Layer.L6OK if tls else Layer.L4OK, elapsed())
         remaining = max(settings.check_timeout - (time.monotonic() - started), 0.001)
         try:
             return await asyncio.wait_for(_http(reader, writer, host, settings), remaining)

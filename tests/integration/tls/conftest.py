@@ -173,6 +173,8 @@ frontend reencrypt
     use_backend tls_mtls if {{ path_beg /mtls }}
     use_backend tls_nocert if {{ path_beg /nocert }}
     use_backend tls_host if {{ path_beg /host }}
+    use_backend tls_checked_bad if {{ path_beg /checked-bad }}
+    use_backend tls_checked if {{ path_beg /checked }}
     default_backend tls_good
 
 backend tls_good
@@ -188,6 +190,14 @@ backend tls_mtls
 backend tls_nocert
     retries 0
     server m1 127.0.0.1:{m1} ssl verify required ca-file {ca} sni str(a.test)
+
+backend tls_checked
+    option httpchk GET /health
+    default-server check inter 200ms rise 1 fall 1
+    server c1 127.0.0.1:{c1} ssl verify required ca-file {ca} sni str(a.test)
+
+backend tls_checked_bad
+    server wc 127.0.0.1:{w1} ssl verify required ca-file {ca} check inter 200ms rise 1 fall 1
 
 backend tls_host
     server h1 127.0.0.1:{g1} ssl verify required ca-file {ca} sni req.hdr(host)
@@ -233,6 +243,7 @@ def lab(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lbcore]:
         "p2": Backend("p2"),
         "g1": Backend("g1", server_ctx(pki.a)),
         "w1": Backend("w1", server_ctx(pki.wrong_a)),
+        "c1": Backend("c1", server_ctx(pki.a)),
         "m1": Backend("m1", server_ctx(pki.a, client_ca=pki.ca_path)),
         "ta": Backend("ta", server_ctx(pki.pt_a)),
         "tb": Backend("tb", server_ctx(pki.pt_b)),

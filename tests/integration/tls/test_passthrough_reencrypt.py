@@ -129,3 +129,28 @@ def test_the_refused_server_is_in_the_access_log(lab: Lbcore) -> None:
     assert len(lines) == 1, lab.received
     assert " reencrypt tls_bad/w1 " in lines[0] and " 503 " in lines[0]
     assert " SC" in lines[0]  # server-side connection failure, as HAProxy writes it
+
+
+def test_health_checks_of_ssl_servers_speak_tls(lab: Lbcore) -> None:
+    """As HAProxy: with ``ssl`` on the server, its checks use TLS too (verified)."""
+    c1 = lab.backends["c1"]
+    deadline = time.monotonic() + 10
+    while not any(True for _ in c1.peers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert c1.peers, "the HTTP check over TLS never reached the server"
+    time.sleep(0.5)  # several check intervals: a failing check would have marked it DOWN
+    with socket.create_connection(("127.0.0.1", lab.ports["reenc"]), timeout=10) as s:
+        status, _h, body = request(s, path="/checked", host="a.test")
+    assert status == 200 and json.loads(body)["server"] == "c1"
+    # the server with a certificate from another CA fails its TLS check: DOWN, 503
+    deadline = time.monotonic() + 10
+    status = 0
+    while time.monotonic() < deadline:
+        with socket.create_connection(("127.0.0.1", lab.ports["reenc"]), timeout=10) as s:
+            status, _h, _body = request(s, path="/checked-bad", host="a.test")
+        if status == 503 and "Layer6" in lab.log() + "".join(lab.log_lines("Layer6", 0.2)):
+            break
+        time.sleep(0.1)
+    assert status == 503
+    text = lab.log() + "".join(lab.received)
+    assert "tls_checked_bad/wc is DOWN" in text and "Layer6 invalid response" in text, text[-2000:]
