@@ -182,6 +182,11 @@ def _kw_bind(d: ProxyDraft, args: list[str], ctx: Context) -> None:
         if tls is not None and not ssl_on:
             ctx.warn("bind: TLS options without 'ssl' are ignored (the listener is plain)")
             tls = None
+        if tls is not None and {"h2", "h3"} & set(tls.alpn):
+            ctx.warn(
+                "bind: lbcore does not speak HTTP/2 yet: 'alpn h2' is not offered, "
+                "clients fall back to http/1.1"
+            )
     for item in args[1].split(","):
         if not item:
             raise ConfigError(f"bind: empty address in '{args[1]}'")

@@ -47,6 +47,10 @@ _NO_FLAGS = {
 }
 
 
+#: ALPN protocols lbcore cannot speak: never offered, so clients fall back to HTTP/1.1
+UNSPOKEN_ALPN = frozenset({"h2", "h3", "h2c"})
+
+
 class TlsConfigError(ValueError):
     """A certificate or TLS setting that cannot be used; the message names the file."""
 
@@ -174,8 +178,9 @@ def _ciphers_alpn_verify(ctx: ssl.SSLContext, settings: TlsSettings) -> None:
     # Python's ssl module cannot set TLS 1.3 ciphersuites (OpenSSL's
     # SSL_CTX_set_ciphersuites is not exposed); the option is accepted and OpenSSL's
     # defaults, which are all AEAD suites, apply.
-    if settings.alpn:
-        ctx.set_alpn_protocols(list(settings.alpn))
+    alpn = [p for p in settings.alpn if p not in UNSPOKEN_ALPN]
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
     if not settings.tickets:
         ctx.options |= ssl.OP_NO_TICKET
         ctx.num_tickets = 0

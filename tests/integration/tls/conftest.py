@@ -251,7 +251,7 @@ def lab(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lbcore]:
     for b in backends.values():
         b.start()
     crtlist = tmp / "crt-list.txt"
-    crtlist.write_text(f"# default first\n{pki.a.pem}\n{pki.b.pem} [alpn http/1.1] b.test\n")
+    crtlist.write_text(f"# default first\n{pki.a.pem}\n{pki.b.pem} [alpn h2,http/1.1] b.test\n")
     ports = {k: free_port() for k in ("https", "http", "strict", "min12", "min13", "max12")}
     ports |= {k: free_port() for k in ("mtls", "reenc", "pt", "tcptls")}
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

@@ -224,3 +224,13 @@ def test_global_ssl_default_bind_ciphers_apply_to_binds_without_their_own(lab: L
     ctx.set_ciphers("ECDHE-ECDSA-AES128-GCM-SHA256")  # in it
     with tls_connect(lab.ports["https"], "b.test", ctx) as s:
         assert s.cipher()[0] == "ECDHE-ECDSA-AES128-GCM-SHA256"  # type: ignore[index]
+
+
+def test_alpn_h2_is_not_offered_so_clients_fall_back_to_http11(lab: Lbcore, pki: Pki) -> None:
+    # the strict bind's crt-list gives b.test "alpn h2,http/1.1" lbcore cannot honour
+    ctx = client_ctx(pki.ca_path)
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    with tls_connect(lab.ports["strict"], "b.test", ctx) as s:
+        assert s.selected_alpn_protocol() == "http/1.1"
+        status, _h, _b = request(s, host="b.test")
+        assert status == 200

@@ -145,3 +145,12 @@ def test_options_without_ssl_are_a_warning_and_a_plain_listener() -> None:
 def test_server_sni_expressions_lbcore_does_not_evaluate_are_refused() -> None:
     with pytest.raises(ConfigErrors, match="not supported yet"):
         parse_text(BASE.format(bind="", line="", server="ssl verify none sni hdr(x-name)"))
+
+
+def test_alpn_h2_is_a_warning() -> None:
+    from lbcore.config.parser import parse_texts
+
+    _cfg, warnings = parse_texts(
+        [("t.cfg", BASE.format(bind="ssl crt /a.pem alpn h2,http/1.1", line="", server=""))]
+    )
+    assert any("t.cfg:7: bind: lbcore does not speak HTTP/2 yet" in w for w in warnings)
