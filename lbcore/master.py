@@ -378,6 +378,8 @@ class Master:
                 except (OSError, control.ChannelError) as e:
                     log.warning("Full state for the new worker incomplete: %s", e)
                     break
+        if self.worker_fn is default_worker:
+            _preload_worker(self.config)
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
@@ -621,6 +623,37 @@ def _die_with_parent(master_pid: int) -> None:
         libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGUSR1), 0, 0, 0)
     if os.getppid() != master_pid:  # the master died before prctl took effect
         os.kill(os.getpid(), signal.SIGUSR1)
+
+
+def _preload_worker(config: Config) -> None:
+    """Import the worker's code in the master, before a fork whose child drops root:
+    after ``setuid`` the interpreter's library may be unreadable to ``user`` (a Python
+    under /root, a venv in a 0750 directory), and a lazy import would kill the worker.
+    Cheap after the first time (the modules are cached)."""
+    g = config.global_
+    if os.geteuid() != 0 or (g.user is None and g.group is None):
+        return
+    import importlib
+    import pkgutil
+
+    import lbcore
+
+    for mod in pkgutil.walk_packages(lbcore.__path__, "lbcore."):
+        if mod.name.startswith(
+            (
+                "lbcore.worker",
+                "lbcore.proxy",
+                "lbcore.balance",
+                "lbcore.http",
+                "lbcore.logs",
+                "lbcore.tls",
+                "lbcore.backend",
+            )
+        ):
+            importlib.import_module(mod.name)
+    for name in ("uvloop", "encodings.idna", "fcntl"):  # what the worker imports lazily
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
 
 
 def _drop_privileges(config: Config) -> None:

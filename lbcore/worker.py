@@ -10,8 +10,9 @@ starts accepting on every bind with uvloop, and runs until told to stop:
   ``connection: close``), then return. The master bounds this with hard-stop-after.
 * SIGTERM/SIGINT, or ``{"op": "stop", "grace": false}``: return now.
 
-The channel (a SOCK_SEQPACKET socketpair end, one JSON object per message) also
-carries server changes from the master — ``{"op": "server", "backend", "server",
+The channel (a SOCK_SEQPACKET socketpair end, one JSON object per message) gets
+``{"op": "ready", "pid"}`` once every listener is served, and carries server changes
+from the master — ``{"op": "server", "backend", "server",
 "weight"?, "admin_state"?, "op_state"?}`` — and answers ``{"op": "stats"}`` with a
 counters snapshot. A closed channel means the master is gone: the worker stops
 gracefully rather than live on as an orphan.
@@ -21,7 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
+import logging
 import os
 import signal
 import socket
@@ -30,10 +33,13 @@ from typing import Any
 from lbcore.backend import BackendRuntime
 from lbcore.config.model import Config, Mode, Proxy
 from lbcore.http.acl import compile_condition
+from lbcore.http.h1 import DEFAULT_LIMITS, Limits
 from lbcore.http.rules import compile_rules
-from lbcore.proxy.common import FrontendRuntime, Registry
+from lbcore.proxy.accesslog import AccessLogs
+from lbcore.proxy.common import FrontendRuntime, Registry, request_limits
 from lbcore.proxy.http import HttpClient, purge_idle
 from lbcore.proxy.tcp import TcpClient
+from lbcore.proxy.tls import listener as tls_listener
 from lbcore.server import AdminState, OpState
 
 
@@ -49,12 +55,15 @@ def build_runtime(
         backends[name] = be
     frontends = []
     for proxy in config.frontends:
-        frontends.append(_frontend(proxy, registry, backends))
+        frontends.append(_frontend(proxy, registry, backends, request_limits(config.global_)))
     return backends, frontends
 
 
 def _frontend(
-    proxy: Proxy, registry: Registry, backends: dict[str, BackendRuntime]
+    proxy: Proxy,
+    registry: Registry,
+    backends: dict[str, BackendRuntime],
+    limits: Limits = DEFAULT_LIMITS,
 ) -> FrontendRuntime:
     def backend(name: str) -> BackendRuntime:
         try:
@@ -79,7 +88,10 @@ def _frontend(
         be = backends[proxy.name]
         be.req_rules = ()
         be.resp_rules = ()
-    return FrontendRuntime(proxy, registry, backends, use, default, req_rules, resp_rules)
+    return FrontendRuntime(proxy, registry, backends, use, default, req_rules, resp_rules, limits)
+
+
+log = logging.getLogger("lbcore.worker")
 
 
 def _factory(cls: Any, fe: FrontendRuntime, loop: asyncio.AbstractEventLoop) -> Any:
@@ -92,6 +104,10 @@ class Worker:
         self.loop = loop
         self.registry = Registry(config.global_.maxconn)
         self.backends, self.frontends = build_runtime(config, self.registry)
+        self.access_logs = AccessLogs(config)
+        for fe in self.frontends:
+            fe.log = self.access_logs.for_frontend(fe.proxy)
+        self.access_logs.attach(loop)
         self.servers: list[Any] = []
         self.done: asyncio.Future[None] = loop.create_future()
         self.channel: socket.socket | None = None
@@ -105,7 +121,10 @@ class Worker:
                 sock = listeners.get((bind.host, bind.port))
                 if sock is None:
                     raise ValueError(f"no listening socket for {bind.host}:{bind.port}")
-                srv = await loop.create_server(_factory(cls, fe, loop), sock=sock, backlog=1024)
+                proto, tls = tls_listener(cls, fe.proxy, bind)
+                srv = await loop.create_server(
+                    _factory(proto, fe, loop), sock=sock, backlog=1024, **tls
+                )
                 self.servers.append(srv)
         loop.call_later(1.0, self._housekeeping)
 
@@ -192,18 +211,34 @@ class Worker:
             self._server_change(msg)
 
     def _server_change(self, msg: dict[str, Any]) -> None:
+        """Apply a runtime API change the master relays (weights, states, address)."""
         be = self.backends.get(str(msg.get("backend")))
         if be is None:
             return
         server = be.by_name.get(str(msg.get("server")))
         if server is None:
             return
-        if "weight" in msg:
-            server.weight = max(0, int(msg["weight"]))
-        if "admin_state" in msg:
-            server.admin_state = AdminState(msg["admin_state"])
-        if "op_state" in msg:
-            server.op_state = OpState(msg["op_state"])
+        try:
+            if "weight" in msg:
+                server.weight = max(0, int(msg["weight"]))
+            if "admin_state" in msg:
+                server.admin_state = AdminState(msg["admin_state"])
+            if "op_state" in msg:
+                server.op_state = OpState(msg["op_state"])
+            if "host" in msg or "port" in msg:
+                cfg = server.config
+                host = str(msg.get("host") or cfg.host)
+                port = int(msg.get("port") or cfg.port)
+                server.config = dataclasses.replace(cfg, host=host, port=port)
+                for up in be.idle.pop(server.name, []):  # they point at the old address
+                    up.transport.close()
+        except (ValueError, TypeError) as exc:
+            log.warning("ignored server change %r: %s", msg, exc)
+            return
+        if msg.get("shutdown_sessions"):
+            for conn in list(self.registry.conns):
+                if conn.server is server:
+                    conn.abort()
         be.wake_waiters()
 
     def send(self, msg: dict[str, Any]) -> None:
@@ -245,6 +280,9 @@ def run_worker(
         loop.run_until_complete(worker.start(listeners))
         if channel is not None:
             worker.attach_channel(channel)
+            # Serving from now on: a master may wait for this before it stops the
+            # previous generation, so a reload never leaves the listeners unserved.
+            worker.send({"op": "ready", "pid": os.getpid()})
         loop.run_until_complete(worker.done)
         if channel is not None:
             worker.send(worker.snapshot())
@@ -252,4 +290,5 @@ def run_worker(
         for conn in list(worker.registry.conns):
             conn.abort()
         loop.run_until_complete(asyncio.sleep(0))
+        worker.access_logs.close()
         loop.close()

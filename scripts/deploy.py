@@ -1,23 +1,27 @@
 #!/usr/bin/env python3
-"""`make deploy`, for now: lbcore in front of two local backends, requests alternating.
+"""`make deploy`: the site on the lab, then requests through the VIP spreading over web1..web3.
 
-What it does, all on 127.0.0.1 with free ports:
-  1. starts two small HTTP backends, web1 and web2, each answering its own name;
-  2. writes an example HAProxy-dialect config (frontend -> roundrobin backend) and checks
-     it with `lbcore check`;
-  3. starts `lbcore run -f CONFIG` (a master and its workers);
-  4. sends requests through it and shows which backend answered each: they alternate;
-  5. reloads lbcore with SIGUSR2 and shows it still serving, then stops everything.
+`make deploy` builds and installs the lbcore.fleet collection and brings the lab up
+(`make collection lab-up`), then runs this script, which:
+  1. runs `ansible-playbook -i inventories/lab lbcore.fleet.site` (install, balancer and
+     VRRP agent on lb1 and lb2);
+  2. sends requests from this machine to the VIP (198.18.0.100:80) and shows which backend
+     answered each (the lab's web app names its host): they spread over web1..web3.
 
-`--serve` keeps it all running until Ctrl-C so you can try it with curl. Later issues grow
-this into the full lab deploy (network-namespace hosts, the Ansible collection, the VIP).
+`--inventory DIR` deploys another lab or fleet; `--no-site` only shows the requests.
+
+`--local` is the earlier demo with no lab and no Ansible, all on 127.0.0.1 with free ports:
+two small backends, an example config checked with `lbcore check`, `lbcore run`, requests
+alternating, a reload (SIGUSR2) while serving; `--serve` keeps it running until Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import itertools
+import json
 import os
 import signal
 import socket
@@ -25,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -220,6 +225,81 @@ def demo(args: argparse.Namespace, workdir: Path) -> int:
                     p.wait()
 
 
+# ---- the lab deploy ---------------------------------------------------------------------
+
+
+def ansible_bin(name: str) -> str:
+    """The Ansible command next to this interpreter (the repo's venv), else the one on PATH."""
+    local = Path(sys.executable).parent / name
+    return str(local) if local.exists() else name
+
+
+def inventory_vip(inventory: Path) -> tuple[str, list[str]]:
+    """The VIP of the balancers and the names of the backends, read from the inventory."""
+    out = subprocess.run(
+        [ansible_bin("ansible-inventory"), "-i", str(inventory), "--list"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    )
+    data = json.loads(out.stdout)
+    backends = sorted(data.get("backends", {}).get("hosts", []))
+    balancer = data["balancers"]["hosts"][0]
+    hostvars = data["_meta"]["hostvars"][balancer]
+    vips = hostvars.get("lbcore_vrrp_vips") or [hostvars["lbcore_lab_vip"]]
+    vip = str(vips[0])
+    if "{{" in vip:  # a template (e.g. "{{ lbcore_lab_vip }}"): ask Ansible to render it
+        vip = str(hostvars["lbcore_lab_vip"])
+    return vip, backends
+
+
+def vip_get(vip: str, port: int, timeout: float = 5.0) -> str:
+    """One GET through the VIP on a new connection; the name of the backend that answered."""
+    req = urllib.request.Request(f"http://{vip}:{port}/", headers={"Connection": "close"})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return str(r.headers.get("X-Served-By") or r.read().decode().strip())
+
+
+def wait_vip(vip: str, port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            vip_get(vip, port)
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def lab_deploy(args: argparse.Namespace) -> int:
+    inventory = Path(args.inventory).resolve()
+    if not args.no_site:
+        cmd = [ansible_bin("ansible-playbook"), "-i", str(inventory), "lbcore.fleet.site"]
+        print("==> " + " ".join(cmd), flush=True)
+        if subprocess.run(cmd, cwd=REPO).returncode != 0:
+            print("==> deploy FAILED: the site playbook failed", file=sys.stderr)
+            return 1
+    vip, backends = inventory_vip(inventory)
+    print(f"==> {args.requests} requests to http://{vip}:{args.vip_port}/ (the VIP)")
+    try:
+        wait_vip(vip, args.vip_port)
+    except OSError as e:
+        print(f"==> deploy FAILED: the VIP does not answer: {e}", file=sys.stderr)
+        return 1
+    counts: collections.Counter[str] = collections.Counter()
+    for i in range(1, args.requests + 1):
+        name = vip_get(vip, args.vip_port)
+        counts[name] += 1
+        print(f"  request {i}: {name}")
+    spread = ", ".join(f"{name} {counts[name]}" for name in sorted(counts))
+    ok = set(counts) == set(backends)
+    print(f"==> answered by: {spread}")
+    print("==> deploy", "OK: requests spread over " + ", ".join(backends) if ok else "FAILED")
+    return 0 if ok else 1
+
+
 class _ignore_interrupt:
     """Ctrl-C in --serve: the terminal signals lbcore too; we just wait for it to exit."""
 
@@ -232,21 +312,33 @@ class _ignore_interrupt:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--port", type=int, default=0, help="frontend port (default: a free one)")
+    p.add_argument(
+        "--inventory",
+        default=str(REPO / "inventories" / "lab"),
+        help="inventory of the fleet to deploy (default: inventories/lab)",
+    )
+    p.add_argument("--no-site", action="store_true", help="skip the playbook, only show requests")
+    p.add_argument("--vip-port", type=int, default=80, help="the VIP's port (default 80)")
+    p.add_argument("--local", action="store_true", help="the local demo: no lab, no Ansible")
+    p.add_argument("--port", type=int, default=0, help="--local: frontend port (default: free)")
     p.add_argument(
         "--workers",
         type=int,
         default=1,
-        help="lbcore worker processes (each has its own roundrobin rotation; one shows\n"
-        "the alternation exactly)",
+        help="--local: lbcore worker processes (each has its own roundrobin rotation; one\n"
+        "shows the alternation exactly)",
     )
-    p.add_argument("--requests", type=int, default=6, help="requests to show")
-    p.add_argument("--serve", action="store_true", help="keep serving until Ctrl-C")
+    p.add_argument("--requests", type=int, default=0, help="requests to show (9; --local 6)")
+    p.add_argument("--serve", action="store_true", help="--local: keep serving until Ctrl-C")
     p.add_argument("--backend", nargs="+", metavar="NAME:PORT", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.backend:
         asyncio.run(_serve_backends(args.backend))
         return 0
+    if not args.local:
+        args.requests = args.requests or 9
+        return lab_deploy(args)
+    args.requests = args.requests or 6
     with tempfile.TemporaryDirectory(prefix="lbcore-deploy-") as tmp:
         return demo(args, Path(tmp))
 

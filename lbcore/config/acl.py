@@ -25,14 +25,25 @@ FETCHES: dict[str, bool] = {
     for suffix in ("", "_beg", "_end", "_sub", "_reg")
 } | {"src": False, "method": False}
 
+#: TLS fetches: booleans (``{ ssl_fc }`` needs no pattern), strings matched like ``path``
+#: (``-m beg|end|sub|reg`` or the ``_end``... forms), and the ClientHello's type number
+TLS_BOOL_FETCHES = frozenset({"ssl_fc", "ssl_c_used", "ssl_fc_has_sni"})
+TLS_STRING_FETCHES = ("ssl_fc_sni", "req.ssl_sni", "req_ssl_sni")
+TLS_INT_FETCHES = frozenset({"req.ssl_hello_type", "req_ssl_hello_type"})
+FETCHES |= dict.fromkeys(TLS_BOOL_FETCHES | TLS_INT_FETCHES, False)
+FETCHES |= {
+    f"{base}{suffix}": False
+    for base in TLS_STRING_FETCHES
+    for suffix in ("", "_beg", "_end", "_sub", "_reg")
+}
+
 #: fetches HAProxy knows that lbcore does not match on yet
 LATER_FETCHES = word_set(
     "path_dir path_dom path_len path_found url_dir url_dom url_len url_param urlp hdr_dom "
     "hdr_dir hdr_len hdr_cnt hdr_val hdr_ip "
     "hdr_found req.hdr req.fhdr req.hdr_cnt req.cook cook cook_beg res.hdr dst dst_port "
-    "src_port base base_beg query ssl_fc ssl_fc_sni ssl_c_used req.ssl_sni req_ssl_sni "
-    "req.ssl_hello_type req.len req.proto_http nbsrv always_true always_false be_id fe_id "
-    "status var env http_auth"
+    "src_port base base_beg query req.len req.proto_http nbsrv always_true always_false "
+    "be_id fe_id status var env http_auth"
 )
 
 #: ``-m`` match methods that turn a plain fetch into one of ours (``path -m beg``)
@@ -91,7 +102,9 @@ def parse_matcher(words: Sequence[str], allow_empty: bool = False) -> Matcher:
             if i + 1 >= len(words):
                 raise ConfigError("'-m' expects a match method (str, beg, end, sub, reg)")
             method = words[i + 1]
-            if fetch not in ("path", "url", "hdr") or method not in _MATCH_SUFFIX:
+            if fetch not in ("path", "url", "hdr", *TLS_STRING_FETCHES) or (
+                method not in _MATCH_SUFFIX
+            ):
                 raise NotSupportedYet(f"-m {method}", f"match method for '{fetch}'")
             fetch += _MATCH_SUFFIX[method]
             i += 1
@@ -114,7 +127,11 @@ def parse_matcher(words: Sequence[str], allow_empty: bool = False) -> Matcher:
         raise NotSupportedYet(f"{fetch}({arg})", "ACL criterion")
     if FETCHES[fetch] and arg is None:
         raise ConfigError(f"'{fetch}' needs a header name, as in {fetch}(host)")
-    if not patterns and not allow_empty:
+    if fetch in TLS_BOOL_FETCHES and patterns:
+        raise NotSupportedYet(f"{fetch} {patterns[0]}", "boolean fetch with a pattern")
+    if fetch in TLS_INT_FETCHES and not all(p.isdigit() for p in patterns):
+        raise ConfigError(f"'{fetch}' expects integer patterns, got {' '.join(patterns)!r}")
+    if not patterns and not allow_empty and fetch not in TLS_BOOL_FETCHES:
         raise ConfigError(f"ACL criterion '{words[0]}' needs at least one pattern")
     _check_patterns(fetch, patterns)
     return Matcher(fetch=fetch, arg=arg, patterns=patterns, ignore_case=ignore_case)

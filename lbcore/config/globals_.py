@@ -166,6 +166,17 @@ GLOBAL_KEYWORDS: dict[str, GlobalHandler] = {
     "group": lambda g, a, s: dataclasses.replace(g, group=os_string(_one(a, "a group name"))),
     "pidfile": lambda g, a, s: dataclasses.replace(g, pidfile=os_string(_one(a, "a file name"))),
     "daemon": lambda g, a, s: dataclasses.replace(g, daemon=_flag(a)),
+    "tune.bufsize": lambda g, a, s: dataclasses.replace(
+        g, tune_bufsize=parse_int(_one(a, "a size in bytes"), "tune.bufsize", 1024, 1 << 30)
+    ),
+    "tune.maxrewrite": lambda g, a, s: dataclasses.replace(
+        g, tune_maxrewrite=parse_int(_one(a, "a size in bytes"), "tune.maxrewrite", 0, 1 << 30)
+    ),
+    "tune.http.maxhdr": lambda g, a, s: dataclasses.replace(
+        # HAProxy's bounds for this keyword
+        g,
+        tune_http_maxhdr=parse_int(_one(a, "a number"), "tune.http.maxhdr", 1, 32767),
+    ),
     "hard-stop-after": lambda g, a, s: dataclasses.replace(
         # 0 disables it, as in HAProxy
         g,

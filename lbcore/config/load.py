@@ -54,4 +54,12 @@ def load_config(
         raise ConfigErrors(unreadable)
     if env is None:
         env = {k.decode("latin-1"): v.decode("latin-1") for k, v in os.environb.items()}
-    return parse_texts(texts, env)
+    config, warnings = parse_texts(texts, env)
+    # Certificates are read here, not by the parser: a missing file, an unreadable PEM
+    # or a key that does not match its certificate is reported at the line naming it.
+    from lbcore.tls.context import preload
+
+    problems = preload(config)
+    if problems:
+        raise ConfigErrors([ConfigError(message, source) for source, message in problems])
+    return config, warnings

@@ -95,6 +95,11 @@ class Global:
     daemon: bool = False
     hard_stop_after: float | None = None
     stats_timeout: float | None = None  # idle timeout of stats socket sessions (10 s)
+    # HAProxy's buffer tuning: a request head must fit in bufsize - maxrewrite bytes
+    # (else 414/431), with at most maxhdr header fields (else 431).
+    tune_bufsize: int = 16384
+    tune_maxrewrite: int = 1024
+    tune_http_maxhdr: int = 101
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +217,48 @@ class HttpCheckSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class TlsSettings:
+    """The TLS options of one ``bind ... ssl`` line (or one ``crt-list`` entry's overrides).
+
+    Only words here: certificates are read and checked by ``lbcore.tls.context``
+    (``load_config`` does it once so that ``lbcore check`` reports a bad file at the
+    bind's line; each worker loads them again, so a reload picks up replaced files).
+    """
+
+    crts: tuple[str, ...] = ()  # PEM files or directories, in order
+    crt_lists: tuple[str, ...] = ()
+    alpn: tuple[str, ...] = ()
+    min_version: str | None = None
+    max_version: str | None = None
+    ciphers: str | None = None
+    ciphersuites: str | None = None  # TLS 1.3; see ``lbcore.tls.context._apply``
+    no_versions: tuple[str, ...] = ()  # e.g. ("no-tlsv11",)
+    strict_sni: bool = False
+    ca_file: str | None = None
+    verify: str = "none"  # none | optional | required
+    tickets: bool = True  # session tickets (``no-tls-tickets`` turns them off)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerTls:
+    """``server ... ssl [verify none|required] [ca-file F] [sni EXPR] [crt PEM] ...``.
+
+    ``sni`` is the sample expression as written: ``str(NAME)`` or ``req.hdr(host)``.
+    ``verify`` defaults to required, as HAProxy's ``ssl-server-verify``.
+    """
+
+    verify: str = "required"
+    ca_file: str | None = None
+    sni: str | None = None
+    crt: str | None = None
+    alpn: tuple[str, ...] = ()
+    min_version: str | None = None
+    max_version: str | None = None
+    ciphers: str | None = None
+    verifyhost: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Server:
     """``server NAME ADDR:PORT [weight N] [maxconn N] [backup] [disabled] [check ...]``."""
 
@@ -224,6 +271,7 @@ class Server:
     disabled: bool = False
     source: Source | None = None
     check: CheckSpec | None = None  # None: the server is not health-checked
+    tls: ServerTls | None = None  # None: plain TCP to the server
 
     @property
     def address(self) -> str:
@@ -234,6 +282,16 @@ class Server:
 class Bind:
     host: str  # "" or "*" = all IPv4 addresses; "::" for IPv6
     port: int
+    source: Source | None = None
+    tls: TlsSettings | None = None  # ``ssl`` on the line: TLS is terminated here
+
+
+@dataclass(frozen=True, slots=True)
+class TcpRule:
+    """``tcp-request content accept|reject [if|unless COND]``."""
+
+    action: str  # accept | reject
+    condition: Condition | None = None
     source: Source | None = None
 
 
@@ -271,6 +329,8 @@ class Proxy:
     logs: tuple[LogTarget, ...] = ()
     source: Source | None = None
     httpchk: HttpCheckSpec | None = None  # None: checks are TCP connects
+    tcp_inspect_delay: float | None = None  # ``tcp-request inspect-delay``
+    tcp_request_content: tuple[TcpRule, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

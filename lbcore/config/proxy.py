@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lbcore.config import acl as aclmod
-from lbcore.config import checks, http_rules
+from lbcore.config import checks, http_rules, tls_options
 from lbcore.config.addresses import parse_bind_address, parse_server_address
 from lbcore.config.errors import ConfigError, NotSupportedYet, hint
 from lbcore.config.globals_ import parse_log
@@ -32,6 +32,7 @@ from lbcore.config.model import (
     ProxyKind,
     Server,
     Source,
+    TcpRule,
     Timeouts,
     UseBackend,
 )
@@ -79,6 +80,8 @@ class ProxyDraft:
 
     default_server: list[str] = field(default_factory=list)  # "default-server" options
     http_check: checks.HttpCheckDraft = field(default_factory=checks.HttpCheckDraft)
+    tcp_inspect_delay: float | None = None
+    tcp_request_content: list[TcpRule] = field(default_factory=list)
 
     @property
     def section(self) -> str:
@@ -125,6 +128,8 @@ class ProxyDraft:
             logs=tuple(self.logs),
             source=self.source,
             httpchk=checks.merge_http_check(self.http_check),
+            tcp_inspect_delay=self.tcp_inspect_delay,
+            tcp_request_content=tuple(self.tcp_request_content),
         )
 
 
@@ -155,12 +160,11 @@ def _condition(d: ProxyDraft, words: list[str], what: str, ctx: Context) -> Cond
 
 
 LATER_BIND_OPTIONS = word_set(
-    "ssl crt crt-list ca-file crl-file verify alpn npn accept-proxy accept-netscaler-cip "
+    "crl-file npn accept-proxy accept-netscaler-cip "
     "name id v4v6 v6only transparent interface namespace defer-accept tfo backlog maxconn "
     "mss nice process thread level severity-output mode user group uid gid expose-fd "
-    "strict-sni no-sslv3 no-tlsv10 no-tlsv11 no-tlsv12 no-tlsv13 ssl-min-ver ssl-max-ver "
-    "ciphers ciphersuites curves ecdhe allow-0rtt generate-certificates tls-ticket-keys "
-    "no-tls-tickets prefer-client-ciphers ca-verify-file ca-ignore-err crt-ignore-err "
+    "curves ecdhe allow-0rtt generate-certificates tls-ticket-keys "
+    "prefer-client-ciphers ca-verify-file ca-ignore-err crt-ignore-err "
     "no-ca-names proto quic-cc-algo quic-force-retry force-sslv3 force-tlsv10 force-tlsv11 "
     "force-tlsv12 force-tlsv13 sigalgs client-sigalgs"
 )
@@ -169,18 +173,20 @@ LATER_BIND_OPTIONS = word_set(
 def _kw_bind(d: ProxyDraft, args: list[str], ctx: Context) -> None:
     d.bind_lines += 1
     _need(args, 1, "an address such as ':80', '*:80', '[::]:80' or '127.0.0.1:8080'")
+    tls = None
     if len(args) > 2:
         option = args[2]
         if option.startswith(",") or args[1].endswith(","):
             raise ConfigError("bind: no blanks around ',' in an address list (a:1,b:2)")
-        if option in LATER_BIND_OPTIONS:
-            raise NotSupportedYet(option, "bind option")
-        raise ConfigError(f"bind: unknown option '{option}'{hint(option, LATER_BIND_OPTIONS)}")
+        tls, ssl_on = tls_options.parse_bind_tls(args[2:], LATER_BIND_OPTIONS)
+        if tls is not None and not ssl_on:
+            ctx.warn("bind: TLS options without 'ssl' are ignored (the listener is plain)")
+            tls = None
     for item in args[1].split(","):
         if not item:
             raise ConfigError(f"bind: empty address in '{args[1]}'")
         for host, port in parse_bind_address(item):
-            d.binds.append(Bind(host=host, port=port, source=ctx.source))
+            d.binds.append(Bind(host=host, port=port, source=ctx.source, tls=tls))
 
 
 def _kw_mode(d: ProxyDraft, args: list[str], ctx: Context) -> None:
@@ -220,7 +226,7 @@ def _kw_acl(d: ProxyDraft, args: list[str], ctx: Context) -> None:
     aclmod.check_acl_name(args[1])
     words = args[2:]
     matcher = aclmod.parse_matcher(words, allow_empty=True)
-    if not matcher.patterns and "--" not in words:
+    if not matcher.patterns and "--" not in words and matcher.fetch not in aclmod.TLS_BOOL_FETCHES:
         ctx.warn(
             f"acl '{args[1]}': no pattern given, so it never matches (add '--' if this is intended)"
         )
@@ -385,16 +391,16 @@ def _kw_balance(d: ProxyDraft, args: list[str], ctx: Context) -> None:
 
 
 LATER_SERVER_OPTIONS = word_set(
-    "cookie ssl verify ca-file crt sni alpn "
+    "cookie "
     "check-ssl check-sni check-alpn send-proxy send-proxy-v2 send-proxy-v2-ssl "
     "send-proxy-v2-ssl-cn agent-check agent-port agent-inter agent-addr agent-send observe "
     "on-error on-marked-down on-marked-up track resolvers resolve-prefer "
     "resolve-net resolve-opts init-addr id redir error-limit maxqueue minconn "
     "no-ssl source tfo pool-max-conn pool-purge-delay pool-low-conn proto "
     "check-send-proxy no-backup non-stick namespace socks4 ws ciphers ciphersuites curves "
-    "ssl-min-ver ssl-max-ver ssl-reuse no-ssl-reuse tls-tickets no-tls-tickets crl-file "
+    "ssl-reuse no-ssl-reuse tls-tickets no-tls-tickets crl-file "
     "force-sslv3 force-tlsv10 force-tlsv11 force-tlsv12 force-tlsv13 no-sslv3 no-tlsv10 "
-    "no-tlsv11 no-tlsv12 no-tlsv13 verifyhost npn check-proto check-via-socks4 "
+    "no-tlsv11 no-tlsv12 no-tlsv13 npn check-proto check-via-socks4 "
     "set-proxy-v2-tlv-fmt shard usesrc log-proto max-reuse allow-0rtt"
 )
 SERVER_OPTIONS = (
@@ -405,6 +411,7 @@ SERVER_OPTIONS = (
     "enabled",
     *checks.CHECK_FLAG_OPTIONS,
     *checks.CHECK_VALUE_OPTIONS,
+    *tls_options.SERVER_TLS_WORDS,
 )
 
 
@@ -415,6 +422,7 @@ class _ServerOptions:
     backup: bool = False
     disabled: bool = False
     check: checks.CheckDraft = field(default_factory=checks.CheckDraft)
+    tls: tls_options.ServerTlsDraft = field(default_factory=tls_options.ServerTlsDraft)
 
 
 def _parse_server_options(name: str, words: list[str], start: int) -> _ServerOptions:
@@ -432,7 +440,7 @@ def _parse_server_options(name: str, words: list[str], start: int) -> _ServerOpt
                 opts.maxconn = parse_int(words[i + 1], f"server {name}: maxconn", 0)
             i += 2
             continue
-        used = checks.server_option(name, words, i, opts.check)
+        used = checks.server_option(name, words, i, opts.check) or opts.tls.option(name, words, i)
         if used:
             i += used
             continue
@@ -477,6 +485,7 @@ def _kw_server(d: ProxyDraft, args: list[str], ctx: Context) -> None:
             opts.disabled,
             source=ctx.source,
             check=opts.check.freeze(),
+            tls=opts.tls.freeze(name),
         )
     )
 
@@ -488,6 +497,33 @@ def _kw_http_rule(d: ProxyDraft, args: list[str], ctx: Context) -> None:
     condition = _condition(d, cond, f"{args[0]} {action}", ctx)
     rule = dataclasses.replace(rule, condition=condition, source=ctx.source)
     (d.http_request_rules if args[0] == "http-request" else d.http_response_rules).append(rule)
+
+
+def _kw_tcp_request(d: ProxyDraft, args: list[str], ctx: Context) -> None:
+    """``tcp-request inspect-delay T`` and ``tcp-request content accept|reject [cond]``."""
+    _need(args, 1, "'inspect-delay' or 'content'")
+    what = args[1]
+    if what == "inspect-delay":
+        _need(args, 2, "a duration after 'tcp-request inspect-delay'")
+        _no_more(args, 3)
+        d.tcp_inspect_delay = parse_duration(args[2], "tcp-request inspect-delay") or None
+        return
+    if what != "content":
+        if what in ("connection", "session"):
+            raise NotSupportedYet(f"tcp-request {what}")
+        raise ConfigError(
+            f"unknown 'tcp-request' keyword '{what}' (expected 'inspect-delay' or 'content')"
+        )
+    action, cond = aclmod.split_condition(args[2:])
+    if not action:
+        raise ConfigError("'tcp-request content' expects 'accept' or 'reject'")
+    if action[0] not in ("accept", "reject"):
+        raise NotSupportedYet(f"tcp-request content {action[0]}")
+    _no_more([*args[:2], *action], 3)
+    condition = _condition(d, cond, f"tcp-request content {action[0]}", ctx)
+    if d.mode is Mode.HTTP:
+        ctx.warn("'tcp-request content' rules run only in mode tcp in lbcore; ignored")
+    d.tcp_request_content.append(TcpRule(action[0], condition, ctx.source))
 
 
 @dataclass(frozen=True, slots=True)
@@ -514,10 +550,11 @@ KEYWORDS: dict[str, Keyword] = {
     "http-response": Keyword(_kw_http_rule, frozenset({F, B, L})),
     "default-server": Keyword(_kw_default_server, frozenset({D, B, L})),
     "http-check": Keyword(_kw_http_check, frozenset({D, B, L}), frozenset({F})),
+    "tcp-request": Keyword(_kw_tcp_request, frozenset({F, L}), frozenset({B})),
 }
 
 LATER_KEYWORDS = word_set(
-    "cookie stick-table stick tcp-request tcp-response errorfile errorloc "
+    "cookie stick-table stick tcp-response errorfile errorloc "
     "errorloc302 errorloc303 errorfiles http-error stats capture compression filter "
     "http-reuse fullconn hash-type hash-balance-factor server-template "
     "monitor-uri monitor unique-id-format unique-id-header log-format log-format-sd log-tag "

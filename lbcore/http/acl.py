@@ -78,6 +78,10 @@ def compile_matcher(m: Matcher) -> Predicate:
 
         return src_match
 
+    tls = _compile_tls(m)
+    if tls is not None:
+        return tls
+
     icase = m.ignore_case
     raw = [p.encode("latin-1") for p in m.patterns]
     if icase and not fetch.endswith("_reg"):
@@ -114,6 +118,47 @@ def compile_matcher(m: Matcher) -> Predicate:
     if fold:
         return lambda req, _src: any(test(v.lower()) for v in _values(req, name))
     return lambda req, _src: any(test(v) for v in _values(req, name))
+
+
+_TLS_BOOL = {
+    "ssl_fc": lambda c: c.ssl_fc,
+    "ssl_c_used": lambda c: c.c_used,
+    "ssl_fc_has_sni": lambda c: bool(c.sni),
+}
+_TLS_STRING = {"ssl_fc_sni": "sni", "req.ssl_sni": "hello_sni", "req_ssl_sni": "hello_sni"}
+
+
+def _compile_tls(m: Matcher) -> Predicate | None:
+    """TLS fetches read ``req.conn`` (a ``lbcore.tls.info.TlsInfo``; None = plain)."""
+    fetch = m.fetch
+    if fetch in _TLS_BOOL:
+        get = _TLS_BOOL[fetch]
+        return lambda req, _src: req.conn is not None and bool(get(req.conn))
+    if fetch in ("req.ssl_hello_type", "req_ssl_hello_type"):
+        wanted = frozenset(int(p) for p in m.patterns)
+        return lambda req, _src: req.conn is not None and req.conn.hello_type in wanted
+    for base in _TLS_STRING:
+        if fetch == base or (fetch.startswith(base + "_") and fetch[len(base) :] in _SUFFIX):
+            kind = _SUFFIX[fetch[len(base) :]]
+            attr = _TLS_STRING[base]
+            break
+    else:
+        return None
+    raw = [p.encode("latin-1") for p in m.patterns]
+    if m.ignore_case:
+        raw = [b"(?i)" + p for p in raw] if kind == "reg" else [p.lower() for p in raw]
+    test = _string_test(kind, raw)
+    fold = m.ignore_case and kind != "reg"
+
+    def tls_string(req: Request, _src: str) -> bool:
+        conn = req.conn
+        value = getattr(conn, attr) if conn is not None else None
+        if not value:
+            return False
+        data = value.encode("latin-1")
+        return test(data.lower() if fold else data)
+
+    return tls_string
 
 
 def compile_condition(

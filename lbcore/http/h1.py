@@ -24,7 +24,7 @@ values are kept byte for byte.
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import Any, Final
 
 NEED_DATA: Final = "NEED_DATA"
 END: Final = "END"
@@ -85,6 +85,7 @@ class Request:
 
     __slots__ = (
         "chunked",
+        "conn",
         "content_length",
         "expect_continue",
         "headers",
@@ -111,6 +112,9 @@ class Request:
         self.keep_alive = version == b"1.1"
         self.upgrade: bytes | None = None  # the Upgrade value when Connection: upgrade
         self.expect_continue = False
+        # facts about the client connection for fetches such as ssl_fc (a TlsInfo);
+        # set by the adapter, None on plain connections
+        self.conn: Any = None
 
     @property
     def has_body(self) -> bool:
@@ -310,11 +314,30 @@ def parse_request_head(head: bytes, limits: Limits = DEFAULT_LIMITS) -> Request:
         req.content_length = n
     if upgrade is not None and b"upgrade" in conn:
         req.upgrade = upgrade
+    if target[:1] not in (b"/", b"*") and method != b"CONNECT":
+        _check_authority(target, req)
     if method == b"CONNECT":
         raise ProtocolError(501, "CONNECT is not supported by a reverse proxy")
     if scan.expect is not None and scan.expect.lower() == b"100-continue":
         req.expect_continue = True
     return req
+
+
+def _check_authority(target: bytes, req: Request) -> None:
+    """An absolute-form target's authority replaces Host (RFC 9112 §3.2.2); a Host that
+    says otherwise would let a request be routed on one name and served on another."""
+    sep = target.find(b"://")
+    if sep <= 0:
+        raise ProtocolError(400, "malformed request target")
+    end = len(target)
+    for c in b"/?#":
+        i = target.find(bytes((c,)), sep + 3)
+        if 0 <= i < end:
+            end = i
+    authority = target[sep + 3 : end].lower()
+    host = req.header(b"host")
+    if host is not None and host.lower() != authority:
+        raise ProtocolError(400, "Host differs from the request target's authority")
 
 
 def parse_response_head(head: bytes) -> Response:
@@ -470,14 +493,20 @@ class Reader:
         end = buf.find(b"\r\n\r\n")
         limits = self.limits
         if end < 0:
-            if self.is_request and len(buf) > limits.max_line and buf.find(b"\r\n") < 0:
-                raise ProtocolError(414, "request line too long")
+            if self.is_request and len(buf) > limits.max_line:
+                eol = buf.find(b"\r\n")  # a line already too long is 414 however it ends
+                if eol < 0 or eol > limits.max_line:
+                    raise ProtocolError(414, "request line too long")
             if len(buf) > limits.max_head:
+                if self.is_request and buf.find(b"\r\n") > limits.max_line:
+                    raise ProtocolError(414, "request line too long")
                 raise ProtocolError(431 if self.is_request else 502, "header section too large")
             if self._eof and buf:
                 raise ProtocolError(400 if self.is_request else 502, "closed mid-head")
             return NEED_DATA
         if end + 4 > limits.max_head:
+            if self.is_request and buf.find(b"\r\n") > limits.max_line:
+                raise ProtocolError(414, "request line too long")  # the URI, not the fields
             raise ProtocolError(431 if self.is_request else 502, "header section too large")
         head = buf[: end + 2]
         self._buf = buf[end + 4 :]
@@ -542,6 +571,9 @@ class Reader:
                 st = _CH_SIZE
                 continue
             if eol < 0:
+                if buf.find(b"\n", pos) >= 0:
+                    # a size or trailer line ended by a bare LF: framing in doubt
+                    raise ProtocolError(status, "bare LF in chunk framing")
                 if size - pos > 4096:
                     raise ProtocolError(status, "chunk size or trailer line too long")
                 break

@@ -1,14 +1,16 @@
 """HAProxy log lines from :class:`RequestRecord`: ``option httplog``, ``option tcplog``,
-``log-format``, and the syslog envelope around them.
+``option httplog clf`` and ``log-format``; and the messages of server state changes.
 
 Theory of operation: a format string is compiled once (at configuration time) into a list
 of nodes — literal text, separators, and variable renderers — exactly as HAProxy parses its
 ``log-format`` (configuration manual, section 8.2.6): every space is a separator,
 consecutive separators merge, and a separator is written only if something was written
 since the previous one, so a variable that renders nothing (``%hr`` on a frontend without
-``capture request header``) leaves no double space. Rendering a record is then one pass over
-the nodes. No clock is read: dates come from the record, and the syslog header's time is an
-argument (``now``). Encoding follows HAProxy's maps: captured headers escape ``"#{|}`` and
+``capture request header``) leaves no double space. The nodes are then turned into one
+generated Python function (:func:`_codegen`), the per-request cost being what a proxy pays
+for every line; :meth:`LogFormat.render_generic` walks the nodes one by one and is the
+reference the generated code is tested against. No clock is read: dates come from the
+record. Encoding follows HAProxy's maps: captured headers escape ``"#{|}`` and
 non-printable bytes as ``#XX``; the request line escapes ``"#`` and non-printables.
 
 The syslog envelope around a line is :mod:`lbcore.logs.syslog`'s.
@@ -17,6 +19,7 @@ The syslog envelope around a line is :mod:`lbcore.logs.syslog`'s.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -95,24 +98,28 @@ def utc_offset(d: _dt.datetime) -> str:
     return f"{sign}{minutes // 60:02d}{minutes % 60:02d}"
 
 
-def date_ms(ts: float, tz: _dt.tzinfo | None) -> str:
-    """``06/Feb/2009:12:14:14.655`` (``%t``, ``%tr``)."""
-    sec, ms = _split_ms(ts)
+@functools.lru_cache(maxsize=64)
+def _second(sec: int, tz: _dt.tzinfo | None) -> tuple[str, str]:
+    """``06/Feb/2009:12:14:14`` and its UTC offset, computed once per second: a busy
+    proxy logs many requests per second, and building datetimes is the slow part."""
     d = local_datetime(sec, tz)
     return (
         f"{d.day:02d}/{MONTHS[d.month - 1]}/{d.year:04d}:"
-        f"{d.hour:02d}:{d.minute:02d}:{d.second:02d}.{ms:03d}"
+        f"{d.hour:02d}:{d.minute:02d}:{d.second:02d}",
+        utc_offset(d),
     )
+
+
+def date_ms(ts: float, tz: _dt.tzinfo | None) -> str:
+    """``06/Feb/2009:12:14:14.655`` (``%t``, ``%tr``)."""
+    sec, ms = _split_ms(ts)
+    return f"{_second(sec, tz)[0]}.{ms:03d}"
 
 
 def date_zone(ts: float, tz: _dt.tzinfo | None) -> str:
     """``06/Feb/2009:12:14:14 +0000`` (``%T`` in GMT, ``%Tl`` in local time)."""
-    sec, _ = _split_ms(ts)
-    d = local_datetime(sec, tz)
-    return (
-        f"{d.day:02d}/{MONTHS[d.month - 1]}/{d.year:04d}:"
-        f"{d.hour:02d}:{d.minute:02d}:{d.second:02d} {utc_offset(d)}"
-    )
+    day, off = _second(_split_ms(ts)[0], tz)
+    return f"{day} {off}"
 
 
 # ---------------------------------------------------------------------------- variables
@@ -175,7 +182,7 @@ def _uri_part(r: RequestRecord, part: str) -> str | None:
 def _headers(values: tuple[str, ...]) -> str | None:
     if not values:
         return None
-    return "{" + "|".join(encode_header(v) for v in values) + "}"
+    return "{" + "|".join(map(encode_header, values)) + "}"
 
 
 def _ip_hex(ip: str) -> str:
@@ -185,14 +192,17 @@ def _ip_hex(ip: str) -> str:
     return ip
 
 
-# name -> (kind, renderer); kind "n" numeric, "s" string, "ip", "port", "special"
 def _variables(ctx: Context) -> dict[str, tuple[str, _Render]]:
+    """name -> (kind, renderer). Kinds decide the flags' effect and empty values: "n"
+    numbers, "s" text, "ip"/"port" addresses, "url" the request line, "date", "flag" the
+    termination state, "ts"/"pid" hexable numbers, "special"/"list" captured headers
+    (which write nothing at all when none are captured)."""
     tz = ctx.tz
     utc = _dt.UTC
     return {
         "B": ("n", lambda r: _plus(r.logasap, r.bytes_read)),
-        "CC": ("s", lambda r: r.captured_request_cookie or "-"),
-        "CS": ("s", lambda r: r.captured_response_cookie or "-"),
+        "CC": ("s", lambda r: r.captured_request_cookie),
+        "CS": ("s", lambda r: r.captured_response_cookie),
         "H": ("s", lambda r: ctx.hostname),
         "HM": ("s", lambda r: _uri_part(r, "HM")),
         "HP": ("s", lambda r: _uri_part(r, "HP")),
@@ -202,11 +212,11 @@ def _variables(ctx: Context) -> dict[str, tuple[str, _Render]]:
         "HV": ("s", lambda r: _uri_part(r, "HV")),
         "ID": ("s", lambda r: r.unique_id),
         "ST": ("n", lambda r: str(r.status)),
-        "T": ("s", lambda r: date_zone(r.accept_ts, utc)),
+        "T": ("date", lambda r: date_zone(r.accept_ts, utc)),
         "Ta": ("n", lambda r: _plus(r.logasap, r.t_active)),
         "Tc": ("n", lambda r: str(r.t_connect)),
         "Td": ("n", lambda r: str(r.t_data)),
-        "Tl": ("s", lambda r: date_zone(r.accept_ts, tz)),
+        "Tl": ("date", lambda r: date_zone(r.accept_ts, tz)),
         "Th": ("n", lambda r: str(r.t_handshake)),
         "Ti": ("n", lambda r: str(r.t_idle)),
         "Tq": ("n", lambda r: str(r.t_q)),
@@ -247,13 +257,18 @@ def _variables(ctx: Context) -> dict[str, tuple[str, _Render]]:
         "sq": ("n", lambda r: str(r.srv_queue)),
         "sslc": ("s", lambda r: None),
         "sslv": ("s", lambda r: None),
-        "t": ("s", lambda r: date_ms(r.accept_ts, tz)),
-        "tr": ("s", lambda r: date_ms(_req_ts(r), tz)),
-        "trg": ("s", lambda r: date_zone(_req_ts(r), utc)),
-        "trl": ("s", lambda r: date_zone(_req_ts(r), tz)),
-        "ts": ("s", lambda r: r.termination),
-        "tsc": ("s", lambda r: r.termination + r.cookie_client + r.cookie_server),
+        "t": ("date", lambda r: date_ms(r.accept_ts, tz)),
+        "tr": ("date", lambda r: date_ms(_req_ts(r), tz)),
+        "trg": ("date", lambda r: date_zone(_req_ts(r), utc)),
+        "trl": ("date", lambda r: date_zone(_req_ts(r), tz)),
+        "ts": ("flag", lambda r: r.termination),
+        "tsc": ("flag", lambda r: r.termination + r.cookie_client + r.cookie_server),
     }
+
+
+#: What the Q flag quotes (HAProxy's text and address fields; not numbers, dates or the
+#: termination state, as its CLF format shows).
+_QUOTED = frozenset({"s", "ip", "url"})
 
 
 def _escape_e(text: str) -> str:
@@ -273,17 +288,31 @@ def _wrap(name: str, kind: str, fn: _Render, flags: frozenset[str]) -> _Render:
                 return None
             out = []
             for v in values:
-                v = encode_header(v) if v else "-"
-                out.append(f'"{v}"' if quote else v)
+                if quote:
+                    out.append(f'"{encode_header(v)}"')
+                else:
+                    out.append(encode_header(v) if v else "-")
             return " ".join(out)
 
         return render_list
 
+    if not flags:  # the common case: no per-call flag tests
+        if kind in ("n", "special", "date", "flag"):
+            return fn  # numbers are never None; specials return None to vanish
+        if kind != "url":
+
+            def plain(r: RequestRecord) -> str:
+                return fn(r) or "-"  # HAProxy writes "-" for a missing or empty string
+
+            return plain
+
     def render(r: RequestRecord) -> str | None:
         v = fn(r)
-        if v is None:
+        if not v:
             if kind == "special":
                 return None
+            if quote and kind in _QUOTED:
+                return '""'  # a missing string quoted is "", not "-"
             v = "-"
         if kind == "url":
             v = encode_url(v)
@@ -295,7 +324,7 @@ def _wrap(name: str, kind: str, fn: _Render, flags: frozenset[str]) -> _Render:
                 v = f"{int(v):0{width}X}"
         if esc:
             v = _escape_e(v)
-        if quote and kind not in ("n", "port", "ts", "pid", "special"):
+        if quote and kind in _QUOTED:
             v = f'"{v}"'
         return v
 
@@ -310,11 +339,13 @@ _SEP = object()
 class LogFormat:
     """A compiled ``log-format``; ``render(record)`` returns the line (no envelope)."""
 
-    __slots__ = ("_nodes", "source")
+    __slots__ = ("_fast", "_nodes", "source")
 
     def __init__(self, fmt: str, ctx: Context | None = None) -> None:
         self.source = fmt
-        self._nodes: list[object] = _compile(fmt, ctx or Context())
+        nodes, maybe_empty, names = _compile(fmt, ctx or Context())
+        self._nodes: list[object] = nodes
+        self._fast = _codegen(nodes, maybe_empty, names)
 
     @classmethod
     def httplog(cls, ctx: Context | None = None, clf: bool = False) -> LogFormat:
@@ -325,6 +356,12 @@ class LogFormat:
         return cls(TCPLOG, ctx)
 
     def render(self, record: RequestRecord) -> str:
+        if self._fast is not None:
+            return self._fast(record)
+        return self.render_generic(record)
+
+    def render_generic(self, record: RequestRecord) -> str:
+        """HAProxy's rule, node by node: a separator is written only after something."""
         out: list[str] = []
         last_space = True  # a leading separator writes nothing
         for node in self._nodes:
@@ -337,17 +374,96 @@ class LogFormat:
                 last_space = False
             else:
                 v = node(record)  # type: ignore[operator]
-                if v is not None:
+                if v:
                     out.append(v)
                     last_space = False
-        if out and last_space and out[-1] == " ":
-            out.pop()
-        return "".join(out)
+        return "".join(out)  # a trailing separator stays, as in HAProxy
 
 
-def _compile(fmt: str, ctx: Context) -> list[object]:
+#: Variables without flags that the generated renderer reads inline (no call per field).
+_INLINE = {
+    "ci": "(r.client_ip or '-')",
+    "cp": "str(r.client_port)",
+    "f": "(r.frontend or '-')",
+    "ft": "(r.frontend + '~' if r.ssl else r.frontend)",
+    "b": "(r.backend or '-')",
+    "s": "(r.server or '-')",
+    "TR": "str(r.t_request)",
+    "Tw": "str(r.t_queue)",
+    "Tc": "str(r.t_connect)",
+    "Tr": "str(r.t_response)",
+    "Ta": "('+' if r.logasap else '') + str(r.t_active)",
+    "Tt": "('+' if r.logasap else '') + str(r.t_total)",
+    "ST": "str(r.status)",
+    "B": "('+' if r.logasap else '') + str(r.bytes_read)",
+    "U": "str(r.bytes_uploaded)",
+    "CC": "(r.captured_request_cookie or '-')",
+    "CS": "(r.captured_response_cookie or '-')",
+    "ac": "str(r.actconn)",
+    "fc": "str(r.feconn)",
+    "bc": "str(r.beconn)",
+    "sc": "str(r.srv_conn)",
+    "rc": "('+' if r.redispatched else '') + str(r.retries)",
+    "sq": "str(r.srv_queue)",
+    "bq": "str(r.backend_queue)",
+    "ts": "r.termination",
+    "tsc": "r.termination + r.cookie_client + r.cookie_server",
+}
+
+
+def _codegen(
+    nodes: list[object], maybe_empty: set[int], names: dict[int, str]
+) -> Callable[[RequestRecord], str] | None:
+    """One Python function for the whole line, with HAProxy's separator rule settled at
+    compile time. Only "maybe empty" variables (``%hr``...) make it depend on the record: the
+    separator before one is written as usual, and the one right after it only when it wrote
+    something (after an empty one, the last thing written is already a separator). Shapes
+    where that does not hold (text glued before such a variable) use the generic renderer.
+    """
+    env: dict[str, object] = {}
+    parts: list[str] = []
+    pending = started = False
+    i, n = 0, len(nodes)
+    while i < n:
+        node = nodes[i]
+        if node is _SEP:
+            pending = started  # leading separators vanish
+            i += 1
+            continue
+        if pending:
+            parts.append("' '")
+        if isinstance(node, str):
+            parts.append(repr(node))
+        else:
+            env[f"F{i}"] = node
+            if id(node) in maybe_empty:
+                if started and nodes[i - 1] is not _SEP:
+                    return None
+                if i + 1 < n and nodes[i + 1] is _SEP:
+                    parts.append(f'(_v + " " if (_v := F{i}(r)) else "")')
+                    i += 1  # that separator is written (or not) with the variable
+                else:
+                    parts.append(f'(F{i}(r) or "")')
+            else:
+                parts.append(_INLINE.get(names.get(id(node), ""), f"F{i}(r)"))
+        pending, started = False, True
+        i += 1
+    if pending:
+        parts.append("' '")  # HAProxy keeps a trailing separator
+    if not parts:
+        return None
+    code = "def render(r):\n    return ''.join((" + ", ".join(parts) + ",))\n"
+    exec(code, env)  # built only from repr() literals and node indexes
+    return env["render"]  # type: ignore[return-value]
+
+
+def _compile(fmt: str, ctx: Context) -> tuple[list[object], set[int], dict[int, str]]:
+    """Nodes (text, separators, renderers), the renderers that may write nothing, and the
+    variable name of each renderer used without flags (for :func:`_codegen`)."""
     variables = _variables(ctx)
     nodes: list[object] = []
+    maybe_empty: set[int] = set()
+    names: dict[int, str] = {}
     text: list[str] = []
     sticky: set[str] = set()  # flags propagated by %o
 
@@ -403,9 +519,14 @@ def _compile(fmt: str, ctx: Context) -> list[object]:
             continue
         flush()
         kind, fn = variables[name]
-        nodes.append(_wrap(name, kind, fn, frozenset(flags)))
+        node = _wrap(name, kind, fn, frozenset(flags))
+        if kind in ("special", "list"):
+            maybe_empty.add(id(node))
+        if not flags:
+            names[id(node)] = name
+        nodes.append(node)
     flush()
-    return nodes
+    return nodes, maybe_empty, names
 
 
 # ---------------------------------------------------------------------------- events

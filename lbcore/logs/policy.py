@@ -40,6 +40,7 @@ class LogPolicy:
         ctx: Context | None = None,
         *,
         log_format: str | None = None,
+        clf: bool = False,
         dontlog_normal: bool = False,
         separate_errors: bool = False,
     ) -> LogPolicy:
@@ -50,7 +51,7 @@ class LogPolicy:
         if log_format is not None:
             fmt = LogFormat(log_format, ctx)
         elif o.httplog and proxy.mode is Mode.HTTP:
-            fmt = LogFormat.httplog(ctx)
+            fmt = LogFormat.httplog(ctx, clf=clf)  # clf: "option httplog clf"
         elif o.tcplog or o.httplog:  # httplog on a TCP frontend falls back to tcplog
             fmt = LogFormat.tcplog(ctx)
         return cls(fmt, o.dontlognull, dontlog_normal, separate_errors)

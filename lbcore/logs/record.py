@@ -110,7 +110,7 @@ class RequestRecord:
     def is_error(self) -> bool:
         """What ``option log-separate-errors`` and ``dontlog-normal`` call abnormal (8.3.3)."""
         return (
-            self.termination[0] != "-"
+            self.termination[:1] not in ("-", "")
             or self.retries > 0
             or self.redispatched
             or self.status >= 500
@@ -125,3 +125,44 @@ class EventRecord:
     text: str
     level: str = "notice"  # syslog severity name
     ts: float = 0.0
+
+
+def _ms(start: float | None, end: float | None) -> int:
+    if start is None or end is None:
+        return -1
+    return max(round((end - start) * 1000), 0)
+
+
+@dataclass(slots=True)
+class Timeline:
+    """The instants (seconds, any monotonic clock) a proxy notes while serving a request;
+    :meth:`fill` turns them into HAProxy's timers (manual, 8.4) on a record.
+
+    An instant left at ``None`` is a phase never reached, logged as ``-1``: a refused
+    connection leaves ``connected`` unset (Tc = -1, Tr = -1), a server timeout leaves
+    ``response_headers`` unset (Tr = -1), a client that sent nothing leaves
+    ``request_headers`` unset (TR = -1). Pure: the caller passes the clock readings.
+    """
+
+    accept: float
+    handshake_done: float | None = None  # TLS / PROXY protocol done (else = accept)
+    request_start: float | None = None  # first byte of this request
+    request_headers: float | None = None  # request headers complete
+    queue_start: float | None = None  # waiting for a server slot from here...
+    queue_end: float | None = None  # ...to here (a server was assigned)
+    connected: float | None = None  # server connection established
+    response_headers: float | None = None  # response headers complete
+    end: float | None = None  # last byte of the response sent / session closed
+
+    def fill(self, r: RequestRecord) -> None:
+        hs = self.handshake_done if self.handshake_done is not None else self.accept
+        r.t_handshake = _ms(self.accept, hs)
+        r.t_idle = _ms(hs, self.request_start) if self.request_start is not None else 0
+        r.t_request = _ms(self.request_start, self.request_headers)
+        r.t_queue = _ms(self.queue_start, self.queue_end)
+        r.t_connect = _ms(self.queue_end, self.connected)
+        r.t_response = _ms(self.connected, self.response_headers)
+        # a connection that never sent a request is active from its handshake (HAProxy
+        # logs -1/-1/-1/-1/0 for it)
+        r.t_active = _ms(self.request_start if self.request_start is not None else hs, self.end)
+        r.t_total = _ms(self.accept, self.end)

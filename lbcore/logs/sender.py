@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from lbcore.config.model import LogTarget
+from lbcore.config.model import Config, LogTarget, Proxy
 from lbcore.logs.syslog import LEVELS, frame
 
 #: Datagrams waiting for the next flush, all targets together, before drops start.
@@ -108,10 +108,11 @@ class DatagramTarget(Target):
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             self.dest = spec.address
         else:
+            # resolved once, here (at startup): a name must not cost a DNS lookup per log
             host, port = parse_inet(spec.address)
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            family, _, _, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
             self.sock = socket.socket(family, socket.SOCK_DGRAM)
-            self.dest = (host, port)
+            self.dest = (str(addr[0]), int(addr[1]))
         self.sock.setblocking(False)
 
     def write_batch(self, items: list[bytes]) -> None:
@@ -202,6 +203,18 @@ class StreamTarget(Target):
         self.thread.join(timeout=5)
         if self.path is not None and self.stream is not None:
             self.stream.close()
+
+
+def specs_for(config: Config, proxy: Proxy | None = None) -> list[TargetSpec]:
+    """The targets a proxy's logs go to (``log global`` expands to the global section's
+    ``log`` lines), or the global ones for process events when ``proxy`` is None."""
+    lines: list[LogTarget] = []
+    for t in proxy.logs if proxy is not None else config.global_.logs:
+        if t.address == "global":
+            lines.extend(config.global_.logs)
+        else:
+            lines.append(t)
+    return [TargetSpec.from_model(t) for t in lines]
 
 
 def parse_inet(address: str) -> tuple[str, int]:

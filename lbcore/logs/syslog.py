@@ -11,6 +11,7 @@ is an argument.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 
 from lbcore.logs.format import MONTHS, LogFormatError, local_datetime, utc_offset
 
@@ -55,15 +56,10 @@ def frame(
     """
     pri = priority(facility, level)
     if fmt in ("local", "rfc3164"):
-        sec = int(now)
-        d = local_datetime(sec, tz)
         if fmt == "rfc3164":
             hostname = hostname or "localhost"
         host = f"{hostname} " if hostname else ""
-        head = (
-            f"<{pri}>{MONTHS[d.month - 1]} {d.day:2d} "
-            f"{d.hour:02d}:{d.minute:02d}:{d.second:02d} {host}{tag}[{pid}]: "
-        )
+        head = f"<{pri}>{_stamp(int(now), tz)} {host}{tag}[{pid}]: "
     elif fmt == "rfc5424":
         head = f"<{pri}>1 {_iso(now, tz)} {hostname or '-'} {tag} {pid} - - "
     elif fmt == "short":
@@ -82,8 +78,21 @@ def frame(
     return data[:maxlen] + b"\n"
 
 
+@functools.lru_cache(maxsize=16)
+def _stamp(sec: int, tz: _dt.tzinfo | None) -> str:
+    """``Nov  6 03:04:05``, once per second."""
+    d = local_datetime(sec, tz)
+    return f"{MONTHS[d.month - 1]} {d.day:2d} {d.hour:02d}:{d.minute:02d}:{d.second:02d}"
+
+
+@functools.lru_cache(maxsize=16)
+def _iso_second(sec: int, tz: _dt.tzinfo | None) -> tuple[str, str]:
+    d = local_datetime(sec, tz)
+    off = utc_offset(d)
+    return d.strftime("%Y-%m-%dT%H:%M:%S"), f"{off[:3]}:{off[3:]}"
+
+
 def _iso(now: float, tz: _dt.tzinfo | None) -> str:
     us = round(now * 1_000_000)
-    d = local_datetime(us // 1_000_000, tz).replace(microsecond=us % 1_000_000)
-    off = utc_offset(d)
-    return d.strftime("%Y-%m-%dT%H:%M:%S.%f") + f"{off[:3]}:{off[3:]}"
+    day, off = _iso_second(us // 1_000_000, tz)
+    return f"{day}.{us % 1_000_000:06d}{off}"

@@ -14,12 +14,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from lbcore.config.model import Proxy
+from lbcore.config.model import Global, Proxy
+from lbcore.http.h1 import DEFAULT_LIMITS, Limits
 
 if TYPE_CHECKING:
     from lbcore.backend import BackendRuntime
     from lbcore.http.acl import Predicate
     from lbcore.http.rules import CompiledRule
+    from lbcore.proxy.accesslog import AccessLog
 
 
 class Deadline:
@@ -84,6 +86,14 @@ class Registry:
             self.on_empty()
 
 
+def request_limits(g: Global) -> Limits:
+    """HAProxy's head limits: the head must fit in ``tune.bufsize`` minus the space
+    reserved for rewrites (``tune.maxrewrite``, cut to half the buffer when larger, as
+    HAProxy does), with at most ``tune.http.maxhdr`` fields."""
+    room = g.tune_bufsize - min(g.tune_maxrewrite, g.tune_bufsize // 2)
+    return Limits(max_line=room, max_head=room, max_headers=g.tune_http_maxhdr)
+
+
 class FrontendRuntime:
     """What a client connection needs to know about its frontend, resolved once."""
 
@@ -96,8 +106,10 @@ class FrontendRuntime:
         default_backend: BackendRuntime | None,
         req_rules: tuple[CompiledRule, ...],
         resp_rules: tuple[CompiledRule, ...],
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self.proxy = proxy
+        self.limits = limits
         self.name = proxy.name
         self.registry = registry
         self.backends = backends
@@ -120,6 +132,7 @@ class FrontendRuntime:
         self.denied = 0
         self.hrsp: dict[int, int] = {}
         self.waiting: deque[Callable[[], None]] = deque()  # connections held at maxconn
+        self.log: AccessLog | None = None  # set by the worker when the frontend logs
 
     def select_backend(self, req: Any, src: str) -> BackendRuntime | None:
         for pred, be in self.use_backends:

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
+import time
 from typing import Any
 
 from lbcore.backend import BackendRuntime
@@ -32,8 +34,11 @@ from lbcore.http import h1
 from lbcore.http.errors import error_page, redirect
 from lbcore.http.h1 import END, NEED_DATA, PAUSED, ProtocolError, Reader, Request, Response
 from lbcore.http.rules import Verdict, apply_request_rules, apply_response_rules
+from lbcore.proxy.accesslog import ms
 from lbcore.proxy.common import Deadline, FrontendRuntime
 from lbcore.server import ServerRuntime
+from lbcore.tls.upstream import connect_kwargs as upstream_tls
+from lbcore.tls.upstream import reusable as upstream_reusable
 
 # Client connection phases.
 IDLE_FIRST, IDLE_KA, WAITING, FORWARD, TUNNEL, CLOSED = range(6)
@@ -46,6 +51,9 @@ _PLAIN = PickContext()  # for algorithms that read nothing from the request
 POOL_IDLE = 5.0  # seconds an idle server connection is kept (HAProxy's pool-purge-delay)
 
 log = logging.getLogger("lbcore.proxy")
+
+#: HAProxy's termination state (first two characters) for the answers lbcore makes.
+_TERM = {400: "CR", 403: "PR", 408: "cR", 500: "PR", 502: "SH", 503: "SC", 504: "sH"}
 
 
 def purge_idle(backends: Any, now: float, max_idle: float = POOL_IDLE) -> int:
@@ -71,6 +79,7 @@ class Upstream(asyncio.Protocol):
         "reader",
         "resp_keep",
         "server",
+        "sni",
         "transport",
     )
 
@@ -84,6 +93,7 @@ class Upstream(asyncio.Protocol):
         self.got_data = False
         self.resp_keep = False
         self.idle_since = 0.0
+        self.sni: str | None = None  # the TLS server name it was opened with
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -107,7 +117,10 @@ class Upstream(asyncio.Protocol):
         reader = self.reader
         reader.feed(data)
         if reader.in_tunnel:
-            client.transport.write(reader.take_buffer())
+            data = reader.take_buffer()
+            if client.log is not None:
+                client.bytes_out += len(data)
+            client.transport.write(data)
             client.touch_tunnel()
             return
         out: list[bytes] = []
@@ -129,11 +142,15 @@ class Upstream(asyncio.Protocol):
                         rest = reader.take_buffer()
                         if rest:
                             out.append(rest)
+                        if client.log is not None:
+                            client.bytes_out += sum(map(len, out))
                         ctrans.writelines(out)
                         client.start_tunnel()
                         return
                 elif ev is END:
                     if out:
+                        if client.log is not None:
+                            client.bytes_out += sum(map(len, out))
                         ctrans.writelines(out)
                         out = []
                     client.response_end(self)
@@ -145,6 +162,8 @@ class Upstream(asyncio.Protocol):
             client.upstream_failed(self, 502)
             return
         if out:
+            if client.log is not None:
+                client.bytes_out += sum(map(len, out))
             ctrans.writelines(out)
             client.touch_server()
 
@@ -190,11 +209,13 @@ class Upstream(asyncio.Protocol):
 class HttpClient(asyncio.Protocol):
     """One client connection in HTTP mode."""
 
+    tls_info: Any = None  # a TlsInfo when TLS was terminated (lbcore.proxy.tls)
+
     def __init__(self, fe: FrontendRuntime, loop: asyncio.AbstractEventLoop) -> None:
         self.fe = fe
         self.loop = loop
         self.transport: Any = None
-        self.reader = Reader(is_request=True)
+        self.reader = Reader(is_request=True, limits=fe.limits)
         self.src = ""
         self.phase = IDLE_FIRST
         self.deadline = Deadline(loop, self._timeout)
@@ -217,6 +238,20 @@ class HttpClient(asyncio.Protocol):
         self.tunnel_eofs = 0
         self.client_eof = False
         self.t_server: float | None = None  # the backend's timeout server
+        self.retries = 0
+        self.redispatched = False
+        self.in_tunnel = False
+        # Access log (only maintained when the frontend logs): loop-clock stamps.
+        self.log = fe.log
+        self.logged = True  # nothing to log until a connection or request starts
+        self.src_port = 0
+        self.accept_wall = 0.0
+        self.t_accept = self.t_start = 0.0
+        self.t_first: float | None = None
+        self.t_head = self.t_assigned = self.t_connected = self.t_resp = -1.0
+        self.status = 0
+        self.bytes_out = 0
+        self.log_server = ""
         self._queued = False  # waiting in the backend queue
 
     # ---- connection life -------------------------------------------------------
@@ -225,6 +260,11 @@ class HttpClient(asyncio.Protocol):
         self.transport = transport
         peer = transport.get_extra_info("peername")
         self.src = peer[0] if peer else ""
+        if self.log is not None:
+            self.src_port = peer[1] if peer else 0
+            self.accept_wall = time.time()
+            self.t_accept = self.t_start = self.loop.time()
+            self.logged = False  # a connection that never sends a request is logged too
         self.fe.registry.add(self)
         if self.fe.admit(self._admitted):
             self._admitted()
@@ -251,6 +291,14 @@ class HttpClient(asyncio.Protocol):
         if self.transport is None:
             return
         self.transport = None
+        if not self.logged:
+            if self.in_tunnel:
+                self._log("--")
+            elif self.req is None:
+                self.status = 400
+                self._log("CR")
+            else:
+                self._log("CD" if self.resp_started else ("CC" if self.phase == WAITING else "CH"))
         self.phase = CLOSED
         self.deadline.cancel()
         self._drop_request(close_upstream=True)
@@ -334,6 +382,8 @@ class HttpClient(asyncio.Protocol):
                 up.transport.write(data)
                 self.touch_tunnel()
             return
+        if self.t_first is None and self.log is not None:
+            self.t_first = self.loop.time()
         self.reader.feed(data)
         if phase == WAITING or not self.admitted:
             if self.reader.buffered > _WAIT_BUFFER:
@@ -366,6 +416,8 @@ class HttpClient(asyncio.Protocol):
 
     def _pump(self) -> None:
         """Drain request events from the reader while there is somewhere to send them."""
+        if self.transport is None:
+            return
         reader = self.reader
         out: list[bytes] = []
         ended = False
@@ -385,8 +437,10 @@ class HttpClient(asyncio.Protocol):
                     break
                 else:
                     assert type(ev) is Request
-                    if not self._on_request(ev):
+                    if not self._on_request(ev) and self.phase != WAITING:
                         break
+                    # Waiting for a server: keep walking the body already buffered (into
+                    # ``pending``), so broken framing is refused before anything is sent.
         except ProtocolError as err:
             if self.phase == FORWARD and self.resp_started:
                 self.abort()
@@ -395,6 +449,9 @@ class HttpClient(asyncio.Protocol):
             return
         if self.phase == FORWARD:
             up = self.upstream
+            if self.pending:
+                out = self.pending + out  # the head (and what was read while waiting) first
+                self.pending = []
             if out and up is not None:
                 up.transport.writelines(out)
             if out or ended:
@@ -406,7 +463,13 @@ class HttpClient(asyncio.Protocol):
     def _parse_error(self, status: int) -> None:
         self.fe.hrsp[status // 100] = self.fe.hrsp.get(status // 100, 0) + 1
         if self.transport is not None:
-            self.transport.write(error_page(status))
+            page = error_page(status)
+            self.transport.write(page)
+            if self.log is not None:
+                # As HAProxy: the multiplexer's own answers are not counted in %B, and
+                # an invalid request is a proxy-side ("P") refusal, a late one a "c" one.
+                self.status = status
+                self._log("cR" if status == 408 else "PR")
         self.close()
 
     def _on_request(self, req: Request) -> bool:
@@ -417,7 +480,11 @@ class HttpClient(asyncio.Protocol):
         self.req_done = False
         self.resp_started = False
         self.replays = 0
+        self.retries = 0
+        self.redispatched = False
         self.phase = WAITING
+        if self.log is not None:
+            self._start_log(req)
         src = self.src
         if fe.req_rules:
             verdict = apply_request_rules(fe.req_rules, req, src)
@@ -466,14 +533,21 @@ class HttpClient(asyncio.Protocol):
             self._queued = True
             return False
         self.server = server
+        if self.log is not None:
+            self.t_assigned = self.loop.time()
+            self.log_server = server.name
         idle = be.idle.get(server.name)
         while idle:
             up = idle.pop()
+            if not upstream_reusable(server.config.tls, up.sni, req):
+                up.transport.close()  # opened for another SNI (sni req.hdr(host))
+                continue
             if not up.transport.is_closing():
                 self.reused = True
                 self._attach(up)
                 return self.phase == FORWARD
         self.reused = False
+        self.server = None  # owned by the connect task until it attaches
         self.deadline.set_in(None)  # the connect attempt carries its own timeout
         self.loop.create_task(self._connect(server))
         return False
@@ -495,12 +569,15 @@ class HttpClient(asyncio.Protocol):
             try:
                 factory = _upstream_factory(be, server)
                 cfg = server.config
-                coro = loop.create_connection(factory, cfg.host, cfg.port)
+                tls = upstream_tls(cfg.tls, self.req)  # {} for a plain server
+                coro = loop.create_connection(factory, cfg.host, cfg.port, **tls)
                 if be.timeout_connect is not None:
                     _t, up = await asyncio.wait_for(coro, be.timeout_connect)
                 else:
                     _t, up = await coro
-            except (TimeoutError, OSError):
+            except (TimeoutError, OSError) as exc:
+                if isinstance(exc, ssl.SSLError):
+                    log.warning("%s/%s: SSL handshake failure: %s", be.name, server.name, exc)
                 be.econ += 1
                 if self.transport is None or self.phase != WAITING:
                     be.release(server)
@@ -511,10 +588,12 @@ class HttpClient(asyncio.Protocol):
                     return
                 retries -= 1
                 be.wretr += 1
+                self.retries += 1
                 if be.redispatch and retries == 0 and len(be.servers) > 1:
                     # HAProxy's default: the last retry goes to another server.
                     be.release(server)
                     be.wredis += 1
+                    self.redispatched = True
                     req = self.req
                     assert req is not None
                     nxt = be.pick(be.context(self.src, req.target))
@@ -526,6 +605,8 @@ class HttpClient(asyncio.Protocol):
                         self.answer_error(503)
                         return
                     server = nxt
+                    if self.log is not None:
+                        self.log_server = server.name
                 else:
                     await asyncio.sleep(min(be.timeout_connect or 1.0, 1.0))
                     if self.transport is None or self.phase != WAITING:
@@ -537,6 +618,7 @@ class HttpClient(asyncio.Protocol):
                 be.release(server)
                 return
             self.server = server
+            up.sni = tls.get("server_hostname")
             self._attach(up)
             if self.phase == FORWARD:
                 self._pump()
@@ -552,10 +634,12 @@ class HttpClient(asyncio.Protocol):
         reader.expect_head = req.method == b"HEAD"
         reader.upgrade_requested = req.upgrade is not None
         self.phase = FORWARD
+        if self.log is not None:
+            self.t_connected = self.loop.time()
         if self.write_paused:
             up.pause_read()
-        up.transport.writelines(self.pending)
-        self.pending = []
+        # ``pending`` goes out at the end of the next ``_pump``, once the bytes buffered
+        # behind the head have been walked: a framing error then sends the server nothing.
         self.unpause(_PAUSE_WAIT)
 
     # ---- responses -----------------------------------------------------------
@@ -585,6 +669,9 @@ class HttpClient(asyncio.Protocol):
                 self._release_upstream(up, reuse=False)
                 self.answer_error(verdict.status)
                 return None
+        if self.log is not None:
+            self.t_resp = self.loop.time()
+            self.status = status
         key = status // 100
         be.hrsp[key] = be.hrsp.get(key, 0) + 1
         fe.hrsp[key] = fe.hrsp.get(key, 0) + 1
@@ -611,6 +698,8 @@ class HttpClient(asyncio.Protocol):
     def response_end(self, up: Upstream) -> None:
         """The whole response went to the client: recycle both sides."""
         self._release_upstream(up, reuse=up.resp_keep and self.req_done)
+        if self.log is not None:
+            self._log("--")
         if not (self.client_keep and self.req_done) or self.transport is None:
             self.close()
             return
@@ -655,6 +744,7 @@ class HttpClient(asyncio.Protocol):
         started = self.resp_started
         self._release_upstream(up, reuse=False)
         if started:
+            self._log("SD")
             self.abort()
         else:
             self.answer_error(status)
@@ -690,37 +780,142 @@ class HttpClient(asyncio.Protocol):
 
     # ---- answers produced here ----------------------------------------------
 
-    def answer_error(self, status: int) -> None:
+    def answer_error(self, status: int, term: str | None = None) -> None:
+        """Answer with one of HAProxy's pages; like HAProxy, keep the connection when
+        the request was read whole and the client wants keep-alive (500 always closes)."""
         fe = self.fe
         fe.hrsp[status // 100] = fe.hrsp.get(status // 100, 0) + 1
         if self._queued and self.backend is not None:
             self.backend.dequeue(self._dequeued)
             self._queued = False
-        if self.transport is not None and not self.resp_started:
-            self.transport.write(error_page(status))
-        self.close()
+            term = term or "sQ"
+        if self.transport is None or self.resp_started:
+            self.close()
+            return
+        page = error_page(status)
+        self.transport.write(page)
+        if self.log is not None:
+            self.status = status
+            self.bytes_out += len(page)
+            self._log(term or _TERM.get(status, "PR"))
+        if status == 500 or not self._reusable():
+            self.close()
+            return
+        self._recycle()
+
+    def _reusable(self) -> bool:
+        """After an answer of ours: may the connection carry the client's next request?"""
+        req = self.req
+        return (
+            req is not None
+            and req.keep_alive
+            and (self.req_done or not req.has_body)  # nothing left to drain
+            and not self.client_eof
+            and not self.fe.registry.draining
+        )
+
+    def _recycle(self) -> None:
+        """The request was answered here: wait for the next one on this connection."""
+        reader = self.reader
+        if not self.req_done:
+            reader.next_event()  # the END of the body-less request
+        self.phase = IDLE_KA
+        self.req = None
+        self.backend = None
+        reader.start_next()
+        self.deadline.set_in(self.fe.timeout_keep_alive)
+        self.unpause(_PAUSE_WAIT)
+        if reader.buffered:
+            self.loop.call_soon(self._pump)
 
     def _answer(self, verdict: Verdict) -> None:
         if verdict.location is None:
             self.fe.denied += 1
             self.answer_error(verdict.status)
             return
-        req = self.req
-        assert req is not None
-        # A request body we would have to drain: close instead (as HAProxy does).
-        keep = req.keep_alive and not req.has_body and not self.fe.registry.draining
+        keep = self._reusable()
         self.fe.hrsp[3] = self.fe.hrsp.get(3, 0) + 1
-        self.transport.write(redirect(verdict.status, verdict.location, not keep))
-        if not keep:
+        answer = redirect(verdict.status, verdict.location, not keep)
+        self.transport.write(answer)
+        if self.log is not None:
+            self.status = verdict.status
+            self.bytes_out += len(answer)
+            self._log("LR")
+        if keep:
+            self._recycle()
+        else:
             self.close()
+
+    # ---- access log ---------------------------------------------------------
+
+    def _start_log(self, req: Request) -> None:
+        now = self.loop.time()
+        self.t_head = now
+        if self.t_first is None:
+            self.t_first = now
+        self.t_assigned = self.t_connected = self.t_resp = -1.0
+        self.status = 0
+        self.bytes_out = 0
+        self.log_server = ""
+        self.logged = False
+
+    def _log(self, term: str) -> None:
+        """Emit this request's log line (once), HAProxy's httplog fields from our stamps."""
+        alog = self.log
+        if alog is None or self.logged:
             return
-        self.reader.next_event()  # END of the body-less request
-        self.phase = IDLE_KA
-        self.req = None
-        self.reader.start_next()
-        self.deadline.set_in(self.fe.timeout_keep_alive)
-        if self.reader.buffered:
-            self.loop.call_soon(self._pump)
+        self.logged = True
+        req = self.req
+        if req is None and self.t_first is None and alog.dontlognull:
+            return
+        now = self.loop.time()
+        fe = self.fe
+        be = self.backend
+        t_first = self.t_first if self.t_first is not None else now
+        t_head, t_assigned, t_connected, t_resp = (
+            self.t_head,
+            self.t_assigned,
+            self.t_connected,
+            self.t_resp,
+        )
+        server = be.by_name.get(self.log_server) if be is not None else None
+        from lbcore.logs.record import NOSRV, RequestRecord  # only loaded when logging
+
+        rec = RequestRecord(
+            client_ip=self.src,
+            client_port=self.src_port,
+            accept_ts=self.accept_wall,
+            request_ts=self.accept_wall + (t_first - self.t_accept),
+            frontend=fe.name,
+            backend=be.name if be is not None else fe.name,
+            server=self.log_server or NOSRV,
+            t_idle=ms(self.t_start, t_first),
+            t_request=ms(t_first, t_head) if req is not None else -1,
+            t_queue=ms(t_head, t_assigned) if t_assigned >= 0 else -1,
+            t_connect=ms(t_assigned, t_connected) if t_connected >= 0 else -1,
+            t_response=ms(t_connected, t_resp) if t_resp >= 0 else -1,
+            t_active=ms(t_first, now),
+            t_total=ms(self.t_start, now),
+            status=self.status or -1,
+            bytes_read=self.bytes_out,
+            termination=term,
+            actconn=len(fe.registry.conns),
+            feconn=fe.conn_cur,
+            beconn=sum(s.active for s in be.servers) if be is not None else 0,
+            srv_conn=server.active if server is not None else 0,
+            retries=self.retries,
+            redispatched=self.redispatched,
+            backend_queue=len(be.queue) if be is not None else 0,
+            ssl=self.tls_info is not None,
+            request_line=(b"%s %s HTTP/%s" % (req.method, req.target, req.version)).decode(
+                "latin-1"
+            )
+            if req is not None
+            else None,
+        )
+        alog.emit(rec)
+        self.t_first = None
+        self.t_start = now
 
     def _timeout(self) -> None:
         phase = self.phase
@@ -761,6 +956,7 @@ class HttpClient(asyncio.Protocol):
 
     def start_tunnel(self) -> None:
         self.phase = TUNNEL
+        self.in_tunnel = True
         self.touch_tunnel()
         rest = self.reader.take_buffer()
         up = self.upstream

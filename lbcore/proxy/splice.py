@@ -38,6 +38,7 @@ class _Direction:
         "dst_sock",
         "eof",
         "in_pipe",
+        "moved",
         "pair",
         "pipe_r",
         "pipe_w",
@@ -60,6 +61,7 @@ class _Direction:
 
             fcntl.fcntl(self.pipe_w, _F_SETPIPE_SZ, CHUNK)
         self.in_pipe = 0
+        self.moved = 0  # bytes delivered to the destination (for the log)
         self.prebuf = prebuf
         self.eof = eof
         self.done = False
@@ -90,8 +92,11 @@ class _Direction:
             while self.prebuf:
                 sent = os.write(self.dst, self.prebuf)
                 self.prebuf = self.prebuf[sent:]
+                self.moved += sent
             while self.in_pipe:
-                self.in_pipe -= os.splice(self.pipe_r, self.dst, self.in_pipe, flags=_FLAGS)
+                sent = os.splice(self.pipe_r, self.dst, self.in_pipe, flags=_FLAGS)
+                self.in_pipe -= sent
+                self.moved += sent
         except BlockingIOError:
             self._stop_reading()
             if not self.writing:
@@ -151,7 +156,8 @@ class SplicePair:
         self.timeout = timeout
         self.on_close = on_close
         self.closed = False
-        self.deadline = Deadline(loop, self.fail)
+        self.timed_out = False
+        self.deadline = Deadline(loop, self._expired)
         self.up = _Direction(self, client, server, prebuf, client_eof)
         self.down = _Direction(self, server, client, b"", False)
 
@@ -168,6 +174,10 @@ class SplicePair:
     def check_done(self) -> None:
         if self.up.done and self.down.done:
             self.close()
+
+    def _expired(self) -> None:
+        self.timed_out = True
+        self.close()
 
     def fail(self) -> None:
         """An error or a timeout: drop both sides now."""

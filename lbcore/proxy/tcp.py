@@ -17,10 +17,12 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 from typing import Any
 
 from lbcore.backend import BackendRuntime
 from lbcore.proxy import splice
+from lbcore.proxy.accesslog import ms
 from lbcore.proxy.common import Deadline, FrontendRuntime
 from lbcore.proxy.splice import SplicePair
 from lbcore.server import ServerRuntime
@@ -64,6 +66,8 @@ class TcpUpstream(asyncio.Protocol):
 class TcpClient(asyncio.Protocol):
     """One client connection in TCP mode."""
 
+    splice_ok = True  # False over terminated TLS: the socket carries ciphertext
+
     def __init__(self, fe: FrontendRuntime, loop: asyncio.AbstractEventLoop) -> None:
         self.fe = fe
         self.loop = loop
@@ -80,10 +84,24 @@ class TcpClient(asyncio.Protocol):
         self.closed = False
         self.timeout: float | None = None
         self.spliced: SplicePair | None = None
+        self.peer: tuple[Any, ...] = ("", 0)
+        # access log (only when the frontend logs)
+        self.log = fe.log
+        self.term = "--"
+        self.t_accept = self.t_assigned = self.t_connected = -1.0
+        self.accept_wall = 0.0
+        self.bytes_out = 0
+        self.retries = 0
+        self.redispatched = False
+        self.log_server = ""
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+        self.peer = transport.get_extra_info("peername") or ("", 0)
         transport.pause_reading()
+        if self.log is not None:
+            self.accept_wall = time.time()
+            self.t_accept = self.loop.time()
         self.fe.registry.add(self)
         if self.fe.admit(self._admitted):
             self._admitted()
@@ -106,16 +124,19 @@ class TcpClient(asyncio.Protocol):
     def _assign(self) -> None:
         be = self.backend
         assert be is not None
-        peer = self.transport.get_extra_info("peername")
-        server = be.pick(be.context(peer[0] if peer else ""))
+        server = be.pick(be.context(self.peer[0]))
         if server is None:
             if not be.available():
+                self.term = "SC"
                 self.close()
                 return
             self.queued = True
             be.enqueue(self._dequeued)
             self.deadline.set_in(be.timeout_queue)
             return
+        if self.log is not None:
+            self.t_assigned = self.loop.time()
+            self.log_server = server.name
         self.loop.create_task(self._connect(be, server))
 
     def _dequeued(self) -> None:
@@ -141,19 +162,23 @@ class TcpClient(asyncio.Protocol):
                 be.econ += 1
                 if self.closed or retries <= 0:
                     be.release(server)
+                    self.term = "SC"
                     self.close()
                     return
                 retries -= 1
                 be.wretr += 1
+                self.retries += 1
                 if be.redispatch and retries == 0 and len(be.servers) > 1:
                     be.release(server)
                     be.wredis += 1
-                    peer = self.transport.get_extra_info("peername") if self.transport else None
-                    nxt = be.pick(be.context(peer[0] if peer else ""))
+                    self.redispatched = True
+                    nxt = be.pick(be.context(self.peer[0]))
                     if nxt is None:
+                        self.term = "SC"
                         self.close()
                         return
                     server = nxt
+                    self.log_server = server.name
                 else:
                     await asyncio.sleep(min(be.timeout_connect or 1.0, 1.0))
                 continue
@@ -163,8 +188,10 @@ class TcpClient(asyncio.Protocol):
                 return
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.server = server
+            if self.log is not None:
+                self.t_connected = self.loop.time()
             be.req_tot += 1
-            if use_splice():
+            if self.splice_ok and use_splice():
                 self._splice(sock)
                 return
             _t, up = await loop.create_connection(lambda: TcpUpstream(self), sock=sock)
@@ -204,7 +231,13 @@ class TcpClient(asyncio.Protocol):
         self.spliced.start()
 
     def _splice_closed(self) -> None:
+        pair = self.spliced
+        if pair is not None:
+            self.bytes_out = pair.down.moved
+            if pair.timed_out:
+                self.term = "cD"
         self._release()
+        self._log()
         if self.admitted:
             self.admitted = False
             self.fe.leave()
@@ -224,6 +257,7 @@ class TcpClient(asyncio.Protocol):
 
     def from_server(self, data: bytes) -> None:
         if self.transport is not None:
+            self.bytes_out += len(data)
             self.transport.write(data)
             if self.timeout is not None:
                 self.deadline.set_in(self.timeout)
@@ -254,6 +288,7 @@ class TcpClient(asyncio.Protocol):
         self._release()
         if self.transport is not None:
             if exc is not None:
+                self.term = "SD"
                 self.transport.abort()
             else:
                 self.transport.close()
@@ -285,6 +320,9 @@ class TcpClient(asyncio.Protocol):
             self.queued = False
         if self.upstream is None:
             self._release()
+        if exc is not None and self.term == "--":
+            self.term = "CD"
+        self._log()
         self.transport = None
         if self.admitted:
             self.admitted = False
@@ -312,10 +350,50 @@ class TcpClient(asyncio.Protocol):
         if self.upstream is None and not self.admitted:
             self.close()
 
+    def _log(self) -> None:
+        """The session's tcplog line (once, at its end)."""
+        alog = self.log
+        if alog is None:
+            return
+        self.log = None
+        if alog.dontlognull and self.bytes_out == 0 and self.term == "--":
+            return
+        now = self.loop.time()
+        fe, be = self.fe, self.backend
+        peer = self.peer
+        t_assigned, t_connected = self.t_assigned, self.t_connected
+        server = be.by_name.get(self.log_server) if be is not None else None
+        from lbcore.logs.record import NOSRV, RequestRecord  # only loaded when logging
+
+        alog.emit(
+            RequestRecord(
+                client_ip=peer[0] or "-",
+                client_port=peer[1],
+                accept_ts=self.accept_wall,
+                frontend=fe.name,
+                backend=be.name if be is not None else fe.name,
+                server=self.log_server or NOSRV,
+                t_queue=ms(self.t_accept, t_assigned) if t_assigned >= 0 else -1,
+                t_connect=ms(t_assigned, t_connected) if t_connected >= 0 else -1,
+                t_total=ms(self.t_accept, now),
+                bytes_read=self.bytes_out,
+                termination=self.term,
+                actconn=len(fe.registry.conns),
+                feconn=fe.conn_cur,
+                beconn=sum(s.active for s in be.servers) if be is not None else 0,
+                srv_conn=server.active if server is not None else 0,
+                retries=self.retries,
+                redispatched=self.redispatched,
+                backend_queue=len(be.queue) if be is not None else 0,
+            )
+        )
+
     def _timeout(self) -> None:
         if self.queued:
+            self.term = "sQ"
             self.close()
             return
+        self.term = "cD"
         up = self.upstream
         if up is not None:
             up.transport.abort()

@@ -20,11 +20,16 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from lbcore.config.model import TlsSettings
+
+__all__ = ["BindTls", "Certificate", "TlsConfigError", "TlsSettings", "load_bind"]
 
 _VERSIONS = {
     "SSLv3": ssl.TLSVersion.SSLv3,
@@ -44,23 +49,6 @@ _NO_FLAGS = {
 
 class TlsConfigError(ValueError):
     """A certificate or TLS setting that cannot be used; the message names the file."""
-
-
-@dataclass(frozen=True, slots=True)
-class TlsSettings:
-    """The TLS options of one ``bind`` line (or one ``crt-list`` entry's overrides)."""
-
-    crts: tuple[str, ...] = ()  # PEM files or directories, in order
-    crt_lists: tuple[str, ...] = ()
-    alpn: tuple[str, ...] = ()
-    min_version: str | None = None
-    max_version: str | None = None
-    ciphers: str | None = None
-    ciphersuites: str | None = None  # TLS 1.3; see ``_apply`` for Python's limit
-    no_versions: tuple[str, ...] = ()  # e.g. ("no-tlsv11",)
-    strict_sni: bool = False
-    ca_file: str | None = None
-    verify: str = "none"  # none | optional | required
 
 
 @dataclass(slots=True)
@@ -168,6 +156,9 @@ def _apply(ctx: ssl.SSLContext, settings: TlsSettings) -> None:
     # defaults, which are all AEAD suites, apply.
     if settings.alpn:
         ctx.set_alpn_protocols(list(settings.alpn))
+    if not settings.tickets:
+        ctx.options |= ssl.OP_NO_TICKET
+        ctx.num_tickets = 0
     if settings.verify != "none":
         if not settings.ca_file:
             raise TlsConfigError("verify optional|required needs a 'ca-file'")
@@ -309,6 +300,8 @@ def _sni_callback(
     bind: BindTls, strict: bool
 ) -> Callable[[ssl.SSLObject, str | None, ssl.SSLContext], int | None]:
     def choose(sock: ssl.SSLObject, server_name: str | None, _ctx: ssl.SSLContext) -> int | None:
+        # Python exposes the client's SNI only here: keep it for ``ssl_fc_sni``.
+        sock.lbcore_sni = server_name  # type: ignore[attr-defined]
         cert = bind.select(server_name)
         if cert is not None:
             sock.context = cert.context
@@ -318,3 +311,51 @@ def _sni_callback(
         return None  # the default certificate answers
 
     return choose
+
+
+# ---- loaded once per configuration load --------------------------------------
+
+#: The bind contexts of the configuration loaded last (``preload``). Workers are forked
+#: from the process that loaded it, so they share these contexts — and with them the
+#: session-ticket keys, so a ticket from one worker resumes on another.
+_LOADED: dict[TlsSettings, BindTls] = {}
+
+
+def preload(config: Any) -> list[tuple[Any, str]]:
+    """Load every certificate a configuration names: ``[(source, message)]`` problems.
+
+    On success the loaded binds replace the previous ones (a reload picks up replaced
+    files); on any problem nothing is replaced.
+    """
+    from lbcore.tls.upstream import build_client_context
+
+    loaded: dict[TlsSettings, BindTls] = {}
+    problems: list[tuple[Any, str]] = []
+    for proxy in config.proxies:
+        for bind in proxy.binds:
+            if bind.tls is None or bind.tls in loaded:
+                continue
+            try:
+                loaded[bind.tls] = load_bind(bind.tls)
+            except TlsConfigError as exc:
+                problems.append((bind.source, f"bind {bind.host}:{bind.port}: {exc}"))
+        for server in proxy.servers:
+            if server.tls is None:
+                continue
+            try:
+                build_client_context(server.tls)
+            except TlsConfigError as exc:
+                problems.append((server.source, f"server {server.name}: {exc}"))
+    if not problems:
+        _LOADED.clear()
+        _LOADED.update(loaded)
+    return problems
+
+
+def bind_context(settings: TlsSettings) -> BindTls:
+    """The listening context for a bind: the preloaded one, else loaded now."""
+    bind = _LOADED.get(settings)
+    if bind is None:
+        bind = load_bind(settings)
+        _LOADED[settings] = bind
+    return bind

@@ -9,6 +9,7 @@ per-host results as data.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -58,6 +59,7 @@ class Ansible:
             ANSIBLE_COLLECTIONS_PATH=str(tmp / "collections"),
             ANSIBLE_GALAXY=str(ansible_bin("ansible-galaxy")),
             BUILD_DIR=str(tmp / "build"),
+            PYTHON=sys.executable,  # builds the lbcore wheel bundled in the collection
             ANSIBLE_NOCOLOR="1",
             ANSIBLE_CALLBACK_PLUGINS=str(Path(__file__).parent / "callback_plugins"),
             ANSIBLE_STDOUT_CALLBACK="lab_json",
@@ -126,11 +128,19 @@ def changed_tasks(out: dict) -> list[str]:
             for result in task["hosts"].values():
                 items = result.get("results") or [result]
                 names += [
-                    f"{task['task']['name']} ({r.get('item', '')}): {r.get('stdout', '')[:300]}"
+                    f"{task['task']['name']} ({r.get('item', '')}): {_actions(r)}"
                     for r in items
                     if r.get("changed")
                 ]
     return names
+
+
+def _actions(result: dict) -> str:
+    """What the lab helper did (its JSON `actions`), else the start of the output."""
+    try:
+        return "; ".join(json.loads(result.get("stdout", ""))["actions"])
+    except (ValueError, KeyError, TypeError):
+        return str(result.get("stdout", result.get("diff", "")))[:300]
 
 
 def failures(out: dict) -> list[str]:
@@ -153,6 +163,15 @@ def helper(*args: str) -> dict:
     return dict(json.loads(proc.stdout), rc=proc.returncode, stderr=proc.stderr)
 
 
+def helper_module():
+    """The helper script as a module, to call its functions directly."""
+    spec = importlib.util.spec_from_file_location("lbcore_lab_host", HELPER)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def host_status(name: str) -> dict:
     return helper(
         "host",
@@ -168,3 +187,16 @@ def host_status(name: str) -> dict:
         "--veth",
         PREFIX + name,
     )
+
+
+def emergency_cleanup() -> None:
+    """Remove the lab with the helper alone, for when the playbook itself cannot run."""
+    for name in HOSTS:
+        helper(
+            "host", "absent", "--name", name, "--lab-dir", str(LAB_DIR),
+            "--netns", PREFIX + name, "--veth", PREFIX + name,
+        )  # fmt: skip
+    helper("prune", "--lab-dir", str(LAB_DIR), "--netns-prefix", PREFIX, "--veth-prefix", PREFIX)
+    helper("mountpoints", "absent", "--lab-dir", str(LAB_DIR))
+    helper("bridge", "absent", "--bridge", BRIDGE)
+    shutil.rmtree(LAB_DIR, ignore_errors=True)

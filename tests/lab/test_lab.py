@@ -8,6 +8,7 @@ alone. The module's finalizer runs `absent`, so the machine is left as it was fo
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -32,10 +33,15 @@ from tests.lab.labctl import (
     ansible_bin,
     changed,
     changed_tasks,
+    emergency_cleanup,
+    helper_module,
     host_status,
 )
 
-pytestmark = [pytest.mark.root, pytest.mark.slow]
+LOCK_WAIT = 300
+# Setup may first wait for another run's lab to be torn down (see lab_lock).
+pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(300 + LOCK_WAIT)]
+LAB_LOCK = Path("/run/lock" if os.path.isdir("/run/lock") else "/tmp") / "lbcore-lab-tests.lock"
 
 MARKER = "lbcore-lab-test-marker"
 
@@ -72,7 +78,7 @@ def live_lab_processes() -> list[str]:
             state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
         except (OSError, IndexError):
             continue
-        if state != "Z" and (str(LAB_DIR) in cmd or "lbcore_lab_" in cmd):
+        if state != "Z" and f"{LAB_DIR}/" in cmd:
             found.append(f"{entry}: {cmd.strip()}")
     return found
 
@@ -102,7 +108,24 @@ def ansible(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="module")
-def fresh(ansible: Ansible):
+def lab_lock():
+    """The lab is one per machine: wait while another test run (another checkout) uses it."""
+    with LAB_LOCK.open("a") as lock:
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"another test run held {LAB_LOCK} for {LOCK_WAIT}s")
+                time.sleep(1)
+        yield
+        fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="module")
+def fresh(ansible: Ansible, lab_lock: None):
     """A machine with no lab on it; `absent` again when the module is done, whatever happened.
 
     Yields the mount points that existed before, so the absent test knows which ones the lab
@@ -112,14 +135,22 @@ def fresh(ansible: Ansible):
     before = {d for d in PRIVATE_DIRS if os.path.isdir(d)}
     yield before
     if lab_netns() or lab_links() or LAB_DIR.exists() or live_lab_processes():
-        ansible.playbook("absent")
+        try:
+            ansible.playbook("absent")
+        finally:
+            if lab_netns() or lab_links() or LAB_DIR.exists():
+                emergency_cleanup()
 
 
 @pytest.fixture(scope="module")
 def first_present(ansible: Ansible, fresh: set[str]) -> dict:
+    """`present` on a machine without a lab, after a `--check` run (kept as out["check"])."""
+    check = ansible.playbook("present", "--check")
+    check["left"] = [*lab_netns(), *lab_links(), *([str(LAB_DIR)] if LAB_DIR.exists() else [])]
     started = time.monotonic()
     out = ansible.playbook("present")
     out["elapsed"] = time.monotonic() - started
+    out["check"] = check
     return out
 
 
@@ -139,6 +170,11 @@ def test_present_builds_five_hosts_that_ansible_pings_over_ssh(lab: Ansible, fir
     for host, result in pongs.items():
         assert result.get("ping") == "pong", (host, result)
         assert not result.get("unreachable"), (host, result)
+    # Over real SSH, from the root namespace's bridge address to the host's own address.
+    env = lab.adhoc("all", "ansible.builtin.shell", "echo $SSH_CONNECTION")
+    for host, result in env.items():
+        client, _, server, port = result["stdout"].split()
+        assert (client, server, port) == ("198.18.0.1", HOSTS[host], "22"), host
 
 
 def test_second_present_changes_nothing(lab: Ansible):
@@ -146,6 +182,13 @@ def test_second_present_changes_nothing(lab: Ansible):
     out = lab.playbook("present")
     print(f"second present: {time.monotonic() - started:.1f}s")
     assert changed(out) == 0, changed_tasks(out)
+
+
+def test_check_mode_reports_what_it_would_build_and_builds_nothing(first_present):
+    check = first_present["check"]
+    assert changed(check) > 0
+    assert any("create netns lbcore-web2" in t for t in changed_tasks(check))
+    assert check["left"] == []  # no namespace, link or lab directory made
 
 
 def test_check_mode_on_a_built_lab_reports_no_change(lab: Ansible):
@@ -222,6 +265,21 @@ def test_http_from_root_namespace_reaches_each_web_host_by_name(lab: Ansible):
         assert headers["X-Served-By"] == host
 
 
+def test_balancers_reach_every_web_host_across_the_bridge(lab: Ansible):
+    """Host to host (what the balancers will do), not only root namespace to host."""
+    urls = [f"http://{HOSTS[h]}/" for h in WEB_HOSTS]
+    fetch = (
+        "import urllib.request as u; "
+        f"print(*(u.urlopen(x).read().decode().strip() for x in {urls!r}))"
+    )
+    seen = lab.adhoc(
+        "balancers", "ansible.builtin.command", {"argv": ["/usr/bin/python3", "-c", fetch]}
+    )
+    assert {h: r.get("stdout") for h, r in seen.items()} == dict.fromkeys(
+        ["lb1", "lb2"], " ".join(WEB_HOSTS)
+    )
+
+
 def test_web_app_answers_slowly_or_fails_when_told(lab: Ansible):
     ip = HOSTS["web2"]
     assert http_get(f"http://{ip}/?status=503")[:2] == (503, "web2\n")
@@ -241,12 +299,18 @@ def test_web_app_answers_slowly_or_fails_when_told(lab: Ansible):
     assert http_get(f"http://{ip}/health")[0] == 200
 
 
-def test_present_repairs_a_killed_sshd_a_missing_veth_and_a_dead_host(lab: Ansible):
-    # Break three hosts three ways: web2 loses its sshd, lb2 its veth, web3 everything.
+def test_present_repairs_a_killed_sshd_a_lost_veth_or_netns_and_a_dead_host(lab: Ansible):
+    # Break four hosts four ways: web2 loses its sshd, lb2 its veth, web3 everything, and
+    # lb1 the name of its netns (it runs on, unreachable for the tools, holding its address).
     web2 = host_status("web2")
+    lb1 = host_status("lb1")
     os.kill(web2["sshd_pid"], signal.SIGKILL)
     subprocess.run(["ip", "link", "del", PREFIX + "lb2"], check=True)
+    # lb2 also loses a private directory (as when another party rmdirs the mount point).
+    lb2_init = str(host_status("lb2")["init_pid"])
+    subprocess.run(["nsenter", "-t", lb2_init, "-m", "umount", "/var/log/lbcore"], check=True)
     os.kill(host_status("web3")["init_pid"], signal.SIGKILL)
+    subprocess.run(["ip", "netns", "del", PREFIX + "lb1"], check=True)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and any(
         ssh_answers(HOSTS[h], 0.3) for h in ("web2", "lb2", "web3")
@@ -261,8 +325,11 @@ def test_present_repairs_a_killed_sshd_a_missing_veth_and_a_dead_host(lab: Ansib
     assert changed(out) > 0
     assert any("start sshd" in t and "web2" in t for t in repaired), repaired
     assert any("create veth" in t and "lb2" in t for t in repaired), repaired
+    assert any("on /var/log/lbcore in lb2" in t for t in repaired), repaired
     assert any("start init" in t and "web3" in t for t in repaired), repaired
     assert host_status("web2")["init_pid"] == web2["init_pid"]  # repaired, not rebuilt
+    assert any(f"stop host init {lb1['init_pid']} of lb1" in t for t in repaired), repaired
+    assert host_status("lb1")["init_pid"] not in (None, lb1["init_pid"])  # rebuilt
 
     pongs = lab.adhoc("all", "ansible.builtin.ping")
     assert {h: r.get("ping") for h, r in pongs.items()} == dict.fromkeys(HOSTS, "pong")
@@ -270,7 +337,18 @@ def test_present_repairs_a_killed_sshd_a_missing_veth_and_a_dead_host(lab: Ansib
 
 
 def test_absent_leaves_nothing_behind_and_is_idempotent(lab: Ansible, fresh: set[str]):
-    out = lab.playbook("absent")
+    # Leave the lab half-built and untidy first: a dead host, a host without its netns
+    # (as after a crash), and a stray process in a host's netns outside its PID namespace.
+    os.kill(host_status("web3")["init_pid"], signal.SIGKILL)
+    subprocess.run(["ip", "netns", "del", PREFIX + "lb1"], check=True)
+    stray = subprocess.Popen(["ip", "netns", "exec", PREFIX + "web1", "sleep", "600"])
+    try:
+        out = lab.playbook("absent")
+        assert stray.wait(timeout=10) is not None  # absent stopped it
+    finally:
+        if stray.poll() is None:
+            stray.kill()
+            stray.wait()
     assert changed(out) > 0
 
     assert lab_netns() == []
@@ -280,9 +358,11 @@ def test_absent_leaves_nothing_behind_and_is_idempotent(lab: Ansible, fresh: set
         time.sleep(0.1)
     assert live_lab_processes() == []
     assert not LAB_DIR.exists()
-    for d in PRIVATE_DIRS:
-        # Mount points the lab created in the root filesystem are gone; others stay.
-        assert os.path.isdir(d) == (d in fresh), d
+    for d in set(PRIVATE_DIRS) - fresh:
+        # Mount points the lab created in the root filesystem are gone (unless another lab on
+        # this machine, with its own lab dir, mounts over one right now). That it keeps those
+        # it did not create: test_absent_removes_only_the_mount_points_it_made_...
+        assert not os.path.isdir(d) or helper_module().mounted_anywhere(d), d
     for ip in HOSTS.values():
         assert not ssh_answers(ip, 0.3)
 

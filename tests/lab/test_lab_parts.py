@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import importlib.util
 import io
 import json
 import socket
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, free_port
+from tests.lab.labctl import helper_module
 
 FILES = REPO / "roles" / "lab" / "files"
 
@@ -95,14 +95,6 @@ def test_state_files_shape_every_answer_until_removed(web):
     assert request(port)[0] == 200
 
 
-def load_helper():
-    spec = importlib.util.spec_from_file_location("lbcore_lab_host", FILES / "lbcore_lab_host.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 DEFAULT = {"lb1": "198.18.0.11", "lb2": "198.18.0.12", "web1": "198.18.0.21"}
 
 
@@ -113,7 +105,7 @@ def validate(hosts: dict[str, str], *extra: str, uid: int = 0) -> tuple[int, dic
         args += ["--private", d]
     for name, ip in hosts.items():
         args += ["--host", f"{name}={ip}"]
-    helper = load_helper()
+    helper = helper_module()
     out = io.StringIO()
     with (
         pytest.MonkeyPatch.context() as mp,
@@ -163,6 +155,24 @@ def test_preflight_refuses_a_broken_topology_and_says_why(hosts, extra, message)
 
 
 def test_host_mac_is_fixed_by_the_address_so_a_rebuilt_veth_keeps_it():
-    helper = load_helper()
+    helper = helper_module()
     assert helper.host_mac("198.18.0.11/24") == "02:00:c6:12:00:0b"
     assert helper.host_mac("198.18.0.23/24") == "02:00:c6:12:00:17"
+
+
+def test_absent_removes_only_the_mount_points_it_made_and_only_when_empty(tmp_path: Path):
+    made, full, theirs = (tmp_path / n for n in ("made", "full", "theirs"))
+    for d in (made, full, theirs):
+        d.mkdir()
+    (full / "config").write_text("kept\n")
+    lab = tmp_path / "lab"
+    lab.mkdir()
+    (lab / "mountpoints").write_text(f"{made}\n{full}\n")  # `theirs` existed before the lab
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert helper_module().main(["mountpoints", "absent", "--lab-dir", str(lab)]) == 0
+    assert json.loads(out.getvalue())["actions"] == [
+        f"remove mount point {made}",
+        f"remove {lab / 'mountpoints'}",
+    ]
+    assert not made.exists() and full.is_dir() and theirs.is_dir()

@@ -49,7 +49,7 @@ class RuntimeClient:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             target = self.address
         else:
-            host, _, port = self.address.rpartition(":")
+            host, _sep, port = self.address.rpartition(":")
             sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
             target = (host.strip("[]"), int(port))
         sock.settimeout(self.timeout)

@@ -56,10 +56,12 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Reports what would change and changes nothing.
   diff_mode:
     support: full
+    description: Shows the state before and after.
 author:
-  - lbcore contributors
+  - lbcore contributors (@lbcore)
 """
 
 EXAMPLES = r"""

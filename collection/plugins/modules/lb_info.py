@@ -24,10 +24,12 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Reads only, so it runs the same in check mode.
   diff_mode:
     support: none
+    description: Reads only; there is nothing to show.
 author:
-  - lbcore contributors
+  - lbcore contributors (@lbcore)
 """
 
 EXAMPLES = r"""

@@ -66,10 +66,12 @@ requirements:
 attributes:
   check_mode:
     support: full
+    description: Reports what would change and changes nothing.
   diff_mode:
     support: full
+    description: Shows the state before and after.
 author:
-  - lbcore contributors
+  - lbcore contributors (@lbcore)
 """
 
 EXAMPLES = r"""

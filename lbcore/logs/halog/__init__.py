@@ -19,13 +19,16 @@ including its orderings: ties in the ``-u*``/``-ic`` tables come out in descendi
 order, ``-m`` limits the rows of table outputs but the input lines of the others, and
 ``-ad``/``-ac`` work on the time of day, sorted.
 
-Not reproduced: ``-gt``, ``-hdr`` and ``-m 0``; the summary on stderr has halog's wording
-but its "lines out" figure is not guaranteed to be halog's.
+Not reproduced: ``-gt``, ``-m 0`` and several output flags at once (halog
+picks one by its own precedence; lbcore refuses); ``-time`` on a line cut inside its date
+(halog then reads the next line's bytes). stderr (``Truncated line``, ``ERR:`` and the
+closing summary) is halog's too.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +38,7 @@ from lbcore.logs.halog.analyses import (
     URL_SORTS,
     AcceptHoles,
     Analysis,
+    CapturedHeader,
     CountLines,
     Percentiles,
     PerKey,
@@ -69,7 +73,8 @@ Usage:
     inp = [-e|-E] [-H] [-Q|-QS] [-rt|-RT <time>] [-ad <delay>] [-ac <count>]
           [-hs|-HS [min][:[max]]] [-tcn|-TCN <termcode>] [-time [min][:max]]
     mod = [-q] [-v] [-m <lines>] [-s <skipflds>] [-query]
-    out = {-c|-u|-uc|-ue|-ua|-ut|-uao|-uto|-uba|-ubt|-cc|-pct|-st|-tc|-srv|-ic}
+    out = {-c|-u|-uc|-ue|-ua|-ut|-uao|-uto|-uba|-ubt|-hdr <block>:<field>|
+           -cc|-pct|-st|-tc|-srv|-ic}
 """
 
 OUTPUTS = {"-c", "-cc", "-pct", "-st", "-tc", "-srv", "-ic", *URL_SORTS}
@@ -92,12 +97,14 @@ class Options:
     keep_query: bool = False
     accept_delay: int | None = None
     accept_count: int | None = None
+    header: tuple[int, int] = (0, 0)  # -hdr block:field
     filters: list[tuple[int, Callable[[list[bytes]], bool]]] = field(default_factory=list)
 
 
 def parse_args(argv: list[str]) -> Options:
     o = Options()
     args = list(argv)
+    kinds: dict[str, str | bool] = {}
 
     def value(flag: str) -> str:
         if not args:
@@ -117,33 +124,38 @@ def parse_args(argv: list[str]) -> Options:
         elif a == "-m":
             o.max_lines = int(value(a))
         elif a == "-s":
-            o.skip = int(value(a))
+            # as halog 2.6 reads it: "-s N" skips N + 4 fields, so the default of 5 is
+            # "-s 1" and a log without host name ("Mmm dd hh:mm:ss proc[pid]:") is "-s 0"
+            o.skip = int(value(a)) + 4
+            if o.skip < 0:
+                raise UsageError("-s: cannot skip fewer than 0 fields")
         elif a == "-ad":
             o.accept_delay = int(value(a))
         elif a == "-ac":
             o.accept_count = int(value(a))
+        elif a == "-hdr":
+            if o.output is not None:
+                raise UsageError("only one output format may be used")
+            block, _, fld = value(a).partition(":")
+            o.output, o.header = a, (int(block or 0), int(fld or 0))
+            if min(o.header) < 1:
+                raise UsageError("block and field must be at least 1 for -hdr (<block>:<field>)")
         elif a in OUTPUTS:
             if o.output is not None:
                 raise UsageError("only one output format may be used")
             o.output = a
-        elif a == "-H":
-            o.filters.append((F_TIMERS, _is_http))
-        elif a in ("-e", "-E"):
-            o.filters.append((F_STATUS, _errors(a == "-e")))
-        elif a in ("-rt", "-RT"):
-            o.filters.append((F_TIMERS, _response_time(int(value(a)), a == "-rt")))
-        elif a in ("-Q", "-QS"):
-            o.filters.append((F_QUEUE, _queued(a == "-QS")))
-        elif a in ("-tcn", "-TCN"):
-            o.filters.append((F_TERM, _termcode(value(a).encode(), a == "-tcn")))
-        elif a in ("-hs", "-HS"):
-            lo, hi = _range(value(a), status=True)
-            o.filters.append((F_STATUS, _status_in(lo, hi, a == "-hs")))
-        elif a == "-time":
-            lo, hi = _range(value(a), status=False)
-            o.filters.append((F_DATE, _time_in(lo, hi)))
+        elif a in ("-H", "-e", "-E", "-Q", "-QS"):
+            kinds[a] = True
+        elif a in ("-rt", "-RT", "-tcn", "-TCN", "-hs", "-HS", "-time"):
+            # one setting per kind, as in halog: the last value counts, and the inverted
+            # form wins as soon as it is given once
+            kind = a.lower()
+            kinds[kind] = value(a)
+            if a != kind:
+                kinds[kind + "!"] = True
         else:
             raise UsageError(f"unknown option '{a}'")
+    o.filters = _filters(kinds)
     if o.output is None and (o.accept_delay is not None or o.accept_count is not None):
         o.output = "-ad"
     if o.output is None and not o.filters and not o.quiet:
@@ -152,6 +164,28 @@ def parse_args(argv: list[str]) -> Options:
 
 
 Filter = Callable[[list[bytes]], bool]
+
+
+def _filters(k: dict[str, str | bool]) -> list[tuple[int, Filter]]:
+    """The filters the options asked for, each with the highest field it reads."""
+    out: list[tuple[int, Filter]] = []
+    if k.get("-H"):
+        out.append((F_TIMERS, _is_http))
+    if k.get("-E") or k.get("-e"):
+        out.append((F_STATUS, _errors(not k.get("-E"))))  # -E wins over -e
+    if k.get("-QS") or k.get("-Q"):
+        out.append((F_QUEUE, _queued(bool(k.get("-QS")))))  # -QS wins over -Q
+    if "-rt" in k:
+        out.append((F_TIMERS, _response_time(int(str(k["-rt"])), not k.get("-rt!"))))
+    if "-tcn" in k:
+        out.append((F_TERM, _termcode(str(k["-tcn"]).encode(), not k.get("-tcn!"))))
+    if "-hs" in k:
+        lo, hi = _range(str(k["-hs"]), status=True)
+        out.append((F_STATUS, _status_in(lo, hi, not k.get("-hs!"))))
+    if "-time" in k:
+        lo, hi = _range(str(k["-time"]), status=False)
+        out.append((F_DATE, _time_in(lo, hi)))
+    return out
 
 
 def _is_http(f: list[bytes]) -> bool:
@@ -223,11 +257,13 @@ def _client_key(skip: int) -> Callable[[bytes, list[bytes]], bytes]:
     return key
 
 
-def make_analysis(o: Options, out: BinaryIO) -> Analysis:
+def make_analysis(o: Options, out: BinaryIO, err: TextIO | None = None) -> Analysis:
     if o.output is None:
         return PrintLines(out)
     if o.output == "-c":
         return CountLines()
+    if o.output == "-hdr":
+        return CapturedHeader(out, *o.header)
     if o.output == "-st":
         return Statuses()
     if o.output in ("-tc", "-cc"):
@@ -235,7 +271,14 @@ def make_analysis(o: Options, out: BinaryIO) -> Analysis:
     if o.output == "-srv":
         return Servers()
     if o.output == "-pct":
-        return Percentiles()
+        if o.quiet or err is None:
+            return Percentiles()
+        stream = err
+
+        def warn(text: str) -> None:
+            stream.write(text + "\n")
+
+        return Percentiles(warn)
     if o.output == "-ad":
         return AcceptHoles(o.accept_delay, o.accept_count)
     if o.output == "-ic":
@@ -256,12 +299,12 @@ class Summary:
 
 def run(o: Options, src: BinaryIO, out: BinaryIO, err: TextIO) -> Summary:
     """Stream ``src`` through the filters into one analysis; write its rows to ``out``."""
-    analysis = make_analysis(o, out)
-    need = max([analysis.needs, F_DATE] + [i for i, _ in o.filters])
+    analysis = make_analysis(o, out, err)
+    need = max(analysis.needs, F_DATE)
     split_at = o.skip + F_REST  # fields past the queues stay in one piece
     skip = o.skip
     add = analysis.add
-    filters = [fn for _, fn in o.filters]
+    filters = sorted(o.filters, key=lambda nf: nf[0])  # the date first, as halog
     invert = o.invert
     limit_input = o.max_lines if not analysis.table else None
     sm = Summary()
@@ -284,11 +327,11 @@ def run(o: Options, src: BinaryIO, out: BinaryIO, err: TextIO) -> Summary:
             sm.errors += 1
             continue
         try:
-            if n <= need:
-                raise Truncated
             if filters:
                 ok = True
-                for fn in filters:
+                for field_needed, fn in filters:
+                    if n <= field_needed:
+                        raise Truncated
                     if not fn(f):
                         ok = False
                         break
@@ -296,6 +339,8 @@ def run(o: Options, src: BinaryIO, out: BinaryIO, err: TextIO) -> Summary:
                     continue
             elif invert:
                 continue
+            if n <= need:
+                raise Truncated
             add(line, f)
         except Truncated:
             if not o.quiet:
@@ -312,17 +357,14 @@ def run(o: Options, src: BinaryIO, out: BinaryIO, err: TextIO) -> Summary:
     if terms is not None and terms.pending is not None:
         terms.resolve(b"\n\0")
     rows = analysis.rows()
+    header = 1 if isinstance(analysis, (Servers, PerKey)) else 0
     if analysis.table:
-        sm.lines_out = 0
+        sm.lines_out = 0  # for tables, halog reports the rows printed (header aside)
     for n, row in enumerate(rows):
-        if (
-            analysis.table
-            and o.max_lines is not None
-            and n > o.max_lines - (0 if isinstance(analysis, (Servers, PerKey)) else 1)
-        ):
+        if analysis.table and o.max_lines is not None and n >= o.max_lines + header:
             break
         out.write(row.encode("latin-1") + b"\n")
-        if analysis.table:
+        if analysis.table and n >= header:
             sm.lines_out += 1
     return sm
 
@@ -336,10 +378,20 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(USAGE)
         return 0 if not str(exc) else 1
     out = sys.stdout.buffer
-    sm = run(o, sys.stdin.buffer, out, sys.stderr)
-    out.flush()
-    if not o.quiet:
-        sys.stderr.write(
-            f"{sm.lines_in} lines in, {sm.lines_out} lines out, {sm.errors} parsing errors\n"
-        )
+    try:
+        sm = run(o, sys.stdin.buffer, out, sys.stderr)
+        out.flush()
+    except BrokenPipeError:  # "| head": the reader is gone, stop quietly like halog
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    sys.stderr.write(summary(o, sm))
     return 0
+
+
+def summary(o: Options, sm: Summary) -> str:
+    """halog's closing line on stderr (none with -q, nor for a bare count)."""
+    if o.quiet or o.output == "-c":
+        return ""
+    return f"{sm.lines_in} lines in, {sm.lines_out} lines out, {sm.errors} parsing errors\n"

@@ -3,6 +3,7 @@ prints halog's rows for it at the end."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import BinaryIO
@@ -10,6 +11,7 @@ from typing import BinaryIO
 from lbcore.logs.halog.fields import (
     F_BYTES,
     F_DATE,
+    F_REST,
     F_SRV,
     F_STATUS,
     F_TERM,
@@ -64,6 +66,46 @@ class PrintLines(Analysis):
 
     def add(self, line: bytes, f: list[bytes]) -> None:
         self.out.write(line + b"\n")
+
+    def rows(self) -> Iterable[str]:
+        return ()
+
+
+_BLOCK_OR_REQUEST = re.compile(rb'(?:^| )([{"])')
+
+
+class CapturedHeader(Analysis):
+    """``-hdr B:F``: field F of the B-th ``{...}`` block of captured headers, one line per
+    log line (an empty one when the request comes before that block, or the block has no
+    such field; none when the line does not read as blocks then a quoted request)."""
+
+    table = False
+    needs = F_REST
+
+    def __init__(self, out: BinaryIO, block: int, field: int) -> None:
+        self.out, self.block, self.field = out, block, field
+
+    def add(self, line: bytes, f: list[bytes]) -> None:
+        rest = f[F_REST]
+        for b in range(self.block):
+            m = _BLOCK_OR_REQUEST.search(rest)  # other fields in between are skipped
+            if m is None:
+                raise Truncated
+            rest = rest[m.start(1) :]
+            if rest[:1] == b'"':  # the request already: no such block
+                self.out.write(b"\n")
+                return
+            end = rest.find(b"}")
+            if end < 0:
+                raise Truncated
+            if b == self.block - 1:
+                values = rest[1:end].split(b"|")
+                value = values[self.field - 1] if self.field <= len(values) else b""
+                self.out.write(value + b"\n")
+                return
+            rest = rest[end + 1 :].lstrip(b" ")
+            if not rest:
+                raise Truncated
 
     def rows(self) -> Iterable[str]:
         return ()
@@ -204,9 +246,11 @@ class PerKey(Analysis):
         tq, tw, tc, tr, ta = timers(f, 5)
         k = self.key(line, f)
         if self.by_url:
-            main, err = tr, min(tq, tw, tc, tr, ta) < 0
+            main = tr
+            err = tq < 0 or tw < 0 or tc < 0 or tr < 0 or ta < 0
         else:
-            main, err = tq, tq < 0 or ta < 0
+            main = tq
+            err = tq < 0 or ta < 0
         s = self.stats.get(k)
         if s is None:
             s = self.stats[k] = [0, 0, 0, 0, 0]
@@ -219,7 +263,8 @@ class PerKey(Analysis):
         else:
             s[2] += ta
         if len(f) > F_BYTES:  # a line cut after its timers still counts, with 0 bytes
-            s[4] += atoi(f[F_BYTES])
+            b = f[F_BYTES]
+            s[4] += int(b) if len(b) < 10 and b.isdigit() else atoi(b)
 
     def rows(self) -> Iterable[str]:
         yield self.HEADER
@@ -250,20 +295,24 @@ class Percentiles(Analysis):
     table = False
     needs = F_TIMERS
 
-    def __init__(self) -> None:
+    def __init__(self, warn: Callable[[str], None] | None = None) -> None:
         self.hist: list[Counter[int]] = [Counter(), Counter(), Counter(), Counter()]
         self.n = 0
+        self.warn = warn
 
     def add(self, line: bytes, f: list[bytes]) -> None:
         tq, tw, tc, tr, ta = timers(f, 5)
-        if min(tq, tw, tc, tr, ta) < 0:
+        if tq < 0 or tw < 0 or tc < 0 or tr < 0 or ta < 0:
             raise Skip
         self.n += 1
         h = self.hist
+        td = ta - (tq + tw + tc + tr)
+        if td < 0 and self.warn is not None:  # counted all the same, as halog does
+            self.warn(f"ERR: {line.decode('latin-1')} ({tq} {tw} {tc} {tr} {ta} => {td})")
         h[0][tq] += 1
         h[1][tc] += 1
         h[2][tr] += 1
-        h[3][ta - (tq + tw + tc + tr)] += 1
+        h[3][td] += 1
 
     def rows(self) -> Iterable[str]:
         if not self.n:

@@ -42,7 +42,7 @@ def atoi(b: bytes) -> int:
     """A status or byte count as halog reads it: an optional ``-`` and the leading digits,
     0 when there are none (a ``+``, as in logasap's ``+2750``, reads as 0), in 32 bits."""
     if b.isdigit():
-        return _wrap32(int(b))
+        return int(b) if len(b) < 10 else _wrap32(int(b))
     neg = b[:1] == b"-"
     i = j = 1 if neg else 0
     while j < len(b) and 48 <= b[j] <= 57:
@@ -142,14 +142,24 @@ def accept_ms_of_day(fields: list[bytes]) -> tuple[int, int, int, int]:
     return _num(parts[3]), _num(parts[4]), _num(parts[5]), _num(parts[6])
 
 
+#: What halog makes of a date it cannot read for ``-time``: later than any bound.
+NEVER = 1 << 40
+_TIME_DATE = re.compile(rb"\[\d\d/")
+
+
 def accept_epoch(fields: list[bytes]) -> int:
-    """The accept date as a Unix time, read in the local time zone as halog does."""
+    """The accept date as a Unix time, read in the local time zone as halog does; a date
+    halog cannot read (an unknown month, or cut before the ``:`` after the hour) counts as
+    later than any time, so ``-time MIN`` keeps the line and ``-time MIN:MAX`` drops it."""
+    d = fields[F_DATE]
+    if not _TIME_DATE.match(d) or (len(d) < 25 and d.count(b":") < 2):
+        return NEVER
     day, mon, year, h, m, sec, _ = _date(fields)
     month = _MONTHS.get(mon)
     if month is None:
-        raise ParseError
+        return NEVER
     tm = (_num(year), month, _num(day), _num(h), _num(m), _num(sec), 0, 0, -1)
     try:
         return int(time.mktime(tm))
     except (OverflowError, ValueError):
-        raise ParseError from None
+        return NEVER

@@ -7,8 +7,13 @@ init alive? is sshd answering?) that must be idempotent and able to repair any h
 state. Expressed as `command` tasks with `changed_when` guards, that is dozens of fragile
 tasks per host; here it is one idempotent command per host that reports what it changed as
 JSON (`{"changed": ..., "actions": [...]}`), so the role stays readable and `present` twice
-reports changed=0. Everything that *is* natural in Ansible (packages, the lab directory, the
-client key, sshd_config, known_hosts) stays in the role's tasks.
+reports changed=0. Everything that *is* natural in Ansible (installing packages, the lab
+directory, the client key, sshd_config, known_hosts) stays in the role's tasks.
+
+Subcommands: `validate` (preflight: root, topology, missing packages), `bridge
+present|absent`, `host present|absent|status`, `prune` (hosts no longer in the inventory),
+`mountpoints absent`. `--check` reports the actions without taking them (check mode).
+The script is one file because Ansible's `script` action ships exactly one.
 
 A host is: a network namespace NETNS with a veth (root side VETH, enslaved to the lab bridge;
 peer `eth0` inside, holding the host's address) and `lo` up; a process `lbcore_lab_init.py`
@@ -79,11 +84,20 @@ def link(name: str, netns: str | None = None) -> dict | None:
     return links[0] if links else None
 
 
-def addresses(name: str, netns: str | None = None) -> list[str]:
-    """IPv4 addresses (with prefix length) of one link."""
+def addresses(name: str, netns: str | None = None, primary_only: bool = False) -> list[str]:
+    """IPv4 addresses (with prefix length) of one link.
+
+    `primary_only` leaves out secondary addresses: on a host's eth0 those are the site's
+    virtual IPs, added by the VRRP agent; the lab must not take them away on a repair.
+    """
     cmd = ["ip", "-j", *(["-n", netns] if netns else []), "-4", "addr", "show", "dev", name]
     out = json.loads(run(*cmd) or "[]")
-    return [f"{a['local']}/{a['prefixlen']}" for i in out for a in i.get("addr_info", [])]
+    return [
+        f"{a['local']}/{a['prefixlen']}"
+        for i in out
+        for a in i.get("addr_info", [])
+        if not (primary_only and a.get("secondary"))
+    ]
 
 
 def delete_link(name: str) -> None:
@@ -91,6 +105,13 @@ def delete_link(name: str) -> None:
     proc = subprocess.run(["ip", "link", "del", name], capture_output=True, text=True)
     if proc.returncode != 0 and link(name) is not None:
         raise LabError(f"ip link del {name}: {proc.stderr.strip()}")
+
+
+def delete_netns(name: str) -> None:
+    """Delete a named netns; one that vanished meanwhile is as good as deleted."""
+    proc = subprocess.run(["ip", "netns", "del", name], capture_output=True, text=True)
+    if proc.returncode != 0 and netns_exists(name):
+        raise LabError(f"ip netns del {name}: {proc.stderr.strip()}")
 
 
 def is_up(info: dict) -> bool:
@@ -116,38 +137,56 @@ def _status_field(pid: int, field: str) -> list[str]:
     return []
 
 
-def netns_pids(netns: str) -> list[int]:
-    """PIDs (root PID namespace) of every live process inside the network namespace."""
+def _ns_id(path: str) -> tuple[int, int] | None:
+    """Identity of a namespace file (/run/netns/NAME or /proc/PID/ns/net)."""
     try:
-        target = os.stat(f"/run/netns/{netns}")
+        st = os.stat(path)
     except OSError:
-        return []
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            st = os.stat(f"/proc/{entry}/ns/net")
-        except OSError:
-            continue
-        same = (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino)
-        if same and _status_field(int(entry), "State")[:1] != ["Z"]:
-            pids.append(int(entry))
-    return sorted(pids)
+        return None
+    return st.st_dev, st.st_ino
+
+
+def live_pids() -> list[int]:
+    pids = [int(e) for e in os.listdir("/proc") if e.isdigit()]
+    return [p for p in pids if _status_field(p, "State")[:1] not in ([], ["Z"])]
+
+
+def pids_in(ns_ids: set[tuple[int, int]]) -> list[int]:
+    """Live processes (root PID namespace numbers) inside any of these network namespaces."""
+    return [p for p in live_pids() if _ns_id(f"/proc/{p}/ns/net") in ns_ids] if ns_ids else []
+
+
+def netns_pids(netns: str) -> list[int]:
+    """Live processes inside the named network namespace."""
+    ns = _ns_id(f"/run/netns/{netns}")
+    return pids_in({ns}) if ns else []
 
 
 def cmdline(pid: int) -> list[str]:
     return [a for a in _proc_read(pid, "cmdline").split("\0") if a]
 
 
+def _is_init(pid: int, script: str | None = None, name: str | None = None) -> bool:
+    """Is `pid` a lab host's init (PID 1 of its PID namespace running our init script)?"""
+    nspid = _status_field(pid, "NSpid")
+    args = cmdline(pid)
+    if not (len(nspid) == 2 and nspid[1] == "1" and len(args) > 1):
+        return False
+    if not args[1].endswith(INIT_SCRIPT) or (script and args[1] != script):
+        return False
+    return name is None or ("--name" in args[:-1] and args[args.index("--name") + 1] == name)
+
+
 def find_init(netns: str) -> int | None:
-    """The host's init: PID 1 of its own PID namespace, running our init script."""
-    for pid in netns_pids(netns):
-        nspid = _status_field(pid, "NSpid")
-        args = cmdline(pid)
-        if len(nspid) == 2 and nspid[1] == "1" and len(args) > 1 and args[1].endswith(INIT_SCRIPT):
-            return pid
-    return None
+    """The init of the host in this network namespace."""
+    return next((p for p in netns_pids(netns) if _is_init(p)), None)
+
+
+def find_inits_by_name(args: argparse.Namespace) -> list[int]:
+    """Every init of this host, wherever it runs: also one whose netns lost its name
+    (`ip netns del` while processes were inside) and that no netns lookup can find."""
+    script = str(Path(args.lab_dir) / "bin" / INIT_SCRIPT)
+    return [p for p in live_pids() if _is_init(p, script, args.name)]
 
 
 def children_of(netns: str, parent: int) -> list[int]:
@@ -336,7 +375,7 @@ def ensure_network(args: argparse.Namespace, plan: Plan) -> None:
         )
     if not is_up(link("lo", ns) or {}):
         plan.do(f"set lo up in {ns}", lambda: run("ip", "-n", ns, "link", "set", "lo", "up"))
-    have = addresses("eth0", ns)
+    have = addresses("eth0", ns, primary_only=True)
     for addr in have:
         if addr != args.address:
             plan.do(
@@ -404,7 +443,29 @@ def ensure_init(args: argparse.Namespace, plan: Plan) -> int | None:
         plan.do(f"start init of {args.name}", lambda: start_init(args))
         if not plan.check:
             init = find_init(args.netns)
+    else:
+        ensure_mounts(args, plan, init)
     return init
+
+
+def ensure_mounts(args: argparse.Namespace, plan: Plan, init: int) -> None:
+    """Re-attach a private directory the host lost. That happens when the mount point is
+    removed from the root filesystem (since Linux 3.18, rmdir detaches the mounts over it
+    in every other mount namespace): the host would then write into the shared directory."""
+    _, fs = host_paths(args)
+    mounted = set()
+    for line in _proc_read(init, "mountinfo").splitlines():
+        fields = line.split()
+        if len(fields) > 4 and fields[3].endswith(f"/hosts/{args.name}/fs{fields[4]}"):
+            mounted.add(fields[4])
+    for p in args.private:
+        if p not in mounted:
+            source = str(fs / p.lstrip("/"))
+            # (ensure_dirs has already re-created the mount point in the root filesystem)
+            plan.do(
+                f"mount {source} on {p} in {args.name}",
+                lambda p=p, s=source: nsenter(init, "mount", "--bind", s, p),
+            )
 
 
 def host_key(args: argparse.Namespace) -> Path:
@@ -497,6 +558,7 @@ def ensure_web(args: argparse.Namespace, plan: Plan, init: int | None) -> None:
 
 
 def host_present(args: argparse.Namespace, plan: Plan) -> dict:
+    stop_strays(args, plan)
     ensure_dirs(args, plan)
     ensure_host_key(args, plan)
     ensure_network(args, plan)
@@ -507,15 +569,15 @@ def host_present(args: argparse.Namespace, plan: Plan) -> dict:
     return {"host_key": " ".join(pub.read_text().split()[:2]) if pub.exists() else None}
 
 
-def stop_processes(netns: str, plan: Plan, timeout: float) -> None:
-    init = find_init(netns)
-    if init is not None:
-        # The init stops its whole PID namespace (SIGTERM, then SIGKILL) and exits.
+def _stop(args: argparse.Namespace, plan: Plan, inits: list[int], ns_ids: set) -> None:
+    """Stop these inits (each takes its whole PID namespace down), then anything else
+    still inside these network namespaces: SIGTERM, then SIGKILL."""
+    for init in inits:
         plan.do(
-            f"stop host init {init}",
-            lambda: (os.kill(init, signal.SIGTERM), wait_gone([init], timeout)),
+            f"stop host init {init} of {args.name}",
+            lambda i=init: (os.kill(i, signal.SIGTERM), wait_gone([i], args.timeout)),
         )
-    others = [p for p in netns_pids(netns) if p != init] if not plan.check else []
+    others = [p for p in pids_in(ns_ids) if p not in inits] if not plan.check else []
     if others:
 
         def kill_rest() -> None:
@@ -526,19 +588,42 @@ def stop_processes(netns: str, plan: Plan, timeout: float) -> None:
                 if not wait_gone(others, 3.0):
                     return
             if wait_gone(others, 2.0):
-                raise LabError(f"processes in {netns} survived SIGKILL: {others}")
+                raise LabError(f"processes of {args.name} survived SIGKILL: {others}")
 
-        plan.do(f"stop processes {others} in {netns}", kill_rest)
+        plan.do(f"stop processes {others} of {args.name}", kill_rest)
+
+
+def stop_processes(args: argparse.Namespace, plan: Plan, netns: list[str]) -> None:
+    """Stop every process of the host: in its named netns, and any init of it found by
+    name (with everything in that init's netns)."""
+    inits = find_inits_by_name(args)
+    ns_ids = {_ns_id(f"/run/netns/{n}") for n in netns}
+    ns_ids |= {_ns_id(f"/proc/{i}/ns/net") for i in inits}
+    ns_ids.discard(None)
+    inits = sorted(set(inits) | {p for p in pids_in(ns_ids) if _is_init(p)})
+    _stop(args, plan, inits, ns_ids)
+
+
+def stop_strays(args: argparse.Namespace, plan: Plan) -> None:
+    """An earlier incarnation of the host still running outside its named netns (someone
+    ran `ip netns del` under it) holds the old veth and address: stop it before rebuilding."""
+    current = find_init(args.netns) if netns_exists(args.netns) else None
+    strays = [i for i in find_inits_by_name(args) if i != current]
+    if strays:
+        ns_ids = {_ns_id(f"/proc/{i}/ns/net") for i in strays}
+        ns_ids -= {None, _ns_id(f"/run/netns/{args.netns}")}  # never the live host's netns
+        _stop(args, plan, strays, ns_ids)
 
 
 def host_absent(args: argparse.Namespace, plan: Plan) -> None:
     hostdir, _ = host_paths(args)
     meta_file = hostdir / "host.json"
     meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
-    for netns in dict.fromkeys([args.netns, meta.get("netns")]):
-        if netns and netns_exists(netns):
-            stop_processes(netns, plan, args.timeout)
-            plan.do(f"delete netns {netns}", lambda n=netns: run("ip", "netns", "del", n))
+    names = [n for n in dict.fromkeys([args.netns, meta.get("netns")]) if n]
+    stop_processes(args, plan, [n for n in names if netns_exists(n)])
+    for netns in names:
+        if netns_exists(netns):
+            plan.do(f"delete netns {netns}", lambda n=netns: delete_netns(n))
     for veth in dict.fromkeys([args.veth, meta.get("veth")]):
         # Deleting the namespace destroys its eth0 and so the pair; the kernel removes the
         # root side asynchronously, so give it a moment before deleting it by hand.
@@ -571,6 +656,21 @@ def host_status(args: argparse.Namespace) -> dict:
 # ------------------------------------------------------------------------------ lab-level
 
 
+def mounted_anywhere(path: str) -> bool:
+    """Is something mounted on `path` in any mount namespace of this machine?"""
+    seen = set()
+    for pid in live_pids():
+        ns = _ns_id(f"/proc/{pid}/ns/mnt")
+        if ns is None or ns in seen:
+            continue
+        seen.add(ns)
+        for line in _proc_read(pid, "mountinfo").splitlines():
+            fields = line.split()
+            if len(fields) > 4 and fields[4] == path:
+                return True
+    return False
+
+
 def prune(args: argparse.Namespace, plan: Plan) -> None:
     """Remove every recorded host not in --keep (a host dropped from the inventory)."""
     hosts = Path(args.lab_dir) / "hosts"
@@ -592,7 +692,9 @@ def mountpoints_absent(args: argparse.Namespace, plan: Plan) -> None:
     if not record.exists():
         return
     for p in dict.fromkeys(record.read_text().split()):
-        if os.path.isdir(p) and not os.listdir(p):
+        # Another lab on this machine (another lab dir) may still bind-mount over it: since
+        # Linux 3.18, rmdir would silently detach that lab's mounts, so leave it be.
+        if os.path.isdir(p) and not os.listdir(p) and not mounted_anywhere(p):
             plan.do(f"remove mount point {p}", lambda p=p: os.rmdir(p))
     plan.do(f"remove {record}", record.unlink)
 

@@ -89,8 +89,11 @@ def capture(tmp: Path) -> dict[str, str]:
         u.bind(("127.0.0.1", 0))
         u.settimeout(5)
         sinks[name] = u
+    clf = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    clf.bind(("127.0.0.1", 0))
+    clf.settimeout(5)
     be, be_port = _backend()
-    fe_port = free_port()
+    fe_port, clf_port = free_port(), free_port()
     logs = "\n".join(
         f"    log 127.0.0.1:{sinks[n].getsockname()[1]} {words}"
         for n, (words, _) in TARGETS.items()
@@ -106,6 +109,9 @@ def capture(tmp: Path) -> dict[str, str]:
         "    capture response header Content-Type len 20\n"
         f'    log-format "{LOG_FORMAT}"\n'
         "    default_backend envbe\n"
+        f"frontend clffe\n    bind 127.0.0.1:{clf_port}\n    no log\n"
+        f"    log 127.0.0.1:{clf.getsockname()[1]} format raw local0\n"
+        "    option httplog clf\n    default_backend envbe\n"
         f"backend envbe\n    server s9 127.0.0.1:{be_port}\n"
     )
     proc = subprocess.Popen([exe, "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL)
@@ -118,12 +124,19 @@ def capture(tmp: Path) -> dict[str, str]:
             except OSError:
                 assert time.monotonic() < deadline, "HAProxy did not start"
                 time.sleep(0.05)
-        c = socket.create_connection(("127.0.0.1", fe_port), timeout=5)
-        c.sendall(b"POST /p/a;t?x=1&y=%22 HTTP/1.0\r\nHost: env.test\r\nContent-Length: 0\r\n\r\n")
-        while c.recv(4096):
-            pass
-        c.close()
-        return {name: u.recv(65536).decode() for name, u in sinks.items()}
+        lines = {}
+        for port in (fe_port, clf_port):
+            c = socket.create_connection(("127.0.0.1", port), timeout=5)
+            c.sendall(
+                b"POST /p/a;t?x=1&y=%22 HTTP/1.0\r\nHost: env.test\r\nContent-Length: 0\r\n\r\n"
+            )
+            while c.recv(4096):
+                pass
+            c.close()
+            if port == fe_port:
+                lines = {name: u.recv(65536).decode() for name, u in sinks.items()}
+        lines["clf"] = clf.recv(65536).decode()
+        return lines
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -132,6 +145,7 @@ def capture(tmp: Path) -> dict[str, str]:
             proc.kill()
             proc.wait()
         be.close()
+        clf.close()
         for u in sinks.values():
             u.close()
 
@@ -188,6 +202,33 @@ def render_all(lines: dict[str, str]) -> dict[str, str]:
     return out
 
 
+def render_clf(line: str) -> str:
+    """``option httplog clf``: the same request through a frontend without captures."""
+    m = re.match(r'^127\.0\.0\.1 - - \[([^\]]+)\] .*?"" "" (\d+) (\d+) ', line)
+    assert m, line
+    day = dt.datetime.strptime(m[1], "%d/%b/%Y:%H:%M:%S %z").timestamp()
+    rec = RequestRecord(
+        client_ip="127.0.0.1",
+        client_port=int(m[2]),
+        accept_ts=day + int(m[3]) / 1000,
+        frontend="clffe",
+        backend="envbe",
+        server="s9",
+        status=201,
+        actconn=1,
+        feconn=1,
+        request_line="POST /p/a;t?x=1&y=%22 HTTP/1.0",
+    )
+    timers = re.search(r'"s9" (-?\d+) (-?\d+) (-?\d+) (-?\d+) (-?\d+) ', line)
+    b = re.search(r" 201 (\d+) ", line)
+    assert timers and b
+    rec.t_request, rec.t_queue, rec.t_connect, rec.t_response, rec.t_active = map(
+        int, timers.groups()
+    )
+    rec.bytes_read = int(b[1])
+    return frame(LogFormat.httplog(clf=True).render(rec), now=0, fmt="raw").decode()
+
+
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     lines = capture(tmp_path_factory.mktemp("env"))
@@ -203,11 +244,13 @@ def test_envelopes_and_log_format_match_live_haproxy(live: dict[str, str]) -> No
     ours = render_all(live)
     for name in TARGETS:
         assert ours[name] == live[name], name
+    assert render_clf(live["clf"]) == live["clf"]
 
 
 def test_envelopes_and_log_format_match_stored_golden() -> None:
     stored = {d["target"]: d["line"] for d in map(json.loads, GOLDEN.read_text().splitlines())}
-    assert set(stored) == set(TARGETS)
+    assert set(stored) == {*TARGETS, "clf"}
     ours = render_all(stored)
     for name in TARGETS:
         assert ours[name] == stored[name], name
+    assert render_clf(stored["clf"]) == stored["clf"]

@@ -28,13 +28,14 @@ import struct
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from lbcore.logs.format import Context, LogFormat, server_state_message
+from lbcore.logs.policy import LogPolicy
 from lbcore.logs.record import NOSRV, RequestRecord
 from lbcore.logs.syslog import frame
 from tests.conftest import free_port
@@ -162,6 +163,7 @@ defaults
     timeout server 600ms
 frontend fe
     bind 127.0.0.1:{fe}
+    option log-separate-errors
     capture request header Host len 32
     capture request header User-Agent len 16
     capture response header Content-Type len 20
@@ -260,7 +262,8 @@ class Backends:
         try:
             for _ in range(1500):  # bounded: 100 MB at most, ends when HAProxy closes
                 c.sendall(chunk)
-                self.stop.wait(0.002)
+                if self.stop.wait(0.002):
+                    break
         except OSError:
             pass
 
@@ -343,11 +346,21 @@ def _wait_port(port: int, deadline: float) -> None:
     raise AssertionError(f"HAProxy did not listen on {port}")
 
 
-def capture_haproxy(tmp: Path) -> tuple[list[Captured], list[str]]:
-    """Run every scenario through HAProxy; return the request lines and the other lines."""
+def haproxy_command(cfg: Path) -> list[str]:
     exe = shutil.which("haproxy") or "/usr/sbin/haproxy"
     if not os.path.exists(exe):
         pytest.skip("HAProxy is not installed (make deps installs haproxy 2.6)")
+    return [exe, "-db", "-f", str(cfg)]
+
+
+def capture(
+    tmp: Path, command: Callable[[Path], list[str]] = haproxy_command
+) -> tuple[list[Captured], list[str]]:
+    """Run every scenario through a proxy started as ``command(config_path)`` (HAProxy by
+    default; ``lambda cfg: lbcore_cmd("run", "-f", str(cfg))`` once lbcore logs requests)
+    and return its request log lines and its other log lines."""
+    cfg = tmp / "haproxy.cfg"
+    argv = command(cfg)  # may skip: before anything is started
     syslog = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     syslog.bind(("127.0.0.1", 0))
     syslog.settimeout(3)
@@ -362,23 +375,24 @@ def capture_haproxy(tmp: Path) -> tuple[list[Captured], list[str]]:
         "slow": backends.slow,
         "echo": backends.echo,
     }
-    cfg = tmp / "haproxy.cfg"
     cfg.write_text(CONFIG.format(**ports))
-    proc = subprocess.Popen([exe, "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
     captured: list[Captured] = []
     others: list[str] = []
     try:
         deadline = time.monotonic() + 10
         for p in ("fe", "tcp", "tcp_down"):
             _wait_port(ports[p], deadline)
-        time.sleep(0.5)  # let the health check mark be_ck/c2 DOWN
-        syslog.settimeout(0.3)
-        try:  # the port probes' lines and the health check's event
-            while True:
-                others.append(syslog.recv(65536).decode())
-        except TimeoutError:
-            pass
-        syslog.settimeout(3)
+        # the port probes' lines, then the health check marking be_ck/c2 DOWN (needed by
+        # the cookie_redispatch scenario)
+        deadline = time.monotonic() + 10
+        while not (
+            any("is DOWN" in o for o in others)
+            and sum(" [" in o for o in others) >= 3  # the three probes are over
+        ):
+            assert time.monotonic() < deadline, "be_ck/c2 was not marked DOWN"
+            others.append(syslog.recv(65536).decode())
+        time.sleep(0.2)  # margin for the probes' connections to be released (actconn)
         for sc in SCENARIOS:
             port = ports["tcp" if sc.name == "tcp_ok" else sc.frontend if sc.tcp else "fe"]
             cport, got = _client(sc, port)
@@ -485,8 +499,12 @@ def render(sc: Scenario, line: str, received: int) -> str:
     meas = measured(line)
     ctx = Context(pid=int(meas["pid"]))  # type: ignore[call-overload]
     fmt = LogFormat.tcplog(ctx) if sc.tcp else LogFormat.httplog(ctx)
-    msg = fmt.render(record_for(sc, meas))
-    return frame(msg, now=float(meas["now"]), pid=int(meas["pid"])).decode()  # type: ignore[call-overload, arg-type]
+    # "fe" has option log-separate-errors: abnormal requests are logged at "err"
+    decided = LogPolicy(fmt, separate_errors=not sc.tcp).decide(record_for(sc, meas))
+    assert decided is not None
+    msg, level = decided
+    now, pid = float(meas["now"]), int(meas["pid"])  # type: ignore[call-overload, arg-type]
+    return frame(msg, now=now, pid=pid, level=level).decode()
 
 
 def mask(line: str) -> str:
@@ -501,7 +519,7 @@ BY_NAME = {sc.name: sc for sc in SCENARIOS}
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> list[Captured]:
-    captured, others = capture_haproxy(tmp_path_factory.mktemp("golden"))
+    captured, others = capture(tmp_path_factory.mktemp("golden"))
     if os.environ.get("LBCORE_UPDATE_GOLDEN"):
         GOLDEN.parent.mkdir(parents=True, exist_ok=True)
         with open(GOLDEN, "w") as f:

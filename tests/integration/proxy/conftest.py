@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import tempfile
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.integration.proxy.harness import Backend, Lb
+from tests.conftest import free_port, need_binary
+from tests.integration.proxy.harness import Backend, Lb, raw_exchange
 
 
 @pytest.fixture
@@ -33,3 +39,32 @@ def lb() -> Iterator[Callable[..., tuple[Lb, int]]]:
     yield start
     for inst in started:
         inst.stop()
+
+
+@pytest.fixture
+def haproxy() -> Iterator[Callable[[str], int]]:
+    binary = need_binary("haproxy")
+    procs: list[subprocess.Popen[bytes]] = []
+    tmp = tempfile.TemporaryDirectory()
+
+    def start(text: str) -> int:
+        port = free_port()
+        path = os.path.join(tmp.name, "haproxy.cfg")
+        with open(path, "w") as f:
+            f.write(text.replace("{port}", str(port)))
+        proc = subprocess.Popen([binary, "-db", "-f", path], stderr=subprocess.DEVNULL)
+        procs.append(proc)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                raw_exchange(port, b"", timeout=0.2)
+                return port
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("haproxy did not start")
+
+    yield start
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+        p.wait(5)
+    tmp.cleanup()

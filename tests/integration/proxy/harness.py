@@ -345,13 +345,25 @@ class Lb:
             self.channel.close()
 
 
+def _complete(buf: bytes) -> bool:
+    """Does ``buf`` hold one whole response with a Content-Length body?"""
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        return False
+    for line in buf[:end].split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(buf) >= end + 4 + int(value)
+    return False  # no length: the body ends at close
+
+
 def raw_exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
-    """Send ``data``, read until the proxy closes (or ``timeout``)."""
+    """Send ``data``; read one response with a length, or until the proxy closes."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(data)
         out = b""
         try:
-            while True:
+            while not _complete(out):
                 d = s.recv(65536)
                 if not d:
                     break

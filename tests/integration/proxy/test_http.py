@@ -144,6 +144,7 @@ def test_10mb_chunked_bodies_stream_with_bounded_memory(lb: LbFactory, web: list
     growth = inst.rss_kib("VmHWM") - before
     c.close()
     # 30 MiB went through; the worker's peak memory grew by far less than one body.
+    print(f"30 MiB streamed through the worker: peak RSS grew by {growth} KiB")
     assert growth < 4096, f"worker peak RSS grew by {growth} KiB"
 
 
@@ -206,16 +207,19 @@ backend b
 """,
         s1=web[0].addr,
     )
-    # redirect keeps the connection open: a second request follows on the same socket
-    out = raw_exchange(
-        port,
-        b"GET /old HTTP/1.1\r\nHost: h\r\n\r\nGET /after HTTP/1.1\r\nHost: h\r\n"
-        b"Connection: close\r\n\r\n",
+    # redirect and deny keep the connection open, as HAProxy 2.6 does: requests that
+    # follow on the same socket are served
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(
+        b"GET /old HTTP/1.1\r\nHost: h\r\n\r\nGET /private HTTP/1.1\r\nHost: h\r\n\r\n"
+        b"GET /after HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
     )
-    assert out.startswith(
-        b"HTTP/1.1 301 Moved Permanently\r\ncontent-length: 0\r\nlocation: /new\r\n\r\n"
-        b"HTTP/1.1 200 OK\r\n"
-    )
+    moved, denied, after = _read_responses(s, 3)
+    assert moved == b"HTTP/1.1 301 Moved Permanently\r\ncontent-length: 0\r\nlocation: /new\r\n\r\n"
+    assert denied == error_page(403)
+    assert after.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert s.recv(10) == b""  # closed after the answer to "Connection: close"
+    s.close()
     status, headers, _ = get(port, "/a/b?c=1", Host="plain.example.com")
     assert status == 302 and headers["location"] == "https://secure.example.com/a/b?c=1"
     assert raw_exchange(port, b"GET /private/x HTTP/1.1\r\nHost: h\r\n\r\n") == error_page(403)
@@ -225,6 +229,7 @@ backend b
     assert web[0].requests == 1
 
 
+@pytest.mark.flaky(reruns=2)  # wall-clock timeouts on a shared machine
 def test_server_errors_502_504_503(lb: LbFactory, web: list[Backend]) -> None:
     dead = DeadServer()
     try:
@@ -276,6 +281,7 @@ backend maint
         dead.close()
 
 
+@pytest.mark.flaky(reruns=2)  # wall-clock timeouts on a shared machine
 def test_request_errors_400_408_501(lb: LbFactory, web: list[Backend]) -> None:
     _, port = lb(
         BASE + "  timeout http-request 300ms\nfrontend fe\n  bind 127.0.0.1:{port}\n"
@@ -306,6 +312,7 @@ def _concurrent(port: int, paths: list[str]) -> list[int]:
     return results
 
 
+@pytest.mark.flaky(reruns=2)  # wall-clock timeouts on a shared machine
 def test_queueing_at_server_maxconn(lb: LbFactory, web: list[Backend]) -> None:
     _, port = lb(
         BASE
@@ -446,12 +453,37 @@ def test_channel_stats_and_server_changes(lb: LbFactory, web: list[Backend]) -> 
     )
     time.sleep(0.1)
     assert {echo(get(port, "/")[2])["server"] for _ in range(4)} == {"web2"}
-    chan.send(json.dumps({"op": "stats"}).encode())
     chan.settimeout(5)
+    assert json.loads(chan.recv(65536)) == {"op": "ready", "pid": inst.pid}
+    chan.send(json.dumps({"op": "stats"}).encode())
     stats = json.loads(chan.recv(65536))
     assert stats["op"] == "stats" and stats["pid"] == inst.pid
     assert stats["backends"]["b"]["servers"]["s2"]["total"] == 4
     assert stats["backends"]["b"]["servers"]["s1"]["admin_state"] == "maint"
+
+    def change(**kw: object) -> None:
+        assert chan is not None
+        chan.send(json.dumps({"op": "server", "backend": "b", **kw}).encode())
+
+    # "set server b/s1 addr": s1 now points at web3; s2 drained by weight 0
+    change(server="s1", admin_state="ready", host="127.0.0.1", port=web[2].port)
+    change(server="s2", weight=0)
+    time.sleep(0.1)
+    assert {echo(get(port, "/")[2])["server"] for _ in range(4)} == {"web3"}
+    # "shutdown sessions server b/s1": a long request in flight on s1 is cut
+    result: list[bytes] = []
+    t = threading.Thread(
+        target=lambda: result.append(
+            raw_exchange(port, b"GET /slow?d=3 HTTP/1.1\r\nHost: h\r\n\r\n")
+        )
+    )
+    t.start()
+    time.sleep(0.3)
+    change(server="s1", shutdown_sessions=True)
+    t.join(5)
+    assert result == [b""]
+    change(server="s1", op_state="NOT A STATE")  # ignored, the worker carries on
+    assert get(port, "/")[0] == 200
     chan.send(json.dumps({"op": "stop", "grace": True}).encode())
     assert inst.proc is not None and inst.proc.wait(5) == 0
 
@@ -538,6 +570,7 @@ def test_pipelining_head_and_expect_continue(lb: LbFactory, web: list[Backend]) 
     assert web[0].accepted == 1
 
 
+@pytest.mark.flaky(reruns=2)  # wall-clock timeouts on a shared machine
 def test_keep_alive_timeout_closes_idle_client(lb: LbFactory, web: list[Backend]) -> None:
     _, port = lb(
         BASE + "  timeout http-keep-alive 300ms\nfrontend fe\n  bind 127.0.0.1:{port}\n"

@@ -79,7 +79,8 @@ ERRORS = [
     Err("global", "stats timeout 0", "'stats timeout' expects a positive value", R),
     Err("global", "stats maxconn 10", "'stats maxconn' is not supported yet"),
     Err("global", "chroot /tmp", "'chroot' is not supported yet"),
-    Err("global", "tune.bufsize 16384", "'tune.bufsize' is not supported yet"),
+    Err("global", "tune.ssl.lifetime 300", "'tune.ssl.lifetime' is not supported yet"),
+    Err("global", "tune.bufsize 12", "tune.bufsize: 12 is out of range (1024..1073741824)"),
     Err("global", 'log "127.0.0.1 local0', "unmatched quote at column 9", R),
     # --- sections ---
     Err("global", "userlist admins", "'userlist' is not supported yet (section)"),
@@ -107,7 +108,10 @@ ERRORS = [
     Err("frontend", "bind ipv4@[::1]:18010", "bind: '::1' is not an ipv4 address", R),
     Err("frontend", "bind unix@/tmp/s.sock", "'unix@/tmp/s.sock' is not supported yet"),
     Err("frontend", "bind /tmp/s.sock", "'/tmp/s.sock' is not supported yet (bind address)"),
-    Err("frontend", "bind :18010 ssl crt /x.pem", "'ssl' is not supported yet (bind option)"),
+    Err("frontend", "bind :18010 ssl", "bind: 'ssl' needs a certificate", R),
+    Err("frontend", "bind :18010 ssl crt /x.pem ssl-min-ver TLSv9", "unknown version 'TLSv9'", R),
+    Err("frontend", "bind :18010 ssl crt /x.pem verify sometimes", "'verify' expects", R),
+    Err("frontend", "bind :18010 ssl crt /x.pem curves P-256", "'curves' is not supported yet"),
     Err("frontend", "bind :18010 accept-proxy", "'accept-proxy' is not supported yet"),
     Err("frontend", "bind :18010 frob", "bind: unknown option 'frob'", R),
     Err("frontend", "bind :18010 sssl", "bind: unknown option 'sssl' (did you mean 'ssl'?)", R),
@@ -279,8 +283,9 @@ ERRORS = [
     Err("backend", "server s1 127.0.0.1:80 agent-check", "'agent-check' is not supported yet"),
     Err("backend", "default-server chek", "unknown option 'chek' (did you mean 'check'?)", R),
     Err("backend", "server s1 127.0.0.1:80 cookie a", "'cookie' is not supported yet"),
-    Err("backend", "server s1 127.0.0.1:80 ssl verify none", "'ssl' is not supported yet"),
-    Err("backend", "server s1 127.0.0.1:80 crt /x.pem", "'crt' is not supported yet"),
+    Err("backend", "server s1 127.0.0.1:80 ssl", "verify is enabled by default but no CA", R),
+    Err("backend", "server s1 127.0.0.1:80 ssl verify maybe", "'verify' expects", R),
+    Err("backend", "server s1 127.0.0.1:80 check-ssl", "'check-ssl' is not supported yet"),
     Err(
         "backend",
         "server s1 127.0.0.1:80 weight",
@@ -325,7 +330,8 @@ ERRORS = [
     Err("frontend", "backnd app", "(did you mean 'backend'?)", R),
     Err("global", "defautls", "(did you mean 'defaults'?)", R),
     Err("frontend", "stick-table type ip size 1m", "'stick-table' is not supported yet"),
-    Err("frontend", "tcp-request content accept", "'tcp-request' is not supported yet"),
+    Err("frontend", "tcp-request connection reject", "'tcp-request connection' is not supp"),
+    Err("frontend", "tcp-request content accept if { ssl_fc yes }", "boolean fetch"),
     Err("frontend", "contimeout 5000", "unknown keyword 'contimeout'", R),
 ]
 

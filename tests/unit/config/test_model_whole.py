@@ -91,6 +91,7 @@ CORE = [
     "globals_",
     "proxy",
     "http_rules",
+    "tls_options",
     "units",
     "validate",
     "errors",

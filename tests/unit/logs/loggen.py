@@ -68,11 +68,6 @@ def generate(n: int, seed: int = 1, tcp_ratio: float = 0.03) -> Iterator[Generat
     rnd = random.Random(seed)
     ctx = Context(tz=UTC)
     http = LogFormat.httplog(ctx)
-    http_cap = LogFormat(
-        "%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc "
-        "%ac/%fc/%bc/%sc/%rc %sq/%bq %hr %hs %{+Q}r",
-        ctx,
-    )
     tcp = LogFormat.tcplog(ctx)
     statuses = [s for s, _ in STATUS_WEIGHTS]
     weights = [w for _, w in STATUS_WEIGHTS]
@@ -90,7 +85,7 @@ def generate(n: int, seed: int = 1, tcp_ratio: float = 0.03) -> Iterator[Generat
             rec.t_total = max(rec.t_active, 0) + rnd.randrange(0, 50)
             body = tcp.render(rec)
         else:
-            body = (http_cap if rec.request_headers else http).render(rec)
+            body = http.render(rec)
         syslog_t = dt.datetime.fromtimestamp(int(t + rec.t_active / 1000 + 0.5), UTC)
         stamp = f"{syslog_t:%b} {syslog_t.day:2d} {syslog_t:%H:%M:%S}"
         yield Generated(f"{stamp} lb1 haproxy[{4000 + i % 3}]: {body}", rec, not is_tcp)
@@ -180,7 +175,10 @@ def _record(
     if rnd.random() < 0.15:
         r.cookie_client, r.cookie_server = rnd.choice(["NI", "VN", "DI", "IN", "--"])
         r.captured_request_cookie = rnd.choice([None, "SRV=a1", "SRV=b2"])
-        r.request_headers = (rnd.choice(["www.example.com", "api.example.com", ""]),)
+        r.request_headers = (
+            rnd.choice(["www.example.com", "api.example.com", ""]),
+            rnd.choice(["curl/8.1", "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0", ""]),
+        )
         r.response_headers = (rnd.choice(["text/html", "application/json", ""]),)
     return r
 

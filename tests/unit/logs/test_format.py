@@ -97,7 +97,7 @@ def test_ssl_frontend_redispatch_logasap_and_encoding() -> None:
     ("fmt", "expected"),
     [
         ("%%  %%", "% %"),  # literal percent, spaces merged
-        ("  %ci  ", "1.2.3.4"),  # leading/trailing separators vanish
+        ("  %ci  ", "1.2.3.4 "),  # leading separators vanish, a trailing one stays (CLF)
         ("%{+X}ci:%{+X}cp", "01020304:0050"),
         ("%{+Q}o %b %{-Q}s", '"be" srv'),
         ("%HM|%HU|%HP|%HQ|%HV", "GET|/p?q=1|/p|?q=1|HTTP/1.0"),
@@ -166,3 +166,64 @@ def test_formatter_is_sans_io(module: str) -> None:
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
     assert not imported & {"asyncio", "socket", "ssl", "time", "subprocess", "os"}
+
+
+def test_timeline_fills_haproxy_timers() -> None:
+    from lbcore.logs.record import Timeline
+
+    ok = Timeline(
+        accept=100.0,
+        request_start=100.010,
+        request_headers=100.012,
+        queue_start=100.012,
+        queue_end=100.012,
+        connected=100.015,
+        response_headers=100.084,
+        end=100.121,
+    )
+    r = RequestRecord()
+    ok.fill(r)
+    assert (r.t_request, r.t_queue, r.t_connect, r.t_response, r.t_active) == (2, 0, 3, 69, 111)
+    assert (r.t_idle, r.t_total) == (10, 121)
+    # backend down: connection never established (golden: 0/0/-1/-1/3005)
+    down = Timeline(
+        accept=5.0,
+        request_start=5.0,
+        request_headers=5.0,
+        queue_start=5.0,
+        queue_end=5.0,
+        end=8.005,
+    )
+    down.fill(r)
+    assert (r.t_request, r.t_queue, r.t_connect, r.t_response, r.t_active) == (0, 0, -1, -1, 3005)
+    # nothing received at all (golden null connection: -1/-1/-1/-1/0)
+    silent = Timeline(accept=1.0, end=1.0)
+    silent.fill(r)
+    assert (r.t_request, r.t_queue, r.t_connect, r.t_response, r.t_active) == (-1, -1, -1, -1, 0)
+
+
+@pytest.mark.parametrize(
+    "fmt",
+    [
+        fmt_mod.HTTPLOG,
+        fmt_mod.HTTPLOG_CLF,
+        fmt_mod.TCPLOG,
+        "%hr %b %hs",  # maybe-empty first: generic renderer
+        "%b %hr%s",  # glued to text: generic renderer
+        "%b %hr %hs %s %hrl %hsl",
+        "  %{+Q}o %ci %HM %{-Q}ST [%T] x%%y %Ts.%ms %{+X}cp %{+E}r ",
+    ],
+)
+def test_generated_renderer_equals_haproxy_separator_rule(fmt: str) -> None:
+    """The compiled fast path writes exactly what the node-by-node rule writes."""
+    import random
+
+    from tests.unit.logs.loggen import generate
+
+    lf = LogFormat(fmt, UTC)
+    rnd = random.Random(4)
+    for g in generate(400, seed=4):
+        r = g.record
+        if rnd.random() < 0.5:
+            r.request_headers, r.response_headers = (), ()
+        assert lf.render(r) == lf.render_generic(r)

@@ -53,20 +53,31 @@ _cache: dict[tuple[str, ...], tuple[bytes, str]] = {}
 
 def lb_halog(log: Log, *args: str) -> bytes:
     """Run lbcore halog in-process (the CLI path is tested once, below)."""
+    return lb_halog_both(log, *args)[0]
+
+
+def lb_halog_both(log: Log, *args: str) -> tuple[bytes, str]:
+    """stdout and stderr (with the closing summary main() adds)."""
     key = args
     if key not in _cache:
         out, err = io.BytesIO(), io.StringIO()
-        halog.run(halog.parse_args(list(args)), io.BytesIO(log.data), out, err)
-        _cache[key] = (out.getvalue(), err.getvalue())
-    return _cache[key][0]
+        o = halog.parse_args(list(args))
+        sm = halog.run(o, io.BytesIO(log.data), out, err)
+        _cache[key] = (out.getvalue(), err.getvalue() + halog.summary(o, sm))
+    return _cache[key]
 
 
 def real_halog(log: Log, *args: str) -> bytes:
+    return real_halog_both(log, *args)[0]
+
+
+def real_halog_both(log: Log, *args: str) -> tuple[bytes, str]:
     exe = shutil.which("halog")
     if exe is None:
         pytest.skip("HAProxy's halog is not installed (Debian: haproxy package)")
     with open(log.path, "rb") as f:
-        return subprocess.run([exe, *args], stdin=f, capture_output=True, check=True).stdout
+        p = subprocess.run([exe, *args], stdin=f, capture_output=True, check=True)
+    return p.stdout, p.stderr.decode("latin-1")
 
 
 def rows(out: bytes) -> list[list[str]]:
@@ -220,6 +231,23 @@ def exp_holes(items: list[Generated], delay: int, count: int) -> list[list[str]]
     return out
 
 
+def exp_header(block: int, field: int) -> Callable[[list[Generated]], list[list[str]]]:
+    """-hdr: one line per HTTP line, the captured value or empty; TCP lines have none."""
+
+    def expect(items: list[Generated]) -> list[list[str]]:
+        out = []
+        for g in items:
+            if not g.http:
+                continue
+            blocks = [g.record.request_headers, g.record.response_headers]
+            values = blocks[block - 1] if g.record.request_headers else ()
+            value = values[field - 1] if field <= len(values) else ""
+            out.append(value.split(" "))
+        return out
+
+    return expect
+
+
 def exp_count(pred: Callable[[Generated], bool]) -> Callable[[list[Generated]], list[list[str]]]:
     return lambda items: [[str(sum(1 for g in items if pred(g)))]]
 
@@ -266,6 +294,8 @@ CASES: dict[tuple[str, ...], Callable[[list[Generated]], list[list[str]]]] = {
     ),
     ("-srv", "-m", "5"): lambda items: exp_srv(items)[:6],
     ("-u", "-q"): lambda items: exp_per_key(items, True, "url"),
+    ("-hdr", "1:2", "-q"): exp_header(1, 2),
+    ("-hdr", "2:1", "-q"): exp_header(2, 1),
 }
 for flag, key in halog.URL_SORTS.items():
     CASES[(flag,)] = lambda items, key=key: exp_per_key(items, True, key)
@@ -286,7 +316,23 @@ def test_analysis_matches_computed_expectation(log: Log, args: tuple[str, ...]) 
     ids=" ".join,
 )
 def test_output_equals_real_halog(log: Log, args: tuple[str, ...]) -> None:
-    assert lb_halog(log, *args) == real_halog(log, *args)
+    """stdout byte for byte, and stderr (reports and summary) too."""
+    assert lb_halog_both(log, *args) == real_halog_both(log, *args)
+
+
+@pytest.mark.parametrize(("host", "skip"), [("", "0"), ("lb1 ", "1"), ("x y lb1 ", "3")])
+def test_skip_fields_as_halog_counts_them(log: Log, host: str, skip: str) -> None:
+    """halog's "-s N" skips N + 4 fields: a log without host name is read with -s 0."""
+    lines = [g.line.replace(" lb1 ", " " + host, 1) for g in log.items[:2000]]
+    data = "".join(line + "\n" for line in lines).encode()
+    out = io.BytesIO()
+    halog.run(halog.parse_args(["-s", skip, "-srv"]), io.BytesIO(data), out, io.StringIO())
+    got = rows(out.getvalue())
+    assert got == exp_srv(log.items[:2000])
+    exe = shutil.which("halog")
+    if exe is not None:
+        want = subprocess.run([exe, "-s", skip, "-srv"], input=data, capture_output=True)
+        assert rows(want.stdout) == got
 
 
 def test_expectations_are_not_vacuous(log: Log) -> None:
@@ -320,3 +366,22 @@ def test_no_action_is_a_usage_error() -> None:
     p = subprocess.run(lbcore_cmd("halog"), input=b"", capture_output=True, env=lbcore_env())
     assert p.returncode == 1
     assert b"No action specified." in p.stderr and b"Usage:" in p.stderr
+
+
+def test_reader_going_away_is_not_an_error(log: Log) -> None:
+    """``lbcore halog -q -H < log | head -1``: no traceback when head exits."""
+    with open(log.path, "rb") as f:
+        p = subprocess.Popen(
+            lbcore_cmd("halog", "-q", "-H"),
+            stdin=f,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=lbcore_env(),
+        )
+        assert p.stdout is not None and p.stderr is not None
+        first = p.stdout.readline()
+        p.stdout.close()
+        err = p.stderr.read()
+        assert p.wait(timeout=30) == 0
+    assert first.startswith(b"Nov ")
+    assert b"Traceback" not in err

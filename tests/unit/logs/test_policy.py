@@ -67,3 +67,9 @@ def test_separate_errors_and_dontlog_normal() -> None:
 def test_log_format_wins() -> None:
     p = LogPolicy.for_proxy(_proxy(Mode.HTTP, httplog=True), CTX, log_format="%ci %ST")
     assert p.decide(_ok()) == ("10.0.0.1 200", "info")
+
+
+def test_httplog_clf() -> None:
+    p = LogPolicy.for_proxy(_proxy(Mode.HTTP, httplog=True), CTX, clf=True)
+    msg, _ = p.decide(_ok())  # type: ignore[misc]
+    assert msg.startswith("10.0.0.1 - - [") and '"GET / HTTP/1.1" 200 0 "" ""' in msg

@@ -47,6 +47,27 @@ def test_udp_syslog_framing_per_target() -> None:
     assert s.counters()[f"127.0.0.1:{pa}"].sent == 1
 
 
+def test_names_are_resolved_once_and_ipv6_works() -> None:
+    rx = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    try:
+        rx.bind(("::1", 0))
+    except OSError:
+        rx.close()
+        pytest.skip("no IPv6 loopback on this machine")
+    rx.settimeout(2)
+    port = rx.getsockname()[1]
+    s = LogSender.from_specs([TargetSpec(f"[::1]:{port}", format="raw")])
+    named = LogSender.from_specs([TargetSpec(f"localhost:{port}", format="raw")])
+    try:
+        assert named.targets[0].dest[1] == port  # type: ignore[attr-defined]
+        s.log("over v6", now=NOW)
+        assert rx.recv(100) == b"over v6\n"
+    finally:
+        s.close()
+        named.close()
+        rx.close()
+
+
 def test_level_filter_and_minlevel() -> None:
     a, pa = _udp_listener()
     s = LogSender.from_specs(
@@ -177,3 +198,22 @@ def test_spec_from_parsed_log_line() -> None:
     )
     assert spec.format == "local"  # HAProxy's default framing: no host name
     assert TargetSpec.from_model(LogTarget("stdout", format="raw")).format == "raw"
+
+
+def test_log_global_expands_to_the_global_targets() -> None:
+    from lbcore.config.model import Config, Global, LogTarget, Proxy, ProxyKind
+
+    g = Global(logs=(LogTarget("127.0.0.1:514", "local0"), LogTarget("stdout", format="raw")))
+    fe = Proxy(
+        "fe",
+        ProxyKind.FRONTEND,
+        logs=(LogTarget("global"), LogTarget("/dev/log", "local1", "err")),
+    )
+    cfg = Config(global_=g, proxies=(fe,))
+    got = [(s.address, s.facility, s.level, s.format) for s in snd.specs_for(cfg, fe)]
+    assert got == [
+        ("127.0.0.1:514", "local0", None, "local"),
+        ("stdout", "local0", None, "raw"),
+        ("/dev/log", "local1", "err", "local"),
+    ]
+    assert [s.address for s in snd.specs_for(cfg)] == ["127.0.0.1:514", "stdout"]

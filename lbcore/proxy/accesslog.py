@@ -1,0 +1,99 @@
+"""Per-request log lines from the proxy adapters: ``option httplog`` / ``option tcplog``.
+
+Theory of operation: a frontend that has ``log`` targets and ``option httplog`` (or
+``tcplog``) gets an ``AccessLog``. The adapters keep a few monotonic timestamps on
+the connection while a request goes through (only when the frontend logs: a frontend
+without logging pays one attribute test per request) and, at the end, ``Timing``
+turns them into the ``RequestRecord`` that ``lbcore.logs`` formats — HAProxy's timers
+(configuration manual 8.4) in milliseconds, -1 for a phase never reached — and the
+sender batches the datagrams once per loop turn.
+
+Senders are shared by frontends logging to the same targets, so a worker opens one
+socket per distinct ``log`` line, not one per frontend.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import TYPE_CHECKING, Any
+
+from lbcore.config.model import Config, LogTarget, Mode, Proxy
+
+if TYPE_CHECKING:
+    from lbcore.logs.format import LogFormat
+    from lbcore.logs.record import RequestRecord
+    from lbcore.logs.sender import LogSender, TargetSpec
+
+# The formatter and sender are imported only when a frontend logs: a worker starts
+# (and a reload completes) faster without them.
+
+
+def _spec(t: LogTarget) -> TargetSpec:
+    from lbcore.logs.sender import TargetSpec
+
+    return TargetSpec(
+        address=t.address,
+        facility=t.facility,
+        level=t.level,
+        minlevel=t.minlevel,
+        length=t.length,
+        format=t.format,
+    )
+
+
+class AccessLog:
+    """One frontend's request log: a compiled format and the sender of its targets."""
+
+    __slots__ = ("dontlognull", "format", "sender")
+
+    def __init__(self, fmt: LogFormat, sender: LogSender, dontlognull: bool) -> None:
+        self.format = fmt
+        self.sender = sender
+        self.dontlognull = dontlognull
+
+    def emit(self, record: RequestRecord) -> None:
+        self.sender.log(self.format.render(record), "info", time.time())
+
+
+class AccessLogs:
+    """Builds the ``AccessLog`` of each frontend of a config, sharing senders."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.senders: dict[tuple[TargetSpec, ...], LogSender] = {}
+
+    def for_frontend(self, proxy: Proxy) -> AccessLog | None:
+        opts = proxy.options
+        if not (opts.httplog or opts.tcplog):
+            return None
+        targets: list[LogTarget] = []
+        for t in proxy.logs:
+            targets.extend(self.config.global_.logs if t.address == "global" else (t,))
+        if not targets:
+            return None
+        from lbcore.logs.format import Context, LogFormat
+        from lbcore.logs.sender import LogSender
+
+        specs = tuple(_spec(t) for t in targets)
+        sender = self.senders.get(specs)
+        if sender is None:
+            sender = LogSender.from_specs(list(specs), clock=time.time)
+            self.senders[specs] = sender
+        ctx = Context(hostname=socket.gethostname(), pid=os.getpid())
+        http = proxy.mode is Mode.HTTP and opts.httplog
+        fmt = LogFormat.httplog(ctx) if http else LogFormat.tcplog(ctx)
+        return AccessLog(fmt, sender, opts.dontlognull)
+
+    def attach(self, loop: Any) -> None:
+        for sender in self.senders.values():
+            sender.attach(loop)
+
+    def close(self) -> None:
+        for sender in self.senders.values():
+            sender.close()
+
+
+def ms(start: float, end: float) -> int:
+    return int((end - start) * 1000)

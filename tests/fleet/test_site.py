@@ -1,0 +1,276 @@
+"""Issue 8 on the lab: `site` from bare hosts, idempotence, reloads under load, failed
+renders that replace nothing, ad-hoc drain on both balancers, admin states across reloads.
+
+One lab for the module, from bare hosts to the site by `molecule test --destroy never`
+(tests/fleet/conftest.py), which is also the molecule test of Must-show 5. The tests run in
+file order on it, each leaving the site serving with every server enabled for the next.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fleet.fleetctl import (
+    BACKENDS,
+    BALANCERS,
+    Fleet,
+    Load,
+    Molecule,
+    get,
+    spread,
+    wait_answering,
+)
+from tests.lab.labctl import changed_tasks, failures
+
+pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(900)]
+
+CONFIG = "/etc/lbcore/lbcore.cfg"
+PIDFILE = "/run/lbcore/lbcore.pid"
+# The balancer role alone (tags), for the tests about its config: a quicker site run.
+BALANCER_ONLY = ("--tags", "lbcore_balancer")
+DRAIN = {"backend": "app", "server": "web2", "state": "drain", "wait": True}
+
+
+@pytest.fixture
+def fleet(converged: tuple[Fleet, Molecule]) -> Fleet:
+    fleet, molecule = converged
+    if molecule.returncode != 0:
+        pytest.fail("molecule test failed:\n" + molecule.output[-6000:])
+    wait_answering(fleet.url())
+    return fleet
+
+
+def step_output(molecule: Molecule, step: str) -> str:
+    """What molecule printed for one step of its sequence."""
+    start = molecule.output.find(f"default ➜ {step}: Executing")
+    end = molecule.output.find(f"default ➜ {step}: Executed", start)
+    assert start >= 0 and end > start, f"no {step} step in:\n{molecule.output[-3000:]}"
+    return molecule.output[start:end]
+
+
+def recap(text: str) -> dict[str, int]:
+    """changed= per host from a play recap."""
+    return {h: int(n) for h, n in re.findall(r"(\w+)\s+:\s+ok=\d+\s+changed=(\d+)", text)}
+
+
+def holders_of_vip(fleet: Fleet) -> list[str]:
+    rc, res = fleet.adhoc("balancers", "ansible.builtin.command", "ip -o -4 addr show dev eth0")
+    assert rc == 0, res
+    return sorted(h for h, r in res.items() if f" {fleet.lab.vip}/" in r["stdout"])
+
+
+def state_of(fleet: Fleet, host: str) -> tuple[str, str]:
+    """(md5 of the balancer config, master pid) on one balancer."""
+    out = fleet.sh(host, f"md5sum {CONFIG} | cut -d' ' -f1; cat {PIDFILE}")
+    digest, pid = out.split()
+    return digest, pid
+
+
+def admin_socket_served(fleet: Fleet) -> bool:
+    rc, _ = fleet.adhoc("lb1", "lbcore.fleet.lb_info")
+    return rc == 0
+
+
+@pytest.fixture
+def runtime_api(fleet: Fleet) -> Iterator[Fleet]:
+    if not admin_socket_served(fleet):
+        pytest.skip("lbcore run does not serve its admin socket on this checkout yet")
+    yield fleet
+    # Leave every server enabled for the next test, whatever this one did.
+    fleet.adhoc("balancers", "lbcore.fleet.backend_server", "backend=app server=web2")
+
+
+# ---- 1. site from bare hosts, then idempotent --------------------------------------------
+
+
+def test_molecule_test_passes(converged: tuple[Fleet, Molecule]) -> None:
+    """Issue 8's Must-show 5: destroy, syntax, create, converge (the site), idempotence
+    and the testinfra verifier, in one `molecule test`."""
+    _, molecule = converged
+    assert molecule.returncode == 0, molecule.output[-8000:]
+    verify = step_output(molecule, "verify")
+    assert re.search(r"=+ \d+ passed", verify), verify[-3000:]
+
+
+def test_site_from_bare_hosts_serves_the_vip_spread_over_the_backends(
+    fleet: Fleet, converged: tuple[Fleet, Molecule]
+) -> None:
+    _, molecule = converged
+    changed = recap(step_output(molecule, "converge"))
+    assert set(changed) == set(BALANCERS), changed  # the site touches the balancers only
+    assert all(n > 0 for n in changed.values()), changed
+    assert holders_of_vip(fleet) == ["lb1"]  # the highest priority holds it, alone
+    counts = spread(fleet.url(), 30)
+    assert set(counts) == set(BACKENDS), counts
+    assert all(n >= 5 for n in counts.values()), counts  # roundrobin: 10 each
+
+
+def test_second_site_run_changes_nothing_on_any_host(
+    fleet: Fleet, converged: tuple[Fleet, Molecule]
+) -> None:
+    # molecule's idempotence step is a second `site` run; it fails on any change.
+    _, molecule = converged
+    assert recap(step_output(molecule, "idempotence")) == {"lb1": 0, "lb2": 0}
+
+
+# ---- 3. reloads: graceful under load; a bad render replaces nothing ------------------------
+
+
+def test_config_change_reloads_without_dropping_a_request(fleet: Fleet) -> None:
+    before = {h: state_of(fleet, h) for h in BALANCERS}
+    with Load(fleet.url(), threads=4, max_requests=20_000, max_seconds=240) as load:
+        time.sleep(1.0)
+        out = fleet.site("-e", '{"lbcore_balancer_maxconn": 4000}', *BALANCER_ONLY)
+        time.sleep(1.0)
+    after = {h: state_of(fleet, h) for h in BALANCERS}
+    reloads = [t for t in changed_tasks(out) if "Signal lbcore to reload" in t]
+    assert len(reloads) == 2, changed_tasks(out)
+    for host in BALANCERS:
+        assert after[host][0] != before[host][0], f"{host}: config not replaced"
+        assert after[host][1] == before[host][1], f"{host}: lbcore was restarted, not reloaded"
+    assert "maxconn 4000" in fleet.sh("lb1", f"cat {CONFIG}")
+    assert not load.errors, f"{len(load.errors)} of {load.total} failed: {load.errors[:5]}"
+    assert load.total > 100 and set(load.ok) == set(BACKENDS), load.ok
+
+
+BROKEN_TEMPLATE = """global
+    maxconn {{ lbcore_balancer_maxconn }
+"""
+
+
+@pytest.mark.parametrize(
+    ("extra", "failing_task"),
+    [
+        # lbcore check refuses it: the template renders, validation fails
+        ('{"lbcore_balancer_balance": "no-such-algorithm"}', "Render the balancer configuration"),
+        # a broken template (a Jinja syntax error in the operator's own template)
+        ('{"lbcore_balancer_template": "TEMPLATE"}', "Render the balancer configuration"),
+        # a variable that is not defined, used in another: refused before any task runs
+        ('{"lbcore_balancer_frontend_extra": ["{{ no_such_variable }}"]}', "Validating arguments"),
+        # a variable of the wrong type: the role's argument spec refuses it
+        ('{"lbcore_balancer_maxconn": "lots"}', "Validating arguments against arg spec"),
+    ],
+    ids=["lbcore-check-refuses", "broken-template", "undefined-variable", "bad-type"],
+)
+def test_bad_config_fails_the_play_and_the_old_one_keeps_serving(
+    fleet: Fleet, extra: str, failing_task: str, tmp_path: Path
+) -> None:
+    template = tmp_path / "broken.cfg.j2"
+    template.write_text(BROKEN_TEMPLATE)
+    extra = extra.replace("TEMPLATE", str(template))
+    before = {h: state_of(fleet, h) for h in BALANCERS}
+    rc, out = fleet.playbook("site", "-e", extra, *BALANCER_ONLY)
+    assert rc != 0
+    failed = failures(out)
+    assert failed and all(failing_task in f for f in failed), failed
+    assert {h: state_of(fleet, h) for h in BALANCERS} == before  # same file, same master
+    assert not [t for t in changed_tasks(out) if "reload" in t.lower()], changed_tasks(out)
+    assert set(spread(fleet.url(), 9)) == set(BACKENDS)
+
+
+# ---- 2. ad-hoc drain on every balancer --------------------------------------------------
+
+
+def slow_sessions(fleet: Fleet, seconds: float) -> tuple[list[threading.Thread], dict]:
+    """Three slow requests through each balancer at once: roundrobin sends one to each
+    backend, so web2 has a session on both balancers. Returns the threads and a dict
+    filled with (balancer, backend) -> time the answer arrived."""
+    done: dict[tuple[str, str], float] = {}
+
+    def one(balancer: str) -> None:
+        name = get(fleet.url(balancer, f"/?delay={seconds}"), timeout=seconds + 30)
+        done[(balancer, name)] = time.monotonic()
+
+    threads = [threading.Thread(target=one, args=(b,)) for b in BALANCERS for _ in BACKENDS]
+    for t in threads:
+        t.start()
+        time.sleep(0.05)  # in order, so roundrobin deals them out one per backend
+    return threads, done
+
+
+def test_drain_changes_both_balancers_and_waits_for_web2s_sessions(runtime_api: Fleet) -> None:
+    fleet = runtime_api
+    threads, done = slow_sessions(fleet, 8.0)
+    time.sleep(1.5)  # the requests are in flight
+    rc, res = fleet.adhoc("balancers", "lbcore.fleet.backend_server", DRAIN)
+    returned = time.monotonic()
+    for t in threads:
+        t.join(timeout=60)
+    assert rc == 0, res
+    for host in BALANCERS:
+        r = res[host]
+        assert r["changed"] is True, (host, r)
+        assert r["before"]["admin_state"] == "ready" and r["after"]["admin_state"] == "drain"
+        assert r["sessions"] == 0, (host, r)
+    # web2's slow sessions were served to the end, and the module returned after them.
+    assert {(b, "web2") for b in BALANCERS} <= set(done), done
+    assert returned >= max(done[(b, "web2")] for b in BALANCERS) - 0.5, (returned, done)
+    # New requests go elsewhere, through either balancer.
+    for balancer in (None, *BALANCERS):
+        counts = spread(fleet.url(balancer), 12)
+        assert "web2" not in counts and set(counts) == {"web1", "web3"}, (balancer, counts)
+
+
+def test_enabled_brings_web2_back_and_a_second_enabled_changes_nothing(
+    runtime_api: Fleet,
+) -> None:
+    fleet = runtime_api
+    fleet.adhoc("balancers", "lbcore.fleet.backend_server", DRAIN)
+    enable = {"backend": "app", "server": "web2", "state": "enabled", "wait": True}
+    rc, res = fleet.adhoc("balancers", "lbcore.fleet.backend_server", enable)
+    assert rc == 0 and all(res[h]["changed"] for h in BALANCERS), res
+    assert all(res[h]["after"]["status"] == "UP" for h in BALANCERS), res
+    assert set(spread(fleet.url(), 9)) == set(BACKENDS)
+    rc, res = fleet.adhoc("balancers", "lbcore.fleet.backend_server", enable)
+    assert rc == 0 and not any(res[h]["changed"] for h in BALANCERS), res
+
+
+def test_check_mode_reports_the_change_and_makes_none(runtime_api: Fleet) -> None:
+    fleet = runtime_api
+    rc, res = fleet.adhoc("balancers", "lbcore.fleet.backend_server", DRAIN, "--check")
+    assert rc == 0, res
+    for host in BALANCERS:
+        assert res[host]["changed"] is True, res[host]
+        assert res[host]["after"]["admin_state"] == "drain", res[host]
+        assert res[host]["commands"] == ["set server app/web2 state drain"], res[host]
+    rc, info = fleet.adhoc("balancers", "lbcore.fleet.lb_info")
+    assert rc == 0
+    for host in BALANCERS:
+        web2 = info[host]["backends"]["app"]["servers"]["web2"]
+        assert web2["admin_state"] == "ready", (host, web2)
+    assert "web2" in spread(fleet.url(), 9)
+
+
+def test_unknown_server_fails_with_a_clear_message(runtime_api: Fleet) -> None:
+    fleet = runtime_api
+    args = {"backend": "app", "server": "web9", "state": "drain"}
+    rc, res = fleet.adhoc("balancers", "lbcore.fleet.backend_server", args)
+    assert rc != 0
+    for host in BALANCERS:
+        assert res[host].get("failed"), res[host]
+        msg = res[host]["msg"]
+        assert "app/web9" in msg and ("no such" in msg.lower() or "unknown" in msg.lower()), msg
+
+
+# ---- 4. admin states survive a site run that reloads ---------------------------------------
+
+
+def test_admin_states_survive_a_reloading_site_run(runtime_api: Fleet) -> None:
+    fleet = runtime_api
+    maint = {"backend": "app", "server": "web2", "state": "maint"}
+    rc, res = fleet.adhoc("balancers", "lbcore.fleet.backend_server", maint)
+    assert rc == 0 and all(res[h]["changed"] for h in BALANCERS), res
+    before = {h: state_of(fleet, h) for h in BALANCERS}
+    out = fleet.site("-e", '{"lbcore_balancer_maxconn": 4001}')
+    assert len([t for t in changed_tasks(out) if "Signal lbcore to reload" in t]) == 2
+    assert all(state_of(fleet, h)[1] == before[h][1] for h in BALANCERS)  # reloaded
+    rc, res = fleet.adhoc("balancers", "lbcore.fleet.backend_server", maint)
+    assert rc == 0 and not any(res[h]["changed"] for h in BALANCERS), res  # still maint
+    for balancer in (None, *BALANCERS):
+        assert "web2" not in spread(fleet.url(balancer), 9)
