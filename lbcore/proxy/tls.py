@@ -150,6 +150,7 @@ class PassthroughClient(TcpClient):
     def _decide(self, found: ClientHello | Verdict | None) -> None:
         """Inspection over: rules, then a backend, then the TCP adapter's own path."""
         self.inspecting = False
+        self.peeked = bytearray()  # a copy of ``pending``: no longer needed
         self.deadline.cancel()
         if self.transport is None or self.closed:
             return
