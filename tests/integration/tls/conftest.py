@@ -207,6 +207,7 @@ frontend passthrough
     bind 127.0.0.1:{pt}
     tcp-request inspect-delay 5s
     tcp-request content accept if {{ req.ssl_hello_type 1 }}
+    tcp-request content reject
     use_backend pt_a if {{ req.ssl_sni -i a.test }}
     use_backend pt_b if {{ req.ssl_sni -i b.test }}
     default_backend pt_a

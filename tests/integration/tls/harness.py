@@ -59,6 +59,7 @@ class Backend:
     ctx: ssl.SSLContext | None = None
     port: int = 0
     peers: list[tuple[str, int]] = field(default_factory=list)
+    accepts: int = 0  # TCP connections accepted (whatever came of them)
     server: ThreadingHTTPServer | None = None
 
     def start(self) -> Backend:
@@ -113,6 +114,7 @@ class Backend:
 
             def get_request(self) -> tuple[socket.socket, object]:
                 sock, addr = self.socket.accept()
+                backend.accepts += 1
                 if backend.ctx is not None:
                     sock = backend.ctx.wrap_socket(
                         sock, server_side=True, do_handshake_on_connect=False

@@ -154,3 +154,21 @@ def test_health_checks_of_ssl_servers_speak_tls(lab: Lbcore) -> None:
     assert status == 503
     text = lab.log() + "".join(lab.received)
     assert "tls_checked_bad/wc is DOWN" in text and "Layer6 invalid response" in text, text[-2000:]
+
+
+def test_passthrough_rejects_what_is_not_tls_at_once(lab: Lbcore) -> None:
+    """``tcp-request content reject`` after the ClientHello rule: plain HTTP is closed as
+    soon as it is recognised as not TLS (not after the 5 s inspect delay)."""
+    before = lab.backends["ta"].accepts + lab.backends["tb"].accepts
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", lab.ports["pt"]), timeout=5) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        try:
+            data = s.recv(4096)
+        except ConnectionResetError:
+            data = b""
+    assert data == b""
+    assert time.monotonic() - started < 2.5
+    time.sleep(0.2)
+    # refused by lbcore itself: no server was even connected to
+    assert lab.backends["ta"].accepts + lab.backends["tb"].accepts == before
