@@ -626,14 +626,16 @@ def _die_with_parent(master_pid: int) -> None:
 
 
 def _preload_worker(config: Config) -> None:
-    """Import the worker's code in the master, before a fork whose child drops root:
-    after ``setuid`` the interpreter's library may be unreadable to ``user`` (a Python
-    under /root, a venv in a 0750 directory), and a lazy import would kill the worker.
-    Cheap after the first time (the modules are cached)."""
+    """Import the worker's code in the master, before forking: a new worker then starts
+    accepting without first importing its code (a reload's gap is shorter), and a child
+    that drops root cannot fail on a library unreadable to ``user`` (a Python under
+    /root, a venv in a 0750 directory). Cheap after the first time (modules are cached)."""
+    import importlib
+
+    importlib.import_module("lbcore.worker")
     g = config.global_
     if os.geteuid() != 0 or (g.user is None and g.group is None):
         return
-    import importlib
     import pkgutil
 
     import lbcore

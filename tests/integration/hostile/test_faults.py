@@ -299,3 +299,79 @@ def test_rolling_drain_under_load_loses_nothing(tmp_path: Path) -> None:
     )
     assert total > 300
     assert set(results) == {"200"}, results
+
+
+# --- 20 reloads under load ----------------------------------------------------------------
+
+RELOAD = """\
+global
+    hard-stop-after 10s
+
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 10s
+    timeout server 10s
+
+frontend fe
+    bind 127.0.0.1:{port}
+    http-response set-header X-Gen {gen}
+    default_backend app
+
+backend app
+{servers}
+"""
+
+
+def _generation(port: int) -> str | None:
+    got = exchange(port, b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", wait=2)
+    m = re.search(rb"(?i)\r\nx-gen: (\d+)", got.raw)
+    return m.group(1).decode() if m else None
+
+
+@pytest.mark.timeout(150)
+def test_twenty_reloads_under_load_fail_nothing(tmp_path: Path) -> None:
+    """20 SIGUSR2 reloads while 16 connections stay busy (half keep-alive, half a new
+    connection per request; tests/integration/master/load.py): 0 failed requests.
+    Each reload follows the previous one once its generation answers, as an operator's
+    (or Ansible's) reloads do. Back-to-back signals faster than workers start are not
+    covered: the master stops the old workers without waiting for the new ones."""
+    import signal as sig
+
+    from tests.integration.master.load import Load, Prober
+
+    webs = [Backend(f"web{i}") for i in range(1, 3)]
+    servers = "\n".join(f"    server s{i} {w.addr}" for i, w in enumerate(webs, 1))
+    text = RELOAD.replace("{servers}", servers)
+    proc = Proc("lbcore", text.replace("{gen}", "1"), tmp_path)
+    try:
+        with (
+            Prober("127.0.0.1", proc.port) as probe,
+            Load("127.0.0.1", proc.port, connections=16, duration=90) as load,
+        ):
+            time.sleep(0.5)
+            t0 = time.monotonic()
+            for gen in range(2, 22):
+                proc.cfg.write_text(
+                    text.replace("{gen}", str(gen)).replace("{port}", str(proc.port))
+                )
+                proc.proc.send_signal(sig.SIGUSR2)
+                deadline = time.monotonic() + 20
+                while _generation(proc.port) != str(gen):
+                    assert time.monotonic() < deadline, f"generation {gen} never answered"
+                    time.sleep(0.05)
+            took = time.monotonic() - t0
+            time.sleep(0.5)
+            result = load.stop()
+        print(
+            f"\n20 reloads in {took:.1f}s under 16 connections: {result.ok} ok, "
+            f"{result.failed} failed, {result.retried} retried (a reused idle keep-alive "
+            f"closed before any byte), {probe.refused} refused connects of {probe.attempts}"
+        )
+        assert result.failed == 0, result.errors
+        assert probe.refused == 0
+        assert result.ok > 500
+    finally:
+        proc.stop()
+        for web in webs:
+            web.close()
