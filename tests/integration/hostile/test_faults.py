@@ -1,7 +1,7 @@
 """Faults with nothing lost that could have been saved (issue 11, item 4 — partly):
 a server dying mid-response, connect failures, non-idempotent requests, a rolling
-drain under load. (20 reloads under load: tests/integration/master/test_lbcore_run.py
-does 10 under 20 busy connections; the VRRP failover under load is not built here.)
+drain under load, 20 reloads under load. (The VRRP failover under load:
+test_failover.py.)
 """
 
 from __future__ import annotations
