@@ -1,4 +1,4 @@
-"""Faults with nothing lost that could have been saved (issue 11, item 4 — partly):
+"""Faults with nothing lost that could have been saved (issue 11, item 4):
 a server dying mid-response, connect failures, non-idempotent requests, a rolling
 drain under load, 20 reloads under load. (The VRRP failover under load:
 test_failover.py.)
