@@ -7,11 +7,7 @@ during the takeover, whose length is measured and printed.
 
 from __future__ import annotations
 
-import os
-import random
-import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -19,95 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import is_root, lbcore_cmd, lbcore_env
+from tests.conftest import is_root, lbcore_cmd
+from tests.integration.hostile.lablet import BACKEND, LB, Lab, ip_cmd
 from tests.integration.vrrp.conftest import read_state, vrrp_conf
-
-BACKEND = """
-import http.server, sys
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_GET(self):
-        body = sys.argv[1].encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a):
-        pass
-http.server.ThreadingHTTPServer(("127.0.0.1", 8000), H).serve_forever()
-"""
-
-LB = """\
-global
-    nbthread 1
-defaults
-    mode http
-    timeout connect 1s
-    timeout client 5s
-    timeout server 5s
-frontend fe
-    bind 0.0.0.0:8080
-    default_backend app
-backend app
-    server local 127.0.0.1:8000
-"""
-
-
-def _ip(*args: str, check: bool = True) -> None:
-    subprocess.run(["ip", *args], check=check, capture_output=True, text=True)
-
-
-class Lab:
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.net = random.randint(1, 254)
-        tag = f"lbh-{os.getpid()}-{self.net}"
-        self.bridge = f"lbhbr{self.net}"
-        self.hosts = [f"{tag}-a", f"{tag}-b"]
-        self.ports = [f"lbh{self.net}a", f"lbh{self.net}b"]
-        self.vip = f"198.19.{self.net}.100"
-        self.procs: list[subprocess.Popen[bytes]] = []
-        try:
-            _ip("link", "add", self.bridge, "type", "bridge")
-            _ip("addr", "add", f"198.19.{self.net}.1/24", "dev", self.bridge)
-            _ip("link", "set", self.bridge, "up")
-            for i, (ns, port) in enumerate(zip(self.hosts, self.ports, strict=True)):
-                _ip("netns", "add", ns)
-                _ip("link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns)
-                _ip("link", "set", port, "master", self.bridge, "up")
-                _ip("-n", ns, "addr", "add", f"198.19.{self.net}.{10 + i}/24", "dev", "eth0")
-                _ip("-n", ns, "link", "set", "eth0", "up")
-                _ip("-n", ns, "link", "set", "lo", "up")
-        except BaseException:
-            self.close()
-            raise
-
-    def run(self, ns: str, argv: list[str], name: str) -> subprocess.Popen[bytes]:
-        log = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115 (the child owns it)
-        proc = subprocess.Popen(
-            ["ip", "netns", "exec", ns, *argv],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=lbcore_env(),
-            cwd=self.tmp,
-        )
-        log.close()
-        self.procs.append(proc)
-        return proc
-
-    def close(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        for ns in self.hosts:
-            _ip("netns", "del", ns, check=False)
-        _ip("link", "del", self.bridge, check=False)
 
 
 @pytest.fixture
@@ -171,7 +81,7 @@ def test_failover_under_load_fails_only_during_takeover(lab: Lab) -> None:
         results.append((time.monotonic(), _get(lab.vip)))
         time.sleep(0.01)
     t_down = time.monotonic()
-    _ip("link", "set", lab.ports[0], "down")  # host a "dies"
+    ip_cmd("link", "set", lab.ports[0], "down")  # host a "dies"
     t_end = t_down + 5.0
     while time.monotonic() < t_end:
         results.append((time.monotonic(), _get(lab.vip)))
