@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
                 totals[1] += err
                 totals[2] += retried
                 print(
-                    f"{now - start:6.0f} {ok + err:9d} {err:7d} {p99:7.1f} "
+                    f"{now - start:6.0f} {ok + err:9d} {err:7d} {retried:7d} {p99:7.1f} "
                     f"{rss_mib([lb.pid for lb in lbs]):8.1f}  {', '.join(marks)}",
                     flush=True,
                 )
@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
             t.join(5)
         print(
             f"total: {totals[0] + totals[1]} requests, {totals[1]} errors "
-            f"({100 * totals[1] / max(1, sum(totals)):.3f}%)"
+            f"({100 * totals[1] / max(1, totals[0] + totals[1]):.3f}%), {totals[2]} retried"
         )
     finally:
         stop.set()

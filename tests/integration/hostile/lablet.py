@@ -6,6 +6,7 @@ PID and every link and namespace is removed by :meth:`Lab.close`, even on failur
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -13,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 from tests.conftest import lbcore_env
+from tests.integration.hostile.harness import children
 
 BACKEND = """
 import http.server, sys
@@ -89,6 +91,7 @@ class Lab:
         return proc
 
     def close(self) -> None:
+        kids = [c for proc in self.procs if proc.poll() is None for c in children(proc.pid)]
         for proc in self.procs:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -98,6 +101,11 @@ class Lab:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+        for pid in kids:  # workers still finishing would keep their namespace alive
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for port in self.ports:  # the pair goes at once, whatever holds the namespace
+            ip_cmd("link", "del", port, check=False)
         for ns in self.hosts:
             ip_cmd("netns", "del", ns, check=False)
         ip_cmd("link", "del", self.bridge, check=False)
