@@ -52,6 +52,9 @@ POOL_IDLE = 5.0  # seconds an idle server connection is kept (HAProxy's pool-pur
 
 log = logging.getLogger("lbcore.proxy")
 
+#: RFC 9110 §9.2.2: the methods a proxy may send again when a connection fails.
+_IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"))
+
 #: HAProxy's termination state (first two characters) for the answers lbcore makes.
 _TERM = {400: "CR", 403: "PR", 408: "cR", 500: "PR", 502: "SH", 503: "SC", 504: "sH"}
 
@@ -761,6 +764,7 @@ class HttpClient(asyncio.Protocol):
             and not up.got_data
             and req is not None
             and not req.has_body
+            and req.method in _IDEMPOTENT  # a POST the server may have acted on: never twice
             and self.replays == 0
             and self.phase == FORWARD
         ):
