@@ -37,6 +37,7 @@ from lbcore.http.rules import compile_rules
 from lbcore.proxy.accesslog import AccessLogs
 from lbcore.proxy.common import FrontendRuntime, Registry, request_limits
 from lbcore.proxy.http import HttpClient, purge_idle
+from lbcore.proxy.services import MasterLink
 from lbcore.proxy.tcp import TcpClient
 from lbcore.proxy.tls import listener as tls_listener
 from lbcore.server import AdminState, OpState
@@ -175,6 +176,7 @@ class Worker:
     def attach_channel(self, channel: socket.socket) -> None:
         self.channel = channel
         channel.setblocking(False)
+        self.registry.link = MasterLink(self.send)
         self.loop.add_reader(channel.fileno(), self._on_channel)
 
     def _on_channel(self) -> None:
@@ -208,6 +210,8 @@ class Worker:
             self.send(self.snapshot())
         elif op == "server":
             self._server_change(msg)
+        elif op == "service_reply" and self.registry.link is not None:
+            self.registry.link.deliver(msg)
 
     def _server_change(self, msg: dict[str, Any]) -> None:
         """Apply a runtime API change the master relays (weights, states, address)."""

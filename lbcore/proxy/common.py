@@ -76,6 +76,8 @@ class Registry:
         self.draining = False
         self.maxconn = maxconn
         self.on_empty: Callable[[], None] | None = None
+        #: the worker's request/reply link to its master (``lbcore.proxy.services``)
+        self.link: Any = None
 
     def add(self, conn: Any) -> None:
         self.conns.add(conn)
