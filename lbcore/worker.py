@@ -41,6 +41,7 @@ from lbcore.proxy.services import MasterLink
 from lbcore.proxy.tcp import TcpClient
 from lbcore.proxy.tls import listener as tls_listener
 from lbcore.server import AdminState, OpState
+from lbcore.worker_link import read_pending
 
 
 def build_runtime(
@@ -280,6 +281,11 @@ def run_worker(
     loop.add_signal_handler(signal.SIGTERM, worker.stop_now)
     loop.add_signal_handler(signal.SIGINT, worker.stop_now)
     try:
+        if channel is not None:
+            # The master's full state (server states, weights) is queued on the
+            # channel before the fork: apply it before the first accept.
+            for msg in read_pending(channel):
+                worker.handle(msg)
         loop.run_until_complete(worker.start(listeners))
         if channel is not None:
             worker.attach_channel(channel)
