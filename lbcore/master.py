@@ -378,6 +378,8 @@ class Master:
                 except (OSError, control.ChannelError) as e:
                     log.warning("Full state for the new worker incomplete: %s", e)
                     break
+        if self.worker_fn is default_worker:
+            _preload_worker()
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
@@ -621,6 +623,39 @@ def _die_with_parent(master_pid: int) -> None:
         libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGUSR1), 0, 0, 0)
     if os.getppid() != master_pid:  # the master died before prctl took effect
         os.kill(os.getpid(), signal.SIGUSR1)
+
+
+def _preload_worker() -> None:
+    """Import the worker's code in the master, before forking, for two reasons:
+
+    * a new worker then starts serving in milliseconds instead of spending 0.3-0.7 s
+      importing in the child while the old generation is already being stopped (on a
+      reload the listen backlog would fill and clients wait);
+    * after ``setuid`` the interpreter's library may be unreadable to ``user`` (a Python
+      under /root, a venv in a 0750 directory), and a lazy import would kill the worker.
+
+    Cheap after the first time (the modules are cached)."""
+    import importlib
+    import pkgutil
+
+    import lbcore
+
+    for mod in pkgutil.walk_packages(lbcore.__path__, "lbcore."):
+        if mod.name.startswith(
+            (
+                "lbcore.worker",
+                "lbcore.proxy",
+                "lbcore.balance",
+                "lbcore.http",
+                "lbcore.logs",
+                "lbcore.tls",
+                "lbcore.backend",
+            )
+        ):
+            importlib.import_module(mod.name)
+    for name in ("uvloop", "encodings.idna", "fcntl"):  # what the worker imports lazily
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
 
 
 def _drop_privileges(config: Config) -> None:

@@ -10,8 +10,9 @@ starts accepting on every bind with uvloop, and runs until told to stop:
   ``connection: close``), then return. The master bounds this with hard-stop-after.
 * SIGTERM/SIGINT, or ``{"op": "stop", "grace": false}``: return now.
 
-The channel (a SOCK_SEQPACKET socketpair end, one JSON object per message) also
-carries server changes from the master — ``{"op": "server", "backend", "server",
+The channel (a SOCK_SEQPACKET socketpair end, one JSON object per message) gets
+``{"op": "ready", "pid"}`` once every listener is served, and carries server changes
+from the master — ``{"op": "server", "backend", "server",
 "weight"?, "admin_state"?, "op_state"?}`` — and answers ``{"op": "stats"}`` with a
 counters snapshot. A closed channel means the master is gone: the worker stops
 gracefully rather than live on as an orphan.
@@ -289,6 +290,9 @@ def run_worker(
         loop.run_until_complete(worker.start(listeners))
         if channel is not None:
             worker.attach_channel(channel)
+            # Serving from now on: a master may wait for this before it stops the
+            # previous generation, so a reload never leaves the listeners unserved.
+            worker.send({"op": "ready", "pid": os.getpid()})
         loop.run_until_complete(worker.done)
         if channel is not None:
             worker.send(worker.snapshot())

@@ -493,8 +493,10 @@ class Reader:
         end = buf.find(b"\r\n\r\n")
         limits = self.limits
         if end < 0:
-            if self.is_request and len(buf) > limits.max_line and buf.find(b"\r\n") < 0:
-                raise ProtocolError(414, "request line too long")
+            if self.is_request and len(buf) > limits.max_line:
+                eol = buf.find(b"\r\n")  # a line already too long is 414 however it ends
+                if eol < 0 or eol > limits.max_line:
+                    raise ProtocolError(414, "request line too long")
             if len(buf) > limits.max_head:
                 if self.is_request and buf.find(b"\r\n") > limits.max_line:
                     raise ProtocolError(414, "request line too long")

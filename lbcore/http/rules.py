@@ -5,11 +5,14 @@ in place and evaluation continues (later conditions see the changes); ``deny`` a
 ``redirect`` are final and yield a ``Verdict`` the adapter turns into an answer.
 
 Values may reference the client address with ``%[src]`` (the one sample HAProxy users
-put in headers most); any other text is literal.
+put in headers most) and the TLS samples ``%[ssl_fc]``, ``%[ssl_fc_sni]``,
+``%[ssl_c_used]``, ``%[ssl_fc_protocol]``, ``%[ssl_fc_cipher]``; any other text is
+literal.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -30,14 +33,40 @@ class Verdict:
     service: str | None = None  # set for use-service
 
 
-ValueFn = Callable[[str], bytes]
+ValueFn = Callable[[Request, str], bytes]
+
+#: samples a header value may name as ``%[name]``: the client address, and the TLS
+#: facts of the client connection (``Request.conn``, a ``lbcore.tls.info.TlsInfo``)
+_SAMPLES: dict[bytes, Callable[[Request, str], bytes]] = {
+    b"src": lambda _req, src: src.encode("latin-1"),
+    b"ssl_fc": lambda req, _src: b"1" if req.conn is not None and req.conn.ssl_fc else b"0",
+    b"ssl_c_used": lambda req, _src: b"1" if req.conn is not None and req.conn.c_used else b"0",
+    b"ssl_fc_sni": lambda req, _src: ((req.conn and req.conn.sni) or "").encode("latin-1"),
+    b"ssl_fc_protocol": lambda req, _src: ((req.conn and req.conn.version) or "").encode(),
+    b"ssl_fc_cipher": lambda req, _src: ((req.conn and req.conn.cipher) or "").encode(),
+}
+_SAMPLE_REF = re.compile(rb"%\[([a-z_.]+)\]")
 
 
 def _value(text: str | None) -> ValueFn:
     raw = (text or "").encode("latin-1")
-    if b"%[src]" not in raw:
-        return lambda _src: raw
-    return lambda src: raw.replace(b"%[src]", src.encode("latin-1"))
+    parts: list[bytes | Callable[[Request, str], bytes]] = []
+    pos = 0
+    for m in _SAMPLE_REF.finditer(raw):
+        fetch = _SAMPLES.get(m.group(1))
+        if fetch is None:
+            continue  # not a sample lbcore knows: kept as written
+        parts += [raw[pos : m.start()], fetch]
+        pos = m.end()
+    if not parts:
+        return lambda _req, _src: raw
+    parts.append(raw[pos:])
+    pieces = [p for p in parts if p != b""]
+
+    def render(req: Request, src: str) -> bytes:
+        return b"".join(p if isinstance(p, bytes) else p(req, src) for p in pieces)
+
+    return render
 
 
 def _set(fields: Fields, name: bytes, value: bytes) -> Fields:
@@ -76,7 +105,7 @@ def compile_rules(rules: Sequence[HttpRule], acls: Sequence[Acl]) -> tuple[Compi
 
 
 def _redirect_location(rule: CompiledRule, req: Request, src: str) -> bytes:
-    target = rule.value(src)
+    target = rule.value(req, src)
     if rule.kind == "prefix":
         uri = req.target
         return uri if target in (b"", b"/") else target.rstrip(b"/") + uri
@@ -93,9 +122,9 @@ def apply_request_rules(rules: Sequence[CompiledRule], req: Request, src: str) -
             continue
         action = rule.action
         if action == "set-header":
-            req.headers = _set(req.headers, rule.name, rule.value(src))
+            req.headers = _set(req.headers, rule.name, rule.value(req, src))
         elif action == "add-header":
-            req.headers.append((rule.name, rule.value(src)))
+            req.headers.append((rule.name, rule.value(req, src)))
         elif action == "del-header":
             req.headers = _delete(req.headers, rule.name)
         elif action == "deny":
@@ -116,9 +145,9 @@ def apply_response_rules(
             continue
         action = rule.action
         if action == "set-header":
-            resp.headers = _set(resp.headers, rule.name, rule.value(src))
+            resp.headers = _set(resp.headers, rule.name, rule.value(req, src))
         elif action == "add-header":
-            resp.headers.append((rule.name, rule.value(src)))
+            resp.headers.append((rule.name, rule.value(req, src)))
         elif action == "del-header":
             resp.headers = _delete(resp.headers, rule.name)
         elif action == "deny":

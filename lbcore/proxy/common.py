@@ -74,10 +74,23 @@ class Registry:
     def __init__(self, maxconn: int) -> None:
         self.conns: set[Any] = set()
         self.draining = False
-        self.maxconn = maxconn
+        self.maxconn = maxconn  # global maxconn: admitted connections, all frontends
+        self.admitted = 0
+        self.frontends: list[FrontendRuntime] = []  # whose held connections a slot wakes
         self.on_empty: Callable[[], None] | None = None
         #: the worker's request/reply link to its master (``lbcore.proxy.services``)
         self.link: Any = None
+
+    def full(self) -> bool:
+        return bool(self.maxconn) and self.admitted >= self.maxconn
+
+    def released(self) -> None:
+        """A connection left: let connections held by any frontend in, in turn."""
+        self.admitted -= 1
+        for fe in self.frontends:
+            if self.full():
+                return
+            fe.wake()
 
     def add(self, conn: Any) -> None:
         self.conns.add(conn)
@@ -135,6 +148,7 @@ class FrontendRuntime:
         self.hrsp: dict[int, int] = {}
         self.waiting: deque[Callable[[], None]] = deque()  # connections held at maxconn
         self.log: AccessLog | None = None  # set by the worker when the frontend logs
+        registry.frontends.append(self)
 
     def select_backend(self, req: Any, src: str) -> BackendRuntime | None:
         for pred, be in self.use_backends:
@@ -143,19 +157,34 @@ class FrontendRuntime:
         return self.default_backend
 
     def admit(self, resume: Callable[[], None]) -> bool:
-        """Count a new connection; False when it must wait for a slot (maxconn)."""
-        if self.maxconn and self.conn_cur >= self.maxconn:
+        """Count a new connection; False when it must wait for a slot: the frontend's
+        ``maxconn`` or the global one is reached (the connection is held unread, as
+        HAProxy leaves it in the accept queue)."""
+        if (self.maxconn and self.conn_cur >= self.maxconn) or self.registry.full():
             self.waiting.append(resume)
             return False
+        self._count()
+        return True
+
+    def _count(self) -> None:
         self.conn_cur += 1
         self.conn_tot += 1
-        return True
+        self.registry.admitted += 1
 
     def leave(self) -> None:
         self.conn_cur -= 1
-        while self.waiting and (not self.maxconn or self.conn_cur < self.maxconn):
-            self.conn_cur += 1
-            self.conn_tot += 1
+        self.wake()
+        self.registry.released()
+
+    def wake(self) -> None:
+        """Admit held connections while both limits allow."""
+        registry = self.registry
+        while (
+            self.waiting
+            and (not self.maxconn or self.conn_cur < self.maxconn)
+            and not registry.full()
+        ):
+            self._count()
             self.waiting.popleft()()
 
     def snapshot(self) -> dict[str, object]:

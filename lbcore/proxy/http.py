@@ -35,12 +35,12 @@ from lbcore.http import h1
 from lbcore.http.errors import error_page, redirect
 from lbcore.http.h1 import END, NEED_DATA, PAUSED, ProtocolError, Reader, Request, Response
 from lbcore.http.rules import Verdict, apply_request_rules, apply_response_rules
-from lbcore.logs.record import NOSRV, RequestRecord
 from lbcore.proxy import persistence, services
 from lbcore.proxy.accesslog import ms
 from lbcore.proxy.common import Deadline, FrontendRuntime
 from lbcore.server import ServerRuntime
 from lbcore.tls.upstream import connect_kwargs as upstream_tls
+from lbcore.tls.upstream import reusable as upstream_reusable
 
 # Client connection phases.
 IDLE_FIRST, IDLE_KA, WAITING, FORWARD, TUNNEL, CLOSED = range(6)
@@ -81,6 +81,7 @@ class Upstream(asyncio.Protocol):
         "reader",
         "resp_keep",
         "server",
+        "sni",
         "transport",
     )
 
@@ -94,6 +95,7 @@ class Upstream(asyncio.Protocol):
         self.got_data = False
         self.resp_keep = False
         self.idle_since = 0.0
+        self.sni: str | None = None  # the TLS server name it was opened with
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -208,6 +210,8 @@ class Upstream(asyncio.Protocol):
 
 class HttpClient(asyncio.Protocol):
     """One client connection in HTTP mode."""
+
+    tls_info: Any = None  # a TlsInfo when TLS was terminated (lbcore.proxy.tls)
 
     def __init__(self, fe: FrontendRuntime, loop: asyncio.AbstractEventLoop) -> None:
         self.fe = fe
@@ -553,6 +557,9 @@ class HttpClient(asyncio.Protocol):
         idle = be.idle.get(server.name)
         while idle:
             up = idle.pop()
+            if not upstream_reusable(server.config.tls, up.sni, req):
+                up.transport.close()  # opened for another SNI (sni req.hdr(host))
+                continue
             if not up.transport.is_closing():
                 self.reused = True
                 self._attach(up)
@@ -629,6 +636,7 @@ class HttpClient(asyncio.Protocol):
                 be.release(server)
                 return
             self.server = server
+            up.sni = tls.get("server_hostname")
             self._attach(up)
             if self.phase == FORWARD:
                 self._pump()
@@ -927,6 +935,8 @@ class HttpClient(asyncio.Protocol):
             self.t_resp,
         )
         server = be.by_name.get(self.log_server) if be is not None else None
+        from lbcore.logs.record import NOSRV, RequestRecord  # only loaded when logging
+
         rec = RequestRecord(
             client_ip=self.src,
             client_port=self.src_port,
@@ -954,6 +964,7 @@ class HttpClient(asyncio.Protocol):
             cookie_client=self.cookie.client_flag if self.cookie is not None else "-",
             cookie_server=self.cookie.server_flag if self.cookie is not None else "-",
             backend_queue=len(be.queue) if be is not None else 0,
+            ssl=self.tls_info is not None,
             request_line=(b"%s %s HTTP/%s" % (req.method, req.target, req.version)).decode(
                 "latin-1"
             )

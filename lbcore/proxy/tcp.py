@@ -21,7 +21,6 @@ import time
 from typing import Any
 
 from lbcore.backend import BackendRuntime
-from lbcore.logs.record import NOSRV, RequestRecord
 from lbcore.proxy import splice
 from lbcore.proxy.accesslog import ms
 from lbcore.proxy.common import Deadline, FrontendRuntime
@@ -66,6 +65,8 @@ class TcpUpstream(asyncio.Protocol):
 
 class TcpClient(asyncio.Protocol):
     """One client connection in TCP mode."""
+
+    splice_ok = True  # False over terminated TLS: the socket carries ciphertext
 
     def __init__(self, fe: FrontendRuntime, loop: asyncio.AbstractEventLoop) -> None:
         self.fe = fe
@@ -190,7 +191,7 @@ class TcpClient(asyncio.Protocol):
             if self.log is not None:
                 self.t_connected = self.loop.time()
             be.req_tot += 1
-            if use_splice():
+            if self.splice_ok and use_splice():
                 self._splice(sock)
                 return
             _t, up = await loop.create_connection(lambda: TcpUpstream(self), sock=sock)
@@ -362,6 +363,8 @@ class TcpClient(asyncio.Protocol):
         peer = self.peer
         t_assigned, t_connected = self.t_assigned, self.t_connected
         server = be.by_name.get(self.log_server) if be is not None else None
+        from lbcore.logs.record import NOSRV, RequestRecord  # only loaded when logging
+
         alog.emit(
             RequestRecord(
                 client_ip=peer[0] or "-",

@@ -30,7 +30,7 @@ from lbcore.tls.clienthello import MAX_HELLO, ClientHello, Verdict, parse_client
 from lbcore.tls.context import bind_context
 from lbcore.tls.info import TlsInfo
 
-HANDSHAKE_TIMEOUT = 10.0  # seconds a client has to finish its TLS handshake
+HANDSHAKE_TIMEOUT = 60.0  # seconds for a TLS handshake without timeout client
 
 
 def listener(cls: Any, proxy: Proxy, bind: Bind) -> tuple[Any, dict[str, Any]]:
@@ -38,14 +38,22 @@ def listener(cls: Any, proxy: Proxy, bind: Bind) -> tuple[Any, dict[str, Any]]:
     kwargs: dict[str, Any] = {}
     if bind.tls is not None:
         kwargs["ssl"] = bind_context(bind.tls).default
-        kwargs["ssl_handshake_timeout"] = HANDSHAKE_TIMEOUT
+        # HAProxy bounds the handshake by timeout client
+        kwargs["ssl_handshake_timeout"] = proxy.timeouts.client or HANDSHAKE_TIMEOUT
         if proxy.mode is Mode.HTTP:
             cls = TlsHttpClient
-    elif proxy.mode is Mode.TCP and (
-        proxy.tcp_request_content or proxy.tcp_inspect_delay or proxy.use_backends
-    ):
+        elif _inspects(proxy):
+            cls = TlsPassthroughClient
+        else:
+            cls = TlsTcpClient
+    elif proxy.mode is Mode.TCP and _inspects(proxy):
         cls = PassthroughClient
     return cls, kwargs
+
+
+def _inspects(proxy: Proxy) -> bool:
+    """A tcp frontend that routes on content or conditions, not just by default."""
+    return bool(proxy.tcp_request_content or proxy.tcp_inspect_delay or proxy.use_backends)
 
 
 def tls_info(transport: Any) -> TlsInfo:
@@ -63,8 +71,6 @@ def tls_info(transport: Any) -> TlsInfo:
 
 class TlsHttpClient(HttpClient):
     """An HTTP client connection over terminated TLS (see the module docstring)."""
-
-    tls_info: TlsInfo
 
     def connection_made(self, transport: Any) -> None:
         self.tls_info = tls_info(transport)
@@ -159,8 +165,25 @@ class PassthroughClient(TcpClient):
             if pred(req, src):
                 if action == "reject":
                     self.fe.denied += 1
+                    self.term = "PR"  # HAProxy's "proxy rejected" termination state
                     self.transport.abort()
                     return
                 break  # accept: stop evaluating, go on
         self.backend = self.fe.select_backend(req, src)
         TcpClient._admitted(self)
+
+
+class TlsTcpClient(TcpClient):
+    """``mode tcp`` over terminated TLS: clear bytes to the server, never spliced."""
+
+    splice_ok = False
+
+
+class TlsPassthroughClient(PassthroughClient):
+    """``mode tcp`` over terminated TLS with rules: ``ssl_fc_sni`` and friends work."""
+
+    splice_ok = False
+
+    def connection_made(self, transport: Any) -> None:
+        self.info = tls_info(transport)
+        super().connection_made(transport)

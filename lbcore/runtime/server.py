@@ -185,7 +185,19 @@ class AdminServer:
             kind, host, port = parse_address(conf.address)
             if kind == "unix":
                 _remove_stale_socket(host)
-                server = await loop.create_unix_server(factory, host)
+                # bind() creates the file with 0777 & ~umask: until the chmod below, any
+                # local user could connect with this socket's level. Owner-only from the
+                # start (the event loop is single-threaded; the umask is restored at once).
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                old_umask = os.umask(0o177)
+                try:
+                    sock.bind(host)
+                except OSError:
+                    sock.close()
+                    raise
+                finally:
+                    os.umask(old_umask)
+                server = await loop.create_unix_server(factory, sock=sock)
                 os.chmod(host, conf.mode if conf.mode is not None else 0o600)
                 self._paths.append(host)
             else:

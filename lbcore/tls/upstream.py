@@ -122,3 +122,11 @@ def connect_kwargs(tls: ServerTls | None, req: Any) -> dict[str, Any]:
         # name to check is the one sent (HAProxy sends SNI only with 'sni' anyway).
         sni = check
     return {"ssl": client_context(tls, named=sni is not None), "server_hostname": sni}
+
+
+def reusable(tls: ServerTls | None, sni: str | None, req: Any) -> bool:
+    """May a pooled connection opened with ``sni`` carry this request? Only if the
+    request would send the same name (it differs with ``sni req.hdr(host)``)."""
+    if tls is None or tls.sni is None or _static_sni(tls) is not None:
+        return True
+    return server_name(tls, req) == sni

@@ -20,6 +20,7 @@ class Ports:
     http: int  # proxy frontend, mode http
     tcp: int  # proxy listen, mode tcp
     syslog: int  # UDP port of the log sink
+    https: int = 0  # proxy frontend, mode http over TLS (0: none)
 
 
 def write_docroot(root: Path) -> None:
@@ -68,12 +69,56 @@ http {{
 """
 
 
-def proxy_conf(ports: Ports, workers: int, log: bool) -> str:
-    """One config for both proxies: an HTTP frontend and a TCP listener over two servers."""
+def write_tls_cert(path: Path) -> Path:
+    """A self-signed ECDSA P-256 certificate + key in one PEM, as HAProxy loads them."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench.lbcore.test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("bench.lbcore.test")]), critical=False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    path.write_bytes(
+        cert.public_bytes(serialization.Encoding.PEM)
+        + key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    path.chmod(0o644)
+    return path
+
+
+def proxy_conf(ports: Ports, workers: int, log: bool, pem: Path | None = None) -> str:
+    """One config for both proxies: an HTTP frontend and a TCP listener over two servers,
+    and with ``pem`` an HTTPS frontend (TLS terminated, plain HTTP to the servers)."""
     log_global = f"    log 127.0.0.1:{ports.syslog} local0\n" if log else ""
     log_http = "    log global\n    option httplog\n" if log else ""
     log_tcp = "    log global\n    option tcplog\n" if log else ""
     w1, w2 = ports.web
+    https = ""
+    if pem is not None and ports.https:
+        https = (
+            f"frontend fe_https\n    bind 127.0.0.1:{ports.https} ssl crt {pem} alpn http/1.1\n"
+            f"{log_http}    default_backend be_http\n\n"
+        )
     return f"""# written by tests/bench: the same text is given to HAProxy and to lbcore
 global
     nbthread {workers}
@@ -96,7 +141,7 @@ backend be_http
     server web1 127.0.0.1:{w1}
     server web2 127.0.0.1:{w2}
 
-listen tcp_bulk
+{https}listen tcp_bulk
     mode tcp
     bind 127.0.0.1:{ports.tcp}
 {log_tcp}    balance roundrobin

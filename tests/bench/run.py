@@ -25,6 +25,7 @@ import platform
 import resource
 import shutil
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -47,7 +48,7 @@ SIDES = ("haproxy", "lbcore")
 class Row:
     name: str
     title: str
-    target: str  # "http" (frontend in mode http) or "tcp" (listen in mode tcp)
+    target: str  # "http" (frontend in mode http), "https" (the same over TLS) or "tcp"
     path: str
     close: bool  # Connection: close → one client connection per request
     unit: str  # headline unit: "req/s" or "MB/s"
@@ -59,6 +60,9 @@ ROWS = (
     Row("http-1mb", "HTTP 1 MB responses", "http", "/1m", False, "MB/s"),
     Row("tcp-bulk", "TCP mode bulk (1 MB responses)", "tcp", "/1m", False, "MB/s"),
     Row("tcp-connrate", "TCP mode, new connection per request", "tcp", "/small", True, "req/s"),
+    Row("https-keepalive-small", "HTTPS keep-alive, small body", "https", "/small", False, "req/s"),
+    # wrk resumes no session: every request is a full handshake (ECDSA P-256, TLS 1.3)
+    Row("https-handshakes", "HTTPS full handshake per request", "https", "/small", True, "req/s"),
 )
 
 
@@ -108,8 +112,9 @@ class RssSampler:
 def measure(svc: procs.Service, port: int, row: Row, duration: float) -> Sample:
     pids = svc.tree()
     cpu0 = procs.cpu_seconds(pids)
+    scheme = "https" if row.target == "https" else "http"
     with RssSampler(pids) as rss:
-        res = wrk.run(f"http://127.0.0.1:{port}{row.path}", duration=duration, close=row.close)
+        res = wrk.run(f"{scheme}://127.0.0.1:{port}{row.path}", duration=duration, close=row.close)
     cpu = procs.cpu_seconds(pids) - cpu0
     return Sample(
         throughput=res.mbps if row.unit == "MB/s" else res.rps,
@@ -124,9 +129,17 @@ def measure(svc: procs.Service, port: int, row: Row, duration: float) -> Sample:
     )
 
 
-def verify(port: int, path: str, expected: bytes, who: str) -> None:
+def verify(port: int, path: str, expected: bytes, who: str, tls: bool = False) -> None:
     """A proxy that does not return the right bytes is not benchmarked."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    if tls:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+            "127.0.0.1", port, timeout=10, context=ctx
+        )
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         for _ in range(2):  # twice: both backends, keep-alive reuse
             conn.request("GET", path)
@@ -300,11 +313,15 @@ class Bench:
         self.sink.bind(("127.0.0.1", 0))
         web = (free_port(), free_port())
         syslog = self.sink.getsockname()[1]
-        self.ports = {side: configs.Ports(web, free_port(), free_port(), syslog) for side in SIDES}
+        self.ports = {
+            side: configs.Ports(web, free_port(), free_port(), syslog, free_port())
+            for side in SIDES
+        }
+        self.pem = configs.write_tls_cert(tmp / "bench.pem")
 
     def port(self, side: str, row: Row) -> int:
         p = self.ports[side]
-        return p.http if row.target == "http" else p.tcp
+        return {"http": p.http, "https": p.https}.get(row.target, p.tcp)
 
     def start(self) -> None:
         tmp = self.tmp
@@ -321,16 +338,18 @@ class Bench:
             for port in (sp.http, sp.tcp):
                 verify(port, "/small", configs.SMALL_BODY, side)
                 verify(port, "/1m", big, side)
+            verify(sp.https, "/small", configs.SMALL_BODY, side, tls=True)
 
     def start_proxy(self, side: str, name: str, ports: configs.Ports) -> procs.Service:
         """A proxy of kind ``side`` on ``ports``, its config and output named ``name``."""
         cfg = self.tmp / f"{name}.cfg"
-        cfg.write_text(configs.proxy_conf(ports, self.workers, log=self.log))
+        cfg.write_text(configs.proxy_conf(ports, self.workers, log=self.log, pem=self.pem))
         if side == "haproxy" or self.standin:
             argv, env = [HAPROXY, "-db", "-f", str(cfg)], None
         else:
             argv, env = lbcore_cmd("run", "-f", str(cfg)), lbcore_env()
-        return self._start(procs.Service(name, argv, [ports.http, ports.tcp], env=env))
+        wait = [ports.http, ports.tcp] + ([ports.https] if ports.https else [])
+        return self._start(procs.Service(name, argv, wait, env=env))
 
     def _start(self, svc: procs.Service) -> procs.Service:
         svc.log = self.tmp / f"{svc.name}.out"

@@ -1,4 +1,5 @@
-"""Fixtures of the fleet tests: the collection built once per session, a lab per module."""
+"""Fixtures of the fleet tests: the collection built once per session; the lab built and
+converged by `molecule test` (the default scenario) once per module."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import need_root
-from tests.fleet.fleetctl import Fleet, chosen_lab, write_inventory
+from tests.fleet.fleetctl import Fleet, Molecule, chosen_lab, run_molecule, write_inventory
 from tests.lab.labctl import Ansible
 
 
@@ -29,14 +30,17 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Ansible:
 
 
 @pytest.fixture(scope="module")
-def bare_lab(built: Ansible, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    """A lab of bare hosts (nothing of the site on them), removed after the module."""
+def converged(
+    built: Ansible, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Fleet, Molecule]]:
+    """The lab, from bare hosts to the site, by `molecule test --destroy never` (destroy,
+    syntax, create, converge, idempotence, verify), then left up for the module's tests;
+    removed after them."""
     lab = chosen_lab()
-    inventory = write_inventory(tmp_path_factory.mktemp("fleet") / "inventory", lab)
+    tmp = tmp_path_factory.mktemp("fleet")
+    inventory = write_inventory(tmp / "inventory", lab)
     fleet = Fleet(built, inventory, lab)
     try:
-        fleet.lab_state("absent")  # whatever an earlier run left: start from bare hosts
-        fleet.lab_state("present")
-        yield fleet
+        yield fleet, run_molecule(built, inventory, tmp / "cache", "--destroy", "never")
     finally:
         fleet.lab_state("absent")

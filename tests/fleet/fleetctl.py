@@ -90,10 +90,6 @@ def write_inventory(dst: Path, lab: LabNet) -> Path:
     return dst
 
 
-def changed_by_host(out: dict) -> dict[str, int]:
-    return {host: int(s["changed"]) for host, s in out["stats"].items()}
-
-
 @dataclass
 class Fleet:
     """One lab with an inventory, and Ansible commands against it."""
@@ -218,5 +214,35 @@ class Load:
         return sum(self.ok.values()) + len(self.errors)
 
 
-def run_lines(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, capture_output=True, text=True, check=False, **kw)  # type: ignore[call-overload]
+@dataclass(frozen=True)
+class Molecule:
+    """What `molecule test` did: its exit status and output."""
+
+    returncode: int
+    output: str
+
+
+def run_molecule(built: Ansible, inventory: Path, cache: Path, *args: str) -> Molecule:
+    """`molecule test` of the default scenario on the lab of `inventory`. Molecule gets
+    Ansible's default output (its idempotence step reads the recap) and the venv's bin on
+    PATH (it calls ansible-config)."""
+    molecule = ansible_bin("molecule")
+    if molecule is None:
+        raise AnsibleError("molecule is not installed")
+    env = {k: v for k, v in built.env.items() if "CALLBACK" not in k}
+    env.update(
+        PATH=f"{Path(molecule).parent}{os.pathsep}{env.get('PATH', '')}",
+        LBCORE_MOLECULE_INVENTORY=str(inventory),
+        XDG_CACHE_HOME=str(cache),  # molecule's ephemeral directory
+        ANSIBLE_NOCOLOR="1",
+        NO_COLOR="1",
+    )
+    proc = subprocess.run(
+        [molecule, "test", "--scenario-name", "default", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=840,
+    )
+    return Molecule(proc.returncode, proc.stdout + proc.stderr)

@@ -1,15 +1,18 @@
 """Issue 8 on the lab: `site` from bare hosts, idempotence, reloads under load, failed
 renders that replace nothing, ad-hoc drain on both balancers, admin states across reloads.
 
-One lab for the module (tests/fleet/conftest.py): the tests run in file order on it, each
-leaving the site serving with every server enabled for the next.
+One lab for the module, from bare hosts to the site by `molecule test --destroy never`
+(tests/fleet/conftest.py), which is also the molecule test of Must-show 5. The tests run in
+file order on it, each leaving the site serving with every server enabled for the next.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +21,7 @@ from tests.fleet.fleetctl import (
     BALANCERS,
     Fleet,
     Load,
-    changed_by_host,
+    Molecule,
     get,
     spread,
     wait_answering,
@@ -34,16 +37,26 @@ BALANCER_ONLY = ("--tags", "lbcore_balancer")
 DRAIN = {"backend": "app", "server": "web2", "state": "drain", "wait": True}
 
 
-@pytest.fixture(scope="module")
-def first_site(bare_lab: Fleet) -> dict:
-    """The first `site` run, on bare hosts."""
-    return bare_lab.site()
-
-
 @pytest.fixture
-def fleet(bare_lab: Fleet, first_site: dict) -> Fleet:
-    wait_answering(bare_lab.url())
-    return bare_lab
+def fleet(converged: tuple[Fleet, Molecule]) -> Fleet:
+    fleet, molecule = converged
+    if molecule.returncode != 0:
+        pytest.fail("molecule test failed:\n" + molecule.output[-6000:])
+    wait_answering(fleet.url())
+    return fleet
+
+
+def step_output(molecule: Molecule, step: str) -> str:
+    """What molecule printed for one step of its sequence."""
+    start = molecule.output.find(f"default ➜ {step}: Executing")
+    end = molecule.output.find(f"default ➜ {step}: Executed", start)
+    assert start >= 0 and end > start, f"no {step} step in:\n{molecule.output[-3000:]}"
+    return molecule.output[start:end]
+
+
+def recap(text: str) -> dict[str, int]:
+    """changed= per host from a play recap."""
+    return {h: int(n) for h, n in re.findall(r"(\w+)\s+:\s+ok=\d+\s+changed=(\d+)", text)}
 
 
 def holders_of_vip(fleet: Fleet) -> list[str]:
@@ -76,10 +89,20 @@ def runtime_api(fleet: Fleet) -> Iterator[Fleet]:
 # ---- 1. site from bare hosts, then idempotent --------------------------------------------
 
 
+def test_molecule_test_passes(converged: tuple[Fleet, Molecule]) -> None:
+    """Issue 8's Must-show 5: destroy, syntax, create, converge (the site), idempotence
+    and the testinfra verifier, in one `molecule test`."""
+    _, molecule = converged
+    assert molecule.returncode == 0, molecule.output[-8000:]
+    verify = step_output(molecule, "verify")
+    assert re.search(r"=+ \d+ passed", verify), verify[-3000:]
+
+
 def test_site_from_bare_hosts_serves_the_vip_spread_over_the_backends(
-    fleet: Fleet, first_site: dict
+    fleet: Fleet, converged: tuple[Fleet, Molecule]
 ) -> None:
-    changed = changed_by_host(first_site)
+    _, molecule = converged
+    changed = recap(step_output(molecule, "converge"))
     assert set(changed) == set(BALANCERS), changed  # the site touches the balancers only
     assert all(n > 0 for n in changed.values()), changed
     assert holders_of_vip(fleet) == ["lb1"]  # the highest priority holds it, alone
@@ -88,9 +111,12 @@ def test_site_from_bare_hosts_serves_the_vip_spread_over_the_backends(
     assert all(n >= 5 for n in counts.values()), counts  # roundrobin: 10 each
 
 
-def test_second_site_run_changes_nothing_on_any_host(fleet: Fleet) -> None:
-    out = fleet.site()
-    assert changed_by_host(out) == {"lb1": 0, "lb2": 0}, changed_tasks(out)
+def test_second_site_run_changes_nothing_on_any_host(
+    fleet: Fleet, converged: tuple[Fleet, Molecule]
+) -> None:
+    # molecule's idempotence step is a second `site` run; it fails on any change.
+    _, molecule = converged
+    assert recap(step_output(molecule, "idempotence")) == {"lb1": 0, "lb2": 0}
 
 
 # ---- 3. reloads: graceful under load; a bad render replaces nothing ------------------------
@@ -113,21 +139,31 @@ def test_config_change_reloads_without_dropping_a_request(fleet: Fleet) -> None:
     assert load.total > 100 and set(load.ok) == set(BACKENDS), load.ok
 
 
+BROKEN_TEMPLATE = """global
+    maxconn {{ lbcore_balancer_maxconn }
+"""
+
+
 @pytest.mark.parametrize(
     ("extra", "failing_task"),
     [
         # lbcore check refuses it: the template renders, validation fails
         ('{"lbcore_balancer_balance": "no-such-algorithm"}', "Render the balancer configuration"),
-        # a broken template: an undefined variable inside an extra line
-        ('{"lbcore_balancer_frontend_extra": ["{{ no_such_variable }}"]}', "Render the balancer"),
-        # a bad variable: the role's argument spec refuses it before any task runs
+        # a broken template (a Jinja syntax error in the operator's own template)
+        ('{"lbcore_balancer_template": "TEMPLATE"}', "Render the balancer configuration"),
+        # a variable that is not defined, used in another: refused before any task runs
+        ('{"lbcore_balancer_frontend_extra": ["{{ no_such_variable }}"]}', "Validating arguments"),
+        # a variable of the wrong type: the role's argument spec refuses it
         ('{"lbcore_balancer_maxconn": "lots"}', "Validating arguments against arg spec"),
     ],
-    ids=["lbcore-check-refuses", "broken-template", "bad-variable"],
+    ids=["lbcore-check-refuses", "broken-template", "undefined-variable", "bad-type"],
 )
 def test_bad_config_fails_the_play_and_the_old_one_keeps_serving(
-    fleet: Fleet, extra: str, failing_task: str
+    fleet: Fleet, extra: str, failing_task: str, tmp_path: Path
 ) -> None:
+    template = tmp_path / "broken.cfg.j2"
+    template.write_text(BROKEN_TEMPLATE)
+    extra = extra.replace("TEMPLATE", str(template))
     before = {h: state_of(fleet, h) for h in BALANCERS}
     rc, out = fleet.playbook("site", "-e", extra, *BALANCER_ONLY)
     assert rc != 0

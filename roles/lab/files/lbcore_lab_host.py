@@ -84,11 +84,20 @@ def link(name: str, netns: str | None = None) -> dict | None:
     return links[0] if links else None
 
 
-def addresses(name: str, netns: str | None = None) -> list[str]:
-    """IPv4 addresses (with prefix length) of one link."""
+def addresses(name: str, netns: str | None = None, primary_only: bool = False) -> list[str]:
+    """IPv4 addresses (with prefix length) of one link.
+
+    `primary_only` leaves out secondary addresses: on a host's eth0 those are the site's
+    virtual IPs, added by the VRRP agent; the lab must not take them away on a repair.
+    """
     cmd = ["ip", "-j", *(["-n", netns] if netns else []), "-4", "addr", "show", "dev", name]
     out = json.loads(run(*cmd) or "[]")
-    return [f"{a['local']}/{a['prefixlen']}" for i in out for a in i.get("addr_info", [])]
+    return [
+        f"{a['local']}/{a['prefixlen']}"
+        for i in out
+        for a in i.get("addr_info", [])
+        if not (primary_only and a.get("secondary"))
+    ]
 
 
 def delete_link(name: str) -> None:
@@ -366,7 +375,7 @@ def ensure_network(args: argparse.Namespace, plan: Plan) -> None:
         )
     if not is_up(link("lo", ns) or {}):
         plan.do(f"set lo up in {ns}", lambda: run("ip", "-n", ns, "link", "set", "lo", "up"))
-    have = addresses("eth0", ns)
+    have = addresses("eth0", ns, primary_only=True)
     for addr in have:
         if addr != args.address:
             plan.do(

@@ -10,6 +10,11 @@ header. The app can be told to misbehave, per request or for the whole server:
   (/run/lbcore-lab-web by default, private to the host): `delay` holds seconds, `status`
   holds a code or `reset`. Removing the file restores normal answers.
 
+Every answer carries `X-App-Version`: the release this process runs, read once at start
+from `--app-version` or the state directory's `version` file (default `1`). A new version
+takes a restart, as a real deploy does: the lab's `app_deploy` tasks (roles/lab) write the
+file and restart the app, which is what `rolling_update` runs on the lab by default.
+
 The server speaks HTTP/1.1 with keep-alive, one thread per connection. Stdlib only: it runs
 under Debian's /usr/bin/python3 inside the lab host.
 """
@@ -19,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import socket
 import struct
 import sys
@@ -46,6 +52,7 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "lbcore-lab-web"
     host_name = socket.gethostname()
     state_dir = DEFAULT_STATE_DIR
+    app_version = "1"
 
     def log_message(self, format: str, *args: object) -> None:
         """Stay quiet: benchmarks and drain tests send many requests."""
@@ -78,6 +85,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
         self.send_header("X-Served-By", self.host_name)
+        self.send_header("X-App-Version", self.app_version)
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
@@ -99,6 +107,29 @@ def _daemonize(pidfile: str) -> None:
         f.write(f"{os.getpid()}\n")
 
 
+def _replace(pidfile: str, timeout: float = 10.0) -> None:
+    """Stop the app a pidfile names (SIGTERM, SIGKILL after `timeout`), so a new one binds."""
+    try:
+        with open(pidfile, encoding="ascii") as f:
+            pid = int(f.read().strip())
+    except (OSError, ValueError):
+        return
+    if pid == os.getpid():
+        return
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 2.0)):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.02)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bind", default="0.0.0.0")
@@ -106,11 +137,22 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--name", default=None, help="name to answer (default: hostname)")
     parser.add_argument("--state-dir", default=DEFAULT_STATE_DIR)
     parser.add_argument("--daemon", action="store_true", help="detach; write state-dir/pid")
+    parser.add_argument(
+        "--app-version", default=None, help="release to announce (default: state-dir/version)"
+    )
+    parser.add_argument(
+        "--replace", action="store_true", help="stop the app state-dir/pid names first"
+    )
     args = parser.parse_args(argv)
     os.makedirs(args.state_dir, exist_ok=True)
     Handler.state_dir = args.state_dir
+    Handler.app_version = (
+        args.app_version or _read_setting(args.state_dir, "version") or Handler.app_version
+    )
     if args.name:
         Handler.host_name = args.name
+    if args.replace:
+        _replace(os.path.join(args.state_dir, "pid"))
     ThreadingHTTPServer.allow_reuse_address = True
     ThreadingHTTPServer.daemon_threads = True
     ThreadingHTTPServer.request_queue_size = 128

@@ -32,7 +32,7 @@ defaults
     timeout connect 1s
     timeout client 5s
     timeout server 5s
-    # without it a check times out after inter (200 ms): a loaded machine would fail
+    # without it a check times out after inter (500 ms): a loaded machine would fail
     # checks of lbcore (Python) where HAProxy's (C) pass, and the counts would differ
     timeout check 3s
 frontend f
@@ -41,13 +41,13 @@ frontend f
 backend app
     option httpchk GET /health
     http-check expect status 200
-    server up1 127.0.0.1:{ok} check inter 200 rise 2 fall 2
-    server down1 127.0.0.1:{closed} check inter 200 rise 2 fall 2
-    server bad1 127.0.0.1:{bad} check inter 200 rise 2 fall 2
+    server up1 127.0.0.1:{ok} check inter 500 rise 2 fall 2
+    server down1 127.0.0.1:{closed} check inter 500 rise 2 fall 2
+    server bad1 127.0.0.1:{bad} check inter 500 rise 2 fall 2
     server off1 127.0.0.1:{ok} check disabled
 backend tcp
-    server t1 127.0.0.1:{ok} check inter 200
-    server t2 127.0.0.1:{closed} check inter 200 weight 3
+    server t1 127.0.0.1:{ok} check inter 500
+    server t2 127.0.0.1:{closed} check inter 500 weight 3
     server t3 127.0.0.1:{ok}
 """
 MASKED = {"lastchg", "downtime", "check_duration"}
@@ -93,11 +93,25 @@ def differences(h: str, lb: str) -> list[str]:
     return problems
 
 
+def agree(h: str, lb: str, tries: int = 30) -> None:
+    """Equal at some moment within a few seconds: a snapshot can catch a check in
+    progress on one side (HAProxy shows it as ``* L4OK``, check_state 7), more often
+    on a loaded machine, where checks take longer."""
+    problems: list[str] = []
+    for _ in range(tries):
+        problems = differences(h, lb)
+        if not problems:
+            return
+        time.sleep(0.1)
+    raise AssertionError("\n".join(problems))
+
+
 def settled(sock: str, want: dict[str, str]) -> bool:
     rows = stat(sock)
     return all(rows[k]["status"] == v for k, v in want.items())
 
 
+@pytest.mark.flaky(reruns=2)  # two processes' checks compared at one moment
 @pytest.mark.timeout(90)
 def test_checked_servers_show_as_in_haproxy(tmp_path: Path, lb: Lb) -> None:
     haproxy = need_binary("haproxy")
@@ -124,24 +138,21 @@ def test_checked_servers_show_as_in_haproxy(tmp_path: Path, lb: Lb) -> None:
         for sock in (hsock, lsock):
             eventually(lambda s=sock: settled(s, first), 10, f"first checks on {sock}")
         time.sleep(0.5)
-        problems = differences(hsock, lsock)
-        assert not problems, "\n".join(problems)
+        agree(hsock, lsock)
 
         cmd = b"set server app/up1 state maint; disable health tcp/t1; "
         cmd += b"set server tcp/t2 state drain\n"
         for sock in (hsock, lsock):
             ask(sock, cmd)
         time.sleep(1.0)
-        problems = differences(hsock, lsock)
-        assert not problems, "\n".join(problems)
+        agree(hsock, lsock)
 
         for sock in (hsock, lsock):
             ask(sock, b"set server app/up1 state ready; enable health tcp/t1\n")
         for sock in (hsock, lsock):
             eventually(lambda s=sock: settled(s, {"app/up1": "UP"}), 10, f"up1 back on {sock}")
         time.sleep(0.5)
-        problems = differences(hsock, lsock)
-        assert not problems, "\n".join(problems)
+        agree(hsock, lsock)
     finally:
         proc.terminate()
         proc.wait(10)

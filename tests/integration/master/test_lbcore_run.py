@@ -221,10 +221,10 @@ def test_check_only_flag(lab: Lab) -> None:
     assert f"{lab.cfg}:2" in bad.stderr
 
 
-def test_make_deploy_demo_shows_requests_alternating() -> None:
-    """Must show 1 (for now): scripts/deploy.py, what `make deploy` runs."""
+def test_local_deploy_demo_shows_requests_alternating() -> None:
+    """scripts/deploy.py --local: the demo with no lab (``make deploy`` runs the lab site)."""
     done = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "deploy.py")],
+        [sys.executable, str(REPO / "scripts" / "deploy.py"), "--local"],
         env=lbcore_env(),
         capture_output=True,
         text=True,

@@ -4,7 +4,9 @@ with its certificates and servers, started once per module."""
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +62,23 @@ class Lbcore:
     proc: subprocess.Popen[bytes]
     log_path: Path
     backends: dict[str, Backend] = field(default_factory=dict)
+    sink: socket.socket | None = None  # the syslog sink of the lab's access logs
+
+    def log_lines(self, want: str, timeout: float = 5.0) -> list[str]:
+        """Access log lines received so far, waiting until one contains ``want``."""
+        assert self.sink is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.sink.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                self.received.append(self.sink.recv(65536).decode("latin-1"))
+            except TimeoutError:
+                break
+            if any(want in line for line in self.received):
+                break
+        return list(self.received)
+
+    received: list[str] = field(default_factory=list)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -103,6 +122,7 @@ global
     maxconn 1000
     nbthread 2
     hard-stop-after 20s
+    log 127.0.0.1:{sink} local0
 
 defaults
     mode http
@@ -116,8 +136,11 @@ frontend https
     http-request redirect scheme https code 301 unless {{ ssl_fc }}
     http-request set-header X-Forwarded-Proto https if {{ ssl_fc }}
     http-request set-header X-SNI-B yes if {{ ssl_fc_sni -i b.test }}
+    http-request set-header X-SSL-Info sni=%[ssl_fc_sni];ssl=%[ssl_fc]
     http-request set-header X-Client-Cert yes if {{ ssl_c_used }}
     http-response set-header Strict-Transport-Security "max-age=31536000; includeSubDomains"
+    log global
+    option httplog
     default_backend plain
 
 frontend strict
@@ -139,6 +162,8 @@ backend plain
 
 frontend reencrypt
     bind 127.0.0.1:{reenc}
+    log global
+    option httplog
     use_backend tls_bad if {{ path_beg /bad }}
     use_backend tls_mtls if {{ path_beg /mtls }}
     use_backend tls_nocert if {{ path_beg /nocert }}
@@ -171,6 +196,20 @@ frontend passthrough
     use_backend pt_b if {{ req.ssl_sni -i b.test }}
     default_backend pt_a
 
+frontend tcp_tls
+    mode tcp
+    bind 127.0.0.1:{tcptls} ssl crt {a} crt {b}
+    use_backend tcp_p2 if {{ ssl_fc_sni -i b.test }}
+    default_backend tcp_p1
+
+backend tcp_p1
+    mode tcp
+    server p1 127.0.0.1:{p1}
+
+backend tcp_p2
+    mode tcp
+    server p2 127.0.0.1:{p2}
+
 backend pt_a
     mode tcp
     server ta 127.0.0.1:{ta}
@@ -198,8 +237,11 @@ def lab(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lbcore]:
     crtlist = tmp / "crt-list.txt"
     crtlist.write_text(f"# default first\n{pki.a.pem}\n{pki.b.pem} [alpn http/1.1] b.test\n")
     ports = {k: free_port() for k in ("https", "http", "strict", "min12", "min13", "max12")}
-    ports |= {k: free_port() for k in ("mtls", "reenc", "pt")}
+    ports |= {k: free_port() for k in ("mtls", "reenc", "pt", "tcptls")}
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
     text = CONFIG.format(
+        sink=sink.getsockname()[1],
         **ports,
         **{k: b.port for k, b in backends.items()},
         a=pki.a.pem,
@@ -211,11 +253,13 @@ def lab(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lbcore]:
     )
     lb = start_lbcore(tmp, text, ports, wait="pt")
     lb.backends = backends
+    lb.sink = sink
     try:
         for name in ports:
             wait_port(ports[name], alive=lb.alive)
         yield lb
     finally:
         lb.stop()
+        sink.close()
         for b in backends.values():
             b.stop()

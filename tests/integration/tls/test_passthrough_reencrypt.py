@@ -119,3 +119,13 @@ def test_mutual_tls_towards_the_server(lab: Lbcore) -> None:
     with socket.create_connection(("127.0.0.1", lab.ports["reenc"]), timeout=10) as s:
         status, _h, _body = request(s, path="/nocert", host="a.test")
     assert status in (502, 503)
+
+
+def test_the_refused_server_is_in_the_access_log(lab: Lbcore) -> None:
+    with socket.create_connection(("127.0.0.1", lab.ports["reenc"]), timeout=10) as s:
+        status, _h, _body = request(s, path="/bad-logged", host="a.test")
+    assert status == 503
+    lines = [x for x in lab.log_lines("/bad-logged") if "/bad-logged" in x]
+    assert len(lines) == 1, lab.received
+    assert " reencrypt tls_bad/w1 " in lines[0] and " 503 " in lines[0]
+    assert " SC" in lines[0]  # server-side connection failure, as HAProxy writes it

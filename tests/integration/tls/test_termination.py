@@ -8,8 +8,11 @@ three sites — a.test (RSA), b.test (ECDSA), *.c.test (RSA wildcard).
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
 import ssl
+import subprocess
 import warnings
 
 import pytest
@@ -88,7 +91,9 @@ def test_https_is_balanced_over_plain_servers_with_x_forwarded_proto_and_hsts(
 def test_ssl_fc_sni_in_an_acl(lab: Lbcore, pki: Pki) -> None:
     with tls_connect(lab.ports["https"], "b.test", client_ctx(pki.ca_path)) as s:
         _status, _h, body = request(s, host="b.test")
-    assert json.loads(body)["headers"]["x-sni-b"] == "yes"
+    headers = json.loads(body)["headers"]
+    assert headers["x-sni-b"] == "yes"
+    assert headers["x-ssl-info"] == "sni=b.test;ssl=1"  # TLS samples in a header value
 
 
 def test_plain_http_is_redirected_to_https(lab: Lbcore) -> None:
@@ -173,3 +178,36 @@ def test_sessions_resume_with_tickets(lab: Lbcore, pki: Pki, version: ssl.TLSVer
             request(s, host="a.test")
             resumed += s.session_reused
     assert resumed == 4
+
+
+def test_the_access_log_marks_tls_frontends_with_a_tilde(lab: Lbcore, pki: Pki) -> None:
+    with tls_connect(lab.ports["https"], "a.test", client_ctx(pki.ca_path)) as s:
+        request(s, path="/tls-logged", host="a.test")
+    with socket.create_connection(("127.0.0.1", lab.ports["http"]), timeout=5) as s:
+        request(s, path="/plain-logged", host="a.test")
+    lines = lab.log_lines("/plain-logged")
+    tls = [x for x in lines if "/tls-logged" in x]
+    plain = [x for x in lines if "/plain-logged" in x]
+    assert len(tls) == 1 and " https~ plain/" in tls[0], lines
+    assert len(plain) == 1 and " https https/<NOSRV> " in plain[0] and " 301 " in plain[0]
+
+
+@pytest.mark.parametrize(("sni", "server"), [("a.test", "p1"), ("b.test", "p2")])
+def test_tls_terminated_in_tcp_mode_routes_on_ssl_fc_sni(
+    lab: Lbcore, pki: Pki, sni: str, server: str
+) -> None:
+    with tls_connect(lab.ports["tcptls"], sni, client_ctx(pki.ca_path)) as s:
+        for _ in range(2):  # clear bytes reach the plain server (never spliced ciphertext)
+            status, _h, body = request(s, host=sni)
+            assert status == 200
+            assert json.loads(body)["server"] == server
+
+
+def test_haproxy_accepts_the_whole_lab_configuration(lab: Lbcore) -> None:
+    """Every TLS line this package runs (bind ssl ..., server ssl ..., tcp-request, TLS
+    fetches, %[ssl_fc_sni]) is also valid for HAProxy 2.6, with the same files."""
+    exe = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    if not os.path.exists(exe):
+        pytest.skip("haproxy is not installed (make deps installs it)")
+    done = subprocess.run([exe, "-c", "-f", str(lab.cfg)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from types import SimpleNamespace
 
+import pytest
+
 from lbcore.proxy.common import Deadline
 from lbcore.proxy.http import purge_idle
 
@@ -29,19 +31,22 @@ def test_purge_closes_only_connections_idle_too_long() -> None:
     assert old.transport.closed and older.transport.closed and not fresh.transport.closed
 
 
+@pytest.mark.flaky(reruns=2)  # real loop timers on a shared machine
 def test_deadline_moves_without_rearming_and_fires_once() -> None:
     loop = asyncio.new_event_loop()
     fired: list[float] = []
     d = Deadline(loop, lambda: fired.append(loop.time()))
 
     async def scenario() -> None:
-        start = loop.time()
-        d.set_in(0.05)
+        d.set_in(0.2)
+        last = loop.time()
         for _ in range(5):  # activity keeps pushing the deadline
             await asyncio.sleep(0.02)
-            d.set_in(0.05)
-        await asyncio.sleep(0.15)
-        assert len(fired) == 1 and fired[0] - start >= 0.14
+            last = loop.time()
+            d.set_in(0.2)
+        assert fired == []
+        await asyncio.sleep(0.5)
+        assert len(fired) == 1 and fired[0] - last >= 0.19
         d.set_in(0.01)
         d.set_in(None)  # disarmed: nothing fires
         await asyncio.sleep(0.05)

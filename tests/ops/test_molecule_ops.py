@@ -1,0 +1,93 @@
+"""`molecule test` of the operations scenarios (issue 9), as CI runs them.
+
+Each scenario (molecule/rolling_drain, molecule/failover, molecule/tls) builds the lab,
+converges the site, runs its testinfra verifier and removes the lab. Here they run one
+after the other on ONE private lab (tests/ops/opsctl.py: bridge lbco0, 198.18.9.0/24):
+LBCORE_MOLECULE_KEEP_LAB=1 makes each scenario's destroy leave the lab for the next, so
+the lab and the site are built once, which keeps the three within the time budget. The
+module's finalizer removes the lab whatever happened. The figures the verifiers measure
+(load, failures, VIP move times) come back through $LBCORE_OPS_REPORT and are printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, need_root
+from tests.lab.labctl import Ansible, ansible_bin
+from tests.ops.opsctl import write_inventory
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+SCENARIOS = ("rolling_drain", "failover", "tls")
+
+
+@pytest.fixture(scope="module")
+def ops_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, str], Path]]:
+    """The collection built once, a private inventory; the lab removed at the end."""
+    need_root()
+    molecule = ansible_bin("molecule")
+    if molecule is None:
+        pytest.skip("molecule is not installed (make venv installs it)")
+    tmp = tmp_path_factory.mktemp("ops")
+    built = Ansible.build(tmp)
+    inventory = write_inventory(tmp / "inventory", "lbcore_balancer_check: true\n")
+    env = {k: v for k, v in built.env.items() if "CALLBACK" not in k}
+    env.update(
+        PATH=f"{Path(molecule).parent}{os.pathsep}{env.get('PATH', '')}",
+        LBCORE_MOLECULE_INVENTORY=str(inventory),
+        LBCORE_MOLECULE_KEEP_LAB="1",
+        LBCORE_OPS_REPORT=str(tmp / "report.jsonl"),
+        XDG_CACHE_HOME=str(tmp / "cache"),  # molecule's ephemeral directory
+        MOLECULE_NO_LOG="false",
+        ANSIBLE_SSH_ARGS="-o ControlMaster=auto -o ControlPersist=120s",
+    )
+    try:
+        yield env, tmp
+    finally:
+        subprocess.run(
+            [
+                str(ansible_bin("ansible-playbook")),
+                *("-i", str(inventory), "lbcore.fleet.lab", "-e", "lab_state=absent"),
+            ],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            timeout=300,
+            check=False,
+        )
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_molecule_scenario_passes(ops_lab: tuple[dict[str, str], Path], scenario: str) -> None:
+    env, tmp = ops_lab
+    report = Path(env["LBCORE_OPS_REPORT"])
+    seen = len(report.read_text().splitlines()) if report.exists() else 0
+    started = time.monotonic()
+    proc = subprocess.run(
+        [str(ansible_bin("molecule")), "test", "--scenario-name", scenario],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=870,
+    )
+    out = proc.stdout + proc.stderr
+    (tmp / f"molecule-{scenario}.log").write_text(out)
+    figures = report.read_text().splitlines()[seen:] if report.exists() else []
+    print(f"molecule {scenario}: {time.monotonic() - started:.0f}s")
+    for line in figures:
+        print(line)
+    assert proc.returncode == 0, out[-8000:]
+    assert "passed" in out, out[-3000:]
+    assert figures, f"the {scenario} verifier reported no figures:\n{out[-3000:]}"
+    for line in figures:
+        assert json.loads(line)["scenario"] == scenario
