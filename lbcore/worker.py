@@ -30,6 +30,7 @@ import signal
 import socket
 from typing import Any
 
+from lbcore import control
 from lbcore.backend import BackendRuntime
 from lbcore.config.model import Config, Mode, Proxy
 from lbcore.http.acl import compile_condition
@@ -185,7 +186,7 @@ class Worker:
         assert self.channel is not None
         while True:
             try:
-                raw = self.channel.recv(65536)
+                raw = self.channel.recv(control.MAX_MESSAGE)  # a page can exceed 64 KiB
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
@@ -284,15 +285,24 @@ def run_worker(
     try:
         if channel is not None:
             # The master's full state (server states, weights) is queued on the
-            # channel before the fork: apply it before the first accept.
+            # channel before the fork: apply it before the first accept. (The channel
+            # is set first: a queued {"op": "stats"} must be answered, or the master
+            # would wait for that answer forever.)
+            worker.channel = channel
+            later = []
             for msg in read_pending(channel):
-                worker.handle(msg)
+                if msg.get("op") in ("server", "stats"):
+                    worker.handle(msg)
+                else:  # a stop (a quick reload) applies to a started worker
+                    later.append(msg)
         loop.run_until_complete(worker.start(listeners))
         if channel is not None:
             worker.attach_channel(channel)
             # Serving from now on: a master may wait for this before it stops the
             # previous generation, so a reload never leaves the listeners unserved.
             worker.send({"op": "ready", "pid": os.getpid()})
+            for msg in later:
+                worker.handle(msg)
         loop.run_until_complete(worker.done)
         if channel is not None:
             worker.send(worker.snapshot())

@@ -130,7 +130,7 @@ def apply_request_rules(rules: Sequence[CompiledRule], req: Request, src: str) -
         elif action == "deny":
             return Verdict(rule.code or 403)
         elif action == "use-service":
-            return Verdict(200, service=rule.value(src).decode("latin-1"))
+            return Verdict(200, service=rule.value(req, src).decode("latin-1"))
         else:  # redirect
             return Verdict(rule.code or 302, _redirect_location(rule, req, src))
     return None
