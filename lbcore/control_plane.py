@@ -222,9 +222,12 @@ class ControlPlane:
             fut = self._waiting.get(pid)
             if fut is None or fut.done():
                 fut = loop.create_future()
-                if not self.fanout.send_to(pid, {"op": "stats"}):
-                    continue
                 self._waiting[pid] = fut
+            # Asked again even while an earlier question is unanswered: a question
+            # lost (or asked before the worker read its channel) must not leave this
+            # worker's counters frozen; any answer resolves the wait.
+            if not self.fanout.send_to(pid, {"op": "stats"}):
+                continue
             futures.append(fut)
         if futures:
             await asyncio.wait(futures, timeout=REFRESH_TIMEOUT)
