@@ -21,6 +21,7 @@ from typing import Any
 
 from lbcore.balance import PickContext
 from lbcore.config.model import Balance, Proxy
+from lbcore.proxy.persistence import for_backend as persistence_for
 from lbcore.server import ServerRuntime
 
 # The balance helper's algorithms (contract: pick counts, release uncounts); looked
@@ -78,6 +79,7 @@ class BackendRuntime:
         self.name = proxy.name
         self.servers = [ServerRuntime(config=s, backend=proxy.name) for s in proxy.servers]
         self.by_name = {s.name: s for s in self.servers}
+        self.persist = persistence_for(proxy, self.servers)  # ``cookie``: None if not set
         self.algorithm = make_algorithm(proxy.balance, self.servers)
         algo = proxy.balance.algorithm
         # Which request facts the algorithm reads: others get a shared empty context.

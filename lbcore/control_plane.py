@@ -24,6 +24,7 @@ is DOWN, reason: ...", "backend 'app' has no server available!").
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
@@ -36,6 +37,7 @@ from lbcore.health.core import CheckResult, CheckSettings, Transition, settings_
 from lbcore.health.core import transition_message as check_message
 from lbcore.health.prober import probe
 from lbcore.logs.sender import LogSender, TargetSpec
+from lbcore.runtime import page
 from lbcore.runtime.checks import check_view
 from lbcore.runtime.collect import StatsCollector
 from lbcore.runtime.server import AdminServer, process_info
@@ -195,6 +197,9 @@ class ControlPlane:
         self.state.counters = self.collector.total()
 
     def on_message(self, pid: int, msg: Message) -> None:
+        if msg.get("op") == "service":
+            asyncio.get_running_loop().create_task(self._serve_page(pid, msg))
+            return
         if msg.get("op") != "stats":
             return
         try:
@@ -217,12 +222,28 @@ class ControlPlane:
             fut = self._waiting.get(pid)
             if fut is None or fut.done():
                 fut = loop.create_future()
-                if not self.fanout.send_to(pid, {"op": "stats"}):
-                    continue
                 self._waiting[pid] = fut
+            # Asked again even while an earlier question is unanswered: a question
+            # lost (or asked before the worker read its channel) must not leave this
+            # worker's counters frozen; any answer resolves the wait.
+            if not self.fanout.send_to(pid, {"op": "stats"}):
+                continue
             futures.append(fut)
         if futures:
             await asyncio.wait(futures, timeout=REFRESH_TIMEOUT)
+
+    async def _serve_page(self, pid: int, msg: Message) -> None:
+        """A worker's stats page or /metrics request (``lbcore.runtime.page``): fresh
+        counters first, then the answer from this state, sent back to that worker."""
+        with contextlib.suppress(Exception):  # stale counters beat no answer
+            await self.refresh()
+        try:
+            reply = page.answer(self.state, msg, self.clock())
+        except Exception:  # a bug of ours must cost one page, not the master
+            log.exception("stats page request failed")
+            reply = {"op": "service_reply", "id": msg.get("id"), "status": 500, "body": ""}
+        if self.fanout is not None:
+            self.fanout.send_to(pid, reply)
 
     # ---- messages -----------------------------------------------------------------
 

@@ -30,6 +30,7 @@ import signal
 import socket
 from typing import Any
 
+from lbcore import control
 from lbcore.backend import BackendRuntime
 from lbcore.config.model import Config, Mode, Proxy
 from lbcore.http.acl import compile_condition
@@ -38,9 +39,11 @@ from lbcore.http.rules import compile_rules
 from lbcore.proxy.accesslog import AccessLogs
 from lbcore.proxy.common import FrontendRuntime, Registry, request_limits
 from lbcore.proxy.http import HttpClient, purge_idle
+from lbcore.proxy.services import MasterLink
 from lbcore.proxy.tcp import TcpClient
 from lbcore.proxy.tls import listener as tls_listener
 from lbcore.server import AdminState, OpState
+from lbcore.worker_link import read_pending
 
 
 def build_runtime(
@@ -176,13 +179,14 @@ class Worker:
     def attach_channel(self, channel: socket.socket) -> None:
         self.channel = channel
         channel.setblocking(False)
+        self.registry.link = MasterLink(self.send)
         self.loop.add_reader(channel.fileno(), self._on_channel)
 
     def _on_channel(self) -> None:
         assert self.channel is not None
         while True:
             try:
-                raw = self.channel.recv(65536)
+                raw = self.channel.recv(control.MAX_MESSAGE)  # a page can exceed 64 KiB
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
@@ -209,6 +213,8 @@ class Worker:
             self.send(self.snapshot())
         elif op == "server":
             self._server_change(msg)
+        elif op == "service_reply" and self.registry.link is not None:
+            self.registry.link.deliver(msg)
 
     def _server_change(self, msg: dict[str, Any]) -> None:
         """Apply a runtime API change the master relays (weights, states, address)."""
@@ -277,12 +283,26 @@ def run_worker(
     loop.add_signal_handler(signal.SIGTERM, worker.stop_now)
     loop.add_signal_handler(signal.SIGINT, worker.stop_now)
     try:
+        if channel is not None:
+            # The master's full state (server states, weights) is queued on the
+            # channel before the fork: apply it before the first accept. (The channel
+            # is set first: a queued {"op": "stats"} must be answered, or the master
+            # would wait for that answer forever.)
+            worker.channel = channel
+            later = []
+            for msg in read_pending(channel):
+                if msg.get("op") in ("server", "stats"):
+                    worker.handle(msg)
+                else:  # a stop (a quick reload) applies to a started worker
+                    later.append(msg)
         loop.run_until_complete(worker.start(listeners))
         if channel is not None:
             worker.attach_channel(channel)
             # Serving from now on: a master may wait for this before it stops the
             # previous generation, so a reload never leaves the listeners unserved.
             worker.send({"op": "ready", "pid": os.getpid()})
+            for msg in later:
+                worker.handle(msg)
         loop.run_until_complete(worker.done)
         if channel is not None:
             worker.send(worker.snapshot())

@@ -34,8 +34,15 @@ Full state
 ``{"op": "stop", "grace": true|false}``
     The stop protocol (see ``lbcore.master``).
 
+``{"op": "service_reply", "id": N, "status": S, "content_type": T, "body": TEXT}``
+    The answer to a worker's ``service`` request (below).
+
 Worker -> master
 ----------------
+``{"op": "service", "id": N, "service": "stats"|"prometheus-exporter", ...}``
+    A stats page or ``/metrics`` request the worker's HTTP frontend received; the
+    master answers from its state (contract and fields: ``lbcore.runtime.page``).
+
 ``{"op": "stats", "pid": P, "counters": lbcore.stats.snapshot_to_json(...)}``
     The worker's counters, pushed at least every ``PUSH_INTERVAL`` seconds
     (``StatsPusher``) and in answer to ``{"op": "stats"}``. The master sums the

@@ -51,6 +51,8 @@ _MATCH_SUFFIX = {"str": "", "beg": "_beg", "end": "_end", "sub": "_sub", "reg": 
 
 #: HAProxy's predefined ACLs that map onto fetches lbcore matches on
 PREDEFINED: dict[str, Matcher] = {
+    "TRUE": Matcher("always_true", None, ()),
+    "FALSE": Matcher("always_false", None, ()),
     "LOCALHOST": Matcher("src", None, ("127.0.0.1/8", "::1")),
     "HTTP_URL_SLASH": Matcher("path_beg", None, ("/",)),
     "METH_CONNECT": Matcher("method", None, ("CONNECT",)),
@@ -63,7 +65,7 @@ PREDEFINED: dict[str, Matcher] = {
     "METH_TRACE": Matcher("method", None, ("TRACE",)),
 }
 _LATER_PREDEFINED = word_set(
-    "TRUE FALSE HTTP HTTP_1.0 HTTP_1.1 HTTP_2.0 HTTP_CONTENT HTTP_URL_ABS HTTP_URL_STAR "
+    "HTTP HTTP_1.0 HTTP_1.1 HTTP_2.0 HTTP_CONTENT HTTP_URL_ABS HTTP_URL_STAR "
     "REQ_CONTENT RDP_COOKIE WAIT_END"
 )
 

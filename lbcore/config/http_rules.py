@@ -14,7 +14,7 @@ from lbcore.config.tokenizer import word_set
 from lbcore.config.units import parse_int
 
 ACTIONS = {
-    "http-request": ("set-header", "add-header", "del-header", "redirect", "deny"),
+    "http-request": ("set-header", "add-header", "del-header", "redirect", "deny", "use-service"),
     "http-response": ("set-header", "add-header", "del-header"),
 }
 LATER_ACTIONS = word_set(
@@ -22,7 +22,7 @@ LATER_ACTIONS = word_set(
     "replace-header replace-value replace-path replace-pathq replace-uri set-var unset-var "
     "set-var-fmt capture track-sc0 track-sc1 track-sc2 sc-inc-gpc sc-inc-gpc0 sc-inc-gpc1 "
     "sc-set-gpt0 set-log-level set-nice set-tos set-mark set-src set-src-port set-dst "
-    "set-dst-port use-service cache-use cache-store early-hint add-acl del-acl set-map "
+    "set-dst-port cache-use cache-store early-hint add-acl del-acl set-map "
     "del-map silent-drop reject normalize-uri disable-l7-retry wait-for-body "
     "wait-for-handshake strict-mode do-resolve send-spoe-group set-status set-timeout "
     "set-bandwidth-limit sc-add-gpc sc-set-gpt deny redirect"
@@ -64,6 +64,11 @@ def parse_action(kw: str, action: str, words: list[str]) -> HttpRule:
         return HttpRule(action, name=words[0])
     if action == "redirect":
         return _redirect(what, words)
+    if action == "use-service":
+        _expect(what, words, 1)
+        if words[0] != "prometheus-exporter":
+            raise NotSupportedYet(f"{what} {words[0]}")
+        return HttpRule(action, value=words[0])
     return _deny(what, words)
 
 

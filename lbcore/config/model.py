@@ -15,6 +15,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from lbcore.persist import CookieSettings
+
 
 @dataclass(frozen=True, slots=True)
 class Source:
@@ -296,6 +298,7 @@ class Server:
     source: Source | None = None
     check: CheckSpec | None = None  # None: the server is not health-checked
     tls: ServerTls | None = None  # None: plain TCP to the server
+    cookie: str | None = None  # ``cookie VALUE``: the persistence cookie naming it
 
     @property
     def address(self) -> str:
@@ -332,6 +335,24 @@ class Options:
 
 
 @dataclass(frozen=True, slots=True)
+class StatsPage:
+    """``stats enable|uri|realm|auth|refresh|admin|hide-version`` of one proxy.
+
+    ``auth`` holds ``(user, password)`` pairs (empty: no authentication asked);
+    ``admin`` the conditions of ``stats admin if|unless ...`` lines (any true one
+    allows the admin actions; none: read only).
+    """
+
+    uri: str = "/haproxy?stats"
+    realm: str = "HAProxy Statistics"
+    auth: tuple[tuple[str, str], ...] = ()
+    refresh: float | None = None
+    admin: tuple[Condition, ...] = ()
+    hide_version: bool = False
+    source: Source | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Proxy:
     """A ``frontend``, ``backend`` or ``listen`` section after ``defaults`` were applied."""
 
@@ -355,6 +376,8 @@ class Proxy:
     httpchk: HttpCheckSpec | None = None  # None: checks are TCP connects
     tcp_inspect_delay: float | None = None  # ``tcp-request inspect-delay``
     tcp_request_content: tuple[TcpRule, ...] = ()
+    cookie: CookieSettings | None = None  # ``cookie NAME insert|rewrite|prefix ...``
+    stats: StatsPage | None = None  # the stats page, when ``stats ...`` lines enable it
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lbcore.config import acl as aclmod
-from lbcore.config import checks, http_rules, tls_options
+from lbcore.config import checks, http_rules, persist_stats, tls_options
 from lbcore.config.addresses import parse_bind_address, parse_server_address
 from lbcore.config.errors import ConfigError, NotSupportedYet, hint
 from lbcore.config.globals_ import parse_log
@@ -32,12 +32,14 @@ from lbcore.config.model import (
     ProxyKind,
     Server,
     Source,
+    StatsPage,
     TcpRule,
     Timeouts,
     UseBackend,
 )
 from lbcore.config.tokenizer import word_set
 from lbcore.config.units import parse_duration, parse_int
+from lbcore.persist import CookieSettings
 
 
 class Context:
@@ -82,6 +84,8 @@ class ProxyDraft:
     http_check: checks.HttpCheckDraft = field(default_factory=checks.HttpCheckDraft)
     tcp_inspect_delay: float | None = None
     tcp_request_content: list[TcpRule] = field(default_factory=list)
+    cookie: CookieSettings | None = None
+    stats: StatsPage | None = None
 
     @property
     def section(self) -> str:
@@ -105,6 +109,8 @@ class ProxyDraft:
             logs=list(self.logs),
             default_server=list(self.default_server),
             http_check=self.http_check.copy(),
+            cookie=self.cookie,
+            stats=self.stats,
         )
 
     def freeze(self) -> Proxy:
@@ -130,6 +136,8 @@ class ProxyDraft:
             httpchk=checks.merge_http_check(self.http_check),
             tcp_inspect_delay=self.tcp_inspect_delay,
             tcp_request_content=tuple(self.tcp_request_content),
+            cookie=self.cookie,
+            stats=self.stats,
         )
 
 
@@ -396,7 +404,6 @@ def _kw_balance(d: ProxyDraft, args: list[str], ctx: Context) -> None:
 
 
 LATER_SERVER_OPTIONS = word_set(
-    "cookie "
     "check-ssl check-sni check-alpn send-proxy send-proxy-v2 send-proxy-v2-ssl "
     "send-proxy-v2-ssl-cn agent-check agent-port agent-inter agent-addr agent-send observe "
     "on-error on-marked-down on-marked-up track resolvers resolve-prefer "
@@ -414,6 +421,7 @@ SERVER_OPTIONS = (
     "backup",
     "disabled",
     "enabled",
+    "cookie",
     *checks.CHECK_FLAG_OPTIONS,
     *checks.CHECK_VALUE_OPTIONS,
     *tls_options.SERVER_TLS_WORDS,
@@ -428,6 +436,7 @@ class _ServerOptions:
     disabled: bool = False
     check: checks.CheckDraft = field(default_factory=checks.CheckDraft)
     tls: tls_options.ServerTlsDraft = field(default_factory=tls_options.ServerTlsDraft)
+    cookie: str | None = None
 
 
 def _parse_server_options(name: str, words: list[str], start: int) -> _ServerOptions:
@@ -443,6 +452,12 @@ def _parse_server_options(name: str, words: list[str], start: int) -> _ServerOpt
                 opts.weight = parse_int(words[i + 1], f"server {name}: weight", 0, 256)
             else:
                 opts.maxconn = parse_int(words[i + 1], f"server {name}: maxconn", 0)
+            i += 2
+            continue
+        if word == "cookie":
+            if i + 1 >= len(words) or not words[i + 1]:
+                raise ConfigError(f"server {name}: 'cookie' expects a value")
+            opts.cookie = words[i + 1]
             i += 2
             continue
         used = checks.server_option(name, words, i, opts.check) or opts.tls.option(name, words, i)
@@ -491,6 +506,7 @@ def _kw_server(d: ProxyDraft, args: list[str], ctx: Context) -> None:
             source=ctx.source,
             check=opts.check.freeze(),
             tls=opts.tls.freeze(name),
+            cookie=opts.cookie,
         )
     )
 
@@ -531,6 +547,18 @@ def _kw_tcp_request(d: ProxyDraft, args: list[str], ctx: Context) -> None:
     d.tcp_request_content.append(TcpRule(action[0], condition, ctx.source))
 
 
+def _kw_cookie(d: ProxyDraft, args: list[str], ctx: Context) -> None:
+    d.cookie = persist_stats.parse_cookie(args)
+
+
+def _kw_stats(d: ProxyDraft, args: list[str], ctx: Context) -> None:
+    words, cond = aclmod.split_condition(args)
+    condition = _condition(d, cond, "stats admin", ctx) if cond else None
+    if cond and words[1:2] != ["admin"]:
+        raise ConfigError(f"'stats {args[1] if len(args) > 1 else ''}' takes no condition")
+    d.stats = persist_stats.stats_keyword(d.stats, words, condition)
+
+
 @dataclass(frozen=True, slots=True)
 class Keyword:
     handler: Handler
@@ -556,11 +584,13 @@ KEYWORDS: dict[str, Keyword] = {
     "default-server": Keyword(_kw_default_server, frozenset({D, B, L})),
     "http-check": Keyword(_kw_http_check, frozenset({D, B, L}), frozenset({F})),
     "tcp-request": Keyword(_kw_tcp_request, frozenset({F, L}), frozenset({B})),
+    "cookie": Keyword(_kw_cookie, frozenset({D, B, L}), frozenset({F})),
+    "stats": Keyword(_kw_stats, ALL),
 }
 
 LATER_KEYWORDS = word_set(
-    "cookie stick-table stick tcp-response errorfile errorloc "
-    "errorloc302 errorloc303 errorfiles http-error stats capture compression filter "
+    "stick-table stick tcp-response errorfile errorloc "
+    "errorloc302 errorloc303 errorfiles http-error capture compression filter "
     "http-reuse fullconn hash-type hash-balance-factor server-template "
     "monitor-uri monitor unique-id-format unique-id-header log-format log-format-sd log-tag "
     "rate-limit redirect description id disabled enabled dispatch force-persist "

@@ -69,6 +69,9 @@ _SUFFIX = {"": "str", "_beg": "beg", "_end": "end", "_sub": "sub", "_reg": "reg"
 def compile_matcher(m: Matcher) -> Predicate:
     """One criterion as a predicate."""
     fetch = m.fetch
+    if fetch in ("always_true", "always_false"):  # the predefined TRUE and FALSE
+        value = fetch == "always_true"
+        return lambda _req, _src: value
     if fetch == "src":
         nets = [ipaddress.ip_network(p, strict=False) for p in m.patterns]
 

@@ -25,10 +25,12 @@ Fields = list[tuple[bytes, bytes]]
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """A final answer decided by a rule: ``deny`` (status) or ``redirect``."""
+    """A final answer decided by a rule: ``deny`` (status), ``redirect``, or
+    ``use-service`` (``service`` names it; the adapter hands the request over)."""
 
     status: int
     location: bytes | None = None  # set for redirects
+    service: str | None = None  # set for use-service
 
 
 ValueFn = Callable[[Request, str], bytes]
@@ -87,7 +89,14 @@ class CompiledRule:
         self.value = _value(rule.value)
         self.kind = rule.redirect_kind
         self.code = rule.code
-        if self.action not in ("set-header", "add-header", "del-header", "redirect", "deny"):
+        if self.action not in (
+            "set-header",
+            "add-header",
+            "del-header",
+            "redirect",
+            "deny",
+            "use-service",
+        ):
             raise ValueError(f"http rule action {self.action!r} is not supported")
 
 
@@ -120,6 +129,8 @@ def apply_request_rules(rules: Sequence[CompiledRule], req: Request, src: str) -
             req.headers = _delete(req.headers, rule.name)
         elif action == "deny":
             return Verdict(rule.code or 403)
+        elif action == "use-service":
+            return Verdict(200, service=rule.value(req, src).decode("latin-1"))
         else:  # redirect
             return Verdict(rule.code or 302, _redirect_location(rule, req, src))
     return None

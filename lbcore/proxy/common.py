@@ -78,6 +78,8 @@ class Registry:
         self.admitted = 0
         self.frontends: list[FrontendRuntime] = []  # whose held connections a slot wakes
         self.on_empty: Callable[[], None] | None = None
+        #: the worker's request/reply link to its master (``lbcore.proxy.services``)
+        self.link: Any = None
 
     def full(self) -> bool:
         return bool(self.maxconn) and self.admitted >= self.maxconn

@@ -26,6 +26,7 @@ import asyncio
 import logging
 import ssl
 import time
+from http import HTTPStatus
 from typing import Any
 
 from lbcore.backend import BackendRuntime
@@ -34,6 +35,7 @@ from lbcore.http import h1
 from lbcore.http.errors import error_page, redirect
 from lbcore.http.h1 import END, NEED_DATA, PAUSED, ProtocolError, Reader, Request, Response
 from lbcore.http.rules import Verdict, apply_request_rules, apply_response_rules
+from lbcore.proxy import persistence, services
 from lbcore.proxy.accesslog import ms
 from lbcore.proxy.common import Deadline, FrontendRuntime
 from lbcore.server import ServerRuntime
@@ -256,6 +258,8 @@ class HttpClient(asyncio.Protocol):
         self.bytes_out = 0
         self.log_server = ""
         self._queued = False  # waiting in the backend queue
+        self.cookie: persistence.Outcome | None = None  # the request's persistence
+        self.service: services.Call | None = None  # a stats page / exporter answering
 
     # ---- connection life -------------------------------------------------------
 
@@ -388,7 +392,7 @@ class HttpClient(asyncio.Protocol):
         if self.t_first is None and self.log is not None:
             self.t_first = self.loop.time()
         self.reader.feed(data)
-        if phase == WAITING or not self.admitted:
+        if (phase == WAITING and self.service is None) or not self.admitted:
             if self.reader.buffered > _WAIT_BUFFER:
                 self.pause(_PAUSE_WAIT)
             return
@@ -450,6 +454,9 @@ class HttpClient(asyncio.Protocol):
             else:
                 self._parse_error(err.status)
             return
+        if self.service is not None:  # answered here: the body is the service's
+            services.feed(self, out)
+            return
         if self.phase == FORWARD:
             up = self.upstream
             if self.pending:
@@ -486,6 +493,8 @@ class HttpClient(asyncio.Protocol):
         self.retries = 0
         self.redispatched = False
         self.phase = WAITING
+        self.cookie = None
+        self.service = None
         if self.log is not None:
             self._start_log(req)
         src = self.src
@@ -494,6 +503,8 @@ class HttpClient(asyncio.Protocol):
             if verdict is not None:
                 self._answer(verdict)
                 return False
+        if services.intercept(self, fe.proxy, req, src):
+            return False
         be = fe.select_backend(req, src)
         if be is None:
             self.answer_error(503)
@@ -506,6 +517,10 @@ class HttpClient(asyncio.Protocol):
             if verdict is not None:
                 self._answer(verdict)
                 return False
+        if be.proxy is not fe.proxy and services.intercept(self, be.proxy, req, src):
+            return False
+        if be.persist is not None:
+            self.cookie = persistence.on_request(be.persist, req, time.time())
         extra = [(b"x-forwarded-for", src.encode())] if fe.forwardfor or be.forwardfor else None
         if be.server_close:
             conn = b"close"
@@ -522,7 +537,10 @@ class HttpClient(asyncio.Protocol):
         be = self.backend
         req = self.req
         assert be is not None and req is not None
-        if be.plain:
+        server = persistence.take(self.cookie)
+        if server is not None:
+            pass
+        elif be.plain:
             server = be.pick(_PLAIN)
         else:
             hdrs = _header_map(req) if be.wants_headers else None
@@ -672,6 +690,8 @@ class HttpClient(asyncio.Protocol):
                 self._release_upstream(up, reuse=False)
                 self.answer_error(verdict.status)
                 return None
+        if self.cookie is not None and be.persist is not None:
+            persistence.on_response(be.persist, self.cookie, resp, up.server, req.method)
         if self.log is not None:
             self.t_resp = self.loop.time()
             self.status = status
@@ -832,7 +852,43 @@ class HttpClient(asyncio.Protocol):
         if reader.buffered:
             self.loop.call_soon(self._pump)
 
+    def answer_local(
+        self,
+        status: int,
+        ctype: bytes,
+        body: bytes,
+        extra: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        """An answer made in this worker (stats page, exporter, 401): like the
+        error pages, counted, logged, and the connection kept when it can be."""
+        if self.transport is None:
+            return
+        self.fe.hrsp[status // 100] = self.fe.hrsp.get(status // 100, 0) + 1
+        keep = self._reusable()
+        resp = Response(status, _reason(status), b"1.1", list(extra or ()))
+        resp.headers += [
+            (b"content-type", ctype),
+            (b"content-length", b"%d" % len(body)),
+            (b"cache-control", b"no-cache"),
+        ]
+        req = self.req
+        data = h1.serialize_response(resp, None if keep else b"close")
+        if req is None or req.method != b"HEAD":
+            data += body
+        self.transport.write(data)
+        if self.log is not None:
+            self.status = status
+            self.bytes_out += len(data)
+            self._log("LR" if status != 401 else "PR")
+        if keep:
+            self._recycle()
+        else:
+            self.close()
+
     def _answer(self, verdict: Verdict) -> None:
+        if verdict.service is not None:
+            services.use_service(self, verdict.service)
+            return
         if verdict.location is None:
             self.fe.denied += 1
             self.answer_error(verdict.status)
@@ -909,6 +965,8 @@ class HttpClient(asyncio.Protocol):
             srv_conn=server.active if server is not None else 0,
             retries=self.retries,
             redispatched=self.redispatched,
+            cookie_client=self.cookie.client_flag if self.cookie is not None else "-",
+            cookie_server=self.cookie.server_flag if self.cookie is not None else "-",
             backend_queue=len(be.queue) if be is not None else 0,
             ssl=self.tls_info is not None,
             request_line=(b"%s %s HTTP/%s" % (req.method, req.target, req.version)).decode(
@@ -981,6 +1039,13 @@ class HttpClient(asyncio.Protocol):
             self.tunnel_eofs += 1
             if self.tunnel_eofs >= 2:
                 self.close()
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b"Unknown"
 
 
 def _header_map(req: Request) -> dict[str, str]:

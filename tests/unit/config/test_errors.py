@@ -141,7 +141,7 @@ ERRORS = [
         "use_backend api if || { path /a }",
         "'||' without a condition before",
     ),
-    Err("frontend", "use_backend api if TRUE", "'TRUE' is not supported yet (predefined ACL)"),
+    Err("frontend", "use_backend api if HTTP", "'HTTP' is not supported yet (predefined ACL)"),
     Err("frontend", "use_backend %[req.hdr(host)]", "is not supported yet (dynamic backend"),
     Err("defaults", "use_backend api", "'use_backend' is not allowed in a 'defaults'", R),
     Err(
@@ -282,7 +282,7 @@ ERRORS = [
     Err("backend", "server s1 127.0.0.1:80 check addr 1.2.3.4:80", "without port"),
     Err("backend", "server s1 127.0.0.1:80 agent-check", "'agent-check' is not supported yet"),
     Err("backend", "default-server chek", "unknown option 'chek' (did you mean 'check'?)", R),
-    Err("backend", "server s1 127.0.0.1:80 cookie a", "'cookie' is not supported yet"),
+    Err("backend", "server s1 127.0.0.1:80 cookie", "server s1: 'cookie' expects a value", R),
     Err("backend", "server s1 127.0.0.1:80 ssl", "verify is enabled by default but no CA", R),
     Err("backend", "server s1 127.0.0.1:80 ssl verify maybe", "'verify' expects", R),
     Err("backend", "server s1 127.0.0.1:80 check-ssl", "'check-ssl' is not supported yet"),
@@ -317,7 +317,16 @@ ERRORS = [
     ),
     Err("frontend", "server s1 127.0.0.1:80", "'server' is not allowed in a 'frontend'", R),
     Err("defaults", "server s1 127.0.0.1:80", "'server' is not allowed in a 'defaults'", R),
-    Err("backend", "cookie SRV insert", "'cookie' is not supported yet"),
+    Err("backend", "cookie SRV", "'cookie without insert, rewrite or prefix (passive"),
+    Err("backend", "cookie SRV insert frob", "cookie: unknown option 'frob'", R),
+    Err("backend", "cookie SRV rewrite maxidle 30m", "'maxidle' and 'maxlife' may only"),
+    Err("backend", "cookie SRV insert dynamic", "'cookie dynamic' is not supported yet"),
+    Err("frontend", "stats frob", "unknown 'stats' keyword 'frob'", R),
+    Err("frontend", "stats auth nocolon", "'stats auth' expects <user>:<password>"),
+    Err("frontend", "stats admin", "'stats admin' requires either 'if' or 'unless'", R),
+    Err("frontend", "stats refresh 1x", "stats refresh: unknown time unit", R),
+    Err("frontend", "stats scope app", "'stats scope' is not supported yet"),
+    Err("frontend", "http-request use-service lua.x", "'http-request use-service lua.x' is"),
     # --- unknown keywords in each section kind ---
     *[
         Err(section, "frobnicate", f"unknown keyword 'frobnicate' in '{section}' section", R)

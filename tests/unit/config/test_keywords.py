@@ -20,9 +20,11 @@ from lbcore.config.model import (
     Mode,
     Options,
     Server,
+    StatsPage,
     StatsSocket,
     UseBackend,
 )
+from lbcore.persist import CookieSettings
 from tests.unit.config.samples import Row, be, fe, ls, strip
 
 
@@ -654,6 +656,56 @@ ROWS = [
         "server s1 127.0.0.1:18021\nserver s2 127.0.0.1:18022",
         lambda c: [s.name for s in be(c).servers],
         ["s1", "s2", "s0"],
+    ),
+    # --- cookie persistence, the stats page, use-service ---
+    Row(
+        "backend",
+        "cookie SRV insert indirect nocache httponly secure domain .a.example maxidle 30m "
+        "maxlife 1h\nserver s1 127.0.0.1:18023 cookie w1",
+        lambda c: (be(c).cookie, server("s1")(c).cookie),
+        (
+            CookieSettings(
+                "SRV",
+                "insert",
+                indirect=True,
+                nocache=True,
+                httponly=True,
+                secure=True,
+                domains=(".a.example",),
+                maxidle=1800.0,
+                maxlife=3600.0,
+            ),
+            "w1",
+        ),
+    ),
+    Row("backend", "cookie JSESSIONID prefix", lambda c: be(c).cookie.mode, "prefix"),
+    Row("defaults", "cookie SRV rewrite", lambda c: be(c).cookie.mode, "rewrite"),
+    Row("backend", "cookie SRV insert postonly preserve", lambda c: be(c).cookie.postonly, True),
+    Row(
+        "frontend",
+        "stats enable\nstats uri /st\nstats realm Site\\ stats\nstats auth a:b\n"
+        "stats auth c:d\nstats refresh 10s\nstats admin if LOCALHOST\nstats hide-version",
+        lambda c: fe(c).stats,
+        StatsPage(
+            uri="/st",
+            realm="Site stats",
+            auth=(("a", "b"), ("c", "d")),
+            refresh=10.0,
+            admin=(cond([anon("src", "127.0.0.1/8", "::1")]),),
+            hide_version=True,
+        ),
+    ),
+    Row("listen", "stats uri /", lambda c: ls(c).stats.uri, "/"),
+    Row("frontend", "stats admin if TRUE", lambda c: len(fe(c).stats.admin), 1),
+    Row(
+        "frontend",
+        "http-request use-service prometheus-exporter if { path /metrics }",
+        lambda c: last_rule(fe(c)),
+        HttpRule(
+            "use-service",
+            value="prometheus-exporter",
+            condition=cond([anon("path", "/metrics")]),
+        ),
     ),
 ]
 
