@@ -47,11 +47,13 @@ def fleet(converged: tuple[Fleet, Molecule]) -> Fleet:
 
 
 def step_output(molecule: Molecule, step: str) -> str:
-    """What molecule printed for one step of its sequence."""
-    start = molecule.output.find(f"default ➜ {step}: Executing")
-    end = molecule.output.find(f"default ➜ {step}: Executed", start)
-    assert start >= 0 and end > start, f"no {step} step in:\n{molecule.output[-3000:]}"
-    return molecule.output[start:end]
+    """What molecule printed for one step of its sequence ("[default > STEP] Executing"
+    without colours, "default ➜ STEP: Executing" with them)."""
+    mark = rf"(?:\[default > {step}\]|default ➜ {step}:)"
+    start = re.search(mark + " Executing", molecule.output)
+    end = re.search(mark + " Executed", molecule.output[start.end() :]) if start else None
+    assert start and end, f"no {step} step in:\n{molecule.output[-3000:]}"
+    return molecule.output[start.start() : start.end() + end.start()]
 
 
 def recap(text: str) -> dict[str, int]:
