@@ -222,9 +222,9 @@ def test_check_only_flag(lab: Lab) -> None:
 
 
 def test_make_deploy_demo_shows_requests_alternating() -> None:
-    """Must show 1 (for now): scripts/deploy.py, what `make deploy` runs."""
+    """scripts/deploy.py --local: the demo without the lab (`make deploy` runs the lab's)."""
     done = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "deploy.py")],
+        [sys.executable, str(REPO / "scripts" / "deploy.py"), "--local"],
         env=lbcore_env(),
         capture_output=True,
         text=True,
