@@ -41,6 +41,8 @@ def converged(
     inventory = write_inventory(tmp / "inventory", lab)
     fleet = Fleet(built, inventory, lab)
     try:
+        # `--destroy never` skips molecule's first destroy too: start from bare hosts here.
+        fleet.lab_state("absent")
         yield fleet, run_molecule(built, inventory, tmp / "cache", "--destroy", "never")
     finally:
         fleet.lab_state("absent")

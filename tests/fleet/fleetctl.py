@@ -241,8 +241,9 @@ def run_molecule(built: Ansible, inventory: Path, cache: Path, *args: str) -> Mo
         [molecule, "test", "--scenario-name", "default", *args],
         cwd=REPO,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,  # one stream: molecule's step lines among Ansible's output
         text=True,
         timeout=840,
     )
-    return Molecule(proc.returncode, proc.stdout + proc.stderr)
+    return Molecule(proc.returncode, proc.stdout)

@@ -9,6 +9,8 @@ file order on it, each leaving the site serving with every server enabled for th
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO
 from tests.fleet.fleetctl import (
     BACKENDS,
     BALANCERS,
@@ -47,11 +50,13 @@ def fleet(converged: tuple[Fleet, Molecule]) -> Fleet:
 
 
 def step_output(molecule: Molecule, step: str) -> str:
-    """What molecule printed for one step of its sequence."""
-    start = molecule.output.find(f"default ➜ {step}: Executing")
-    end = molecule.output.find(f"default ➜ {step}: Executed", start)
-    assert start >= 0 and end > start, f"no {step} step in:\n{molecule.output[-3000:]}"
-    return molecule.output[start:end]
+    """What molecule printed for one step of its sequence ("[default > STEP] Executing"
+    without colours, "default ➜ STEP: Executing" with them)."""
+    mark = rf"(?:\[default > {step}\]|default ➜ {step}:)"
+    start = re.search(mark + " Executing", molecule.output)
+    end = re.search(mark + " Executed", molecule.output[start.end() :]) if start else None
+    assert start and end, f"no {step} step in:\n{molecule.output[-3000:]}"
+    return molecule.output[start.start() : start.end() + end.start()]
 
 
 def recap(text: str) -> dict[str, int]:
@@ -109,6 +114,20 @@ def test_site_from_bare_hosts_serves_the_vip_spread_over_the_backends(
     counts = spread(fleet.url(), 30)
     assert set(counts) == set(BACKENDS), counts
     assert all(n >= 5 for n in counts.values()), counts  # roundrobin: 10 each
+
+
+def test_deploy_script_shows_requests_through_the_vip_spreading(fleet: Fleet) -> None:
+    """What `make deploy` prints after the site run (here --no-site: the site is up)."""
+    deploy = [sys.executable, str(REPO / "scripts" / "deploy.py")]
+    done = subprocess.run(
+        [*deploy, "--inventory", str(fleet.inventory), "--no-site"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"requests to http://{fleet.lab.vip}:80/ (the VIP)" in done.stdout
+    assert "deploy OK: requests spread over web1, web2, web3" in done.stdout, done.stdout
 
 
 def test_second_site_run_changes_nothing_on_any_host(
