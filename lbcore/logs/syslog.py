@@ -54,6 +54,39 @@ def frame(
     ``rfc5424`` as ``-`` when unset. The header and message together are cut to ``maxlen``
     bytes, then a line feed is appended.
     """
+    if fmt in ("local", "rfc3164", "short", "priority", "raw"):
+        # A function of the second only: built once per second, not once per line.
+        head = _head(fmt, facility, level, tag, pid, hostname, int(now), tz)
+    else:
+        head = _head_us(fmt, facility, level, tag, pid, hostname, now, tz)
+    data = (head + message).encode("utf-8", "surrogateescape")
+    return data[:maxlen] + b"\n"
+
+
+@functools.lru_cache(maxsize=64)
+def _head(
+    fmt: str,
+    facility: str,
+    level: str,
+    tag: str,
+    pid: int,
+    hostname: str | None,
+    sec: int,
+    tz: _dt.tzinfo | None,
+) -> str:
+    return _head_us(fmt, facility, level, tag, pid, hostname, float(sec), tz)
+
+
+def _head_us(
+    fmt: str,
+    facility: str,
+    level: str,
+    tag: str,
+    pid: int,
+    hostname: str | None,
+    now: float,
+    tz: _dt.tzinfo | None,
+) -> str:
     pri = priority(facility, level)
     if fmt in ("local", "rfc3164"):
         if fmt == "rfc3164":
@@ -74,8 +107,7 @@ def frame(
         head = ""
     else:
         raise LogFormatError(f"unknown syslog format '{fmt}', expected one of {SYSLOG_FORMATS}")
-    data = (head + message).encode("utf-8", "surrogateescape")
-    return data[:maxlen] + b"\n"
+    return head
 
 
 @functools.lru_cache(maxsize=16)
