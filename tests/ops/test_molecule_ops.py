@@ -39,6 +39,7 @@ def ops_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str
         pytest.skip("molecule is not installed (make venv installs it)")
     tmp = tmp_path_factory.mktemp("ops")
     built = Ansible.build(tmp)
+    # Health checks on: "the balancers see it UP" then means their checks saw the new app.
     inventory = write_inventory(tmp / "inventory", "lbcore_balancer_check: true\n")
     env = {k: v for k, v in built.env.items() if "CALLBACK" not in k}
     env.update(
