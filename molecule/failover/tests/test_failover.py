@@ -128,6 +128,11 @@ def test_killing_the_masters_agent_moves_the_vip_within_the_configured_time(host
         # Preempt (the lab's setting): the restarted agent, priority 150, takes it back.
         back = became_master_after(master, restarted, 60) - restarted
         time.sleep(2)
+    # Two moves, two windows: the failover itself, and the preemption back (connections in
+    # flight to the peer at that moment end with it). A request started in a window may end
+    # by its client timeout after it.
+    windows = [(t0 - 0.1, t0 + moved + 0.5), (restarted - 0.1, restarted + back + 0.5)]
+    outside = [s for s in load.failures if not any(a <= s.start <= b for a, b in windows)]
     report(
         "failover",
         step="agent_killed",
@@ -137,10 +142,11 @@ def test_killing_the_masters_agent_moves_the_vip_within_the_configured_time(host
         advert_s=advert,
         skew_s=round(skew, 3),
         back_s=round(back, 2),
+        failed_at_s=[round(s.start - t0, 2) for s in load.failures],
         **load.summary(),
     )
     assert moved <= bound, f"VIP moved in {moved:.3f}s, more than 3 x {advert} + {skew:.3f} + 0.5"
-    assert not failures_outside(load, t0 - 0.1, t0 + moved + 0.5), load.summary()
+    assert not outside, [(round(s.start - t0, 2), s.error) for s in outside]
     assert load.achieved_rate >= 20
     views = roles(balancers)
     assert views[master.backend.host]["state"] == "MASTER", views
