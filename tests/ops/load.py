@@ -12,6 +12,8 @@ failed but when: a failover test checks that failures fall inside the VIP's move
 from __future__ import annotations
 
 import http.client
+import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -34,12 +36,26 @@ class Shot:
         return not self.error and self.status == 200
 
 
-def get(host: str, port: int = 80, path: str = "/", timeout: float = 5.0) -> Shot:
-    """One GET on a new connection (Connection: close)."""
+def get(
+    host: str,
+    port: int = 80,
+    path: str = "/",
+    timeout: float = 5.0,
+    tls: ssl.SSLContext | None = None,
+    sni: str | None = None,
+) -> Shot:
+    """One GET on a new connection (Connection: close); over TLS with `tls`, asking for
+    `sni` (also sent as Host)."""
     start = time.time()
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    headers = {"Connection": "close"}
+    if sni:
+        headers["Host"] = sni
     try:
-        conn.request("GET", path, headers={"Connection": "close"})
+        if tls is not None:
+            raw = socket.create_connection((host, port), timeout=timeout)
+            conn.sock = tls.wrap_socket(raw, server_hostname=sni or host)
+        conn.request("GET", path, headers=headers)
         resp = conn.getresponse()
         resp.read()
         return Shot(
@@ -64,6 +80,8 @@ class Load:
     max_requests: int = 20_000
     max_seconds: float = 400.0
     timeout: float = 5.0
+    tls: ssl.SSLContext | None = None
+    sni: str | None = None
     shots: list[Shot] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -90,7 +108,7 @@ class Load:
             with self._lock:
                 if len(self.shots) >= self.max_requests:
                     return
-            shot = get(self.host, self.port, timeout=self.timeout)
+            shot = get(self.host, self.port, timeout=self.timeout, tls=self.tls, sni=self.sni)
             with self._lock:
                 self.shots.append(shot)
             next_at += period

@@ -26,9 +26,10 @@ def address(host: str) -> str:
     return f"{NET}.{ADDRESSES[host]}"
 
 
-def write_inventory(dst: Path, extra_vars: str = "") -> Path:
-    """inventories/lab, copied to `dst`, rewritten for the private lab (plus `extra_vars`,
-    YAML lines appended to group_vars/all.yml)."""
+def write_inventory(dst: Path, balancer_vars: str = "") -> Path:
+    """inventories/lab, copied to `dst`, rewritten for the private lab (plus
+    `balancer_vars`, YAML lines appended to group_vars/balancers.yml, where they win over
+    the lab's own)."""
     if dst.exists():
         shutil.rmtree(dst)
     shutil.copytree(LAB_INVENTORY, dst)
@@ -51,5 +52,10 @@ def write_inventory(dst: Path, extra_vars: str = "") -> Path:
         f"lbcore_lab_netns_prefix: {PREFIX}\n"
         f"lbcore_lab_veth_prefix: {PREFIX}\n"
     )
-    all_vars.write_text("\n".join(kept) + private + extra_vars)
+    all_vars.write_text("\n".join(kept) + private)
+    if balancer_vars:
+        balancers = dst / "group_vars" / "balancers.yml"
+        keys = tuple(line.split(":")[0] + ":" for line in balancer_vars.splitlines() if ":" in line)
+        lines = [line for line in balancers.read_text().splitlines() if not line.startswith(keys)]
+        balancers.write_text("\n".join(lines) + "\n# tests/ops/opsctl.py\n" + balancer_vars)
     return dst

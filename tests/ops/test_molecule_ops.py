@@ -19,8 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trustme
 
-from tests.conftest import REPO, need_root
+from tests.conftest import REPO, lbcore_cmd, lbcore_env, need_root
 from tests.lab.labctl import Ansible, ansible_bin
 from tests.ops.opsctl import write_inventory
 
@@ -38,6 +39,7 @@ def ops_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str
         pytest.skip("molecule is not installed (make venv installs it)")
     tmp = tmp_path_factory.mktemp("ops")
     built = Ansible.build(tmp)
+    # Health checks on: "the balancers see it UP" then means their checks saw the new app.
     inventory = write_inventory(tmp / "inventory", "lbcore_balancer_check: true\n")
     env = {k: v for k, v in built.env.items() if "CALLBACK" not in k}
     env.update(
@@ -65,10 +67,31 @@ def ops_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str
         )
 
 
+def lbcore_terminates_tls(tmp: Path) -> bool:
+    """Whether this checkout's `lbcore check` accepts `bind ... ssl crt` (the tls scenario
+    needs TLS termination in lbcore itself)."""
+    leaf = trustme.CA().issue_cert("check.example.test")
+    pem = tmp / "check.pem"
+    pem.write_bytes(leaf.cert_chain_pems[0].bytes() + leaf.private_key_pem.bytes())
+    cfg = tmp / "tls-check.cfg"
+    cfg.write_text(
+        "defaults\n    mode http\n    timeout client 5s\n    timeout server 5s\n"
+        "    timeout connect 5s\nfrontend f\n"
+        f"    bind 127.0.0.1:8443 ssl crt {pem}\n    default_backend b\n"
+        "backend b\n    server s 127.0.0.1:8080\n"
+    )
+    proc = subprocess.run(
+        lbcore_cmd("check", "-f", str(cfg)), env=lbcore_env(), capture_output=True, check=False
+    )
+    return proc.returncode == 0
+
+
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_molecule_scenario_passes(ops_lab: tuple[dict[str, str], Path], scenario: str) -> None:
     env, tmp = ops_lab
+    if scenario == "tls" and not lbcore_terminates_tls(tmp):
+        pytest.skip("lbcore on this checkout does not terminate TLS yet (bind ... ssl crt)")
     report = Path(env["LBCORE_OPS_REPORT"])
     seen = len(report.read_text().splitlines()) if report.exists() else 0
     started = time.monotonic()

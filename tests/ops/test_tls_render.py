@@ -4,8 +4,7 @@
 temporary directory and computes the sections; the test playbook then renders the
 balancer's own template with them, as the role's main entry point does on a balancer.
 HAProxy 2.6 (`haproxy -c`) is the oracle that the result is valid HAProxy configuration;
-`lbcore check` must accept it too, or refuse only the TLS keywords it does not know yet
-(TLS termination is being added to lbcore). The failure paths are the play's: a key that
+`lbcore check` must accept it too. The failure paths are the play's: a key that
 does not match its certificate, a bad site.
 """
 
@@ -185,8 +184,7 @@ def test_two_sites_render_a_valid_sni_frontend(tmp_path: Path, collections: Path
         capture_output=True,
         text=True,
     )
-    if ours.returncode != 0:  # until lbcore terminates TLS: only the TLS words are refused
-        assert "ssl" in ours.stderr + ours.stdout, ours.stderr + ours.stdout
+    assert ours.returncode == 0, ours.stderr + ours.stdout  # and lbcore, as `run` would
 
     # Second run: nothing changes (bundles, crt-list and config are idempotent).
     again = play(tmp_path, collections, sites(pki))

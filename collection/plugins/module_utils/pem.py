@@ -28,9 +28,21 @@ class BundleError(ValueError):
     """A bundle that must not be installed; the message says why, never the key."""
 
 
+_PEM_END = b"-----END CERTIFICATE-----"
+
+
+def _load_all(data):
+    """Every certificate of a PEM text. cryptography < 39 (Debian 12's python3-cryptography
+    is 38, the managed hosts' interpreter) has no load_pem_x509_certificates."""
+    if hasattr(x509, "load_pem_x509_certificates"):
+        return x509.load_pem_x509_certificates(data)
+    blocks = [b + _PEM_END for b in data.split(_PEM_END) if b"-----BEGIN CERTIFICATE-----" in b]
+    return [x509.load_pem_x509_certificate(b[b.index(b"-----BEGIN") :]) for b in blocks]
+
+
 def load_certs(pem):
     try:
-        certs = x509.load_pem_x509_certificates(pem.encode() if isinstance(pem, str) else pem)
+        certs = _load_all(pem.encode() if isinstance(pem, str) else pem)
     except ValueError:
         raise BundleError("no PEM certificate could be read") from None
     if not certs:
@@ -101,7 +113,10 @@ def describe(leaf, now=None):
         names = san.value.get_values_for_type(x509.DNSName)
     except x509.ExtensionNotFound:
         names = []
-    not_after = leaf.not_valid_after_utc
+    if hasattr(leaf, "not_valid_after_utc"):
+        not_after = leaf.not_valid_after_utc
+    else:  # cryptography < 42: a naive datetime, in UTC
+        not_after = leaf.not_valid_after.replace(tzinfo=datetime.timezone.utc)
     return {
         "subject": leaf.subject.rfc4514_string(),
         "issuer": leaf.issuer.rfc4514_string(),

@@ -7,6 +7,7 @@ drain web1, ready web1, drain web2, ... in that order during the run.
 
 from __future__ import annotations
 
+import re
 import uuid
 from pathlib import Path
 
@@ -78,7 +79,8 @@ def test_a_failing_deploy_stops_the_run_with_only_that_server_drained(host, tmp_
         summary = load.summary()
         report("rolling_drain", step="failing_deploy", bad=bad, **summary)
         assert proc.returncode != 0, _failures(proc)
-        assert f"fatal: [{bad}]" in proc.stdout, _failures(proc)
+        out = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)  # molecule colours
+        assert f"fatal: [{bad}]" in out, _failures(proc)
         assert summary["failed"] == 0, summary
         for b in balancers:
             view = balancer_view(b, marks[b.backend.host])
