@@ -102,14 +102,14 @@ def addresses(name: str, netns: str | None = None, primary_only: bool = False) -
 
 def delete_link(name: str) -> None:
     """Delete a link; one that vanished meanwhile is as good as deleted."""
-    proc = subprocess.run(["ip", "link", "del", name], capture_output=True, text=True)
+    proc = subprocess.run(["ip", "link", "del", name], capture_output=True, text=True, check=False)
     if proc.returncode != 0 and link(name) is not None:
         raise LabError(f"ip link del {name}: {proc.stderr.strip()}")
 
 
 def delete_netns(name: str) -> None:
     """Delete a named netns; one that vanished meanwhile is as good as deleted."""
-    proc = subprocess.run(["ip", "netns", "del", name], capture_output=True, text=True)
+    proc = subprocess.run(["ip", "netns", "del", name], capture_output=True, text=True, check=False)
     if proc.returncode != 0 and netns_exists(name):
         raise LabError(f"ip netns del {name}: {proc.stderr.strip()}")
 
@@ -452,7 +452,7 @@ def ensure_mounts(args: argparse.Namespace, plan: Plan, init: int) -> None:
     """Re-attach a private directory the host lost. That happens when the mount point is
     removed from the root filesystem (since Linux 3.18, rmdir detaches the mounts over it
     in every other mount namespace): the host would then write into the shared directory."""
-    _, fs = host_paths(args)
+    fs = host_paths(args)[1]
     mounted = set()
     for line in _proc_read(init, "mountinfo").splitlines():
         fields = line.split()
@@ -616,7 +616,7 @@ def stop_strays(args: argparse.Namespace, plan: Plan) -> None:
 
 
 def host_absent(args: argparse.Namespace, plan: Plan) -> None:
-    hostdir, _ = host_paths(args)
+    hostdir = host_paths(args)[0]
     meta_file = hostdir / "host.json"
     meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
     names = [n for n in dict.fromkeys([args.netns, meta.get("netns")]) if n]
@@ -718,7 +718,7 @@ def validate(args: argparse.Namespace) -> dict:
             errors.append(f"{label} {value} is not a host address of {subnet}")
         reserved[addr] = label
     for item in args.host:
-        name, _, value = item.partition("=")
+        name, _sep, value = item.partition("=")
         if not HOSTNAME_RE.match(name):
             errors.append(f"host {name!r}: names are lowercase letters, digits and '-'")
         if len(args.prefix + name) > IFNAME_MAX:

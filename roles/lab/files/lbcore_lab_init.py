@@ -37,7 +37,7 @@ def _reap_all(deadline: float) -> None:
     """Reap children until none is left or the deadline passes."""
     while time.monotonic() < deadline:
         try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
+            pid = os.waitpid(-1, os.WNOHANG)[0]
         except ChildProcessError:
             return
         if pid == 0:
