@@ -29,6 +29,7 @@ frontend fe
   use_backend be_dead if {{ path_beg /dead }}
   use_backend be_refused if {{ path_beg /refused }}
   use_backend be_empty if {{ path_beg /empty }}
+  use_backend be_cookie if {{ path_beg /ck }}
   default_backend be_app
 backend be_app
   server app {good}
@@ -38,6 +39,11 @@ backend be_refused
   retries 1
   server gone 127.0.0.1:{refused}
 backend be_empty
+backend be_cookie
+  cookie SRV insert indirect nocache
+  option redispatch
+  server c1 {good} cookie c1
+  server c2 127.0.0.1:{refused} cookie c2 disabled
 """
 
 REQUESTS = [
@@ -49,6 +55,12 @@ REQUESTS = [
     b"GET /empty HTTP/1.1\r\nHost: h\r\n\r\n",
     b"GET /slow?d=2 HTTP/1.1\r\nHost: h\r\n\r\n",
     b"GET / HTTP/1.1\r\nHost: h\r\nBad Header\r\n\r\n",
+    # cookie persistence: inserted (--NI), valid (--VN), invalid and re-inserted (--II),
+    # naming a server in maintenance: redispatched, re-inserted (--DI)
+    b"GET /ck HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    b"GET /ck HTTP/1.1\r\nHost: h\r\nCookie: SRV=c1\r\nConnection: close\r\n\r\n",
+    b"GET /ck HTTP/1.1\r\nHost: h\r\nCookie: SRV=zz\r\nConnection: close\r\n\r\n",
+    b"GET /ck HTTP/1.1\r\nHost: h\r\nCookie: SRV=c2\r\nConnection: close\r\n\r\n",
 ]
 
 
