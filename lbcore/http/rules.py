@@ -115,18 +115,27 @@ def _redirect_location(rule: CompiledRule, req: Request, src: str) -> bytes:
     return target
 
 
+_HEADER_ACTIONS = ("set-header", "add-header", "del-header")
+
+
+def _edited(headers: Fields, rule: CompiledRule, req: Request, src: str) -> Fields:
+    """One set/add/del-header action on a request's or a response's headers."""
+    if rule.action == "set-header":
+        return _set(headers, rule.name, rule.value(req, src))
+    if rule.action == "add-header":
+        headers.append((rule.name, rule.value(req, src)))
+        return headers
+    return _delete(headers, rule.name)
+
+
 def apply_request_rules(rules: Sequence[CompiledRule], req: Request, src: str) -> Verdict | None:
     """Run ``http-request`` rules over ``req``; a final action returns its verdict."""
     for rule in rules:
         if not rule.pred(req, src):
             continue
         action = rule.action
-        if action == "set-header":
-            req.headers = _set(req.headers, rule.name, rule.value(req, src))
-        elif action == "add-header":
-            req.headers.append((rule.name, rule.value(req, src)))
-        elif action == "del-header":
-            req.headers = _delete(req.headers, rule.name)
+        if action in _HEADER_ACTIONS:
+            req.headers = _edited(req.headers, rule, req, src)
         elif action == "deny":
             return Verdict(rule.code or 403)
         elif action == "use-service":
@@ -144,12 +153,8 @@ def apply_response_rules(
         if not rule.pred(req, src):
             continue
         action = rule.action
-        if action == "set-header":
-            resp.headers = _set(resp.headers, rule.name, rule.value(req, src))
-        elif action == "add-header":
-            resp.headers.append((rule.name, rule.value(req, src)))
-        elif action == "del-header":
-            resp.headers = _delete(resp.headers, rule.name)
+        if action in _HEADER_ACTIONS:
+            resp.headers = _edited(resp.headers, rule, req, src)
         elif action == "deny":
             return Verdict(rule.code or 502)
     return None
