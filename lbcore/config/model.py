@@ -332,6 +332,9 @@ class Options:
     httplog: bool = False
     tcplog: bool = False
     dontlognull: bool = False
+    #: use every usable backup server at once, not only the first (HAProxy's
+    #: ``option allbackups``)
+    allbackups: bool = False
 
 
 @dataclass(frozen=True, slots=True)
