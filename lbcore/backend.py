@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from lbcore.balance import PickContext
+from lbcore.balance import PickContext, candidates
 from lbcore.config.model import Balance, Proxy
 from lbcore.proxy.persistence import for_backend as persistence_for
 from lbcore.server import ServerRuntime
@@ -90,6 +90,10 @@ class BackendRuntime:
         self.wants_headers = algo == "hdr"
         self.plain = not (self.wants_src or self.wants_uri or self.wants_headers)
         self.queue: deque[Callable[[], None]] = deque()
+        #: called when a request starts waiting, if set: the worker sets it where
+        #: servers share their slots with other workers (``lbcore.budget``), to look
+        #: again at those slots while requests wait (``retry_queued``)
+        self.on_queued: Callable[[], None] | None = None
         t = proxy.timeouts
         self.timeout_connect = t.connect
         self.timeout_server = t.server
@@ -145,10 +149,27 @@ class BackendRuntime:
             self.queue.append(waiter)
         if len(self.queue) > self.qmax:
             self.qmax = len(self.queue)
+        if self.on_queued is not None:
+            self.on_queued()
 
     def dequeue(self, waiter: Callable[[], None]) -> None:
         with contextlib.suppress(ValueError):
             self.queue.remove(waiter)
+
+    def retry_queued(self) -> None:
+        """Slots may have been freed by other workers (shared ``maxconn``): wake as
+        many waiters, in order, as the servers that may serve have free slots now."""
+        free = 0
+        for s in candidates(self.servers, self.proxy.options.allbackups):
+            if s.config.maxconn == 0:
+                free = len(self.queue)
+                break
+            if s.budget is not None:
+                free += s.budget.free()
+            else:
+                free += max(0, s.config.maxconn - s.active)
+        for _ in range(min(free, len(self.queue))):
+            self.queue.popleft()()
 
     def wake_waiters(self) -> None:
         """Servers became usable (state/weight change): let queued requests retry."""

@@ -57,7 +57,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lbcore import control
+from lbcore import budget, control
+from lbcore.budget import Budgets
 from lbcore.config.model import Config
 from lbcore.control_plane import ControlPlane
 from lbcore.listeners import BindError, BindKey, ListenerSet
@@ -218,6 +219,8 @@ class Master:
     generation: int = 1
     pending: _Pending | None = None
     _last_generation: int = 1
+    #: shared server maxconn slots of each generation that has workers (lbcore.budget)
+    _budgets: dict[int, Budgets | None] = field(default_factory=dict)
     workers: dict[int, Worker] = field(default_factory=dict)
     stopping: bool = False
     _signals: list[int] = field(default_factory=list)
@@ -252,6 +255,7 @@ class Master:
                 self._shutdown()
                 raise
         n = worker_count(self.config, self.workers_override)
+        self._budgets[self.generation] = Budgets.for_config(self.config, n)
         log.info("Loading success: %s, %d worker(s), generation %d", self._files(), n, 1)
         for slot in range(n):
             self._spawn(slot)
@@ -329,6 +333,7 @@ class Master:
         deadline = now + self.ready_timeout
         p = _Pending(self._last_generation, config, current, messages, n, now, deadline)
         self.pending = p
+        self._budgets[p.generation] = Budgets.for_config(config, n)
         for slot in range(n):
             w = self._spawn(slot, p)
             if w is None:
@@ -550,6 +555,7 @@ class Master:
             _drop_privileges(config)
             os.environ["LBCORE_WORKER_SLOT"] = str(slot)
             os.environ["LBCORE_WORKER_GENERATION"] = str(generation)
+            budget.inherit(self._budgets.get(generation), slot)
             self.worker_fn(config, dict(current), channel)
             code = 0
         except SystemExit as e:
@@ -646,6 +652,7 @@ class Master:
                 continue
             self._read_channel(w)  # its last words (a final counters snapshot)
             self._close_channel(w)
+            self._reclaim(w)
             if self.control is not None:
                 self.control.worker_exited(pid)
             how = describe_exit(status)
@@ -664,6 +671,23 @@ class Master:
             else:
                 log.info("Worker (%d) of generation %d exited (%s)", pid, w.generation, how)
             self._close_unused_listeners()
+
+    def _reclaim(self, w: Worker) -> None:
+        """Give back the shared maxconn slots a dead worker held (a killed worker
+        could not), before a replacement starts in its slot; let a generation's
+        budgets go with its last worker."""
+        budgets = self._budgets.get(w.generation)
+        if budgets is None:
+            return
+        held = budgets.reclaim(w.slot)
+        if held:
+            log.warning("Worker (%d) exited holding %d server slot(s): given back", w.pid, held)
+        live = {x.generation for x in self.workers.values()}
+        live |= {self.generation} | ({self.pending.generation} if self.pending else set())
+        for gen in [g for g in self._budgets if g not in live]:
+            b = self._budgets.pop(gen)
+            if b is not None:
+                b.close()
 
     def _schedule_restart(self, slot: int, now: float, lived: float) -> None:
         h = self._history.setdefault(slot, _SlotHistory())

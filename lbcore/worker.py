@@ -30,7 +30,7 @@ import signal
 import socket
 from typing import Any
 
-from lbcore import control
+from lbcore import budget, control
 from lbcore.backend import BackendRuntime
 from lbcore.config.model import Config, Mode, Proxy
 from lbcore.http.acl import compile_condition
@@ -115,6 +115,16 @@ class Worker:
         self.done: asyncio.Future[None] = loop.create_future()
         self.channel: socket.socket | None = None
         self.registry.on_empty = self._finish
+        # Servers whose maxconn the workers share (lbcore.budget): their queues are
+        # looked at again while requests wait, for slots other workers gave back.
+        self.shared: list[BackendRuntime] = []
+        self._poll: asyncio.TimerHandle | None = None
+        for be in self.backends.values():
+            for server in be.servers:
+                server.budget = budget.inherited(be.name, server.name)
+            if any(server.budget is not None for server in be.servers):
+                be.on_queued = self._watch_queues
+                self.shared.append(be)
 
     async def start(self, listeners: dict[tuple[str, int], socket.socket]) -> None:
         loop = self.loop
@@ -137,6 +147,18 @@ class Worker:
             return
         purge_idle(self.backends.values(), self.loop.time())
         self.loop.call_later(1.0, self._housekeeping)
+
+    def _watch_queues(self) -> None:
+        if self._poll is None:
+            self._poll = self.loop.call_later(budget.QUEUE_POLL, self._poll_queues)
+
+    def _poll_queues(self) -> None:
+        self._poll = None
+        for be in self.shared:
+            if be.queue:
+                be.retry_queued()
+        if any(be.queue for be in self.shared):
+            self._watch_queues()
 
     # ---- stopping ------------------------------------------------------------
 

@@ -12,7 +12,8 @@ balanced by the algorithm as the actives would be. Weight 0 and non-READY admin
 states are never picked.
 
 Accounting contract (the proxy relies on it): a successful ``pick`` counts the
-request on the server (``active += 1``, ``total += 1``); the caller calls
+request on the server (``active += 1``, ``total += 1``, and takes one of its shared
+``maxconn`` slots when the workers share them: ``lbcore.budget``); the caller calls
 ``release(server)`` exactly once when that request/connection ends. ``pick`` returns
 None in two cases the caller tells apart with ``available(servers)``:
 
@@ -91,7 +92,8 @@ def available(servers: Sequence[ServerRuntime]) -> bool:
 
 
 def with_room(servers: Sequence[ServerRuntime], allbackups: bool = False) -> list[ServerRuntime]:
-    """``candidates`` that are below their ``maxconn``.
+    """``candidates`` that are below their ``maxconn`` (in all workers when the
+    server's slots are shared, see ``lbcore.budget``).
 
     Full active servers do not let backups in: backups replace *unavailable*
     actives, not busy ones (a busy farm queues instead).
@@ -99,13 +101,23 @@ def with_room(servers: Sequence[ServerRuntime], allbackups: bool = False) -> lis
     out = []
     for s in _tiers(servers, allbackups):
         limit = s.config.maxconn
-        if limit == 0 or s.active < limit:
+        if limit == 0:
+            out.append(s)
+        elif s.budget is not None:
+            if s.budget.free() > 0:
+                out.append(s)
+        elif s.active < limit:
             out.append(s)
     return out
 
 
-def assign(server: ServerRuntime) -> ServerRuntime:
-    """Count a new request on ``server`` (the first half of the accounting contract)."""
+def assign(server: ServerRuntime) -> ServerRuntime | None:
+    """Count a new request on ``server`` (the first half of the accounting contract);
+    None if its last shared slot went to another worker meanwhile (the caller
+    queues, as for a full server)."""
+    budget = server.budget
+    if budget is not None and not budget.take():
+        return None
     server.active += 1
     server.total += 1
     return server
@@ -115,6 +127,8 @@ def unassign(server: ServerRuntime) -> None:
     """The second half: a request counted by ``assign`` has ended."""
     if server.active > 0:
         server.active -= 1
+        if server.budget is not None:
+            server.budget.give()
 
 
 # Algorithms whose servers' weights may change at runtime (HAProxy calls the others
