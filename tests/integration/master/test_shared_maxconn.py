@@ -8,6 +8,7 @@ import http.client
 import os
 import signal
 import socketserver
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, need_binary
 from tests.integration.master.conftest import MasterProc, fd_inodes, wait_for
 
 CONFIG = """\
@@ -196,3 +197,22 @@ def test_a_killed_workers_slots_come_back(
     backend.max_inflight = 0
     assert burst(port, 6, "/slow?d=0.3") == [200] * 6
     assert backend.max_inflight == 2
+
+
+def test_haproxy_with_two_threads_bounds_the_same(tmp_path: Path, backend: Backend) -> None:
+    """The oracle: HAProxy 2.6 with 2 threads, same configuration, same burst: at most
+    2 at the server, every request served."""
+    haproxy = need_binary("haproxy")
+    port = free_port()
+    cfg = tmp_path / "haproxy.cfg"
+    text = CONFIG.format(port=port, backend=backend.port, options="")
+    cfg.write_text(text.replace("global\n", "global\n    nbthread 2\n", 1))
+    proc = subprocess.Popen([haproxy, "-db", "-f", str(cfg)], stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: burst(port, 1, "/") == [200], what="haproxy serving")
+        backend.max_inflight = 0
+        assert burst(port, 8, "/slow?d=0.4") == [200] * 8
+        assert backend.max_inflight == 2
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
