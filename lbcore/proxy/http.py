@@ -49,6 +49,7 @@ _PAUSE_FLOW = 1  # the upstream's write buffer is full
 _PAUSE_WAIT = 2  # nothing to forward to yet (queued, connecting, pipelined)
 _WAIT_BUFFER = 65536  # bytes a waiting request may buffer before its client is paused
 _JOIN_MAX = 4096  # a body this small is joined to its head into one write
+_ORPHAN_BUFFER = 16384  # what HAProxy forwards (tune.bufsize) before a write fails
 _POOL_MAX = 128  # idle upstream connections kept per server
 _PLAIN = PickContext()  # for algorithms that read nothing from the request
 POOL_IDLE = 5.0  # seconds an idle server connection is kept (HAProxy's pool-purge-delay)
@@ -118,6 +119,9 @@ class Upstream(asyncio.Protocol):
         client = self.client
         if client is None:  # idle: servers do not talk first; drop the connection
             self.transport.close()
+            return
+        if client.transport is None:  # the client reset while its answer was awaited
+            client.orphan_data(self, data)
             return
         self.got_data = True
         reader = self.reader
@@ -254,6 +258,7 @@ class HttpClient(asyncio.Protocol):
         self.retries = 0
         self.redispatched = False
         self.in_tunnel = False
+        self.orphan = False  # client gone, its request still with the server
         # Access log (only maintained when the frontend logs): loop-clock stamps.
         self.log = fe.log
         self.logged = True  # nothing to log until a connection or request starts
@@ -296,8 +301,18 @@ class HttpClient(asyncio.Protocol):
             self._pump()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.phase == CLOSED:
-            self._finish()
+        if (
+            self.phase == FORWARD
+            and self.req_done
+            and not self.resp_started
+            and self.upstream is not None
+        ):
+            # The client reset while the server works on its request. HAProxy (without
+            # option abortonclose) does not abort such a request: it awaits the answer,
+            # then logs the failed write to the client (CD, the server's status). Same
+            # here: see orphan_data; timeout server still bounds the wait.
+            self.transport = None
+            self.orphan = True
             return
         self.phase = CLOSED
         self._finish()
@@ -306,6 +321,8 @@ class HttpClient(asyncio.Protocol):
         if self.transport is None:
             return
         self.transport = None
+        # the server side first: HAProxy logs once it is released (%bc/%sc count it out)
+        self._drop_request(close_upstream=True)
         if not self.logged:
             if self.in_tunnel:
                 self._log("--")
@@ -314,6 +331,10 @@ class HttpClient(asyncio.Protocol):
                 self._log("CR")
             else:
                 self._log("CD" if self.resp_started else ("CC" if self.phase == WAITING else "CH"))
+        self._teardown()
+
+    def _teardown(self) -> None:
+        self.orphan = False
         self.phase = CLOSED
         self.deadline.cancel()
         self._drop_request(close_upstream=True)
@@ -723,6 +744,33 @@ class HttpClient(asyncio.Protocol):
             conn = None
         return h1.serialize_response(resp, conn)
 
+    def orphan_data(self, up: Upstream, data: bytes) -> None:
+        """The server answers a client that reset (see ``connection_lost``): as in HAProxy,
+        the answer is taken as far as one buffer would hold it, counted as sent, and the
+        session ends as a failed write to the client — CD, with the server's status."""
+        reader = up.reader
+        reader.feed(data)
+        try:
+            while self.bytes_out < _ORPHAN_BUFFER:
+                ev = reader.next_event()
+                if ev is NEED_DATA:
+                    return
+                if type(ev) is bytes:
+                    self.bytes_out += len(ev)
+                elif type(ev) is Response:
+                    head = self.response_head(ev, up)
+                    if head is None:  # refused by http-response rules: logged there
+                        return
+                    self.bytes_out += len(head)
+                else:  # END, or bytes after it
+                    break
+        except ProtocolError:
+            self.upstream_failed(up, 502)
+            return
+        self._release_upstream(up, reuse=False)
+        self._log("CD")
+        self._teardown()
+
     def touch_server(self) -> None:
         self.deadline.set_in(self.t_server)
 
@@ -774,7 +822,10 @@ class HttpClient(asyncio.Protocol):
             be.eresp += 1
         started = self.resp_started
         self._release_upstream(up, reuse=False)
-        if started:
+        if started and self.orphan:
+            self._log("CD")  # the write to the client failed first
+            self._teardown()
+        elif started:
             self._log("SD")
             self.abort()
         else:
@@ -782,6 +833,9 @@ class HttpClient(asyncio.Protocol):
 
     def upstream_lost(self, up: Upstream) -> None:
         """The upstream connection closed while serving this client."""
+        if self.orphan:
+            self.upstream_failed(up, 502)
+            return
         if self.phase == TUNNEL:
             self._release_upstream(up, reuse=False)
             self.close()
@@ -817,6 +871,11 @@ class HttpClient(asyncio.Protocol):
         the request was read whole and the client wants keep-alive (500 always closes)."""
         fe = self.fe
         fe.hrsp[status // 100] = fe.hrsp.get(status // 100, 0) + 1
+        if self.orphan:  # the client is gone: only the log line is left to write
+            self.status = status
+            self._log(term or _TERM.get(status, "PR"))
+            self._teardown()
+            return
         if self._queued and self.backend is not None:
             self.backend.dequeue(self._dequeued)
             self._queued = False
