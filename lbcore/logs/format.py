@@ -505,15 +505,18 @@ def _compile(fmt: str, ctx: Context) -> tuple[list[object], set[int], dict[int, 
         if i < n and fmt[i] == "[":
             raise LogFormatError(f"sample expressions '%[...]' are not supported (offset {i - 1})")
         j = i
-        while j < n and (fmt[j].isalnum() or fmt[j] == "_"):
+        while j < n and fmt[j].isascii() and fmt[j].isalnum():
             j += 1
         name = fmt[i:j]
-        # longest known prefix: "%Tsfoo" is %Ts then "foo", as in HAProxy
-        while name and name not in variables and name != "o":
-            name = name[:-1]
+        # the whole run of letters and digits names the variable: "%Tsfoo" is unknown,
+        # "%ST_x" is %ST then "_x" (HAProxy 2.6's parser)
+        if not name and j < n:
+            raise LogFormatError(f"'%' followed by '{fmt[j]}' at offset {i - 1} (write '%%')")
         if not name:
-            raise LogFormatError(f"unknown log-format variable at offset {i - 1}: '%{fmt[i:j]}'")
-        i += len(name)
+            raise LogFormatError(f"truncated line after '%' at offset {i - 1}")
+        if name not in variables and name != "o":
+            raise LogFormatError(f"no such format variable '%{name}' (offset {i - 1})")
+        i = j
         if name == "o":
             sticky = flags
             continue
