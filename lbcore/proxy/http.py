@@ -27,7 +27,7 @@ import logging
 import ssl
 import time
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lbcore.backend import BackendRuntime
 from lbcore.balance import PickContext
@@ -41,6 +41,9 @@ from lbcore.proxy.common import Deadline, FrontendRuntime
 from lbcore.server import ServerRuntime
 from lbcore.tls.upstream import connect_kwargs as upstream_tls
 from lbcore.tls.upstream import reusable as upstream_reusable
+
+if TYPE_CHECKING:
+    from lbcore.logs.capture import Captured  # imported by the worker only when it logs
 
 # Client connection phases.
 IDLE_FIRST, IDLE_KA, WAITING, FORWARD, TUNNEL, CLOSED = range(6)
@@ -271,6 +274,7 @@ class HttpClient(asyncio.Protocol):
         self.bytes_out = 0
         self.log_server = ""
         self._queued = False  # waiting in the backend queue
+        self.caps: Captured | None = None  # %hr, %hs, %CC, %CS (capture lines) of the request
         self.cookie: persistence.Outcome | None = None  # the request's persistence
         self.service: services.Call | None = None  # a stats page / exporter answering
 
@@ -548,6 +552,8 @@ class HttpClient(asyncio.Protocol):
                 return False
         if be.proxy is not fe.proxy and services.intercept(self, be.proxy, req, src):
             return False
+        if self.caps is not None:  # capture cookie
+            self.caps.on_backend(req.headers)
         if be.persist is not None:
             self.cookie = persistence.on_request(be.persist, req, time.time())
         extra = [(b"x-forwarded-for", src.encode())] if fe.forwardfor or be.forwardfor else None
@@ -708,6 +714,8 @@ class HttpClient(asyncio.Protocol):
         be = self.backend
         assert be is not None
         fe = self.fe
+        if self.caps is not None:  # capture response header / capture cookie
+            self.caps.on_response(resp.headers)
         if fe.resp_rules or be.resp_rules:
             verdict = None
             if be.resp_rules:
@@ -985,6 +993,9 @@ class HttpClient(asyncio.Protocol):
         self.bytes_out = 0
         self.log_server = ""
         self.logged = False
+        captures = self.log.captures  # type: ignore[union-attr]
+        if captures is not None:
+            self.caps = captures.on_request(req.headers)
 
     def _log(self, term: str) -> None:
         """Emit this request's log line (once), HAProxy's httplog fields from our stamps."""
@@ -1042,6 +1053,13 @@ class HttpClient(asyncio.Protocol):
             if req is not None
             else None,
         )
+        caps = self.caps
+        if caps is not None:  # captured: this request's, never the next one's
+            self.caps = None
+            rec.request_headers = caps.request_headers
+            rec.response_headers = caps.response_headers
+            rec.captured_request_cookie = caps.request_cookie
+            rec.captured_response_cookie = caps.response_cookie
         alog.emit(rec)
         self.t_first = None
         self.t_start = now

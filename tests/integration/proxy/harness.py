@@ -3,9 +3,9 @@
 * ``Backend``: a stdlib ``ThreadingHTTPServer`` on 127.0.0.1 (independent of lbcore's
   own HTTP code) that counts accepted connections and concurrent requests, and serves
   ``/`` (a JSON echo of what it received), ``/slow?d=S``, ``/big?n=N`` (a chunked
-  response of N bytes), ``/status/NNN`` (that status, a small text body), uploads of
-  any framing (answers their length and SHA-256) and ``/ws`` (a WebSocket-style upgrade
-  echoing bytes upper-cased).
+  response of N bytes), ``/status/NNN[?sc=COOKIE]`` (that status, a small text body, and
+  ``Set-Cookie: COOKIE`` when asked), uploads of any framing (answers their length and
+  SHA-256) and ``/ws`` (a WebSocket-style upgrade echoing bytes upper-cased).
 * ``DeadServer``: accepts and closes at once (a crashed application).
 * ``Lb``: binds listening sockets on free ports as the master will, then runs
   ``run_worker`` in a child process (``runner.py``) on haproxy-style config text.
@@ -127,7 +127,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._websocket()
             return
         if url.path.startswith("/status/"):
-            self._send_status(int(url.path.split("/")[2]))
+            self._send_status(int(url.path.split("/")[2]), q.get("sc", [None])[0])
             return
         if url.path == "/garbage":
             self.wfile.write(b"NOT HTTP AT ALL\r\n\r\n")
@@ -153,10 +153,12 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def _send_status(self, status: int) -> None:
+    def _send_status(self, status: int, cookie: str | None) -> None:
         body = b"status %d\n" % status
         self.send_response(status)
         self.send_header("Content-Type", "text/plain")
+        if cookie is not None:
+            self.send_header("Set-Cookie", cookie)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD":

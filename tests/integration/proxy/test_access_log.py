@@ -19,6 +19,8 @@ import struct
 import time
 from collections.abc import Callable
 
+import pytest
+
 from tests.integration.proxy.harness import Backend, DeadServer, Lb, raw_exchange, refused_port
 
 LbFactory = Callable[..., tuple[Lb, int]]
@@ -123,50 +125,150 @@ def timers(line: str) -> str:
     return "/".join("-1" if v == "-1" else "N" for v in parts[4].split("/"))
 
 
+def start_both(
+    lb: LbFactory, haproxy: Callable[[str], int], config: str, **fmt: object
+) -> tuple[tuple[int, socket.socket], tuple[int, socket.socket]]:
+    """lbcore and HAProxy on the same config, each logging to its own UDP sink:
+    ``((our port, our sink), (their port, their sink))``; the caller closes the sinks."""
+    ours_sink, theirs_sink = sink(), sink()
+    _, ours = lb(config, sink=ours_sink.getsockname()[1], **fmt)
+    text = config.format(port="{port}", sink=theirs_sink.getsockname()[1], **fmt)
+    theirs = haproxy(text)
+    try:  # haproxy's start-up probe made a null connection: it may log it, drain it
+        while True:
+            theirs_sink.settimeout(0.5)
+            theirs_sink.recv(65536)
+    except TimeoutError:
+        theirs_sink.settimeout(5)
+    return (ours, ours_sink), (theirs, theirs_sink)
+
+
+def send(port: int, req: bytes | Callable[[int], None]) -> None:
+    if callable(req):
+        req(port)
+    else:
+        raw_exchange(port, req)
+
+
+def message(datagram: bytes) -> tuple[str, str]:
+    """``(priority, message)`` of one syslog datagram, e.g. ``("<134>", "127...")``."""
+    text = datagram.decode()
+    return text[: text.index(">") + 1], text.split("]: ", 1)[1]
+
+
+def assert_httplog_equal(g: str, w: str, req: object = None) -> None:
+    """Our httplog line ``g`` against HAProxy's ``w``, with the masks of this module."""
+    gf, wf = g.split(" "), w.split(" ")
+    assert re.fullmatch(r"127\.0\.0\.1:\d+", gf[0])
+    assert re.fullmatch(r"\[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d\.\d{3}\]", gf[1])
+    # frontend, backend/server, timers (-1 where HAProxy has -1), status, cookies,
+    # termination state, connection counts, queues, captured headers, request line
+    assert gf[2:4] == wf[2:4], (g, w)
+    assert timers(g) == timers(w), (g, w)
+    assert gf[5] == wf[5] and gf[7:] == wf[7:], (g, w)
+    # %B: lbcore counts the bytes on the wire; HAProxy 2.6 counts its internal
+    # (HTX) representation, a few bytes per header less. Same order of size.
+    if req is close_mid_body:
+        assert all(65536 < int(f[6]) < BIG for f in (gf, wf)), (g, w)
+    elif req is reset_while_server_works:
+        assert all(100 < int(f[6]) < 500 for f in (gf, wf)), (g, w)
+    else:
+        assert abs(int(wf[6]) - int(gf[6])) <= 64, (g, w)
+
+
 def test_httplog_lines_match_haproxy(
     lb: LbFactory, web: list[Backend], haproxy: Callable[[str], int]
 ) -> None:
     dead = DeadServer()
-    ours_sink, theirs_sink = sink(), sink()
+    fmt = {"good": web[0].addr, "dead": dead.addr, "refused": refused_port()}
+    (ours, ours_sink), (theirs, theirs_sink) = start_both(lb, haproxy, CONFIG, **fmt)
     try:
-        fmt = {"good": web[0].addr, "dead": dead.addr, "refused": refused_port()}
-        _, ours = lb(CONFIG, sink=ours_sink.getsockname()[1], **fmt)
-        text = CONFIG.format(port="{port}", sink=theirs_sink.getsockname()[1], **fmt)
-        theirs = haproxy(text)
-        try:  # haproxy's start-up probe made a null connection: it logs it, drain it
-            while True:
-                theirs_sink.settimeout(0.5)
-                theirs_sink.recv(65536)
-        except TimeoutError:
-            theirs_sink.settimeout(5)
         for req in REQUESTS:
-            for port in (ours, theirs):
-                if callable(req):
-                    req(port)
-                else:
-                    raw_exchange(port, req)
-            got = ours_sink.recv(65536)
-            want = theirs_sink.recv(65536)
-            assert got.startswith(b"<134>") and want.startswith(b"<134>")
-            g, w = got.decode().split("]: ", 1)[1], want.decode().split("]: ", 1)[1]
-            gf, wf = g.split(" "), w.split(" ")
-            assert re.fullmatch(r"127\.0\.0\.1:\d+", gf[0])
-            assert re.fullmatch(r"\[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d\.\d{3}\]", gf[1])
-            # frontend, backend/server, timers (-1 where HAProxy has -1), status,
-            # cookies, termination state, connection counts, queues, request line
-            assert gf[2:4] == wf[2:4], (g, w)
-            assert timers(g) == timers(w), (g, w)
-            assert gf[5] == wf[5] and gf[7:] == wf[7:], (g, w)
-            # %B: lbcore counts the bytes on the wire; HAProxy 2.6 counts its internal
-            # (HTX) representation, a few bytes per header less. Same order of size.
-            if req is close_mid_body:
-                assert all(65536 < int(f[6]) < BIG for f in (gf, wf)), (g, w)
-            elif req is reset_while_server_works:
-                assert all(100 < int(f[6]) < 500 for f in (gf, wf)), (g, w)
-            else:
-                assert abs(int(wf[6]) - int(gf[6])) <= 64, (g, w)
+            send(ours, req)
+            send(theirs, req)
+            (gp, g), (wp, w) = message(ours_sink.recv(65536)), message(theirs_sink.recv(65536))
+            assert gp == wp == "<134>", (g, w)
+            assert_httplog_equal(g, w, req)
     finally:
         dead.close()
+        ours_sink.close()
+        theirs_sink.close()
+
+
+CAPTURE_CONFIG = """
+global
+  log 127.0.0.1:{sink} local0
+defaults
+  mode http
+  log global
+  timeout connect 300ms
+  timeout client 5s
+  timeout server 600ms
+frontend fe
+  bind 127.0.0.1:{port}
+  option httplog
+  option dontlognull
+  option log-separate-errors
+  capture request header Host len 8
+  capture request header User-Agent len 12
+  capture request header X-Absent len 4
+  capture response header Content-Type len 10
+  capture response header X-None len 4
+  capture cookie SID len 10
+  http-request deny if {{ path_beg /deny }}
+  http-request redirect location /moved if {{ path /old }}
+  default_backend be_app
+backend be_app
+  server app {good}
+"""
+
+CAPTURE_REQUESTS: list[bytes | Callable[[int], None]] = [
+    # the last Host, a long User-Agent cut, characters HAProxy escapes, the first cookie
+    # whose name starts with SID (cut to 10 characters), the server's Set-Cookie
+    b"GET /status/200?sc=SIDS%3Dserver-side%3B+Path%3D%2F HTTP/1.1\r\nHost: example.org\r\n"
+    b'User-Agent: a{b|c}"d#e f\r\nCookie: a=1; SIDX=abcdefghijk; SID=2\r\n\r\n',
+    b"GET / HTTP/1.1\r\nHost: h\r\nCookie: SID=1\r\nConnection: close\r\n\r\n",
+    # answered by the proxy: request captures, empty response ones; 403 is an error
+    b"GET /deny HTTP/1.1\r\nHost: h\r\nUser-Agent: ua\r\n\r\n",
+    b"GET /old HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",  # LR: not an error
+    b"GET /status/503 HTTP/1.1\r\nHost: h\r\n\r\n",  # the server's 5xx: an error
+    b"GET /slow?d=2 HTTP/1.1\r\nHost: h\r\n\r\n",  # 504 sH
+    b"GET / HTTP/1.1\r\nHost: h\r\nBad Header\r\n\r\n",  # no request: no captures
+]
+
+
+def null_connection(port: int) -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=5):
+        time.sleep(0.05)
+
+
+def test_captures_separate_errors_and_dontlognull_match_haproxy(
+    lb: LbFactory, web: list[Backend], haproxy: Callable[[str], int]
+) -> None:
+    """Captured headers ``{..|..}`` and cookies in httplog, ``err`` for abnormal requests
+    (<131> = local0.err), and no line at all for a connection that sent nothing."""
+    (ours, ours_sink), (theirs, theirs_sink) = start_both(
+        lb, haproxy, CAPTURE_CONFIG, good=web[0].addr
+    )
+    levels = []
+    try:
+        for req in CAPTURE_REQUESTS:
+            for port in (ours, theirs):
+                null_connection(port)  # dontlognull: the next line is the request's
+                send(port, req)
+            (gp, g), (wp, w) = message(ours_sink.recv(65536)), message(theirs_sink.recv(65536))
+            assert gp == wp, (gp, g, wp, w)
+            assert_httplog_equal(g, w)
+            levels.append(gp)
+            if req is CAPTURE_REQUESTS[0]:  # the captures are there, not just equal
+                assert " SIDX=abcde SIDS=serve ---- " in g, g
+                assert " {example.|a#7Bb#7Cc#7D#22d#23e f|} {text/plain|} " in g, g
+        assert levels == ["<134>"] * 2 + ["<131>", "<134>"] + ["<131>"] * 3
+        for s in (ours_sink, theirs_sink):  # the null connections logged nothing
+            s.settimeout(0.3)
+            with pytest.raises(TimeoutError):
+                s.recv(65536)
+    finally:
         ours_sink.close()
         theirs_sink.close()
 
