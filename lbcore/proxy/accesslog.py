@@ -48,7 +48,15 @@ def _spec(t: LogTarget) -> TargetSpec:
 class AccessLog:
     """One frontend's request log: a compiled format and the sender of its targets."""
 
-    __slots__ = ("captures", "dontlognull", "format", "sender", "separate_errors")
+    __slots__ = (
+        "captures",
+        "count",
+        "dontlognull",
+        "format",
+        "local_addr",
+        "sender",
+        "separate_errors",
+    )
 
     def __init__(
         self,
@@ -63,8 +71,13 @@ class AccessLog:
         self.dontlognull = dontlognull
         self.separate_errors = separate_errors  # option log-separate-errors
         self.captures = captures  # None: the frontend captures nothing
+        self.count = 0  # lines logged (%lc; lbcore's %rt counts the same, per frontend)
+        #: the format reads %fi/%fp: the adapter notes each connection's local address
+        self.local_addr = not fmt.variables.isdisjoint(("fi", "fp"))
 
     def emit(self, record: RequestRecord) -> None:
+        self.count += 1
+        record.log_counter = record.request_counter = self.count
         level = "err" if self.separate_errors and record.is_error else "info"
         self.sender.log(self.format.render(record), level, time.time())
 

@@ -266,6 +266,8 @@ class HttpClient(asyncio.Protocol):
         self.log = fe.log
         self.logged = True  # nothing to log until a connection or request starts
         self.src_port = 0
+        self.local: Any = None  # (ip, port) of the frontend, when the log format shows it
+        self.bytes_in = 0  # request bytes received (%U)
         self.accept_wall = 0.0
         self.t_accept = self.t_start = 0.0
         self.t_first: float | None = None
@@ -286,6 +288,8 @@ class HttpClient(asyncio.Protocol):
         self.src = peer[0] if peer else ""
         if self.log is not None:
             self.src_port = peer[1] if peer else 0
+            if self.log.local_addr:  # %fi/%fp in the log-format
+                self.local = transport.get_extra_info("sockname")
             self.accept_wall = time.time()
             self.t_accept = self.t_start = self.loop.time()
             self.logged = False  # a connection that never sends a request is logged too
@@ -422,8 +426,10 @@ class HttpClient(asyncio.Protocol):
                 up.transport.write(data)
                 self.touch_tunnel()
             return
-        if self.t_first is None and self.log is not None:
-            self.t_first = self.loop.time()
+        if self.log is not None:
+            self.bytes_in += len(data)
+            if self.t_first is None:
+                self.t_first = self.loop.time()
         self.reader.feed(data)
         if (phase == WAITING and self.service is None) or not self.admitted:
             if self.reader.buffered > _WAIT_BUFFER:
@@ -1036,6 +1042,9 @@ class HttpClient(asyncio.Protocol):
             t_total=ms(self.t_start, now),
             status=self.status or -1,
             bytes_read=self.bytes_out,
+            bytes_uploaded=self.bytes_in if req is not None else 0,
+            server_ip=server.config.host if server is not None else "",
+            server_port=server.config.port if server is not None else 0,
             termination=term,
             actconn=len(fe.registry.conns),
             feconn=fe.conn_cur,
@@ -1060,7 +1069,11 @@ class HttpClient(asyncio.Protocol):
             rec.response_headers = caps.response_headers
             rec.captured_request_cookie = caps.request_cookie
             rec.captured_response_cookie = caps.response_cookie
+        local = self.local
+        if local is not None:
+            rec.frontend_ip, rec.frontend_port = local[0], local[1]
         alog.emit(rec)
+        self.bytes_in = 0
         self.t_first = None
         self.t_start = now
 

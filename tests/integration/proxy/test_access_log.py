@@ -301,3 +301,65 @@ def test_tcplog_line(lb: LbFactory) -> None:
     finally:
         srv.close()
         log.close()
+
+
+LOG_FORMAT_CONFIG = """
+global
+  log 127.0.0.1:{sink} local0
+defaults
+  mode http
+  log global
+  timeout connect 300ms
+  timeout client 5s
+  timeout server 600ms
+frontend fe
+  bind 127.0.0.1:{port}
+  capture request header Host len 8
+  capture response header Content-Type len 10
+  log-format "{fmt}"
+  http-request deny if {{ path_beg /deny }}
+  default_backend be_app
+backend be_app
+  server app {good}
+"""
+
+# Compared as is before " ; "; after it (ports, pid, dates, timers, counters, sizes) only
+# the shape: every number read as N, -1 and - kept; %B and %U within 64 bytes.
+LOG_FORMAT = (
+    "%{+Q}o %ci %f %ft %b %s %si %ST %tsc %ts %ac/%fc/%bc/%sc/%rc %sq/%bq %HM %HP %HQ %HU "
+    "%HV %CC %CS %hr %hs %hrl %hsl %r %ID %{-Q}o %%lit %{+X}ci %H ; %cp %pid %Ts %ms %t %tr %T "
+    "%Tl %trg %trl %Th/%Ti/%TR/%Tw/%Tc/%Tr/%Ta/%Tt/%Tu/%Td/%Tq %B %U %fp %sp %rt %lc"
+)
+
+
+def shape(masked: str) -> str:
+    return re.sub(r"(?<![\d-])(?!-1\b)\d+", "N", masked)
+
+
+def test_log_format_line_matches_haproxy(
+    lb: LbFactory, web: list[Backend], haproxy: Callable[[str], int]
+) -> None:
+    """A log-format using the common variables, flags (%o, +Q, -Q, +X), %% and text."""
+    (ours, ours_sink), (theirs, theirs_sink) = start_both(
+        lb, haproxy, LOG_FORMAT_CONFIG, good=web[0].addr, fmt=LOG_FORMAT
+    )
+    try:
+        for req in (
+            b"GET /status/200?x=1 HTTP/1.1\r\nHost: example.org\r\nConnection: close\r\n\r\n",
+            b"GET /deny HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h\r\nBad Header\r\n\r\n",
+        ):
+            send(ours, req)
+            send(theirs, req)
+            (gp, g), (wp, w) = message(ours_sink.recv(65536)), message(theirs_sink.recv(65536))
+            assert gp == wp, (g, w)
+            g_same, g_masked = g.rstrip("\n").split(" ; ")
+            w_same, w_masked = w.rstrip("\n").split(" ; ")
+            assert g_same == w_same, (g, w)
+            assert shape(g_masked) == shape(w_masked), (g, w)
+            gb, gu, wb, wu = (int(v) for v in (*g_masked.split()[-6:-4], *w_masked.split()[-6:-4]))
+            assert abs(gb - wb) <= 64 and abs(gu - wu) <= 64, (g, w)
+        assert g_same.startswith('"127.0.0.1" "fe" "fe" "fe" "<NOSRV>" "" 400 PR-- PR ')
+    finally:
+        ours_sink.close()
+        theirs_sink.close()
