@@ -18,6 +18,7 @@ from lbcore.config.model import Config
 from lbcore.control_plane import ControlPlane
 from lbcore.listeners import BindError, ListenerSet
 from lbcore.master import (
+    READY_TIMEOUT,
     HaproxyStyleFormatter,
     Loader,
     Master,
@@ -68,6 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="worker processes (default: nbproc, or one per core)",
     )
     p.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=READY_TIMEOUT,
+        metavar="SECONDS",
+        help="how long a reload waits for every new worker to be ready before it gives "
+        f"up and keeps the old ones (default {READY_TIMEOUT:g})",
+    )
+    p.add_argument(
         "--log-file", metavar="FILE", help="in daemon mode, append the master's log here"
     )
     return p
@@ -92,6 +101,9 @@ def run(argv: list[str], worker_fn: WorkerFn = default_worker, loader: Loader = 
     args = build_parser().parse_args(argv)
     if args.workers is not None and args.workers < 1:
         print("lbcore run: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if not args.ready_timeout > 0:
+        print("lbcore run: --ready-timeout must be more than 0", file=sys.stderr)
         return 2
     # Absolute now: a daemon works from "/", and reloads read the files again.
     files = [os.path.abspath(f) for f in args.files]
@@ -145,6 +157,7 @@ def run(argv: list[str], worker_fn: WorkerFn = default_worker, loader: Loader = 
         workers_override=args.workers,
         close_in_worker=(ready.fd,) if ready.fd >= 0 else (),
         control=ControlPlane(config, worker_count(config, args.workers)),
+        ready_timeout=args.ready_timeout,
     )
     try:
         try:
