@@ -90,12 +90,28 @@ def close_mid_body(port: int) -> None:
     s.close()
 
 
+def null_connection(port: int) -> None:
+    """A connection on which the client sends nothing (logged unless dontlognull)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5):
+        time.sleep(0.05)
+
+
+def partial_request(port: int) -> None:
+    """A client that closes in the middle of its request head: its abort (CR), not a
+    syntax error; logged even under dontlognull."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET / HT")
+        time.sleep(0.05)
+
+
 REQUESTS: list[bytes | Callable[[int], None]] = [
     b"GET /index.html HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
     b"GET /status/404 HTTP/1.1\r\nHost: h\r\n\r\n",  # the server's own 404
     reset_while_server_works,
     close_while_server_works,
     close_mid_body,
+    null_connection,
+    partial_request,
     b"GET /deny HTTP/1.1\r\nHost: h\r\n\r\n",
     b"GET /old HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
     b"GET /dead HTTP/1.1\r\nHost: h\r\n\r\n",
@@ -234,12 +250,8 @@ CAPTURE_REQUESTS: list[bytes | Callable[[int], None]] = [
     b"GET /status/503 HTTP/1.1\r\nHost: h\r\n\r\n",  # the server's 5xx: an error
     b"GET /slow?d=2 HTTP/1.1\r\nHost: h\r\n\r\n",  # 504 sH
     b"GET / HTTP/1.1\r\nHost: h\r\nBad Header\r\n\r\n",  # no request: no captures
+    partial_request,
 ]
-
-
-def null_connection(port: int) -> None:
-    with socket.create_connection(("127.0.0.1", port), timeout=5):
-        time.sleep(0.05)
 
 
 def test_captures_separate_errors_and_dontlognull_match_haproxy(
@@ -263,7 +275,7 @@ def test_captures_separate_errors_and_dontlognull_match_haproxy(
             if req is CAPTURE_REQUESTS[0]:  # the captures are there, not just equal
                 assert " SIDX=abcde SIDS=serve ---- " in g, g
                 assert " {example.|a#7Bb#7Cc#7D#22d#23e f|} {text/plain|} " in g, g
-        assert levels == ["<134>"] * 2 + ["<131>", "<134>"] + ["<131>"] * 3
+        assert levels == ["<134>"] * 2 + ["<131>", "<134>"] + ["<131>"] * 4
         for s in (ours_sink, theirs_sink):  # the null connections logged nothing
             s.settimeout(0.3)
             with pytest.raises(TimeoutError):
