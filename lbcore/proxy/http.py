@@ -891,6 +891,7 @@ class HttpClient(asyncio.Protocol):
         fe.hrsp[status // 100] = fe.hrsp.get(status // 100, 0) + 1
         if self.orphan:  # the client is gone: only the log line is left to write
             self.status = status
+            self.bytes_out += len(error_page(status))  # counted as sent, as HAProxy does
             self._log(term or _TERM.get(status, "PR"))
             self._teardown()
             return

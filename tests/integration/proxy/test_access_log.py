@@ -62,13 +62,18 @@ backend be_cookie
 BIG = 50_000_000  # a body far larger than all the socket buffers on its way
 
 
-def reset_while_server_works(port: int) -> None:
+def reset_while_server_works(port: int, delay: float = 0.5) -> None:
     """The client resets (RST) its connection while the server prepares the answer."""
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
-    s.sendall(b"GET /slow?d=0.5 HTTP/1.1\r\nHost: h\r\n\r\n")
+    s.sendall(b"GET /slow?d=%g HTTP/1.1\r\nHost: h\r\n\r\n" % delay)
     time.sleep(0.1)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     s.close()
+
+
+def reset_then_server_timeout(port: int) -> None:
+    """As above, and the server then outlasts timeout server (sH--, 504)."""
+    reset_while_server_works(port, 2)
 
 
 def close_while_server_works(port: int) -> None:
@@ -108,6 +113,7 @@ REQUESTS: list[bytes | Callable[[int], None]] = [
     b"GET /index.html HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
     b"GET /status/404 HTTP/1.1\r\nHost: h\r\n\r\n",  # the server's own 404
     reset_while_server_works,
+    reset_then_server_timeout,
     close_while_server_works,
     close_mid_body,
     null_connection,
