@@ -62,9 +62,9 @@ class _RoundRobin:
             server.active -= 1
 
 
-def make_algorithm(balance: Balance, servers: list[ServerRuntime]) -> Any:
+def make_algorithm(balance: Balance, servers: list[ServerRuntime], allbackups: bool = False) -> Any:
     if _make_algorithm is not None:
-        return _make_algorithm(balance, servers)
+        return _make_algorithm(balance, servers, allbackups=allbackups)
     return _RoundRobin(servers)  # pragma: no cover
 
 
@@ -80,7 +80,9 @@ class BackendRuntime:
         self.servers = [ServerRuntime(config=s, backend=proxy.name) for s in proxy.servers]
         self.by_name = {s.name: s for s in self.servers}
         self.persist = persistence_for(proxy, self.servers)  # ``cookie``: None if not set
-        self.algorithm = make_algorithm(proxy.balance, self.servers)
+        self.algorithm = make_algorithm(
+            proxy.balance, self.servers, allbackups=proxy.options.allbackups
+        )
         algo = proxy.balance.algorithm
         # Which request facts the algorithm reads: others get a shared empty context.
         self.wants_src = algo == "source"

@@ -333,6 +333,9 @@ class Options:
     tcplog: bool = False
     dontlognull: bool = False
     log_separate_errors: bool = False  # abnormal requests logged at "err", not "info"
+    #: use every usable backup server at once, not only the first (HAProxy's
+    #: ``option allbackups``)
+    allbackups: bool = False
 
 
 @dataclass(frozen=True, slots=True)
