@@ -34,7 +34,7 @@ defaults
   option httplog
   timeout connect 300ms
   timeout client 5s
-  timeout server 600ms
+  timeout server 5s
 frontend fe
   bind 127.0.0.1:{port}
   http-request deny if {{ path_beg /deny }}
@@ -43,8 +43,12 @@ frontend fe
   use_backend be_refused if {{ path_beg /refused }}
   use_backend be_empty if {{ path_beg /empty }}
   use_backend be_cookie if {{ path_beg /ck }}
+  use_backend be_impatient if {{ path_beg /impatient }}
   default_backend be_app
 backend be_app
+  server app {good}
+backend be_impatient
+  timeout server 600ms
   server app {good}
 backend be_dead
   server d {dead}
@@ -62,26 +66,27 @@ backend be_cookie
 BIG = 50_000_000  # a body far larger than all the socket buffers on its way
 
 
-def reset_while_server_works(port: int, delay: float = 0.5) -> None:
-    """The client resets (RST) its connection while the server prepares the answer."""
+def reset_while_server_works(port: int, path: bytes = b"/slow?d=1") -> None:
+    """The client resets (RST) its connection while the server prepares the answer
+    (wide margins on both sides of the reset: a loaded machine must not change it)."""
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
-    s.sendall(b"GET /slow?d=%g HTTP/1.1\r\nHost: h\r\n\r\n" % delay)
-    time.sleep(0.1)
+    s.sendall(b"GET %s HTTP/1.1\r\nHost: h\r\n\r\n" % path)
+    time.sleep(0.3)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     s.close()
 
 
 def reset_then_server_timeout(port: int) -> None:
     """As above, and the server then outlasts timeout server (sH--, 504)."""
-    reset_while_server_works(port, 2)
+    reset_while_server_works(port, b"/impatient/slow?d=2")
 
 
 def close_while_server_works(port: int) -> None:
     """The client closes (FIN) while the server prepares the answer: to the proxy, a
     half-close; without abortonclose the answer is still sent (HAProxy logs ----)."""
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
-    s.sendall(b"GET /slow?d=0.5 HTTP/1.1\r\nHost: h\r\n\r\n")
-    time.sleep(0.1)
+    s.sendall(b"GET /slow?d=1 HTTP/1.1\r\nHost: h\r\n\r\n")
+    time.sleep(0.3)
     s.close()
 
 
@@ -93,6 +98,7 @@ def close_mid_body(port: int) -> None:
     assert s.recv(65536).startswith(b"HTTP/1.1 200")
     time.sleep(0.2)
     s.close()
+    time.sleep(0.3)  # HAProxy frees the connection a moment after its line: let %ac settle
 
 
 def null_connection(port: int) -> None:
@@ -123,7 +129,7 @@ REQUESTS: list[bytes | Callable[[int], None]] = [
     b"GET /dead HTTP/1.1\r\nHost: h\r\n\r\n",
     b"GET /refused/x?q=1 HTTP/1.1\r\nHost: h\r\n\r\n",
     b"GET /empty HTTP/1.1\r\nHost: h\r\n\r\n",
-    b"GET /slow?d=2 HTTP/1.1\r\nHost: h\r\n\r\n",
+    b"GET /impatient/slow?d=2 HTTP/1.1\r\nHost: h\r\n\r\n",
     b"GET / HTTP/1.1\r\nHost: h\r\nBad Header\r\n\r\n",
     # cookie persistence: inserted (--NI), valid (--VN), invalid and re-inserted (--II),
     # naming a server in maintenance: redispatched, re-inserted (--DI)
@@ -225,7 +231,7 @@ defaults
   log global
   timeout connect 300ms
   timeout client 5s
-  timeout server 600ms
+  timeout server 5s
 frontend fe
   bind 127.0.0.1:{port}
   option httplog
@@ -239,8 +245,12 @@ frontend fe
   capture cookie SID len 10
   http-request deny if {{ path_beg /deny }}
   http-request redirect location /moved if {{ path /old }}
+  use_backend be_impatient if {{ path_beg /impatient }}
   default_backend be_app
 backend be_app
+  server app {good}
+backend be_impatient
+  timeout server 600ms
   server app {good}
 """
 
@@ -254,7 +264,7 @@ CAPTURE_REQUESTS: list[bytes | Callable[[int], None]] = [
     b"GET /deny HTTP/1.1\r\nHost: h\r\nUser-Agent: ua\r\n\r\n",
     b"GET /old HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",  # LR: not an error
     b"GET /status/503 HTTP/1.1\r\nHost: h\r\n\r\n",  # the server's 5xx: an error
-    b"GET /slow?d=2 HTTP/1.1\r\nHost: h\r\n\r\n",  # 504 sH
+    b"GET /impatient/slow?d=2 HTTP/1.1\r\nHost: h\r\n\r\n",  # 504 sH
     b"GET / HTTP/1.1\r\nHost: h\r\nBad Header\r\n\r\n",  # no request: no captures
     partial_request,
 ]
@@ -329,7 +339,7 @@ defaults
   log global
   timeout connect 300ms
   timeout client 5s
-  timeout server 600ms
+  timeout server 5s
 frontend fe
   bind 127.0.0.1:{port}
   capture request header Host len 8
