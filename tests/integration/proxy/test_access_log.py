@@ -21,7 +21,13 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.integration.proxy.harness import Backend, DeadServer, Lb, raw_exchange, refused_port
+from tests.integration.proxy.harness import (
+    Backend,
+    DeadServer,
+    Lb,
+    refused_port,
+    response_complete,
+)
 
 LbFactory = Callable[..., tuple[Lb, int]]
 
@@ -101,10 +107,22 @@ def close_mid_body(port: int) -> None:
     time.sleep(0.3)  # HAProxy frees the connection a moment after its line: let %ac settle
 
 
+def settle(s: socket.socket) -> None:
+    """Half-close, then read until the proxy closes too: from then on it does not count
+    this connection in the next line's %ac/%fc (a busy machine must not change them)."""
+    s.shutdown(socket.SHUT_WR)
+    try:
+        while s.recv(65536):
+            pass
+    except OSError:
+        pass
+
+
 def null_connection(port: int) -> None:
     """A connection on which the client sends nothing (logged unless dontlognull)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5):
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         time.sleep(0.05)
+        settle(s)
 
 
 def partial_request(port: int) -> None:
@@ -113,6 +131,7 @@ def partial_request(port: int) -> None:
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         s.sendall(b"GET / HT")
         time.sleep(0.05)
+        settle(s)
 
 
 REQUESTS: list[bytes | Callable[[int], None]] = [
@@ -172,10 +191,20 @@ def start_both(
 
 
 def send(port: int, req: bytes | Callable[[int], None]) -> None:
+    """One scripted client; a plain request is sent, its answer read, then the
+    connection closed from both ends (see ``settle``)."""
     if callable(req):
         req(port)
-    else:
-        raw_exchange(port, req)
+        return
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(req)
+        out = b""
+        while not response_complete(out):
+            data = s.recv(65536)
+            if not data:
+                return
+            out += data
+        settle(s)
 
 
 def message(datagram: bytes) -> tuple[str, str]:
