@@ -8,7 +8,11 @@ what it read, less than the whole body" is checked (how far the proxy got is the
 kernel's socket buffers' business), and for a client that reset while the server
 worked, "at least the response head, at most the whole response" (HAProxy counts what
 it had received when its write failed: the head alone or head and body, depending on
-whether the server's two writes arrived together).
+whether the server's two writes arrived together). In the log-format test, the fields
+after " ; " (ports, pid, dates, timers, counters, sizes) are compared by shape, and
+%B/%U within 64 bytes. Nothing else is masked: connection counts, status, termination
+state, captures, syslog priority are equal, each scripted client being closed from
+both ends before the next starts (``settle``).
 """
 
 from __future__ import annotations
