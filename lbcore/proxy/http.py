@@ -457,6 +457,7 @@ class HttpClient(asyncio.Protocol):
             if phase == FORWARD:
                 self._pump()
             return True
+        self.client_eof = True  # a head cut short is the client's abort (CR), not bad syntax
         self._pump()
         return False
 
@@ -518,7 +519,10 @@ class HttpClient(asyncio.Protocol):
                 # As HAProxy: the multiplexer's own answers are not counted in %B, and
                 # an invalid request is a proxy-side ("P") refusal, a late one a "c" one.
                 self.status = status
-                self._log("cR" if status == 408 else "PR")
+                if status == 408:
+                    self._log("cR")
+                else:
+                    self._log("CR" if self.client_eof and self.req is None else "PR")
         self.close()
 
     def _on_request(self, req: Request) -> bool:
@@ -887,6 +891,7 @@ class HttpClient(asyncio.Protocol):
         fe.hrsp[status // 100] = fe.hrsp.get(status // 100, 0) + 1
         if self.orphan:  # the client is gone: only the log line is left to write
             self.status = status
+            self.bytes_out += len(error_page(status))  # counted as sent, as HAProxy does
             self._log(term or _TERM.get(status, "PR"))
             self._teardown()
             return
@@ -1015,7 +1020,8 @@ class HttpClient(asyncio.Protocol):
         now = self.loop.time()
         fe = self.fe
         be = self.backend
-        t_first = self.t_first if self.t_first is not None else now
+        # a connection that sent nothing is active from its start (HAProxy's Ta for it)
+        t_first = self.t_first if self.t_first is not None else self.t_start
         t_head, t_assigned, t_connected, t_resp = (
             self.t_head,
             self.t_assigned,

@@ -363,7 +363,7 @@ class Lb:
             self.channel.close()
 
 
-def _complete(buf: bytes) -> bool:
+def response_complete(buf: bytes) -> bool:
     """Does ``buf`` hold one whole response with a Content-Length body?"""
     end = buf.find(b"\r\n\r\n")
     if end < 0:
@@ -381,7 +381,7 @@ def raw_exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
         s.sendall(data)
         out = b""
         try:
-            while not _complete(out):
+            while not response_complete(out):
                 d = s.recv(65536)
                 if not d:
                     break
