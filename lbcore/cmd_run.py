@@ -2,7 +2,12 @@
 
 Flags follow HAProxy's where they mean the same: ``-f`` (repeatable), ``-D``, ``-p``,
 ``-c`` (check only), ``-db`` (stay in the foreground even if the config says ``daemon``),
-``-W`` (master-worker: accepted, it is the only mode lbcore has), ``-q``.
+``-W`` (master-worker: accepted, it is the only mode lbcore has), ``-q``, and ``-sf``/``-st``
+PID... (once this instance serves, the old one finishes gracefully with SIGUSR1, or stops
+now with SIGTERM): the way to move a running balancer onto new code — a new lbcore binds
+the same addresses (``SO_REUSEPORT``, :mod:`lbcore.listeners`) while the old one still
+serves, then tells it to finish. A reload cannot do it: workers are forked from the
+master, which keeps the code it started with.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -79,7 +85,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--log-file", metavar="FILE", help="in daemon mode, append the master's log here"
     )
+    p.add_argument(
+        "-sf",
+        dest="finish",
+        nargs="+",
+        type=int,
+        default=[],
+        metavar="PID",
+        help="once serving, tell these (old) processes to finish gracefully (SIGUSR1)",
+    )
+    p.add_argument(
+        "-st",
+        dest="terminate",
+        nargs="+",
+        type=int,
+        default=[],
+        metavar="PID",
+        help="once serving, tell these (old) processes to stop now (SIGTERM)",
+    )
     return p
+
+
+def signal_old(pids: Sequence[int], signum: signal.Signals) -> None:
+    """``-sf``/``-st``: the old instance learns it is replaced only once this one serves."""
+    for pid in pids:
+        if pid <= 1 or pid == os.getpid():
+            log.warning("Not signalling pid %d (-sf/-st)", pid)
+            continue
+        try:
+            os.kill(pid, signum)
+            log.info("Sent %s to old process %d", signum.name, pid)
+        except ProcessLookupError:
+            log.info("Old process %d is already gone", pid)
+        except PermissionError:
+            log.warning("Cannot signal old process %d: permission denied", pid)
 
 
 def setup_logging(quiet: bool, timestamps: bool = False) -> logging.Handler:
@@ -168,6 +207,8 @@ def run(argv: list[str], worker_fn: WorkerFn = default_worker, loader: Loader = 
             ready.notify(ok=False, message=message)
             return 1
         ready.notify()
+        signal_old(args.finish, signal.SIGUSR1)
+        signal_old(args.terminate, signal.SIGTERM)
         master.close_in_worker = ()  # the fd is closed now; its number may be reused
         return master.run()
     finally:

@@ -36,6 +36,7 @@ from lbcore.config.model import Config, Mode, Proxy
 from lbcore.http.acl import compile_condition
 from lbcore.http.h1 import DEFAULT_LIMITS, Limits
 from lbcore.http.rules import compile_rules
+from lbcore.proxy import tcpraw
 from lbcore.proxy.accesslog import AccessLogs
 from lbcore.proxy.common import FrontendRuntime, Registry, request_limits
 from lbcore.proxy.http import HttpClient, purge_idle
@@ -112,6 +113,7 @@ class Worker:
             fe.log = self.access_logs.for_frontend(fe.proxy)
         self.access_logs.attach(loop)
         self.servers: list[Any] = []
+        self.poller: tcpraw.Poller | None = None  # plain TCP frontends' sockets (Linux)
         self.done: asyncio.Future[None] = loop.create_future()
         self.channel: socket.socket | None = None
         self.registry.on_empty = self._finish
@@ -135,6 +137,12 @@ class Worker:
                 if sock is None:
                     raise ValueError(f"no listening socket for {bind.host}:{bind.port}")
                 proto, tls = tls_listener(cls, fe.proxy, bind)
+                if proto is TcpClient and not tls and tcpraw.enabled():
+                    # Plain TCP: no transports, sockets driven from the worker's epoll.
+                    if self.poller is None:
+                        self.poller = tcpraw.Poller(loop)
+                    self.servers.append(tcpraw.Listener(fe, sock, self.poller, loop))
+                    continue
                 srv = await loop.create_server(
                     _factory(proto, fe, loop), sock=sock, backlog=1024, **tls
                 )
@@ -332,5 +340,7 @@ def run_worker(
         for conn in list(worker.registry.conns):
             conn.abort()
         loop.run_until_complete(asyncio.sleep(0))
+        if worker.poller is not None:
+            worker.poller.shutdown()
         worker.access_logs.close()
         loop.close()
