@@ -20,8 +20,9 @@ leak them: each worker also counts what it holds, per server, in a shared array 
 one cell per (worker slot, server), written by that worker only; the master gives a
 dead worker's slots back when it reaps it (``Budgets.reclaim``), before a replacement
 starts in that slot. (Only a SIGKILL landing between a semaphore operation and the
-count's update, one bytecode apart, can still cost a slot until the generation ends.) Generations do not share budgets: during a reload the old
-workers finish their connections with their own, as HAProxy's old process does.
+count's update, one bytecode apart, can still cost a slot until the generation ends.)
+Generations do not share budgets: during a reload the old workers finish their
+connections with their own, as HAProxy's old process does.
 """
 
 from __future__ import annotations
