@@ -206,6 +206,17 @@ def run(argv: list[str], worker_fn: WorkerFn = default_worker, loader: Loader = 
             log.error("Starting proxies: %s", message)
             ready.notify(ok=False, message=message)
             return 1
+        if not master.wait_ready(args.ready_timeout):
+            why = f"workers not ready after {args.ready_timeout:g}s"
+            if args.finish or args.terminate:
+                # The old instance serves on: stopping it for workers that cannot
+                # serve would be an outage (see master.Master.reload).
+                log.error("Starting proxies: %s; old process(es) not signalled", why)
+                ready.notify(ok=False, message=why)
+                master.stop_now()
+                master.run()
+                return 1
+            log.warning("Starting proxies: %s; still trying", why)
         ready.notify()
         signal_old(args.finish, signal.SIGUSR1)
         signal_old(args.terminate, signal.SIGTERM)

@@ -260,6 +260,30 @@ class Master:
         for slot in range(n):
             self._spawn(slot)
 
+    def wait_ready(self, timeout: float) -> bool:
+        """After :meth:`start`: serve the loop until every worker of the current
+        generation has said ready (True), or ``timeout`` seconds have passed or a stop
+        came (False; the master goes on restarting workers that died). What tells
+        others this instance serves — ``-D``'s parent, ``-sf``'s old processes —
+        waits for this, as a reload waits before it stops the old workers."""
+        assert self._loop is not None, "start() first"
+        n = worker_count(self.config, self.workers_override)
+        deadline = self.clock() + timeout
+        self._loop.call_soon(self._tick)
+        while not self._ready_count() >= n:
+            left = deadline - self.clock()
+            if left <= 0 or self.stopping:
+                return False
+            self._loop.run_until_complete(asyncio.sleep(min(left, 0.01)))
+        return True
+
+    def _ready_count(self) -> int:
+        return sum(
+            1
+            for w in self.workers.values()
+            if w.generation == self.generation and w.state is WorkerState.RUNNING and w.ready
+        )
+
     def run(self) -> int:
         """Serve signals, channels and the control plane until every worker is gone
         after a stop."""

@@ -196,6 +196,35 @@ def test_a_reload_replaces_a_pending_one(cluster: FakeCluster) -> None:
     assert served_by(cluster.port, 4)["gen"] == {"3"}
 
 
+def test_sf_tells_the_old_instance_only_once_the_new_one_is_ready(cluster: FakeCluster) -> None:
+    """``-sf OLDPID`` (a new lbcore beside the old one, on SO_REUSEPORT listeners): the
+    old instance is told to finish only when every new worker is ready."""
+    a = cluster.start()
+    wait_for(lambda: len(a.workers()) == 2, what="2 workers")
+    cluster.write(tag="slow")
+    t0 = time.monotonic()
+    b = cluster.start("-sf", str(a.pid), wait=False)
+    time.sleep(SLOW_START - 0.5)
+    assert a.proc.poll() is None and "Sent SIGUSR1" not in b.log()
+    wait_for(lambda: a.proc.poll() is not None, timeout=20, what="the old instance gone")
+    assert time.monotonic() - t0 >= SLOW_START
+    assert f"Sent SIGUSR1 to old process {a.pid}" in b.log()
+    assert served_by(cluster.port, 4)["tag"] == {"slow"}
+
+
+def test_sf_with_workers_that_cannot_start_leaves_the_old_instance_serving(
+    cluster: FakeCluster,
+) -> None:
+    a = cluster.start()
+    before = a.workers()
+    cluster.write(tag="crash")
+    b = cluster.start("-sf", str(a.pid), "--ready-timeout", "1", wait=False)
+    assert b.wait(timeout=20) == 1
+    assert "workers not ready after 1s; old process(es) not signalled" in b.log()
+    assert a.proc.poll() is None and a.workers() == before
+    assert served_by(cluster.port, 6)["tag"] == {"v1"}
+
+
 def test_broken_config_on_reload_keeps_the_old_one_serving(cluster: FakeCluster) -> None:
     m = cluster.start()
     wait_for(lambda: len(m.workers()) == 2, what="2 workers")
