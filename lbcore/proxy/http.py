@@ -315,7 +315,7 @@ class HttpClient(asyncio.Protocol):
             else:
                 self._log("CD" if self.resp_started else ("CC" if self.phase == WAITING else "CH"))
         self.phase = CLOSED
-        self.deadline.cancel()
+        self.deadline.close()  # no client <-> deadline cycle left: freed by refcount
         self._drop_request(close_upstream=True)
         if self.admitted:
             self.admitted = False

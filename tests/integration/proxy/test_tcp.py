@@ -376,3 +376,74 @@ def test_tcp_connection_system_call_budget(lb: LbFactory) -> None:
     assert total <= 22, f"{total:.1f} system calls per connection: {per}"
     assert per.get("epoll_ctl", 0) <= 2.1, per  # one registration per socket, no DELs
     assert "ioctl" not in per and "getpeername" not in per and "dup" not in per, per
+
+
+@pytest.mark.parametrize("mode", ["tcp", "http"])
+def test_finished_connections_leave_no_cyclic_garbage(mode: str) -> None:
+    """A finished connection is freed by reference counting: nothing is left for the
+    cycle collector, whose runs were ~5 % of a TCP connection's CPU while every
+    connection left its client, deadline and their parts in a reference cycle."""
+    import asyncio
+    import gc
+
+    import uvloop
+
+    from lbcore.config.parser import parse_text  # type: ignore[attr-defined]
+    from lbcore.worker import Worker
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(64)
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                c, _ = srv.accept()
+                with c:
+                    c.recv(1000)
+                    c.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+
+    threading.Thread(target=serve, daemon=True).start()
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(64)
+    lst.setblocking(False)
+    port = lst.getsockname()[1]
+    cfg = parse_text(
+        f"defaults\n  mode {mode}\n  timeout connect 1s\n  timeout client 5s\n"
+        f"  timeout server 5s\nlisten a\n  bind 127.0.0.1:{port}\n"
+        f"  server s 127.0.0.1:{srv.getsockname()[1]}\n",
+        "gc.cfg",
+    )
+    loop = uvloop.new_event_loop()
+    worker = Worker(cfg, loop)
+
+    async def clients(n: int) -> None:
+        for _ in range(n):
+            r, w = await asyncio.open_connection("127.0.0.1", port)
+            w.write(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            assert (await asyncio.wait_for(r.read(), 5)).endswith(b"ok")
+            w.close()
+        await asyncio.sleep(0.1)  # the proxy's side of the last ones closes
+
+    try:
+        loop.run_until_complete(worker.start({("127.0.0.1", port): lst}))
+        loop.run_until_complete(clients(5))  # warm: imports, pools, first-use caches
+        gc.collect()
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            loop.run_until_complete(clients(50))
+            gc.collect()
+            names = sorted({type(o).__name__ for o in gc.garbage})
+            assert len(gc.garbage) < 50, f"{len(gc.garbage)} objects in cycles: {names}"
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+    finally:
+        worker.stop_now()
+        loop.run_until_complete(asyncio.sleep(0))
+        if worker.poller is not None:
+            worker.poller.shutdown()
+        loop.close()
+        lst.close()
+        srv.close()
