@@ -645,6 +645,9 @@ class TcpSession:
         if self.admitted:
             self.admitted = False
             self.fe.leave()
+        else:  # held at maxconn: it must not be let in (and counted) once gone
+            with contextlib.suppress(ValueError):
+                self.fe.waiting.remove(self._admitted)
         self.fe.registry.remove(self)
 
     def abort(self) -> None:

@@ -447,3 +447,30 @@ def test_finished_connections_leave_no_cyclic_garbage(mode: str) -> None:
         loop.close()
         lst.close()
         srv.close()
+
+
+def test_held_connection_closed_before_admission_frees_nothing(
+    lb: LbFactory, tcp_path: str
+) -> None:
+    """Frontend maxconn 1: a connection held unadmitted that goes away must not take
+    the slot when it frees up (else every later client waits forever)."""
+    srv = AnswerServer()
+    try:
+        _, port = lb(
+            TCP_BASE + "listen a\n  bind 127.0.0.1:{port}\n  maxconn 1\n  server s {s}\n",
+            s=srv.addr,
+        )
+        first = socket.create_connection(("127.0.0.1", port), timeout=5)
+        first.sendall(b"5\n")
+        assert read_all(first) == payload(5)  # admitted, answered; still open on our side
+        held = socket.create_connection(("127.0.0.1", port), timeout=5)
+        time.sleep(0.3)  # accepted and held at maxconn by now
+        held.close()
+        time.sleep(0.3)
+        first.close()  # the slot frees: the held one (gone) is let in, and must leave
+        for n in (7, 9):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                s.sendall(b"%d\n" % n)
+                assert read_all(s) == payload(n)
+    finally:
+        srv.close()
