@@ -344,7 +344,7 @@ class HttpClient(asyncio.Protocol):
     def _teardown(self) -> None:
         self.orphan = False
         self.phase = CLOSED
-        self.deadline.cancel()
+        self.deadline.close()  # no client <-> deadline cycle left: freed by refcount
         self._drop_request(close_upstream=True)
         if self.admitted:
             self.admitted = False

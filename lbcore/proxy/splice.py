@@ -224,7 +224,7 @@ class SplicePair:
         if self.closed:
             return
         self.closed = True
-        self.deadline.cancel()
+        self.deadline.close()
         self.up.close()
         self.down.close()
         self.client.close()

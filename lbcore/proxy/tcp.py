@@ -300,6 +300,7 @@ class TcpClient(asyncio.Protocol):
         self.spliced.start()
 
     def _splice_closed(self) -> None:
+        self.deadline.close()
         pair = self.spliced
         if pair is not None:
             self.bytes_out = pair.down.moved
@@ -377,7 +378,7 @@ class TcpClient(asyncio.Protocol):
             self.transport = None  # the splice pair owns the socket now
             return
         self.closed = True
-        self.deadline.cancel()
+        self.deadline.close()  # no client <-> deadline cycle left: freed by refcount
         up = self.upstream
         if up is not None and up.transport is not None:
             if exc is not None:

@@ -41,6 +41,7 @@ inspection, platforms without epoll/splice and ``LBCORE_SPLICE=0``.
 
 from __future__ import annotations
 
+import _socket
 import asyncio
 import contextlib
 import errno
@@ -72,6 +73,13 @@ _MASK = _IN | _OUT | _RDHUP | _ET
 _READ = _IN | _RDHUP | _HUP | _ERR
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0x40)
 _NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+_STREAM = int(socket.SOCK_STREAM)
+_STREAM_NONBLOCK = int(socket.SOCK_STREAM | socket.SOCK_NONBLOCK) if AVAILABLE else _STREAM
+
+# The C socket type, not ``socket.socket``: that subclass adds a Python-level
+# ``__init__``/``close`` and converts family and type to enums on every ``accept``,
+# which on the connection-rate bench was visible in each connection's cost.
+Sock = _socket.socket
 
 SMALL = splice.SMALL  # a user-space read that fills this means bulk: splice from then on
 CHUNK = splice.CHUNK
@@ -97,17 +105,17 @@ class Poller:
         self.ep = select.epoll()
         self.handlers: dict[int, Callable[[int], None]] = {}
         self.dispatching = False
-        self.deferred: list[socket.socket] = []
+        self.deferred: list[Sock] = []
         self.buf = bytearray(SMALL)  # every user-space read lands here, then goes out
         self.view = memoryview(self.buf)
         loop.add_reader(self.ep.fileno(), self._dispatch)
 
-    def register(self, sock: socket.socket, handler: Callable[[int], None]) -> None:
+    def register(self, sock: Sock, handler: Callable[[int], None]) -> None:
         fd = sock.fileno()
         self.handlers[fd] = handler
         self.ep.register(fd, _MASK)
 
-    def close(self, sock: socket.socket) -> None:
+    def close(self, sock: Sock) -> None:
         """Forget ``sock`` and close it (at the end of the batch being dispatched)."""
         self.handlers.pop(sock.fileno(), None)
         if self.dispatching:
@@ -154,16 +162,27 @@ class Listener:
         self.poller = poller
         self.loop = loop
         self.fd = sock.fileno()
+        self.family = int(sock.family)
+        self.proto = sock.proto
         self.active = True
         sock.setblocking(False)  # the listener's own flag; usually already so
+        be = fe.default_backend
+        # the session's inactivity timeout, as HAProxy picks it for a tunnel
+        self.timeout: float | None = None
+        if be is not None:
+            self.timeout = be.timeout_tunnel
+            if self.timeout is None:
+                known = [t for t in (fe.timeout_client, be.timeout_server) if t is not None]
+                self.timeout = max(known) if known else None
         loop.add_reader(self.fd, self._accept)
 
     def _accept(self) -> None:
-        accept = self.sock.accept
+        accept = self.sock._accept  # type: ignore[attr-defined]  # (fd, address), no object
         fe, poller, loop = self.fe, self.poller, self.loop
+        family, proto, timeout = self.family, self.proto, self.timeout
         for _ in range(ACCEPT_BATCH):
             try:
-                csock, peer = accept()
+                fd, peer = accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as e:
@@ -173,7 +192,11 @@ class Listener:
                     self.loop.remove_reader(self.fd)
                     self.loop.call_later(_ACCEPT_RETRY, self._resume)
                 return  # ECONNABORTED and the like: the next wake-up goes on
-            TcpSession(fe, loop, poller, csock, peer).start()
+            csock = Sock(family, _STREAM, proto, fd)
+            try:
+                TcpSession(fe, loop, poller, csock, peer, timeout).start()
+            except OSError:  # e.g. the client reset before setsockopt
+                poller.close(csock)
 
     def _resume(self) -> None:
         if self.active:
@@ -204,7 +227,7 @@ class _Way:
         "writable",
     )
 
-    def __init__(self, src: socket.socket, dst: socket.socket) -> None:
+    def __init__(self, src: Sock, dst: Sock) -> None:
         self.src = src
         self.dst = dst
         self.readable = False  # src may have bytes (or an end) to read
@@ -264,14 +287,15 @@ class TcpSession:
         fe: FrontendRuntime,
         loop: asyncio.AbstractEventLoop,
         poller: Poller,
-        csock: socket.socket,
+        csock: Sock,
         peer: tuple[Any, ...],
+        timeout: float | None,
     ) -> None:
         self.fe = fe
         self.loop = loop
         self.poller = poller
         self.csock = csock
-        self.ssock: socket.socket | None = None
+        self.ssock: Sock | None = None
         self.peer = peer
         self.backend: BackendRuntime | None = fe.default_backend
         self.server: ServerRuntime | None = None
@@ -280,7 +304,7 @@ class TcpSession:
         self.admitted = False
         self.queued = False
         self.nonblocking = False
-        self.timeout: float | None = None
+        self.timeout = timeout
         self.deadline = Deadline(loop, self._expired)
         self.retry_handle: asyncio.TimerHandle | None = None
         self.retries_left = 0
@@ -315,10 +339,6 @@ class TcpSession:
         if be is None:
             self.close()
             return
-        self.timeout = be.timeout_tunnel
-        if self.timeout is None:
-            known = [t for t in (self.fe.timeout_client, be.timeout_server) if t is not None]
-            self.timeout = max(known) if known else None
         self.retries_left = be.retries
         self._assign()
 
@@ -380,7 +400,7 @@ class TcpSession:
         assert be is not None
         self.state = _CONNECTING
         try:
-            ssock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+            ssock = Sock(family, _STREAM_NONBLOCK)
         except OSError:
             self._connect_failed()
             return
@@ -441,7 +461,8 @@ class TcpSession:
         if self.log is not None:
             self.t_connected = self.loop.time()
         be.req_tot += 1
-        self.deadline.cancel()
+        # The armed connect deadline is earlier: it fires, finds the new one later, and
+        # re-arms itself for the rest (one timer per connection, not two).
         self.deadline.set_in(self.timeout)
 
     # ---- events ----------------------------------------------------------------------
@@ -600,7 +621,7 @@ class TcpSession:
             return
         self.closed = True
         self.state = _CLOSED
-        self.deadline.cancel()
+        self.deadline.close()  # drops the session <-> deadline cycle: freed by refcount
         if self.retry_handle is not None:
             self.retry_handle.cancel()
             self.retry_handle = None
@@ -624,6 +645,9 @@ class TcpSession:
         if self.admitted:
             self.admitted = False
             self.fe.leave()
+        else:  # held at maxconn: it must not be let in (and counted) once gone
+            with contextlib.suppress(ValueError):
+                self.fe.waiting.remove(self._admitted)
         self.fe.registry.remove(self)
 
     def abort(self) -> None:
