@@ -37,13 +37,15 @@ _CH_SIZE, _CH_DATA, _CH_DATA_CRLF, _CH_TRAILER = range(4)
 
 _TCHAR = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]"
 # One field line: token ":" OWS value OWS CRLF, anchored at a line start. The value
-# excludes CR/LF; other forbidden controls are refused by one scan of the block
-# (_CTL_RE), and bare CR/LF by counting, so a regex pass stays free of backtracking.
-_FIELD_RE = re.compile(
-    rb"^(" + _TCHAR + rb"+):[ \t]*((?:[^\r\n]*[^ \t\r\n])?)[ \t]*\r\n", re.MULTILINE
-)
-_CTL_RE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# excludes CR/LF and the other forbidden controls (RFC 9110 §5.5), so a line holding one
+# is not matched at all; bare CR/LF are refused by counting, and a line that did not match
+# by comparing the count of matches with the count of lines (_check_block). One regex
+# pass, free of backtracking, does the whole block.
 _VCHAR = rb"[^\x00-\x08\x0a-\x1f\x7f]"
+_FIELD_RE = re.compile(
+    rb"^(" + _TCHAR + rb"+):[ \t]*((?:" + _VCHAR + rb"*[^\x00-\x20\x7f])?)[ \t]*\r\n",
+    re.MULTILINE,
+)
 _REQUEST_LINE_RE = re.compile(rb"(" + _TCHAR + rb"+) ([^\x00-\x20\x7f]+) HTTP/([0-9])\.([0-9])")
 _STATUS_LINE_RE = re.compile(rb"HTTP/([0-9])\.([0-9]) ([0-9]{3})(?: (" + _VCHAR + rb"*))?")
 _CHUNK_SIZE_RE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\r\n]*)?")
@@ -175,19 +177,19 @@ def _tokens(value: bytes) -> list[bytes]:
 
 
 def _check_block(block: bytes, pairs: list[tuple[bytes, bytes]], status: int) -> None:
-    """Every line matched exactly once, no CR or LF outside CRLF, no control bytes."""
+    """Every line matched exactly once, no CR or LF outside CRLF (control bytes make a
+    line not match: see _FIELD_RE)."""
     lines = block.count(b"\r\n")
-    if (
-        len(pairs) != lines
-        or block.count(b"\n") != lines
-        or block.count(b"\r") != lines
-        or _CTL_RE.search(block) is not None
-    ):
+    if len(pairs) != lines or block.count(b"\n") != lines or block.count(b"\r") != lines:
         raise ProtocolError(status, "malformed header field")
 
 
 def _content_length(values: list[bytes], status: int) -> int:
     """RFC 9110 §8.6: one value, or a list of identical values; digits only."""
+    if len(values) == 1:
+        value = values[0]
+        if value.isdigit() and len(value) <= 18:  # the common case: one plain number
+            return int(value)
     seen: int | None = None
     for value in values:
         for part in value.split(b","):
@@ -203,7 +205,8 @@ def _content_length(values: list[bytes], status: int) -> int:
 
 
 # What a field name means to framing: 1 content-length, 2 transfer-encoding,
-# 3 connection, 4 host, 5 upgrade, 6 other hop-by-hop (dropped), 7 expect.
+# 3 connection, 4 host, 5 upgrade, 6 other hop-by-hop (dropped), 7 expect. Kinds 2, 3, 5
+# and 6 are not forwarded as received (_DROPPED).
 _KIND: Final = {
     b"content-length": 1,
     b"transfer-encoding": 2,
@@ -216,6 +219,7 @@ _KIND: Final = {
     b"trailer": 6,
     b"expect": 7,
 }
+_DROPPED: Final = frozenset((2, 3, 5, 6))
 
 
 class _Scan:
@@ -228,8 +232,9 @@ class _Scan:
         _check_block(block, pairs, status)
         if len(pairs) > limits.max_headers:
             raise ProtocolError(431 if status == 400 else status, "too many header fields")
-        kept: list[tuple[bytes, bytes]] = []
-        append = kept.append
+        # names lower-cased in one comprehension; only the few names framing cares
+        # about (_KIND) take the slow path below
+        kept = [(name.lower(), value) for name, value in pairs]
         kind_of = _KIND.get
         self.cl: list[bytes] = []
         self.te: list[bytes] = []
@@ -237,26 +242,30 @@ class _Scan:
         self.hosts = 0
         self.upgrade: bytes | None = None
         self.expect: bytes | None = None
-        for name, value in pairs:
-            n = name.lower()
-            kind = kind_of(n)
+        drop = False
+        for name, value in kept:
+            kind = kind_of(name)
             if kind is None:
-                append((n, value))
-            elif kind == 1:
+                continue
+            if kind == 1:
                 self.cl.append(value)
-                append((n, value))
             elif kind == 2:
                 self.te.extend(_tokens(value))
+                drop = True
             elif kind == 3:
                 self.conn.extend(_tokens(value))
+                drop = True
             elif kind == 4:
                 self.hosts += 1
-                append((n, value))
             elif kind == 5:
                 self.upgrade = value
+                drop = True
             elif kind == 7:
                 self.expect = value
-                append((n, value))
+            else:
+                drop = True
+        if drop:  # hop-by-hop fields (and the framing ones re-added by the caller) go
+            kept = [p for p in kept if kind_of(p[0], 0) not in _DROPPED]
         if self.conn:
             kept = _drop_named(kept, self.conn)
         self.kept = kept
