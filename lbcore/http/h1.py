@@ -26,6 +26,12 @@ from __future__ import annotations
 import re
 from typing import Any, Final
 
+# llhttp through httptools (a dependency): splits field lines in C (see _scan_fast)
+from httptools import HttpParserError as _HttpParserError
+from httptools import HttpParserUpgrade as _HttpParserUpgrade
+from httptools import HttpRequestParser as _RequestParser
+from httptools import HttpResponseParser as _ResponseParser
+
 NEED_DATA: Final = "NEED_DATA"
 END: Final = "END"
 PAUSED: Final = "PAUSED"
@@ -223,18 +229,12 @@ _DROPPED: Final = frozenset((2, 3, 5, 6))
 
 
 class _Scan:
-    """The framing facts of one header block, gathered in a single pass."""
+    """The framing facts of one header block (names already lower-cased), gathered in a
+    single pass."""
 
     __slots__ = ("cl", "conn", "expect", "hosts", "kept", "te", "upgrade")
 
-    def __init__(self, block: bytes, limits: Limits, status: int) -> None:
-        pairs = _FIELD_RE.findall(block)
-        _check_block(block, pairs, status)
-        if len(pairs) > limits.max_headers:
-            raise ProtocolError(431 if status == 400 else status, "too many header fields")
-        # names lower-cased in one comprehension; only the few names framing cares
-        # about (_KIND) take the slow path below
-        kept = [(name.lower(), value) for name, value in pairs]
+    def __init__(self, kept: list[tuple[bytes, bytes]]) -> None:
         kind_of = _KIND.get
         self.cl: list[bytes] = []
         self.te: list[bytes] = []
@@ -271,6 +271,58 @@ class _Scan:
         self.kept = kept
 
 
+def _scan_block(block: bytes, limits: Limits, status: int) -> _Scan:
+    """The field lines after the start line, checked strictly by ``_FIELD_RE``."""
+    pairs = _FIELD_RE.findall(block)
+    _check_block(block, pairs, status)
+    if len(pairs) > limits.max_headers:
+        raise ProtocolError(431 if status == 400 else status, "too many header fields")
+    # names lower-cased in one comprehension; only the few names framing cares about
+    # (_KIND) take the slow path in _Scan
+    return _Scan([(name.lower(), value) for name, value in pairs])
+
+
+class _Fields:
+    """httptools' callback object: the field lines as (lower-case name, value) pairs."""
+
+    __slots__ = ("pairs",)
+
+    def __init__(self) -> None:
+        self.pairs: list[tuple[bytes, bytes]] = []
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        # llhttp skips the OWS before a value but keeps the OWS after it
+        self.pairs.append((name.lower(), value.rstrip(b" \t")))
+
+
+def _scan_fast(parser: Any, head: bytes, limits: Limits) -> _Scan | None:
+    """The field lines split by llhttp (C, through httptools), or None to let
+    ``_scan_block`` decide.
+
+    llhttp in its default strict mode refuses every field line ``_FIELD_RE`` refuses
+    (tokens for names; no control byte but HTAB in values; CRLF only; no obs-fold; no
+    space before the colon or at a line start; tests/unit/http/test_h1_fast.py checks
+    the two agree on generated heads), and some that lbcore accepts or refuses with a
+    more precise status (a repeated identical Content-Length, unknown methods,
+    Content-Length with Transfer-Encoding...). So its "yes" is trusted and its "no" is
+    never an answer: the head is then parsed again by the Python code, which gives the
+    status. It only splits the lines: the start line, the limits and what the fields
+    mean to framing stay lbcore's own code.
+    """
+    if b"\r\n\r\n" in head or not head.endswith(b"\r\n"):
+        return None  # llhttp would stop at the empty line (the Reader never cuts so)
+    fields = _Fields()
+    try:
+        parser(fields).feed_data(head + b"\r\n")
+    except _HttpParserUpgrade:  # Connection: upgrade; every field was delivered
+        pass
+    except _HttpParserError:
+        return None
+    if len(fields.pairs) > limits.max_headers:
+        return None
+    return _Scan(fields.pairs)
+
+
 def _drop_named(fields: list[tuple[bytes, bytes]], conn: list[bytes]) -> list[tuple[bytes, bytes]]:
     """Drop the fields a Connection header names (RFC 9110 §7.6.1)."""
     extra = {t for t in conn if t not in _CONN_OPTIONS}
@@ -293,7 +345,9 @@ def parse_request_head(head: bytes, limits: Limits = DEFAULT_LIMITS) -> Request:
     if major != b"1":
         raise ProtocolError(505, "HTTP version not supported")
     version = b"1.1" if minor != b"0" else b"1.0"
-    scan = _Scan(head[eol + 2 :], limits, 400)
+    scan = _scan_fast(_RequestParser, head, limits)
+    if scan is None:
+        scan = _scan_block(head[eol + 2 :], limits, 400)
     cl, te, conn, upgrade = scan.cl, scan.te, scan.conn, scan.upgrade
     req = Request(method, target, version, scan.kept)
     hosts = scan.hosts
@@ -359,7 +413,9 @@ def parse_response_head(head: bytes) -> Response:
     if major != b"1":
         raise ProtocolError(502, "bad response version")
     version = b"1.1" if minor != b"0" else b"1.0"
-    scan = _Scan(head[eol + 2 :], DEFAULT_LIMITS, 502)
+    scan = _scan_fast(_ResponseParser, head, DEFAULT_LIMITS)
+    if scan is None:
+        scan = _scan_block(head[eol + 2 :], DEFAULT_LIMITS, 502)
     cl, te, conn, upgrade = scan.cl, scan.te, scan.conn, scan.upgrade
     resp = Response(int(status), reason or b"", version, scan.kept)
     if version == b"1.1":
