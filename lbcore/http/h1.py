@@ -212,7 +212,7 @@ def _content_length(values: list[bytes], status: int) -> int:
 
 # What a field name means to framing: 1 content-length, 2 transfer-encoding,
 # 3 connection, 4 host, 5 upgrade, 6 other hop-by-hop (dropped), 7 expect. Kinds 2, 3, 5
-# and 6 are not forwarded as received (_DROPPED).
+# and 6 are not forwarded as received.
 _KIND: Final = {
     b"content-length": 1,
     b"transfer-encoding": 2,
@@ -225,50 +225,53 @@ _KIND: Final = {
     b"trailer": 6,
     b"expect": 7,
 }
-_DROPPED: Final = frozenset((2, 3, 5, 6))
 
 
 class _Scan:
-    """The framing facts of one header block (names already lower-cased), gathered in a
-    single pass."""
+    """The framing facts of one header block, gathered field by field as the lines are
+    split (by llhttp calling ``on_header``, or by ``_scan_block``): names lower-cased,
+    hop-by-hop fields left out of ``kept``."""
 
-    __slots__ = ("cl", "conn", "expect", "hosts", "kept", "te", "upgrade")
+    __slots__ = ("cl", "conn", "count", "expect", "hosts", "kept", "te", "upgrade")
 
-    def __init__(self, kept: list[tuple[bytes, bytes]]) -> None:
-        kind_of = _KIND.get
+    def __init__(self) -> None:
+        self.kept: list[tuple[bytes, bytes]] = []
+        self.count = 0  # field lines, the dropped ones included (tune.http.maxhdr)
         self.cl: list[bytes] = []
         self.te: list[bytes] = []
         self.conn: list[bytes] = []
         self.hosts = 0
         self.upgrade: bytes | None = None
         self.expect: bytes | None = None
-        drop = False
-        for name, value in kept:
-            kind = kind_of(name)
-            if kind is None:
-                continue
-            if kind == 1:
-                self.cl.append(value)
-            elif kind == 2:
-                self.te.extend(_tokens(value))
-                drop = True
-            elif kind == 3:
-                self.conn.extend(_tokens(value))
-                drop = True
-            elif kind == 4:
-                self.hosts += 1
-            elif kind == 5:
-                self.upgrade = value
-                drop = True
-            elif kind == 7:
-                self.expect = value
-            else:
-                drop = True
-        if drop:  # hop-by-hop fields (and the framing ones re-added by the caller) go
-            kept = [p for p in kept if kind_of(p[0], 0) not in _DROPPED]
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.count += 1
+        name = name.lower()
+        # llhttp skips the OWS before a value but keeps the OWS after it
+        value = value.rstrip(b" \t")
+        kind = _KIND.get(name)
+        if kind is None:
+            self.kept.append((name, value))
+        elif kind == 1:
+            self.cl.append(value)
+            self.kept.append((name, value))
+        elif kind == 2:
+            self.te.extend(_tokens(value))
+        elif kind == 3:
+            self.conn.extend(_tokens(value))
+        elif kind == 4:
+            self.hosts += 1
+            self.kept.append((name, value))
+        elif kind == 5:
+            self.upgrade = value
+        elif kind == 7:
+            self.expect = value
+            self.kept.append((name, value))
+
+    def finish(self) -> _Scan:
         if self.conn:
-            kept = _drop_named(kept, self.conn)
-        self.kept = kept
+            self.kept = _drop_named(self.kept, self.conn)
+        return self
 
 
 def _scan_block(block: bytes, limits: Limits, status: int) -> _Scan:
@@ -277,22 +280,10 @@ def _scan_block(block: bytes, limits: Limits, status: int) -> _Scan:
     _check_block(block, pairs, status)
     if len(pairs) > limits.max_headers:
         raise ProtocolError(431 if status == 400 else status, "too many header fields")
-    # names lower-cased in one comprehension; only the few names framing cares about
-    # (_KIND) take the slow path in _Scan
-    return _Scan([(name.lower(), value) for name, value in pairs])
-
-
-class _Fields:
-    """httptools' callback object: the field lines as (lower-case name, value) pairs."""
-
-    __slots__ = ("pairs",)
-
-    def __init__(self) -> None:
-        self.pairs: list[tuple[bytes, bytes]] = []
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        # llhttp skips the OWS before a value but keeps the OWS after it
-        self.pairs.append((name.lower(), value.rstrip(b" \t")))
+    scan = _Scan()
+    for name, value in pairs:
+        scan.on_header(name, value)
+    return scan.finish()
 
 
 def _scan_fast(parser: Any, head: bytes, limits: Limits) -> _Scan | None:
@@ -311,16 +302,16 @@ def _scan_fast(parser: Any, head: bytes, limits: Limits) -> _Scan | None:
     """
     if b"\r\n\r\n" in head or not head.endswith(b"\r\n"):
         return None  # llhttp would stop at the empty line (the Reader never cuts so)
-    fields = _Fields()
+    scan = _Scan()
     try:
-        parser(fields).feed_data(head + b"\r\n")
+        parser(scan).feed_data(head + b"\r\n")
     except _HttpParserUpgrade:  # Connection: upgrade; every field was delivered
         pass
     except _HttpParserError:
         return None
-    if len(fields.pairs) > limits.max_headers:
+    if scan.count > limits.max_headers:
         return None
-    return _Scan(fields.pairs)
+    return scan.finish()
 
 
 def _drop_named(fields: list[tuple[bytes, bytes]], conn: list[bytes]) -> list[tuple[bytes, bytes]]:
