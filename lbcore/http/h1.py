@@ -26,6 +26,12 @@ from __future__ import annotations
 import re
 from typing import Any, Final
 
+# llhttp through httptools (a dependency): splits field lines in C (see _scan_fast)
+from httptools import HttpParserError as _HttpParserError
+from httptools import HttpParserUpgrade as _HttpParserUpgrade
+from httptools import HttpRequestParser as _RequestParser
+from httptools import HttpResponseParser as _ResponseParser
+
 NEED_DATA: Final = "NEED_DATA"
 END: Final = "END"
 PAUSED: Final = "PAUSED"
@@ -37,13 +43,15 @@ _CH_SIZE, _CH_DATA, _CH_DATA_CRLF, _CH_TRAILER = range(4)
 
 _TCHAR = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]"
 # One field line: token ":" OWS value OWS CRLF, anchored at a line start. The value
-# excludes CR/LF; other forbidden controls are refused by one scan of the block
-# (_CTL_RE), and bare CR/LF by counting, so a regex pass stays free of backtracking.
-_FIELD_RE = re.compile(
-    rb"^(" + _TCHAR + rb"+):[ \t]*((?:[^\r\n]*[^ \t\r\n])?)[ \t]*\r\n", re.MULTILINE
-)
-_CTL_RE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# excludes CR/LF and the other forbidden controls (RFC 9110 §5.5), so a line holding one
+# is not matched at all; bare CR/LF are refused by counting, and a line that did not match
+# by comparing the count of matches with the count of lines (_check_block). One regex
+# pass, free of backtracking, does the whole block.
 _VCHAR = rb"[^\x00-\x08\x0a-\x1f\x7f]"
+_FIELD_RE = re.compile(
+    rb"^(" + _TCHAR + rb"+):[ \t]*((?:" + _VCHAR + rb"*[^\x00-\x20\x7f])?)[ \t]*\r\n",
+    re.MULTILINE,
+)
 _REQUEST_LINE_RE = re.compile(rb"(" + _TCHAR + rb"+) ([^\x00-\x20\x7f]+) HTTP/([0-9])\.([0-9])")
 _STATUS_LINE_RE = re.compile(rb"HTTP/([0-9])\.([0-9]) ([0-9]{3})(?: (" + _VCHAR + rb"*))?")
 _CHUNK_SIZE_RE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\r\n]*)?")
@@ -175,19 +183,19 @@ def _tokens(value: bytes) -> list[bytes]:
 
 
 def _check_block(block: bytes, pairs: list[tuple[bytes, bytes]], status: int) -> None:
-    """Every line matched exactly once, no CR or LF outside CRLF, no control bytes."""
+    """Every line matched exactly once, no CR or LF outside CRLF (control bytes make a
+    line not match: see _FIELD_RE)."""
     lines = block.count(b"\r\n")
-    if (
-        len(pairs) != lines
-        or block.count(b"\n") != lines
-        or block.count(b"\r") != lines
-        or _CTL_RE.search(block) is not None
-    ):
+    if len(pairs) != lines or block.count(b"\n") != lines or block.count(b"\r") != lines:
         raise ProtocolError(status, "malformed header field")
 
 
 def _content_length(values: list[bytes], status: int) -> int:
     """RFC 9110 §8.6: one value, or a list of identical values; digits only."""
+    if len(values) == 1:
+        value = values[0]
+        if value.isdigit() and len(value) <= 18:  # the common case: one plain number
+            return int(value)
     seen: int | None = None
     for value in values:
         for part in value.split(b","):
@@ -203,7 +211,8 @@ def _content_length(values: list[bytes], status: int) -> int:
 
 
 # What a field name means to framing: 1 content-length, 2 transfer-encoding,
-# 3 connection, 4 host, 5 upgrade, 6 other hop-by-hop (dropped), 7 expect.
+# 3 connection, 4 host, 5 upgrade, 6 other hop-by-hop (dropped), 7 expect. Kinds 2, 3, 5
+# and 6 are not forwarded as received.
 _KIND: Final = {
     b"content-length": 1,
     b"transfer-encoding": 2,
@@ -219,47 +228,90 @@ _KIND: Final = {
 
 
 class _Scan:
-    """The framing facts of one header block, gathered in a single pass."""
+    """The framing facts of one header block, gathered field by field as the lines are
+    split (by llhttp calling ``on_header``, or by ``_scan_block``): names lower-cased,
+    hop-by-hop fields left out of ``kept``."""
 
-    __slots__ = ("cl", "conn", "expect", "hosts", "kept", "te", "upgrade")
+    __slots__ = ("cl", "conn", "count", "expect", "hosts", "kept", "te", "upgrade")
 
-    def __init__(self, block: bytes, limits: Limits, status: int) -> None:
-        pairs = _FIELD_RE.findall(block)
-        _check_block(block, pairs, status)
-        if len(pairs) > limits.max_headers:
-            raise ProtocolError(431 if status == 400 else status, "too many header fields")
-        kept: list[tuple[bytes, bytes]] = []
-        append = kept.append
-        kind_of = _KIND.get
+    def __init__(self) -> None:
+        self.kept: list[tuple[bytes, bytes]] = []
+        self.count = 0  # field lines, the dropped ones included (tune.http.maxhdr)
         self.cl: list[bytes] = []
         self.te: list[bytes] = []
         self.conn: list[bytes] = []
         self.hosts = 0
         self.upgrade: bytes | None = None
         self.expect: bytes | None = None
-        for name, value in pairs:
-            n = name.lower()
-            kind = kind_of(n)
-            if kind is None:
-                append((n, value))
-            elif kind == 1:
-                self.cl.append(value)
-                append((n, value))
-            elif kind == 2:
-                self.te.extend(_tokens(value))
-            elif kind == 3:
-                self.conn.extend(_tokens(value))
-            elif kind == 4:
-                self.hosts += 1
-                append((n, value))
-            elif kind == 5:
-                self.upgrade = value
-            elif kind == 7:
-                self.expect = value
-                append((n, value))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.count += 1
+        name = name.lower()
+        # llhttp skips the OWS before a value but keeps the OWS after it
+        value = value.rstrip(b" \t")
+        kind = _KIND.get(name)
+        if kind is None:
+            self.kept.append((name, value))
+        elif kind == 1:
+            self.cl.append(value)
+            self.kept.append((name, value))
+        elif kind == 2:
+            self.te.extend(_tokens(value))
+        elif kind == 3:
+            self.conn.extend(_tokens(value))
+        elif kind == 4:
+            self.hosts += 1
+            self.kept.append((name, value))
+        elif kind == 5:
+            self.upgrade = value
+        elif kind == 7:
+            self.expect = value
+            self.kept.append((name, value))
+
+    def finish(self) -> _Scan:
         if self.conn:
-            kept = _drop_named(kept, self.conn)
-        self.kept = kept
+            self.kept = _drop_named(self.kept, self.conn)
+        return self
+
+
+def _scan_block(block: bytes, limits: Limits, status: int) -> _Scan:
+    """The field lines after the start line, checked strictly by ``_FIELD_RE``."""
+    pairs = _FIELD_RE.findall(block)
+    _check_block(block, pairs, status)
+    if len(pairs) > limits.max_headers:
+        raise ProtocolError(431 if status == 400 else status, "too many header fields")
+    scan = _Scan()
+    for name, value in pairs:
+        scan.on_header(name, value)
+    return scan.finish()
+
+
+def _scan_fast(parser: Any, head: bytes, limits: Limits) -> _Scan | None:
+    """The field lines split by llhttp (C, through httptools), or None to let
+    ``_scan_block`` decide.
+
+    llhttp in its default strict mode refuses every field line ``_FIELD_RE`` refuses
+    (tokens for names; no control byte but HTAB in values; CRLF only; no obs-fold; no
+    space before the colon or at a line start; tests/unit/http/test_h1_fast.py checks
+    the two agree on generated heads), and some that lbcore accepts or refuses with a
+    more precise status (a repeated identical Content-Length, unknown methods,
+    Content-Length with Transfer-Encoding...). So its "yes" is trusted and its "no" is
+    never an answer: the head is then parsed again by the Python code, which gives the
+    status. It only splits the lines: the start line, the limits and what the fields
+    mean to framing stay lbcore's own code.
+    """
+    if b"\r\n\r\n" in head or not head.endswith(b"\r\n"):
+        return None  # llhttp would stop at the empty line (the Reader never cuts so)
+    scan = _Scan()
+    try:
+        parser(scan).feed_data(head + b"\r\n")
+    except _HttpParserUpgrade:  # Connection: upgrade; every field was delivered
+        pass
+    except _HttpParserError:
+        return None
+    if scan.count > limits.max_headers:
+        return None
+    return scan.finish()
 
 
 def _drop_named(fields: list[tuple[bytes, bytes]], conn: list[bytes]) -> list[tuple[bytes, bytes]]:
@@ -284,7 +336,9 @@ def parse_request_head(head: bytes, limits: Limits = DEFAULT_LIMITS) -> Request:
     if major != b"1":
         raise ProtocolError(505, "HTTP version not supported")
     version = b"1.1" if minor != b"0" else b"1.0"
-    scan = _Scan(head[eol + 2 :], limits, 400)
+    scan = _scan_fast(_RequestParser, head, limits)
+    if scan is None:
+        scan = _scan_block(head[eol + 2 :], limits, 400)
     cl, te, conn, upgrade = scan.cl, scan.te, scan.conn, scan.upgrade
     req = Request(method, target, version, scan.kept)
     hosts = scan.hosts
@@ -350,7 +404,9 @@ def parse_response_head(head: bytes) -> Response:
     if major != b"1":
         raise ProtocolError(502, "bad response version")
     version = b"1.1" if minor != b"0" else b"1.0"
-    scan = _Scan(head[eol + 2 :], DEFAULT_LIMITS, 502)
+    scan = _scan_fast(_ResponseParser, head, DEFAULT_LIMITS)
+    if scan is None:
+        scan = _scan_block(head[eol + 2 :], DEFAULT_LIMITS, 502)
     cl, te, conn, upgrade = scan.cl, scan.te, scan.conn, scan.upgrade
     resp = Response(int(status), reason or b"", version, scan.kept)
     if version == b"1.1":

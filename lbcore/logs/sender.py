@@ -251,6 +251,7 @@ class LogSender:
     _scheduled: bool = False
     _loop: asyncio.AbstractEventLoop | None = None
     overflow: int = 0
+    _routes: dict[str, list[tuple[Target, str]]] = field(default_factory=dict)
 
     @classmethod
     def from_specs(cls, specs: list[TargetSpec], **kw: object) -> LogSender:
@@ -263,37 +264,47 @@ class LogSender:
     def log(self, message: str, level: str = "info", now: float | None = None) -> None:
         if now is None:
             now = self.clock() if self.clock is not None else time.time()
-        for t in self.targets:
-            spec = t.spec
-            if not spec.accepts(level):
-                continue
-            if len(self._pending) >= MAX_PENDING:
+        routes = self._routes.get(level)
+        if routes is None:
+            routes = self._routes[level] = self._route(level)
+        pending = self._pending
+        for t, eff in routes:
+            if len(pending) >= MAX_PENDING:
                 t.counters.dropped += 1
                 self.overflow += 1
                 continue
+            spec = t.spec
             data = frame(
                 message,
                 now=now,
                 facility=spec.facility,
-                level=spec.effective_level(level),
+                level=eff,
                 fmt=spec.format,
                 tag=self.tag,
                 pid=self.pid,
                 hostname=self.hostname,
                 maxlen=spec.length,
             )
-            self._pending.append((t, data))
+            pending.append((t, data))
         if self._loop is None:
             self.flush()
-        elif not self._scheduled and self._pending:
+        elif not self._scheduled and pending:
             self._scheduled = True
             self._loop.call_soon(self.flush)
+
+    def _route(self, level: str) -> list[tuple[Target, str]]:
+        """The targets a message of ``level`` goes to, each with the severity it is sent
+        at: decided once per level, not once per message (targets never change)."""
+        return [(t, t.spec.effective_level(level)) for t in self.targets if t.spec.accepts(level)]
 
     def flush(self) -> None:
         self._scheduled = False
         if not self._pending:
             return
         pending, self._pending = self._pending, []
+        if len(self.targets) == 1:  # the common case: no grouping by target
+            self.targets[0].write_batch([data for _t, data in pending])
+            return
         by_target: dict[int, tuple[Target, list[bytes]]] = {}
         for t, data in pending:
             by_target.setdefault(id(t), (t, []))[1].append(data)
