@@ -7,7 +7,9 @@ PID... (once this instance serves, the old one finishes gracefully with SIGUSR1,
 now with SIGTERM): the way to move a running balancer onto new code — a new lbcore binds
 the same addresses (``SO_REUSEPORT``, :mod:`lbcore.listeners`) while the old one still
 serves, then tells it to finish. A reload cannot do it: workers are forked from the
-master, which keeps the code it started with.
+master, which keeps the code it started with. The server admin states operators forced
+through the old one's runtime API (drain, maint) are read from its admin stats socket
+first and kept, as a reload keeps them.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import argparse
 import logging
 import os
 import signal
+import socket
 import sys
+import time
 from collections.abc import Sequence
 
 from lbcore import daemon
@@ -34,6 +38,10 @@ from lbcore.master import (
     default_worker,
     worker_count,
 )
+from lbcore.runtime.address import parse_address
+from lbcore.runtime.commands import execute
+from lbcore.runtime.context import Context
+from lbcore.runtime.state import Level, RuntimeState
 
 log = logging.getLogger("lbcore.master")
 
@@ -104,6 +112,56 @@ def build_parser() -> argparse.ArgumentParser:
         help="once serving, tell these (old) processes to stop now (SIGTERM)",
     )
     return p
+
+
+#: HAProxy's SRV_ADMF_FMAINT / SRV_ADMF_FDRAIN: admin states forced from the CLI.
+_FMAINT, _FDRAIN = 0x01, 0x08
+
+
+def old_admin_states(config: Config, timeout: float = 5.0) -> list[tuple[str, str, str]]:
+    """(backend, server, "maint"|"drain") the old instance's runtime API forced, read from
+    its admin-level unix stats socket with ``show servers state`` before this instance
+    binds that path: a restart onto new code keeps what operators set, as a reload does.
+    Nothing if there is no such socket or it does not answer (logged)."""
+    for conf in config.global_.stats_sockets:
+        kind, path, _ = parse_address(conf.address)
+        if kind != "unix" or conf.level != "admin":
+            continue
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(timeout)
+                sock.connect(path)
+                sock.sendall(b"show servers state\n")
+                chunks = []
+                while chunk := sock.recv(65536):
+                    chunks.append(chunk)
+        except OSError as e:
+            log.warning("Cannot read the old process's server states from %s: %s", path, e)
+            return []
+        forced = []
+        for line in b"".join(chunks).decode(errors="replace").splitlines():
+            cols = line.split()
+            if len(cols) < 7 or line.startswith("#") or not cols[6].isdigit():
+                continue
+            flags = int(cols[6])
+            if flags & _FMAINT:
+                forced.append((cols[1], cols[3], "maint"))
+            elif flags & _FDRAIN:
+                forced.append((cols[1], cols[3], "drain"))
+        return forced
+    return []
+
+
+def apply_admin_states(state: RuntimeState, forced: Sequence[tuple[str, str, str]]) -> None:
+    """Set the old instance's forced states here, before the first worker is forked (its
+    full state then carries them: no request reaches a drained server meanwhile)."""
+    ctx = Context(state=state, level=Level.ADMIN, now=time.time())
+    for backend, server, admin in forced:
+        answer = execute(ctx, ["set", "server", f"{backend}/{server}", "state", admin])
+        if answer.strip():
+            log.warning("Server %s/%s not set to %s: %s", backend, server, admin, answer.strip())
+        else:
+            log.info("Server %s/%s kept in %s state from the old process", backend, server, admin)
 
 
 def signal_old(pids: Sequence[int], signum: signal.Signals) -> None:
@@ -186,6 +244,10 @@ def run(argv: list[str], worker_fn: WorkerFn = default_worker, loader: Loader = 
         listeners.close_all()
         return 1
 
+    control = ControlPlane(config, worker_count(config, args.workers))
+    if args.finish or args.terminate:
+        # Before master.start() binds the stats socket's path: it is still the old one's.
+        apply_admin_states(control.state, old_admin_states(config))
     master = Master(
         files=files,
         loader=loader,
@@ -195,7 +257,7 @@ def run(argv: list[str], worker_fn: WorkerFn = default_worker, loader: Loader = 
         worker_fn=worker_fn,
         workers_override=args.workers,
         close_in_worker=(ready.fd,) if ready.fd >= 0 else (),
-        control=ControlPlane(config, worker_count(config, args.workers)),
+        control=control,
         ready_timeout=args.ready_timeout,
     )
     try:

@@ -11,6 +11,8 @@ hosts, idempotent, verified) is the default scenario of `molecule test --all`
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -262,3 +264,81 @@ def test_admin_states_survive_a_reloading_site_run(runtime_api: Fleet) -> None:
     assert rc == 0 and not any(res[h]["changed"] for h in BALANCERS), res  # still maint
     for balancer in (None, *BALANCERS):
         assert "web2" not in spread(fleet.url(balancer), 9)
+
+
+# ---- 5. a rebuilt lbcore of the same version (issue 9) -------------------------------------
+
+MARKER_FILE = "/opt/lbcore/venv/lib/python3*/site-packages/lbcore/__init__.py"
+
+
+def rebuilt_wheels(fleet: Fleet, tmp: Path, marker: str) -> Path:
+    """The collection's bundled wheels, with lbcore's replaced by a wheel of the same
+    version built from this checkout plus one line (`BUILD_MARKER = marker`)."""
+    bundled = (
+        Path(fleet.ansible.env["ANSIBLE_COLLECTIONS_PATH"])
+        / "ansible_collections/lbcore/fleet/roles/install/files/wheels"
+    )
+    src = tmp / "src"
+    shutil.copytree(REPO / "lbcore", src / "lbcore", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    init = src / "lbcore" / "__init__.py"
+    init.write_text(init.read_text() + f'\nBUILD_MARKER = "{marker}"\n')
+    wheels = tmp / "wheels"
+    shutil.copytree(bundled, wheels, ignore=shutil.ignore_patterns("lbcore-*.whl"))
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(wheels), str(src)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    old = {p.name for p in bundled.glob("lbcore-*.whl")}
+    new = {p.name for p in wheels.glob("lbcore-*.whl")}
+    assert new == old, (old, new)  # the same file name: the same version
+    return wheels
+
+
+def test_a_rebuilt_wheel_of_the_same_version_is_installed_and_runs_without_a_failed_request(
+    runtime_api: Fleet, tmp_path: Path
+) -> None:
+    """The install role reinstalls a rebuilt lbcore of the same version (its contents
+    differ), and the balancer role moves the running lbcore onto it: a new master beside
+    the old one (`run -sf`), which finishes gracefully. Not one request through the VIP
+    fails meanwhile, and web2, drained by an operator before, stays drained. The same
+    wheels again change nothing (no reinstall, no restart)."""
+    fleet = runtime_api
+    marker = f"rebuilt-{time.time_ns()}"
+    wheels = rebuilt_wheels(fleet, tmp_path, marker)
+    extra = json.dumps({"lbcore_install_wheels_src": str(wheels)})
+    drain = {"backend": "app", "server": "web2", "state": "drain"}
+    rc, res = fleet.adhoc("balancers", "lbcore.fleet.backend_server", drain)
+    assert rc == 0 and all(res[h]["changed"] for h in BALANCERS), res
+    before = {h: state_of(fleet, h) for h in BALANCERS}
+    with Load(fleet.url(), threads=4, max_requests=20_000, max_seconds=300) as load:
+        time.sleep(1.0)
+        out = fleet.site("-e", extra)
+        time.sleep(2.0)
+    changed = changed_tasks(out)
+    for task in ("Install the bundled lbcore version", "Restart lbcore onto the installed code"):
+        assert len([t for t in changed if task in t]) == 2, changed
+    assert not [t for t in changed if "Signal lbcore to reload" in t], changed
+    after = {h: state_of(fleet, h) for h in BALANCERS}
+    for host in BALANCERS:
+        assert after[host][0] == before[host][0], f"{host}: the config changed"
+        assert after[host][1] != before[host][1], f"{host}: lbcore was not restarted"
+        out_host = fleet.sh(
+            host,
+            f"grep -c {marker} {MARKER_FILE}; "
+            f"for i in $(seq 100); do kill -0 {before[host][1]} 2>/dev/null || break; sleep 0.2;"
+            f" done; kill -0 {before[host][1]} 2>/dev/null && echo old-alive || echo old-gone; "
+            f"grep -c 'Sent SIGUSR1 to old process {before[host][1]}' /var/log/lbcore/lbcore.log",
+        )
+        assert out_host.split() == ["1", "old-gone", "1"], (host, out_host)
+    assert not load.errors, f"{len(load.errors)} of {load.total} failed: {load.errors[:5]}"
+    assert load.total > 100 and set(load.ok) == {"web1", "web3"}, load.ok  # web2 drained
+    rc, res = fleet.adhoc("balancers", "lbcore.fleet.backend_server", drain)
+    assert rc == 0 and not any(res[h]["changed"] for h in BALANCERS), res  # still drained
+    # The same wheels again: nothing to install, nothing to restart.
+    again = changed_tasks(fleet.site("-e", extra))
+    assert again == [], again
+    assert {h: state_of(fleet, h) for h in BALANCERS} == after

@@ -36,7 +36,8 @@ frontend www
     bind 127.0.0.1:{port}
     default_backend app
 backend app
-    server web1 127.0.0.1:{backend}
+    server web1 127.0.0.1:{web1}
+    server web2 127.0.0.1:{web2}
 """
 
 
@@ -46,7 +47,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if "delay=" in self.path:
             time.sleep(float(self.path.split("delay=")[1]))
-        body = b"ok\n"
+        body = self.server.name.encode()  # type: ignore[attr-defined]
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -56,11 +57,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def get(url: str, timeout: float = 10.0) -> int:
+def get(url: str, timeout: float = 10.0) -> str:
+    """The name of the backend server that answered."""
     req = urllib.request.Request(url, headers={"Connection": "close"})
     with urllib.request.urlopen(req, timeout=timeout) as r:
-        r.read()
-        return int(r.status)
+        return str(r.read().decode())
 
 
 def alive(pid: int) -> bool:
@@ -74,13 +75,24 @@ def alive(pid: int) -> bool:
 def main(tmp: Path) -> dict[str, object]:
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     Path("/proc/sys/net/ipv4/tcp_migrate_req").write_text("1")
-    backend = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=backend.serve_forever, daemon=True).start()
+    backends = {}
+    for name in ("web1", "web2"):
+        backend = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        backend.name = name  # type: ignore[attr-defined]
+        threading.Thread(target=backend.serve_forever, daemon=True).start()
+        backends[name] = backend
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cfg = tmp / "lbcore.cfg"
-    cfg.write_text(CONFIG.format(tmp=tmp, port=port, backend=backend.server_address[1]))
+    cfg.write_text(
+        CONFIG.format(
+            tmp=tmp,
+            port=port,
+            web1=backends["web1"].server_address[1],
+            web2=backends["web2"].server_address[1],
+        )
+    )
     pidfile, log = tmp / "lbcore.pid", tmp / "lbcore.log"
     run = lbcore_cmd("run", "-D", "-p", str(pidfile), "-f", str(cfg), "--log-file", str(log))
     env = lbcore_env()
@@ -88,23 +100,37 @@ def main(tmp: Path) -> dict[str, object]:
     old = int(pidfile.read_text())
     url = f"http://127.0.0.1:{port}/"
 
+    def ctl(command: str) -> str:
+        return subprocess.run(
+            lbcore_cmd("ctl", "-S", str(tmp / "admin.sock"), command),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout
+
+    ctl("set server app/web2 state drain")  # an operator's: the new master must keep it
     ok, errors, stop = [0], [], threading.Event()
+    served_after: dict[str, int] = {}
 
     def client() -> None:
         deadline = time.monotonic() + 60
         while not stop.is_set() and time.monotonic() < deadline:
             try:
-                get(url)
+                name = get(url)
                 ok[0] += 1
+                if swapped.is_set():
+                    served_after[name] = served_after.get(name, 0) + 1
             except Exception as e:  # every failure is counted and shown
                 errors.append(f"{type(e).__name__}: {e}")
             time.sleep(0.005)
 
     slow: dict[str, object] = {}
+    swapped = threading.Event()
 
     def slow_request() -> None:
         try:
-            slow["status"] = get(url + "?delay=3", timeout=20)
+            slow["served_by"] = get(url + "?delay=3", timeout=20)
         except Exception as e:
             slow["error"] = f"{type(e).__name__}: {e}"
 
@@ -119,6 +145,7 @@ def main(tmp: Path) -> dict[str, object]:
     started = time.monotonic()
     swap = subprocess.run([*run, "-sf", str(old)], env=env, timeout=60, capture_output=True)
     new = int(pidfile.read_text())
+    swapped.set()
     while alive(old) and time.monotonic() - started < 30:
         time.sleep(0.05)
     old_gone_after = time.monotonic() - started
@@ -126,13 +153,8 @@ def main(tmp: Path) -> dict[str, object]:
     stop.set()
     for t in (*clients, slow_thread):
         t.join(timeout=30)
-    info = subprocess.run(
-        lbcore_cmd("ctl", "-S", str(tmp / "admin.sock"), "show info"),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    info = ctl("show info")
+    states = ctl("show servers state")
     result = {
         "swap_rc": swap.returncode,
         "swap_stderr": swap.stderr.decode(errors="replace"),
@@ -146,7 +168,9 @@ def main(tmp: Path) -> dict[str, object]:
         "errors": errors,
         "slow": slow,
         "socket_exists": (tmp / "admin.sock").exists(),
-        "show_info": info.stdout,
+        "show_info": info,
+        "servers_state": states,
+        "served_after_swap": served_after,
         "log": log.read_text(),
     }
     if alive(new):
@@ -155,7 +179,8 @@ def main(tmp: Path) -> dict[str, object]:
             if not alive(new):
                 break
             time.sleep(0.05)
-    backend.shutdown()
+    for backend in backends.values():
+        backend.shutdown()
     return result
 
 

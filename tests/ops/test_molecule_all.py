@@ -1,9 +1,10 @@
 """`molecule test --all`, exactly as CI and a developer run it (issue 9, Must show 4).
 
-One command runs every scenario under molecule/ (default, failover, rolling_drain, tls),
-each from nothing to nothing: destroy, syntax, create, [prepare], converge,
-[idempotence], verify, destroy, on a lab of its own (molecule/shared/README.md says why
-they do not share one). Here it runs on a private lab (tests/ops/opsctl.py: bridge lbco0,
+One command runs every scenario under molecule/ (default, failover, rolling_drain, tls):
+syntax, [prepare], converge, [idempotence], verify, on one lab that the default scenario's
+create builds before the first and its destroy removes after the last (`shared_state:
+true`; molecule/shared/README.md says why and why the order does not matter). Here it
+runs on a private lab (tests/ops/opsctl.py: bridge lbco0,
 198.18.9.0/24) picked through LBCORE_MOLECULE_INVENTORY, with the collection built and
 installed as `make test` has it. The whole output is streamed to
 artifacts/molecule-all.log as it comes; the test then checks, scenario by scenario, that
@@ -36,11 +37,15 @@ BUDGET = 1500  # seconds; about 11 minutes here in a quiet hour (see the report'
 
 
 def scenarios() -> dict[str, list[str]]:
-    """Every scenario under molecule/ and its test sequence, as `--all` finds them."""
+    """Every scenario under molecule/ and the steps `--all` runs of its test sequence
+    (with shared state, create and destroy are the default scenario's, run once)."""
     found = {}
     for config in sorted((REPO / "molecule").glob("*/molecule.yml")):
         data = yaml.safe_load(config.read_text())
-        found[config.parent.name] = list(data["scenario"]["test_sequence"])
+        steps = list(data["scenario"]["test_sequence"])
+        if data.get("shared_state"):
+            steps = [s for s in steps if s not in ("create", "destroy")]
+        found[config.parent.name] = steps
     return found
 
 
@@ -82,12 +87,20 @@ def molecule_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
         )
 
 
-def run_streamed(cmd: list[str], env: dict[str, str], timeout: float) -> tuple[int, str]:
+STEP = re.compile(r"^\S*\s*\[(\w+) > (\w+)\] (Executing|Executed)")
+
+
+def run_streamed(
+    cmd: list[str], env: dict[str, str], timeout: float
+) -> tuple[int, str, dict[str, float]]:
     """Run `cmd` with stdout and stderr as one stream, written to LOG line by line as it
-    comes (a CI job killed half-way still leaves what ran); (exit status, output)."""
+    comes (a CI job killed half-way still leaves what ran); (exit status, output, seconds
+    each "scenario > step" took, from its Executing line to its Executed line)."""
     LOG.parent.mkdir(exist_ok=True)
     deadline = time.monotonic() + timeout
     lines: list[str] = []
+    began: dict[str, float] = {}
+    took: dict[str, float] = {}
     with LOG.open("w", encoding="utf-8") as log:
         log.write(f"$ cd {REPO} && {Path(cmd[0]).name} {' '.join(cmd[1:])}\n")
         proc = subprocess.Popen(
@@ -105,6 +118,13 @@ def run_streamed(cmd: list[str], env: dict[str, str], timeout: float) -> tuple[i
                 log.write(line)
                 log.flush()
                 lines.append(line)
+                step = STEP.match(line.strip())
+                if step:
+                    key = f"{step[1]} > {step[2]}"
+                    if step[3] == "Executing":
+                        began.setdefault(key, time.monotonic())
+                    elif key in began:  # a step that runs twice (destroy) adds up
+                        took[key] = round(took.get(key, 0.0) + time.monotonic() - began.pop(key), 1)
                 if time.monotonic() > deadline:
                     raise subprocess.TimeoutExpired(cmd, timeout)
             rc = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
@@ -113,7 +133,7 @@ def run_streamed(cmd: list[str], env: dict[str, str], timeout: float) -> tuple[i
             proc.wait()
             log.write(f"\n*** killed after {timeout:.0f}s\n")
             raise
-    return rc, "".join(lines)
+    return rc, "".join(lines), took
 
 
 def step_output(output: str, scenario: str, step: str) -> str:
@@ -131,17 +151,25 @@ def step_output(output: str, scenario: str, step: str) -> str:
 def test_molecule_test_all_passes_every_scenario(molecule_env: dict[str, str]) -> None:
     expected = scenarios()
     assert {"default", "failover", "rolling_drain", "tls"} <= set(expected), expected
+    load_before = os.getloadavg()
     started = time.monotonic()
-    rc, out = run_streamed(
+    rc, out, steps = run_streamed(
         [str(ansible_bin("molecule")), "test", "--all"], molecule_env, timeout=BUDGET
     )
     took = time.monotonic() - started
     report = Path(molecule_env["LBCORE_OPS_REPORT"])
     figures = report.read_text().splitlines() if report.exists() else []
-    print(f"molecule test --all: {took:.0f}s (log: {LOG})")
+    print(
+        f"molecule test --all: {took:.0f}s (log: {LOG}); load average before "
+        f"{load_before[0]:.1f}, after (1/5/15 min) {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
+    )
+    print("seconds per step:", json.dumps(steps))
     for line in figures:
         print(line)
     assert rc == 0, f"molecule test --all exited {rc}; see {LOG}:\n{out[-6000:]}"
+    for step in ("create", "destroy"):  # the shared lab: built once, removed once
+        assert len(re.findall(rf"\[default > {step}\] Executing", out)) == 1, step
+        assert step_output(out, "default", step).rstrip().endswith("Executed: Successful")
     for scenario, sequence in expected.items():
         for step in sequence:
             text = step_output(out, scenario, step)
