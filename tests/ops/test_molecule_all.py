@@ -33,7 +33,7 @@ from tests.ops.opsctl import write_inventory
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 LOG = REPO / "artifacts" / "molecule-all.log"
-BUDGET = 1500  # seconds; about 11 minutes here in a quiet hour (see the report's figures)
+BUDGET = 1500  # seconds; it took 775 s here at a load average of 6-8 (other suites running)
 
 
 def scenarios() -> dict[str, list[str]]:
@@ -147,6 +147,9 @@ def step_output(output: str, scenario: str, step: str) -> str:
     return output[start.start() : start.end() + end.end()]
 
 
+# No rerun of the whole (make test reruns failures twice): a rerun would triple CI's time.
+# The verifiers' wall-clock tests rerun inside, on their own.
+@pytest.mark.flaky(reruns=0)
 @pytest.mark.timeout(BUDGET + 120)
 def test_molecule_test_all_passes_every_scenario(molecule_env: dict[str, str]) -> None:
     expected = scenarios()
