@@ -394,6 +394,9 @@ class TcpClient(asyncio.Protocol):
             self.term = "CD"
         self._log()
         self.transport = None
+        # The upstream (if any) still reports its end to us; we no longer need it, and
+        # dropping it leaves no client <-> upstream cycle for the collector.
+        self.upstream = None
         if self.admitted:
             self.admitted = False
             self.fe.leave()

@@ -378,8 +378,10 @@ def test_tcp_connection_system_call_budget(lb: LbFactory) -> None:
     assert "ioctl" not in per and "getpeername" not in per and "dup" not in per, per
 
 
-@pytest.mark.parametrize("mode", ["tcp", "http"])
-def test_finished_connections_leave_no_cyclic_garbage(mode: str) -> None:
+@pytest.mark.parametrize("mode", ["tcp", "tcp-copy", "http"])
+def test_finished_connections_leave_no_cyclic_garbage(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A finished connection is freed by reference counting: nothing is left for the
     cycle collector, whose runs were ~5 % of a TCP connection's CPU while every
     connection left its client, deadline and their parts in a reference cycle."""
@@ -390,6 +392,10 @@ def test_finished_connections_leave_no_cyclic_garbage(mode: str) -> None:
 
     from lbcore.config.parser import parse_text  # type: ignore[attr-defined]
     from lbcore.worker import Worker
+
+    if mode == "tcp-copy":  # the transport-based TCP path
+        monkeypatch.setenv("LBCORE_SPLICE", "0")
+        mode = "tcp"
 
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))

@@ -56,3 +56,47 @@ def test_deadline_moves_without_rearming_and_fires_once() -> None:
         loop.run_until_complete(scenario())
     finally:
         loop.close()
+
+
+@pytest.mark.flaky(reruns=2)  # real loop timers on a shared machine
+def test_deadlines_share_the_wheel_fire_once_in_order_and_honour_cancels() -> None:
+    loop = asyncio.new_event_loop()
+    fired: list[tuple[str, float]] = []
+    ds: dict[str, Deadline] = {}
+
+    def fire(name: str) -> None:
+        fired.append((name, loop.time()))
+        if name == "a":  # a callback touching others filed in the same slot
+            ds["b"].cancel()  # in the slot being fired: must not fire now
+            ds["b"].set_in(0.35)  # ... but then, once
+            ds["c"].set_in(0.25)  # cancelled earlier, re-armed: fires later, once
+
+    for name in "abcdefg":
+        ds[name] = Deadline(loop, lambda n=name: fire(n))
+
+    async def scenario() -> None:
+        t0 = loop.time()
+        for name in "abc":
+            ds[name].set_in(0.05)  # all three in one slot
+        ds["c"].cancel()
+        ds["d"].set_in(0.3)
+        ds["d"].set_in(0.1)  # moved earlier: re-filed
+        ds["e"].set_in(0.12)
+        ds["e"].set_in(0.2)  # moved later: fires at the later time
+        ds["f"].set_in(0.08)
+        ds["f"].close()  # cancelled for good
+        ds["g"].set_in(0.15)
+        ds["g"].set_in(None)
+        await asyncio.sleep(0.7)
+        got = {n: t - t0 for n, t in fired}
+        assert [n for n, _ in fired] == ["a", "d", "e", "c", "b"], fired
+        assert got["a"] >= 0.049
+        assert got["c"] >= got["a"] + 0.249
+        assert got["b"] >= got["a"] + 0.349
+        assert got["d"] >= 0.099
+        assert got["e"] >= 0.199
+
+    try:
+        loop.run_until_complete(scenario())
+    finally:
+        loop.close()
