@@ -12,7 +12,7 @@ LAB_INVENTORY := inventories/lab
 
 # Debian packages the project needs: reference peers (haproxy, keepalived, nginx, wrk),
 # the lab (iproute2, openssh-server), and tools the tests drive.
-DEB_PACKAGES := haproxy haproxy-doc keepalived nginx-light wrk openssh-server openssh-client \
+DEB_PACKAGES := haproxy haproxy-doc keepalived nginx-light wrk openssh-server openssh-client strace \
                 iproute2 socat tcpdump curl chromium
 
 # The machine is shared and noisy: a test that measures wall-clock time may lose a race

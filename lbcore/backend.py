@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from lbcore.balance import PickContext
+from lbcore.balance import PickContext, candidates
 from lbcore.config.model import Balance, Proxy
 from lbcore.proxy.persistence import for_backend as persistence_for
 from lbcore.server import ServerRuntime
@@ -62,9 +62,9 @@ class _RoundRobin:
             server.active -= 1
 
 
-def make_algorithm(balance: Balance, servers: list[ServerRuntime]) -> Any:
+def make_algorithm(balance: Balance, servers: list[ServerRuntime], allbackups: bool = False) -> Any:
     if _make_algorithm is not None:
-        return _make_algorithm(balance, servers)
+        return _make_algorithm(balance, servers, allbackups=allbackups)
     return _RoundRobin(servers)  # pragma: no cover
 
 
@@ -80,7 +80,9 @@ class BackendRuntime:
         self.servers = [ServerRuntime(config=s, backend=proxy.name) for s in proxy.servers]
         self.by_name = {s.name: s for s in self.servers}
         self.persist = persistence_for(proxy, self.servers)  # ``cookie``: None if not set
-        self.algorithm = make_algorithm(proxy.balance, self.servers)
+        self.algorithm = make_algorithm(
+            proxy.balance, self.servers, allbackups=proxy.options.allbackups
+        )
         algo = proxy.balance.algorithm
         # Which request facts the algorithm reads: others get a shared empty context.
         self.wants_src = algo == "source"
@@ -88,6 +90,10 @@ class BackendRuntime:
         self.wants_headers = algo == "hdr"
         self.plain = not (self.wants_src or self.wants_uri or self.wants_headers)
         self.queue: deque[Callable[[], None]] = deque()
+        #: called when a request starts waiting, if set: the worker sets it where
+        #: servers share their slots with other workers (``lbcore.budget``), to look
+        #: again at those slots while requests wait (``retry_queued``)
+        self.on_queued: Callable[[], None] | None = None
         t = proxy.timeouts
         self.timeout_connect = t.connect
         self.timeout_server = t.server
@@ -143,10 +149,27 @@ class BackendRuntime:
             self.queue.append(waiter)
         if len(self.queue) > self.qmax:
             self.qmax = len(self.queue)
+        if self.on_queued is not None:
+            self.on_queued()
 
     def dequeue(self, waiter: Callable[[], None]) -> None:
         with contextlib.suppress(ValueError):
             self.queue.remove(waiter)
+
+    def retry_queued(self) -> None:
+        """Slots may have been freed by other workers (shared ``maxconn``): wake as
+        many waiters, in order, as the servers that may serve have free slots now."""
+        free = 0
+        for s in candidates(self.servers, self.proxy.options.allbackups):
+            if s.config.maxconn == 0:
+                free = len(self.queue)
+                break
+            if s.budget is not None:
+                free += s.budget.free()
+            else:
+                free += max(0, s.config.maxconn - s.active)
+        for _ in range(min(free, len(self.queue))):
+            self.queue.popleft()()
 
     def wake_waiters(self) -> None:
         """Servers became usable (state/weight change): let queued requests retry."""

@@ -2,7 +2,14 @@
 
 Flags follow HAProxy's where they mean the same: ``-f`` (repeatable), ``-D``, ``-p``,
 ``-c`` (check only), ``-db`` (stay in the foreground even if the config says ``daemon``),
-``-W`` (master-worker: accepted, it is the only mode lbcore has), ``-q``.
+``-W`` (master-worker: accepted, it is the only mode lbcore has), ``-q``, and ``-sf``/``-st``
+PID... (once this instance serves, the old one finishes gracefully with SIGUSR1, or stops
+now with SIGTERM): the way to move a running balancer onto new code — a new lbcore binds
+the same addresses (``SO_REUSEPORT``, :mod:`lbcore.listeners`) while the old one still
+serves, then tells it to finish. A reload cannot do it: workers are forked from the
+master, which keeps the code it started with. The server admin states operators forced
+through the old one's runtime API (drain, maint) are read from its admin stats socket
+first and kept, as a reload keeps them.
 """
 
 from __future__ import annotations
@@ -10,7 +17,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
+import socket
 import sys
+import time
 from collections.abc import Sequence
 
 from lbcore import daemon
@@ -18,6 +28,7 @@ from lbcore.config.model import Config
 from lbcore.control_plane import ControlPlane
 from lbcore.listeners import BindError, ListenerSet
 from lbcore.master import (
+    READY_TIMEOUT,
     HaproxyStyleFormatter,
     Loader,
     Master,
@@ -27,6 +38,10 @@ from lbcore.master import (
     default_worker,
     worker_count,
 )
+from lbcore.runtime.address import parse_address
+from lbcore.runtime.commands import execute
+from lbcore.runtime.context import Context
+from lbcore.runtime.state import Level, RuntimeState
 
 log = logging.getLogger("lbcore.master")
 
@@ -68,9 +83,100 @@ def build_parser() -> argparse.ArgumentParser:
         help="worker processes (default: nbproc, or one per core)",
     )
     p.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=READY_TIMEOUT,
+        metavar="SECONDS",
+        help="how long a reload waits for every new worker to be ready before it gives "
+        f"up and keeps the old ones (default {READY_TIMEOUT:g})",
+    )
+    p.add_argument(
         "--log-file", metavar="FILE", help="in daemon mode, append the master's log here"
     )
+    p.add_argument(
+        "-sf",
+        dest="finish",
+        nargs="+",
+        type=int,
+        default=[],
+        metavar="PID",
+        help="once serving, tell these (old) processes to finish gracefully (SIGUSR1)",
+    )
+    p.add_argument(
+        "-st",
+        dest="terminate",
+        nargs="+",
+        type=int,
+        default=[],
+        metavar="PID",
+        help="once serving, tell these (old) processes to stop now (SIGTERM)",
+    )
     return p
+
+
+#: HAProxy's SRV_ADMF_FMAINT / SRV_ADMF_FDRAIN: admin states forced from the CLI.
+_FMAINT, _FDRAIN = 0x01, 0x08
+
+
+def old_admin_states(config: Config, timeout: float = 5.0) -> list[tuple[str, str, str]]:
+    """(backend, server, "maint"|"drain") the old instance's runtime API forced, read from
+    its admin-level unix stats socket with ``show servers state`` before this instance
+    binds that path: a restart onto new code keeps what operators set, as a reload does.
+    Nothing if there is no such socket or it does not answer (logged)."""
+    for conf in config.global_.stats_sockets:
+        kind, path, _ = parse_address(conf.address)
+        if kind != "unix" or conf.level != "admin":
+            continue
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(timeout)
+                sock.connect(path)
+                sock.sendall(b"show servers state\n")
+                chunks = []
+                while chunk := sock.recv(65536):
+                    chunks.append(chunk)
+        except OSError as e:
+            log.warning("Cannot read the old process's server states from %s: %s", path, e)
+            return []
+        forced = []
+        for line in b"".join(chunks).decode(errors="replace").splitlines():
+            cols = line.split()
+            if len(cols) < 7 or line.startswith("#") or not cols[6].isdigit():
+                continue
+            flags = int(cols[6])
+            if flags & _FMAINT:
+                forced.append((cols[1], cols[3], "maint"))
+            elif flags & _FDRAIN:
+                forced.append((cols[1], cols[3], "drain"))
+        return forced
+    return []
+
+
+def apply_admin_states(state: RuntimeState, forced: Sequence[tuple[str, str, str]]) -> None:
+    """Set the old instance's forced states here, before the first worker is forked (its
+    full state then carries them: no request reaches a drained server meanwhile)."""
+    ctx = Context(state=state, level=Level.ADMIN, now=time.time())
+    for backend, server, admin in forced:
+        answer = execute(ctx, ["set", "server", f"{backend}/{server}", "state", admin])
+        if answer.strip():
+            log.warning("Server %s/%s not set to %s: %s", backend, server, admin, answer.strip())
+        else:
+            log.info("Server %s/%s kept in %s state from the old process", backend, server, admin)
+
+
+def signal_old(pids: Sequence[int], signum: signal.Signals) -> None:
+    """``-sf``/``-st``: the old instance learns it is replaced only once this one serves."""
+    for pid in pids:
+        if pid <= 1 or pid == os.getpid():
+            log.warning("Not signalling pid %d (-sf/-st)", pid)
+            continue
+        try:
+            os.kill(pid, signum)
+            log.info("Sent %s to old process %d", signum.name, pid)
+        except ProcessLookupError:
+            log.info("Old process %d is already gone", pid)
+        except PermissionError:
+            log.warning("Cannot signal old process %d: permission denied", pid)
 
 
 def setup_logging(quiet: bool, timestamps: bool = False) -> logging.Handler:
@@ -92,6 +198,9 @@ def run(argv: list[str], worker_fn: WorkerFn = default_worker, loader: Loader = 
     args = build_parser().parse_args(argv)
     if args.workers is not None and args.workers < 1:
         print("lbcore run: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if not args.ready_timeout > 0:
+        print("lbcore run: --ready-timeout must be more than 0", file=sys.stderr)
         return 2
     # Absolute now: a daemon works from "/", and reloads read the files again.
     files = [os.path.abspath(f) for f in args.files]
@@ -135,6 +244,10 @@ def run(argv: list[str], worker_fn: WorkerFn = default_worker, loader: Loader = 
         listeners.close_all()
         return 1
 
+    control = ControlPlane(config, worker_count(config, args.workers))
+    if args.finish or args.terminate:
+        # Before master.start() binds the stats socket's path: it is still the old one's.
+        apply_admin_states(control.state, old_admin_states(config))
     master = Master(
         files=files,
         loader=loader,
@@ -144,7 +257,8 @@ def run(argv: list[str], worker_fn: WorkerFn = default_worker, loader: Loader = 
         worker_fn=worker_fn,
         workers_override=args.workers,
         close_in_worker=(ready.fd,) if ready.fd >= 0 else (),
-        control=ControlPlane(config, worker_count(config, args.workers)),
+        control=control,
+        ready_timeout=args.ready_timeout,
     )
     try:
         try:
@@ -154,7 +268,20 @@ def run(argv: list[str], worker_fn: WorkerFn = default_worker, loader: Loader = 
             log.error("Starting proxies: %s", message)
             ready.notify(ok=False, message=message)
             return 1
+        if not master.wait_ready(args.ready_timeout):
+            why = f"workers not ready after {args.ready_timeout:g}s"
+            if args.finish or args.terminate:
+                # The old instance serves on: stopping it for workers that cannot
+                # serve would be an outage (see master.Master.reload).
+                log.error("Starting proxies: %s; old process(es) not signalled", why)
+                ready.notify(ok=False, message=why)
+                master.stop_now()
+                master.run()
+                return 1
+            log.warning("Starting proxies: %s; still trying", why)
         ready.notify()
+        signal_old(args.finish, signal.SIGUSR1)
+        signal_old(args.terminate, signal.SIGTERM)
         master.close_in_worker = ()  # the fd is closed now; its number may be reused
         return master.run()
     finally:

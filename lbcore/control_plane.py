@@ -179,15 +179,29 @@ class ControlPlane:
         if set(self.admin) != {_socket_key(s) for s in config.global_.stats_sockets}:
             asyncio.get_running_loop().create_task(self._bind_admin(config))
 
-    def initial_messages(self) -> list[Message]:
+    def initial_messages(self, config: Config | None = None) -> list[Message]:
         """The full state for a new worker: one ``server`` message per server. The
         master queues them on the channel before forking, so they are there before
-        the worker's first accept."""
+        the worker's first accept.
+
+        With ``config`` (a reload whose workers start before the switch to it): the
+        state ``reconfigure(config)`` would build — what the runtime API set carried
+        over, check verdicts kept where the check goes on — without switching."""
+        state = self.state if config is None else self._preview(config)
         return [
-            self.server_message(be, srv)
-            for be in self.state.backends.values()
-            for srv in be.servers
+            self.server_message(be, srv) for be in state.backends.values() for srv in be.servers
         ]
+
+    def _preview(self, config: Config) -> RuntimeState:
+        state = RuntimeState(config, self.clock(), self.info)
+        state.carry_over(self.state)
+        if self.checker is not None:
+            for key, target in self._targets(state).items():
+                task = self.checker.get(key)
+                _, srv = _find(state, key)
+                if srv is not None and task is not None and task.runs and task.target == target:
+                    srv.runtime.op_state = check_view(task.tracker)[1]
+        return state
 
     def worker_exited(self, pid: int) -> None:
         self.collector.retire(pid)
@@ -381,9 +395,11 @@ class ControlPlane:
 
     # ---- health checks ------------------------------------------------------------
 
-    def _targets(self) -> dict[Key, tuple[str, int, CheckSettings]]:
+    def _targets(
+        self, state: RuntimeState | None = None
+    ) -> dict[Key, tuple[str, int, CheckSettings]]:
         targets = {}
-        for be in self.state.backends.values():
+        for be in (state or self.state).backends.values():
             for srv in be.servers:
                 settings = settings_for(be.proxy, srv.runtime.config)
                 if settings is not None:

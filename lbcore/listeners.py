@@ -8,6 +8,12 @@ arrive while old workers stop and new ones start wait in the backlog instead of 
 refused. Sockets are keyed by the *resolved* address, so ``bind *:80`` rewritten as
 ``bind 0.0.0.0:80`` in a new configuration reuses the socket instead of failing with
 "address already in use" against itself.
+
+Like HAProxy's listeners (unless ``noreuseport``), every socket has ``SO_REUSEPORT``: a
+second lbcore — the new code after an upgrade, started with ``-sf OLDPID`` — can bind the
+same addresses while the old one still serves, and the old one then finishes gracefully.
+With ``net.ipv4.tcp_migrate_req=1`` the kernel hands the connections still queued on the
+old socket when it closes to the new one instead of resetting them.
 """
 
 from __future__ import annotations
@@ -141,6 +147,8 @@ class ListenerSet:
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if hasattr(socket, "SO_REUSEPORT"):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6 and v6only:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.bind(sockaddr)

@@ -15,12 +15,22 @@ worker would never see its end.
 
 Workers belong to a *generation*: the configuration they were started with. A reload
 (SIGUSR2 or SIGHUP) parses the files first — on any error it logs why and changes
-nothing — then opens the new config's new binds, forks a new generation, and only then
-asks the old workers to stop gracefully (the ``stop`` message and SIGUSR1), with SIGKILL
-after ``hard-stop-after`` if set. Because the listening sockets stay open in the master
-throughout, a connection that arrives between the old workers' last ``accept`` and the
-new ones' first waits in the kernel's backlog instead of being refused. A listener the
-new configuration no longer names is closed once no living worker uses it.
+nothing — then opens the new config's new binds and forks a new generation, which is
+*pending* until every one of its workers has said ``{"op": "ready"}`` on its channel
+(it sends that once it serves every listener). Only then does the new generation become
+the current one, and the old workers are asked to stop gracefully (the ``stop``
+message and SIGUSR1), with SIGKILL after ``hard-stop-after`` if set — as HAProxy's
+master keeps its old workers until the new one reports ready. If a new worker dies
+before that, or they are not all ready within ``ready_timeout`` seconds, the reload
+fails: the pending workers are stopped, the old generation keeps serving, and the log
+says why. Until the switch the control plane (runtime API, checks, server states) keeps
+describing the serving configuration; the pending workers start from the new
+configuration's state (``ControlPlane.initial_messages(config)``) and get the whole of
+it again at the switch. A reload that arrives while another is pending replaces it.
+Because the listening sockets stay open in the master throughout, a connection that
+arrives between the old workers' last ``accept`` and the new ones' first waits in the
+kernel's backlog instead of being refused. A listener the new configuration no longer
+names is closed once no living worker uses it.
 
 A current-generation worker that dies is replaced in the same slot, with a back-off so a
 worker that crashes at start cannot turn the master into a fork loop.
@@ -47,7 +57,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lbcore import control
+from lbcore import budget, control
+from lbcore.budget import Budgets
 from lbcore.config.model import Config
 from lbcore.control_plane import ControlPlane
 from lbcore.listeners import BindError, BindKey, ListenerSet
@@ -59,6 +70,11 @@ Loader = Callable[[Sequence[str]], Config]
 
 #: Seconds a worker gets to exit after SIGTERM before the master SIGKILLs it.
 STOP_NOW_GRACE = 3.0
+#: Seconds a reload waits for every new worker's ``ready`` before it gives up
+#: (``lbcore run --ready-timeout``).
+READY_TIMEOUT = 10.0
+#: Seconds the workers of a failed reload get to finish what they accepted.
+FAILED_STOP_GRACE = 5.0
 #: A worker that lived less than this is "crashing at start": its restart backs off.
 STABLE_AFTER = 5.0
 RESTART_BACKOFF_MIN = 0.1
@@ -141,6 +157,21 @@ class Worker:
     kill_at: float | None = None  # SIGKILL deadline once stopping
     channel_open: bool = True
     last_message: dict[str, Any] | None = None
+    ready: bool = False  # said {"op": "ready"}: serving every listener
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A reload between the fork of its workers and their last ``ready``."""
+
+    generation: int
+    config: Config
+    current: dict[BindKey, socket.socket]
+    messages: list[dict[str, Any]]  # the full state its workers start from
+    size: int
+    started: float
+    deadline: float
+    waiting: set[int] = field(default_factory=set)  # pids not ready yet
 
 
 @dataclass(slots=True)
@@ -182,8 +213,14 @@ class Master:
     on_message: Callable[[Worker, dict[str, Any]], None] | None = None
     clock: Callable[[], float] = time.monotonic
     control: ControlPlane | None = None
+    ready_timeout: float = READY_TIMEOUT
 
+    #: the serving generation (``config``/``current`` are its configuration)
     generation: int = 1
+    pending: _Pending | None = None
+    _last_generation: int = 1
+    #: shared server maxconn slots of each generation that has workers (lbcore.budget)
+    _budgets: dict[int, Budgets | None] = field(default_factory=dict)
     workers: dict[int, Worker] = field(default_factory=dict)
     stopping: bool = False
     _signals: list[int] = field(default_factory=list)
@@ -218,9 +255,34 @@ class Master:
                 self._shutdown()
                 raise
         n = worker_count(self.config, self.workers_override)
+        self._budgets[self.generation] = Budgets.for_config(self.config, n)
         log.info("Loading success: %s, %d worker(s), generation %d", self._files(), n, 1)
         for slot in range(n):
             self._spawn(slot)
+
+    def wait_ready(self, timeout: float) -> bool:
+        """After :meth:`start`: serve the loop until every worker of the current
+        generation has said ready (True), or ``timeout`` seconds have passed or a stop
+        came (False; the master goes on restarting workers that died). What tells
+        others this instance serves — ``-D``'s parent, ``-sf``'s old processes —
+        waits for this, as a reload waits before it stops the old workers."""
+        assert self._loop is not None, "start() first"
+        n = worker_count(self.config, self.workers_override)
+        deadline = self.clock() + timeout
+        self._loop.call_soon(self._tick)
+        while not self._ready_count() >= n:
+            left = deadline - self.clock()
+            if left <= 0 or self.stopping:
+                return False
+            self._loop.run_until_complete(asyncio.sleep(min(left, 0.01)))
+        return True
+
+    def _ready_count(self) -> int:
+        return sum(
+            1
+            for w in self.workers.values()
+            if w.generation == self.generation and w.state is WorkerState.RUNNING and w.ready
+        )
 
     def run(self) -> int:
         """Serve signals, channels and the control plane until every worker is gone
@@ -244,6 +306,9 @@ class Master:
         now = self.clock()
         self._restart_due(now)
         self._enforce_deadlines(now)
+        if self.pending is not None and now >= self.pending.deadline:
+            late = ", ".join(f"({pid})" for pid in sorted(self.pending.waiting))
+            self._fail_reload(f"new worker(s) {late} not ready after {self.ready_timeout:g}s")
         if self.stopping and not self.workers:
             if self._done is not None and not self._done.done():
                 log.info("All workers exited. Exiting... (0)")
@@ -262,7 +327,9 @@ class Master:
     # ---- requests (also used by tests and, later, the runtime API) ---------------
 
     def reload(self) -> bool:
-        """Load the files again and switch to a new generation; False if it failed."""
+        """Load the files again and fork a new generation on them; False if that
+        failed. The switch to the new generation happens when all its workers are
+        ready (:meth:`_switch`), or not at all (:meth:`_fail_reload`)."""
         if self.stopping:
             log.warning("Reload ignored: stopping")
             return False
@@ -281,33 +348,101 @@ class Master:
         except BindError as e:
             log.error("Reload failed, keeping generation %d running: %s", self.generation, e)
             return False
+        if self.pending is not None:
+            self._drop_pending(f"replaced by a newer reload ({self._files()})")
+        self._last_generation += 1
+        n = worker_count(config, self.workers_override)
+        now = self.clock()
+        messages = self.control.initial_messages(config) if self.control is not None else []
+        deadline = now + self.ready_timeout
+        p = _Pending(self._last_generation, config, current, messages, n, now, deadline)
+        self.pending = p
+        self._budgets[p.generation] = Budgets.for_config(config, n)
+        for slot in range(n):
+            w = self._spawn(slot, p)
+            if w is None:
+                self._fail_reload("cannot fork a new worker")
+                return False
+            p.waiting.add(w.pid)
+        log.info(
+            "Generation %d forked (%d worker(s)): waiting for them to be ready",
+            p.generation,
+            n,
+        )
+        return True
+
+    def _on_ready(self, w: Worker) -> None:
+        w.ready = True
+        p = self.pending
+        if p is None or w.generation != p.generation:
+            return
+        p.waiting.discard(w.pid)
+        if not p.waiting:
+            self._switch(p)
+
+    def _switch(self, p: _Pending) -> None:
+        """Every new worker is ready: make its generation current, stop the old ones."""
+        self.pending = None
         old = [w for w in self.workers.values() if w.state is WorkerState.RUNNING]
-        self.config, self.current = config, current
-        self.generation += 1
+        old = [w for w in old if w.generation != p.generation]
+        self.config, self.current, self.generation = p.config, p.current, p.generation
         self._restarts.clear()
         self._history.clear()
-        n = worker_count(config, self.workers_override)
-        if self.control is not None:
-            self.control.reconfigure(config, n)
-        for slot in range(n):
-            self._spawn(slot)
         deadline = self._hard_stop_deadline()
         for w in old:
             self._stop_gracefully(w, deadline)
+        if self.control is not None:
+            self.control.reconfigure(p.config, p.size)
+            # What changed while they were starting (checks, the runtime API) went to
+            # the old generation only: the new one gets the whole state again.
+            for msg in self.control.initial_messages():
+                self.broadcast(msg)
         log.info(
-            "Reload done: generation %d with %d worker(s); %d old worker(s) finishing",
+            "Reload done: generation %d with %d worker(s) ready in %.0f ms; "
+            "%d old worker(s) finishing",
             self.generation,
-            n,
+            p.size,
+            (self.clock() - p.started) * 1000,
             len(old),
         )
         self._close_unused_listeners()
-        return True
+        self._rearm()
+
+    def _rearm(self) -> None:
+        """New deadlines were set outside ``_tick`` (a channel callback): let the next
+        loop turn re-arm the timer for them."""
+        if self._loop is not None:
+            self._loop.call_soon(self._tick)
+
+    def _fail_reload(self, why: str) -> None:
+        """The pending generation cannot serve: stop it, keep the current one."""
+        log.error("Reload failed: %s; keeping generation %d running", why, self.generation)
+        self._drop_pending(why)
+
+    def _drop_pending(self, why: str) -> None:
+        p = self.pending
+        if p is None:
+            return
+        self.pending = None
+        log.info("Stopping the workers of generation %d: %s", p.generation, why)
+        # They may have accepted connections already (a worker serves a listener as
+        # soon as it has it): let them finish those, within a bound.
+        deadline = self.clock() + FAILED_STOP_GRACE
+        hard = self._hard_stop_deadline()
+        if hard is not None:
+            deadline = min(deadline, hard)
+        for w in self.workers.values():
+            if w.generation == p.generation and w.state is WorkerState.RUNNING:
+                self._stop_gracefully(w, deadline)
+        self._close_unused_listeners()
+        self._rearm()
 
     def graceful_stop(self) -> None:
         """Stop accepting, let workers finish what they serve, then exit (SIGUSR1)."""
         if self.stopping:
             return
         self.stopping = True
+        self.pending = None
         self._restarts.clear()
         log.info("Graceful stop: %d worker(s) finishing", len(self.workers))
         deadline = self._hard_stop_deadline()
@@ -321,6 +456,7 @@ class Master:
     def stop_now(self) -> None:
         """Terminate every worker now (SIGTERM/SIGINT); SIGKILL stragglers."""
         self.stopping = True
+        self.pending = None
         self._restarts.clear()
         log.info("Stopping now: terminating %d worker(s)", len(self.workers))
         deadline = self.clock() + STOP_NOW_GRACE
@@ -332,9 +468,11 @@ class Master:
         self.listeners.close_all()
 
     def broadcast(self, msg: dict[str, Any]) -> None:
-        """Send ``msg`` to every current-generation worker (state changes and the like)."""
+        """Send ``msg`` to every worker of the serving generation (state changes and
+        the like): the control plane's state describes its configuration. A pending
+        generation gets the whole state when it becomes current."""
         for w in self.workers.values():
-            if w.state is WorkerState.RUNNING:
+            if w.state is WorkerState.RUNNING and w.generation == self.generation:
                 self._send(w, msg)
 
     def send_to(self, pid: int, msg: dict[str, Any]) -> bool:
@@ -365,19 +503,26 @@ class Master:
 
     # ---- workers ------------------------------------------------------------------
 
-    def _spawn(self, slot: int) -> None:
+    def _spawn(self, slot: int, pending: _Pending | None = None) -> Worker | None:
+        """Fork a worker of the serving generation, or of ``pending``; None if the
+        fork failed (a serving slot is then retried later)."""
         assert self._loop is not None
+        if pending is not None:
+            config, current, generation = pending.config, pending.current, pending.generation
+            messages = pending.messages
+        else:
+            config, current, generation = self.config, self.current, self.generation
+            messages = self.control.initial_messages() if self.control is not None else []
         master_end, worker_end = control.channel_pair()
-        if self.control is not None:
-            # Queued before the fork: the worker finds its full state on its channel
-            # before it can accept anything (see lbcore.worker_link).
-            master_end.setblocking(False)
-            for msg in self.control.initial_messages():
-                try:
-                    control.send(master_end, msg)
-                except (OSError, control.ChannelError) as e:
-                    log.warning("Full state for the new worker incomplete: %s", e)
-                    break
+        # Queued before the fork: the worker finds its full state on its channel
+        # before it can accept anything (see lbcore.worker_link).
+        master_end.setblocking(False)
+        for msg in messages:
+            try:
+                control.send(master_end, msg)
+            except (OSError, control.ChannelError) as e:
+                log.warning("Full state for the new worker incomplete: %s", e)
+                break
         if self.worker_fn is default_worker:
             _preload_worker()
         for stream in (sys.stdout, sys.stderr):
@@ -388,27 +533,35 @@ class Master:
         except OSError as e:
             master_end.close()
             worker_end.close()
-            log.error("Cannot fork worker %d: %s; retrying", slot, e.strerror)
-            self._schedule_restart(slot, self.clock(), lived=0.0)
-            return
+            log.error("Cannot fork worker %d: %s", slot, e.strerror)
+            if pending is None:
+                self._schedule_restart(slot, self.clock(), lived=0.0)
+            return None
         if pid == 0:  # the child: never returns
             master_end.close()
-            self._run_child(slot, worker_end)
+            self._run_child(slot, worker_end, config, current, generation)
         worker_end.close()
-        master_end.setblocking(False)
         w = Worker(
             pid=pid,
             slot=slot,
-            generation=self.generation,
+            generation=generation,
             channel=master_end,
             started=self.clock(),
-            listener_fds=frozenset(s.fileno() for s in self.current.values()),
+            listener_fds=frozenset(s.fileno() for s in current.values()),
         )
         self.workers[pid] = w
         self._loop.add_reader(master_end.fileno(), self._read_channel, w)
-        log.info("New worker (%d) forked: slot %d, generation %d", pid, slot, self.generation)
+        log.info("New worker (%d) forked: slot %d, generation %d", pid, slot, generation)
+        return w
 
-    def _run_child(self, slot: int, channel: socket.socket) -> None:
+    def _run_child(
+        self,
+        slot: int,
+        channel: socket.socket,
+        config: Config,
+        current: dict[BindKey, socket.socket],
+        generation: int,
+    ) -> None:
         """In the forked child: shed the master's state, become a worker, never return."""
         code = 1
         try:
@@ -421,12 +574,13 @@ class Master:
             # process group); the master stops workers itself.
             for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGUSR2):
                 signal.signal(signum, signal.SIG_IGN)
-            self._close_master_fds(channel)
+            self._close_master_fds(channel, current)
             _die_with_parent(master_pid)
-            _drop_privileges(self.config)
+            _drop_privileges(config)
             os.environ["LBCORE_WORKER_SLOT"] = str(slot)
-            os.environ["LBCORE_WORKER_GENERATION"] = str(self.generation)
-            self.worker_fn(self.config, dict(self.current), channel)
+            os.environ["LBCORE_WORKER_GENERATION"] = str(generation)
+            budget.inherit(self._budgets.get(generation), slot)
+            self.worker_fn(config, dict(current), channel)
             code = 0
         except SystemExit as e:
             code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
@@ -438,14 +592,16 @@ class Master:
                     stream.flush()
             os._exit(code)
 
-    def _close_master_fds(self, channel: socket.socket) -> None:
+    def _close_master_fds(
+        self, channel: socket.socket, current: dict[BindKey, socket.socket]
+    ) -> None:
         """Close, in a child, every descriptor but the standard ones, its listeners and
         its channel: a removed bind's port would otherwise stay bound by a worker that
         never serves it, and a health check or CLI connection of the master would stay
         open as long as the worker lives (its peer would never see the end)."""
         for w in self.workers.values():
             w.channel.detach()  # the number is closed below; the object must not reuse it
-        keep = {0, 1, 2, channel.fileno(), *(s.fileno() for s in self.current.values())}
+        keep = {0, 1, 2, channel.fileno(), *(s.fileno() for s in current.values())}
         try:
             fds = [int(name) for name in os.listdir("/proc/self/fd")]
         except OSError:
@@ -492,6 +648,8 @@ class Master:
                 self._close_channel(w)
                 return
             w.last_message = msg
+            if msg.get("op") == "ready":
+                self._on_ready(w)
             if self.on_message is not None:
                 self.on_message(w, msg)
             if self.control is not None:
@@ -518,11 +676,16 @@ class Master:
                 continue
             self._read_channel(w)  # its last words (a final counters snapshot)
             self._close_channel(w)
+            self._reclaim(w)
             if self.control is not None:
                 self.control.worker_exited(pid)
             how = describe_exit(status)
             now = self.clock()
-            if (
+            p = self.pending
+            if p is not None and w.generation == p.generation and w.state is WorkerState.RUNNING:
+                when = "after it was ready" if w.ready else "before it was ready"
+                self._fail_reload(f"new worker ({pid}) exited {when} ({how})")
+            elif (
                 w.state is WorkerState.RUNNING
                 and w.generation == self.generation
                 and not self.stopping
@@ -532,6 +695,23 @@ class Master:
             else:
                 log.info("Worker (%d) of generation %d exited (%s)", pid, w.generation, how)
             self._close_unused_listeners()
+
+    def _reclaim(self, w: Worker) -> None:
+        """Give back the shared maxconn slots a dead worker held (a killed worker
+        could not), before a replacement starts in its slot; let a generation's
+        budgets go with its last worker."""
+        budgets = self._budgets.get(w.generation)
+        if budgets is None:
+            return
+        held = budgets.reclaim(w.slot)
+        if held:
+            log.warning("Worker (%d) exited holding %d server slot(s): given back", w.pid, held)
+        live = {x.generation for x in self.workers.values()}
+        live |= {self.generation} | ({self.pending.generation} if self.pending else set())
+        for gen in [g for g in self._budgets if g not in live]:
+            b = self._budgets.pop(gen)
+            if b is not None:
+                b.close()
 
     def _schedule_restart(self, slot: int, now: float, lived: float) -> None:
         h = self._history.setdefault(slot, _SlotHistory())
@@ -562,6 +742,8 @@ class Master:
         deadlines = [w.kill_at for w in self.workers.values() if w.kill_at is not None]
         if not self.stopping:
             deadlines += [r.due for r in self._restarts]
+        if self.pending is not None:
+            deadlines.append(self.pending.deadline)
         if not deadlines:
             return None
         return max(0.0, min(deadlines) - now)
@@ -574,6 +756,8 @@ class Master:
 
     def _close_unused_listeners(self) -> None:
         keep = {s.fileno() for s in self.current.values()}
+        if self.pending is not None:
+            keep |= {s.fileno() for s in self.pending.current.values()}
         for w in self.workers.values():
             keep |= w.listener_fds
         held = self.listeners.fds()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from lbcore.config.model import Server
 
@@ -40,13 +41,25 @@ class AdminState(enum.Enum):
     MAINT = "maint"
 
 
+class Budget(Protocol):
+    """A server's ``maxconn`` shared with the other workers (``lbcore.budget``)."""
+
+    def take(self) -> bool: ...
+
+    def give(self) -> None: ...
+
+    def free(self) -> int: ...
+
+
 @dataclass(slots=True)
 class ServerRuntime:
     """Mutable per-worker view of a configured server.
 
     ``weight`` is the effective weight (the runtime API can change it); ``active`` is
     the number of connections/requests currently assigned to it, used by leastconn,
-    maxconn queueing and drain waiting.
+    maxconn queueing and drain waiting. ``budget``, when set, holds the server's
+    ``maxconn`` slots shared by all the workers: room is what it has free, not what
+    this worker's ``active`` leaves.
     """
 
     config: Server
@@ -56,6 +69,7 @@ class ServerRuntime:
     admin_state: AdminState = AdminState.READY
     active: int = 0
     total: int = 0
+    budget: Budget | None = None
 
     def __post_init__(self) -> None:
         if self.weight < 0:
@@ -84,5 +98,9 @@ class ServerRuntime:
 
     @property
     def has_room(self) -> bool:
-        """Below its ``maxconn`` (0 = unlimited)."""
-        return self.config.maxconn == 0 or self.active < self.config.maxconn
+        """Below its ``maxconn`` (0 = unlimited), in all workers if it is shared."""
+        if self.config.maxconn == 0:
+            return True
+        if self.budget is not None:
+            return self.budget.free() > 0
+        return self.active < self.config.maxconn

@@ -30,12 +30,13 @@ import signal
 import socket
 from typing import Any
 
-from lbcore import control
+from lbcore import budget, control
 from lbcore.backend import BackendRuntime
 from lbcore.config.model import Config, Mode, Proxy
 from lbcore.http.acl import compile_condition
 from lbcore.http.h1 import DEFAULT_LIMITS, Limits
 from lbcore.http.rules import compile_rules
+from lbcore.proxy import tcpraw
 from lbcore.proxy.accesslog import AccessLogs
 from lbcore.proxy.common import FrontendRuntime, Registry, request_limits
 from lbcore.proxy.http import HttpClient, purge_idle
@@ -112,9 +113,20 @@ class Worker:
             fe.log = self.access_logs.for_frontend(fe.proxy)
         self.access_logs.attach(loop)
         self.servers: list[Any] = []
+        self.poller: tcpraw.Poller | None = None  # plain TCP frontends' sockets (Linux)
         self.done: asyncio.Future[None] = loop.create_future()
         self.channel: socket.socket | None = None
         self.registry.on_empty = self._finish
+        # Servers whose maxconn the workers share (lbcore.budget): their queues are
+        # looked at again while requests wait, for slots other workers gave back.
+        self.shared: list[BackendRuntime] = []
+        self._poll: asyncio.TimerHandle | None = None
+        for be in self.backends.values():
+            for server in be.servers:
+                server.budget = budget.inherited(be.name, server.name)
+            if any(server.budget is not None for server in be.servers):
+                be.on_queued = self._watch_queues
+                self.shared.append(be)
 
     async def start(self, listeners: dict[tuple[str, int], socket.socket]) -> None:
         loop = self.loop
@@ -125,6 +137,12 @@ class Worker:
                 if sock is None:
                     raise ValueError(f"no listening socket for {bind.host}:{bind.port}")
                 proto, tls = tls_listener(cls, fe.proxy, bind)
+                if proto is TcpClient and not tls and tcpraw.enabled():
+                    # Plain TCP: no transports, sockets driven from the worker's epoll.
+                    if self.poller is None:
+                        self.poller = tcpraw.Poller(loop)
+                    self.servers.append(tcpraw.Listener(fe, sock, self.poller, loop))
+                    continue
                 srv = await loop.create_server(
                     _factory(proto, fe, loop), sock=sock, backlog=1024, **tls
                 )
@@ -137,6 +155,18 @@ class Worker:
             return
         purge_idle(self.backends.values(), self.loop.time())
         self.loop.call_later(1.0, self._housekeeping)
+
+    def _watch_queues(self) -> None:
+        if self._poll is None:
+            self._poll = self.loop.call_later(budget.QUEUE_POLL, self._poll_queues)
+
+    def _poll_queues(self) -> None:
+        self._poll = None
+        for be in self.shared:
+            if be.queue:
+                be.retry_queued()
+        if any(be.queue for be in self.shared):
+            self._watch_queues()
 
     # ---- stopping ------------------------------------------------------------
 
@@ -310,5 +340,7 @@ def run_worker(
         for conn in list(worker.registry.conns):
             conn.abort()
         loop.run_until_complete(asyncio.sleep(0))
+        if worker.poller is not None:
+            worker.poller.shutdown()
         worker.access_logs.close()
         loop.close()

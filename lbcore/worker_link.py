@@ -39,6 +39,11 @@ Full state
 
 Worker -> master
 ----------------
+``{"op": "ready", "pid": P}``
+    Sent once, when the worker serves every listener of its configuration. A reload
+    switches to a new generation only when each of its workers has sent it, and
+    fails (the old workers serve on) if one dies first or ``--ready-timeout`` passes.
+
 ``{"op": "service", "id": N, "service": "stats"|"prometheus-exporter", ...}``
     A stats page or ``/metrics`` request the worker's HTTP frontend received; the
     master answers from its state (contract and fields: ``lbcore.runtime.page``).

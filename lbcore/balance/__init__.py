@@ -5,11 +5,15 @@ Each algorithm lives in its own module (as in HAProxy's lb_*.c) and implements
 line. Algorithms are sans-I/O: they read ``ServerRuntime`` fields (weight, eligible,
 active, backup) and the request facts in ``PickContext``; they never touch sockets.
 
-Backup servers are considered only when no active server is eligible (HAProxy's
-rule); weight 0 and non-READY admin states are never picked.
+Backup servers are considered only when no active server is eligible, and then, as
+in HAProxy, only the first eligible backup (in configuration order) takes the traffic
+— unless the backend says ``option allbackups``: then every eligible backup does,
+balanced by the algorithm as the actives would be. Weight 0 and non-READY admin
+states are never picked.
 
 Accounting contract (the proxy relies on it): a successful ``pick`` counts the
-request on the server (``active += 1``, ``total += 1``); the caller calls
+request on the server (``active += 1``, ``total += 1``, and takes one of its shared
+``maxconn`` slots when the workers share them: ``lbcore.budget``); the caller calls
 ``release(server)`` exactly once when that request/connection ends. ``pick`` returns
 None in two cases the caller tells apart with ``available(servers)``:
 
@@ -59,7 +63,7 @@ _GOING_DOWN = OpState.GOING_DOWN
 _READY = AdminState.READY
 
 
-def _tiers(servers: Sequence[ServerRuntime]) -> list[ServerRuntime]:
+def _tiers(servers: Sequence[ServerRuntime], allbackups: bool = False) -> list[ServerRuntime]:
     active: list[ServerRuntime] = []
     backup: list[ServerRuntime] = []
     for s in servers:
@@ -69,12 +73,17 @@ def _tiers(servers: Sequence[ServerRuntime]) -> list[ServerRuntime]:
                 backup.append(s)
             else:
                 active.append(s)
-    return active or backup
+    if active or allbackups:
+        return active or backup
+    # HAProxy's lbprm.fbck: the first usable backup in server order (a full one
+    # queues the request; it does not spill to the next backup).
+    return backup[:1]
 
 
-def candidates(servers: Sequence[ServerRuntime]) -> list[ServerRuntime]:
-    """Eligible active servers, or eligible backups when no active one is eligible."""
-    return _tiers(servers)
+def candidates(servers: Sequence[ServerRuntime], allbackups: bool = False) -> list[ServerRuntime]:
+    """Eligible active servers; when none is eligible, the first eligible backup —
+    or, with ``option allbackups``, every eligible backup."""
+    return _tiers(servers, allbackups)
 
 
 def available(servers: Sequence[ServerRuntime]) -> bool:
@@ -82,22 +91,33 @@ def available(servers: Sequence[ServerRuntime]) -> bool:
     return bool(_tiers(servers))
 
 
-def with_room(servers: Sequence[ServerRuntime]) -> list[ServerRuntime]:
-    """``candidates`` that are below their ``maxconn``.
+def with_room(servers: Sequence[ServerRuntime], allbackups: bool = False) -> list[ServerRuntime]:
+    """``candidates`` that are below their ``maxconn`` (in all workers when the
+    server's slots are shared, see ``lbcore.budget``).
 
     Full active servers do not let backups in: backups replace *unavailable*
     actives, not busy ones (a busy farm queues instead).
     """
     out = []
-    for s in _tiers(servers):
+    for s in _tiers(servers, allbackups):
         limit = s.config.maxconn
-        if limit == 0 or s.active < limit:
+        if limit == 0:
+            out.append(s)
+        elif s.budget is not None:
+            if s.budget.free() > 0:
+                out.append(s)
+        elif s.active < limit:
             out.append(s)
     return out
 
 
-def assign(server: ServerRuntime) -> ServerRuntime:
-    """Count a new request on ``server`` (the first half of the accounting contract)."""
+def assign(server: ServerRuntime) -> ServerRuntime | None:
+    """Count a new request on ``server`` (the first half of the accounting contract);
+    None if its last shared slot went to another worker meanwhile (the caller
+    queues, as for a full server)."""
+    budget = server.budget
+    if budget is not None and not budget.take():
+        return None
     server.active += 1
     server.total += 1
     return server
@@ -107,6 +127,8 @@ def unassign(server: ServerRuntime) -> None:
     """The second half: a request counted by ``assign`` has ended."""
     if server.active > 0:
         server.active -= 1
+        if server.budget is not None:
+            server.budget.give()
 
 
 # Algorithms whose servers' weights may change at runtime (HAProxy calls the others
@@ -118,12 +140,18 @@ ALGORITHMS = frozenset(
 
 
 def make_algorithm(
-    balance: Balance, servers: list[ServerRuntime], *, rng: random.Random | None = None
+    balance: Balance,
+    servers: list[ServerRuntime],
+    *,
+    rng: random.Random | None = None,
+    allbackups: bool = False,
 ) -> Algorithm:
     """The algorithm named by a backend's ``balance`` line over its runtime servers.
 
-    ``servers`` is kept by reference, in configuration order (``first`` relies on
-    that order as HAProxy relies on server ids). ``rng`` seeds ``random`` (tests).
+    ``servers`` is kept by reference, in configuration order (``first`` and the
+    choice of the backup to use rely on that order as HAProxy relies on server
+    ids). ``rng`` seeds ``random`` (tests); ``allbackups`` is the backend's ``option
+    allbackups``.
     """
     # Local imports: the modules import helpers from this package.
     from lbcore.balance.first import First
@@ -136,22 +164,23 @@ def make_algorithm(
     from lbcore.balance.uri import Uri
 
     name = balance.algorithm
+    ab = allbackups
     if name == "roundrobin":
-        return RoundRobin(servers)
+        return RoundRobin(servers, allbackups=ab)
     if name == "static-rr":
-        return StaticRR(servers)
+        return StaticRR(servers, allbackups=ab)
     if name == "leastconn":
-        return LeastConn(servers)
+        return LeastConn(servers, allbackups=ab)
     if name == "first":
-        return First(servers)
+        return First(servers, allbackups=ab)
     if name == "source":
-        return Source(servers)
+        return Source(servers, allbackups=ab)
     if name == "uri":
-        return Uri(servers, balance.arg)
+        return Uri(servers, balance.arg, allbackups=ab)
     if name == "hdr":
         if not balance.arg:
             raise ValueError("balance hdr needs a header name: hdr(<name>)")
-        return Hdr(servers, balance.arg)
+        return Hdr(servers, balance.arg, allbackups=ab)
     if name == "random":
-        return RandomP2C(servers, balance.arg, rng=rng)
+        return RandomP2C(servers, balance.arg, rng=rng, allbackups=ab)
     raise ValueError(f"unknown balance algorithm {name!r}")

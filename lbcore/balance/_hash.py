@@ -39,17 +39,18 @@ def stable_hash(data: bytes) -> int:
 class WeightedHash:
     """Maps a hash to one of the eligible tier's servers in proportion to weight."""
 
-    __slots__ = ("_cum", "_key", "_pool", "_servers")
+    __slots__ = ("_allbackups", "_cum", "_key", "_pool", "_servers")
 
-    def __init__(self, servers: Sequence[ServerRuntime]) -> None:
+    def __init__(self, servers: Sequence[ServerRuntime], *, allbackups: bool = False) -> None:
         self._servers = servers
+        self._allbackups = allbackups
         self._key: tuple[tuple[int, int], ...] = ()
         self._pool: list[ServerRuntime] = []
         self._cum: list[int] = []
 
     def lookup(self, h: int) -> ServerRuntime | None:
         """The server for hash ``h`` (counted), or None if none eligible or it is full."""
-        pool = candidates(self._servers)
+        pool = candidates(self._servers, self._allbackups)
         key = tuple((id(s), s.weight) for s in pool)
         if key != self._key:
             self._key = key

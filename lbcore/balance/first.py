@@ -15,13 +15,14 @@ from lbcore.server import ServerRuntime
 
 
 class First:
-    __slots__ = ("_servers",)
+    __slots__ = ("_allbackups", "_servers")
 
-    def __init__(self, servers: Sequence[ServerRuntime]) -> None:
+    def __init__(self, servers: Sequence[ServerRuntime], *, allbackups: bool = False) -> None:
         self._servers = servers
+        self._allbackups = allbackups
 
     def pick(self, ctx: PickContext) -> ServerRuntime | None:
-        pool = with_room(self._servers)  # keeps configuration order
+        pool = with_room(self._servers, self._allbackups)  # keeps configuration order
         return assign(pool[0]) if pool else None
 
     def release(self, server: ServerRuntime) -> None:

@@ -17,10 +17,12 @@ from lbcore.server import ServerRuntime
 class Hdr:
     __slots__ = ("_map", "_name", "_rr")
 
-    def __init__(self, servers: Sequence[ServerRuntime], name: str) -> None:
+    def __init__(
+        self, servers: Sequence[ServerRuntime], name: str, *, allbackups: bool = False
+    ) -> None:
         self._name = name.lower()  # PickContext.headers has lower-case names
-        self._map = WeightedHash(servers)
-        self._rr = RoundRobin(servers)
+        self._map = WeightedHash(servers, allbackups=allbackups)
+        self._rr = RoundRobin(servers, allbackups=allbackups)
 
     def pick(self, ctx: PickContext) -> ServerRuntime | None:
         value = ctx.headers.get(self._name)

@@ -17,14 +17,15 @@ from lbcore.server import ServerRuntime
 
 
 class LeastConn:
-    __slots__ = ("_rr", "_servers")
+    __slots__ = ("_allbackups", "_rr", "_servers")
 
-    def __init__(self, servers: Sequence[ServerRuntime]) -> None:
+    def __init__(self, servers: Sequence[ServerRuntime], *, allbackups: bool = False) -> None:
         self._servers = servers
+        self._allbackups = allbackups
         self._rr = RoundRobin(servers)
 
     def pick(self, ctx: PickContext) -> ServerRuntime | None:
-        pool = with_room(self._servers)
+        pool = with_room(self._servers, self._allbackups)
         if not pool:
             return None
         best = pool[0]

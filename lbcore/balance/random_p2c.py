@@ -19,7 +19,7 @@ from lbcore.server import ServerRuntime
 
 
 class RandomP2C:
-    __slots__ = ("_draws", "_rng", "_servers")
+    __slots__ = ("_allbackups", "_draws", "_rng", "_servers")
 
     def __init__(
         self,
@@ -27,16 +27,18 @@ class RandomP2C:
         arg: str | None = None,
         *,
         rng: random.Random | None = None,
+        allbackups: bool = False,
     ) -> None:
         draws = int(arg) if arg else 2
         if draws < 1:
             raise ValueError("balance random(<draws>): draws must be at least 1")
         self._servers = servers
+        self._allbackups = allbackups
         self._draws = draws
         self._rng = rng if rng is not None else random.Random()
 
     def pick(self, ctx: PickContext) -> ServerRuntime | None:
-        pool = with_room(self._servers)
+        pool = with_room(self._servers, self._allbackups)
         if not pool:
             return None
         drawn = self._rng.choices(

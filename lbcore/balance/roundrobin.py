@@ -21,15 +21,16 @@ from lbcore.server import ServerRuntime
 class RoundRobin:
     """Smooth weighted round robin over the eligible tier's servers that have room."""
 
-    __slots__ = ("_score", "_servers")
+    __slots__ = ("_allbackups", "_score", "_servers")
 
-    def __init__(self, servers: Sequence[ServerRuntime]) -> None:
+    def __init__(self, servers: Sequence[ServerRuntime], *, allbackups: bool = False) -> None:
         self._servers = servers
+        self._allbackups = allbackups
         # Keyed by id(): ServerRuntime is a mutable dataclass, hence unhashable.
         self._score: dict[int, int] = {}
 
     def pick(self, ctx: PickContext) -> ServerRuntime | None:
-        return self.pick_from(with_room(self._servers))
+        return self.pick_from(with_room(self._servers, self._allbackups))
 
     def pick_from(self, pool: Sequence[ServerRuntime]) -> ServerRuntime | None:
         """One smooth-weighted step over ``pool`` (also leastconn's tie breaker)."""

@@ -16,8 +16,8 @@ from lbcore.server import ServerRuntime
 class Source:
     __slots__ = ("_map",)
 
-    def __init__(self, servers: Sequence[ServerRuntime]) -> None:
-        self._map = WeightedHash(servers)
+    def __init__(self, servers: Sequence[ServerRuntime], *, allbackups: bool = False) -> None:
+        self._map = WeightedHash(servers, allbackups=allbackups)
 
     def pick(self, ctx: PickContext) -> ServerRuntime | None:
         return self._map.lookup(stable_hash(ctx.src_ip.encode()))

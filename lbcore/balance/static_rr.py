@@ -34,16 +34,17 @@ def build_map(servers: Sequence[ServerRuntime]) -> list[ServerRuntime]:
 
 
 class StaticRR:
-    __slots__ = ("_key", "_map", "_pos", "_servers")
+    __slots__ = ("_allbackups", "_key", "_map", "_pos", "_servers")
 
-    def __init__(self, servers: Sequence[ServerRuntime]) -> None:
+    def __init__(self, servers: Sequence[ServerRuntime], *, allbackups: bool = False) -> None:
         self._servers = servers
+        self._allbackups = allbackups
         self._key: tuple[int, ...] = ()
         self._map: list[ServerRuntime] = []
         self._pos = 0
 
     def pick(self, ctx: PickContext) -> ServerRuntime | None:
-        pool = [s for s in candidates(self._servers) if s.config.weight > 0]
+        pool = [s for s in candidates(self._servers, self._allbackups) if s.config.weight > 0]
         key = tuple(id(s) for s in pool)
         if key != self._key:
             self._key = key

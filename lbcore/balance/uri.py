@@ -77,9 +77,11 @@ class UriOptions:
 class Uri:
     __slots__ = ("_map", "_opts")
 
-    def __init__(self, servers: Sequence[ServerRuntime], arg: str | None = None) -> None:
+    def __init__(
+        self, servers: Sequence[ServerRuntime], arg: str | None = None, *, allbackups: bool = False
+    ) -> None:
         self._opts = UriOptions.parse(arg)
-        self._map = WeightedHash(servers)
+        self._map = WeightedHash(servers, allbackups=allbackups)
 
     def pick(self, ctx: PickContext) -> ServerRuntime | None:
         return self._map.lookup(stable_hash(self._opts.key(ctx.uri).encode()))

@@ -332,6 +332,21 @@ class Options:
     httplog: bool = False
     tcplog: bool = False
     dontlognull: bool = False
+    log_separate_errors: bool = False  # abnormal requests logged at "err", not "info"
+    #: use every usable backup server at once, not only the first (HAProxy's
+    #: ``option allbackups``)
+    allbackups: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Capture:
+    """``capture request header NAME len N``, ``capture response header NAME len N`` or
+    ``capture cookie NAME len N``: what a frontend copies into its log lines (``%hr``,
+    ``%hs``, ``%CC``/``%CS``), truncated to ``length`` characters."""
+
+    name: str
+    length: int
+    source: Source | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,6 +393,10 @@ class Proxy:
     tcp_request_content: tuple[TcpRule, ...] = ()
     cookie: CookieSettings | None = None  # ``cookie NAME insert|rewrite|prefix ...``
     stats: StatsPage | None = None  # the stats page, when ``stats ...`` lines enable it
+    log_format: str | None = None  # ``log-format``: replaces option httplog/tcplog
+    capture_request_headers: tuple[Capture, ...] = ()
+    capture_response_headers: tuple[Capture, ...] = ()
+    capture_cookie: Capture | None = None  # one per frontend, as in HAProxy
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from lbcore.config.model import (
     Acl,
     Balance,
     Bind,
+    Capture,
     Condition,
     HttpRule,
     LogTarget,
@@ -86,6 +87,10 @@ class ProxyDraft:
     tcp_request_content: list[TcpRule] = field(default_factory=list)
     cookie: CookieSettings | None = None
     stats: StatsPage | None = None
+    log_format: str | None = None
+    capture_request_headers: list[Capture] = field(default_factory=list)
+    capture_response_headers: list[Capture] = field(default_factory=list)
+    capture_cookie: Capture | None = None
 
     @property
     def section(self) -> str:
@@ -111,6 +116,7 @@ class ProxyDraft:
             http_check=self.http_check.copy(),
             cookie=self.cookie,
             stats=self.stats,
+            log_format=self.log_format,
         )
 
     def freeze(self) -> Proxy:
@@ -138,6 +144,10 @@ class ProxyDraft:
             tcp_request_content=tuple(self.tcp_request_content),
             cookie=self.cookie,
             stats=self.stats,
+            log_format=self.log_format,
+            capture_request_headers=tuple(self.capture_request_headers),
+            capture_response_headers=tuple(self.capture_response_headers),
+            capture_cookie=self.capture_cookie,
         )
 
 
@@ -303,14 +313,16 @@ OPTIONS: dict[str, tuple[str, frozenset[str], bool]] = {
     "httplog": ("httplog", frozenset({D, F, L}), False),
     "tcplog": ("tcplog", frozenset({D, F, L}), False),
     "dontlognull": ("dontlognull", frozenset({D, F, L}), True),
+    "log-separate-errors": ("log_separate_errors", frozenset({D, F, L}), True),
+    "allbackups": ("allbackups", frozenset({D, B, L}), True),
 }
 LATER_OPTIONS = word_set(
     "tcp-check ssl-hello-chk mysql-check pgsql-check redis-check smtpchk ldap-check "
-    "external-check log-health-checks httpclose http-buffer-request abortonclose allbackups "
+    "external-check log-health-checks httpclose http-buffer-request abortonclose "
     "persist prefer-last-server splice-auto splice-request splice-response tcpka clitcpka "
     "srvtcpka accept-invalid-http-request accept-invalid-http-response checkcache contstats "
     "disable-h2-upgrade http-no-delay http-pretend-keepalive http-use-proxy-header "
-    "http-restrict-req-hdr-names independent-streams log-separate-errors logasap nolinger "
+    "http-restrict-req-hdr-names independent-streams logasap nolinger "
     "originalto socket-stats spop-check tcp-smart-accept tcp-smart-connect transparent "
     "idle-close-on-response http-ignore-probes h1-case-adjust-bogus-client "
     "h1-case-adjust-bogus-server httpslog forceclose http-tunnel"
@@ -342,6 +354,8 @@ def set_option(d: ProxyDraft, args: list[str], ctx: Context, prefix: str = "") -
         # option http-keep-alive is the opposite of http-server-close (the last one wins)
         value = (prefix != "no") != (name == "http-keep-alive")
     d.options = dataclasses.replace(d.options, **{attr: value})
+    if name in ("httplog", "tcplog"):
+        d.log_format = None  # the last of log-format / option httplog / tcplog wins
 
 
 def _option_httpchk(d: ProxyDraft, args: list[str], ctx: Context, prefix: str) -> None:
@@ -368,6 +382,59 @@ def _kw_default_server(d: ProxyDraft, args: list[str], ctx: Context) -> None:
 
 def _kw_option(d: ProxyDraft, args: list[str], ctx: Context) -> None:
     set_option(d, args, ctx)
+
+
+def _kw_log_format(d: ProxyDraft, args: list[str], ctx: Context) -> None:
+    """``log-format STRING``: one word (quote it or escape its spaces, as HAProxy asks),
+    compiled now so that an unknown variable is reported at its line."""
+    _need(args, 1, "a format string")
+    if len(args) > 2:
+        raise ConfigError("log-format expects only one argument, don't forget to escape spaces!")
+    from lbcore.logs.format import LogFormat, LogFormatError  # only for configs using it
+
+    try:
+        LogFormat(args[1])
+    except LogFormatError as exc:
+        raise ConfigError(f"log-format: {exc}") from None
+    d.log_format = args[1]
+    d.options = dataclasses.replace(d.options, httplog=False, tcplog=False)
+
+
+#: ``tune.http.cookielen``'s default: HAProxy truncates longer cookie captures to this.
+COOKIE_CAPTURE_MAX = 63
+
+
+def _kw_capture(d: ProxyDraft, args: list[str], ctx: Context) -> None:
+    """``capture cookie NAME len N`` / ``capture request|response header NAME len N``."""
+    kind = args[1] if len(args) > 1 else ""
+    if kind == "cookie":
+        words = args[2:]
+        what = "capture cookie"
+    elif kind in ("request", "response"):
+        if len(args) < 3 or args[2] != "header":
+            raise ConfigError(f"'capture {kind}' expects 'header' NAME 'len' N")
+        words = args[3:]
+        what = f"capture {kind} header"
+    else:
+        raise ConfigError("'capture' expects 'cookie' or 'request header' or 'response header'")
+    if len(words) < 3 or words[1] != "len":
+        raise ConfigError(f"'{what}' expects NAME 'len' N")
+    _no_more([what, *words], 4)
+    length = parse_int(words[2], f"{what} len", 1)
+    cap = Capture(words[0], length, ctx.source)
+    if kind == "cookie":
+        if d.capture_cookie is not None:
+            raise ConfigError(
+                f"only one 'capture cookie' per frontend (one at {d.capture_cookie.source})"
+            )
+        if length > COOKIE_CAPTURE_MAX:
+            ctx.warn(f"capture cookie: length {length} truncated to {COOKIE_CAPTURE_MAX}")
+            cap = Capture(words[0], COOKIE_CAPTURE_MAX, ctx.source)
+        d.capture_cookie = cap
+    elif kind == "request":
+        d.capture_request_headers.append(cap)
+    else:
+        d.capture_response_headers.append(cap)
 
 
 def _kw_log(d: ProxyDraft, args: list[str], ctx: Context) -> None:
@@ -586,13 +653,15 @@ KEYWORDS: dict[str, Keyword] = {
     "tcp-request": Keyword(_kw_tcp_request, frozenset({F, L}), frozenset({B})),
     "cookie": Keyword(_kw_cookie, frozenset({D, B, L}), frozenset({F})),
     "stats": Keyword(_kw_stats, ALL),
+    "log-format": Keyword(_kw_log_format, frozenset({D, F, L}), frozenset({B})),
+    "capture": Keyword(_kw_capture, frozenset({F, L}), frozenset({B})),
 }
 
 LATER_KEYWORDS = word_set(
     "stick-table stick tcp-response errorfile errorloc "
-    "errorloc302 errorloc303 errorfiles http-error capture compression filter "
+    "errorloc302 errorloc303 errorfiles http-error compression filter "
     "http-reuse fullconn hash-type hash-balance-factor server-template "
-    "monitor-uri monitor unique-id-format unique-id-header log-format log-format-sd log-tag "
+    "monitor-uri monitor unique-id-format unique-id-header log-format-sd log-tag "
     "rate-limit redirect description id disabled enabled dispatch force-persist "
     "ignore-persist persist source email-alert http-after-response grace backlog "
     "bind-process declare load-server-state-from-file max-keep-alive-queue external-check "

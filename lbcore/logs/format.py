@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -157,8 +158,8 @@ def _split_request(r: RequestRecord) -> tuple[str, str, str] | None:
 
 def _uri_part(r: RequestRecord, part: str) -> str | None:
     sp = _split_request(r)
-    if sp is None:
-        return None
+    if sp is None:  # HAProxy 2.6 writes <BADREQ> in each of %HM %HP %HPO %HQ %HU %HV
+        return BADREQ if not r.request_line else None
     method, uri, version = sp
     path, sep, query = uri.partition("?")
     if part == "HM":
@@ -253,7 +254,7 @@ def _variables(ctx: Context) -> dict[str, tuple[str, _Render]]:
         "s": ("s", lambda r: r.server),
         "sc": ("n", lambda r: str(r.srv_conn)),
         "si": ("ip", lambda r: r.server_ip),
-        "sp": ("port", lambda r: str(r.server_port)),
+        "sp": ("port", lambda r: str(r.server_port) if r.server_port else "-"),
         "sq": ("n", lambda r: str(r.srv_queue)),
         "sslc": ("s", lambda r: None),
         "sslv": ("s", lambda r: None),
@@ -266,9 +267,9 @@ def _variables(ctx: Context) -> dict[str, tuple[str, _Render]]:
     }
 
 
-#: What the Q flag quotes (HAProxy's text and address fields; not numbers, dates or the
-#: termination state, as its CLF format shows).
-_QUOTED = frozenset({"s", "ip", "url"})
+#: What the Q flag quotes (HAProxy's text and address fields and captured headers; not
+#: numbers, dates or the termination state, as its CLF format shows).
+_QUOTED = frozenset({"s", "ip", "url", "special"})
 
 
 def _escape_e(text: str) -> str:
@@ -333,17 +334,22 @@ def _wrap(name: str, kind: str, fn: _Render, flags: frozenset[str]) -> _Render:
 
 # ---------------------------------------------------------------------------- compiler
 
+_VAR_RE = re.compile(r"%(?:\{[^}]*\})?([A-Za-z0-9]+)")
+
 _SEP = object()
 
 
 class LogFormat:
     """A compiled ``log-format``; ``render(record)`` returns the line (no envelope)."""
 
-    __slots__ = ("_fast", "_nodes", "source")
+    __slots__ = ("_fast", "_nodes", "source", "variables")
 
     def __init__(self, fmt: str, ctx: Context | None = None) -> None:
         self.source = fmt
         nodes, maybe_empty, names = _compile(fmt, ctx or Context())
+        #: the variables the format uses: a proxy fills what only some formats read
+        #: (%fi/%fp, say) only when the format asks for it
+        self.variables = frozenset(_VAR_RE.findall(fmt))
         self._nodes: list[object] = nodes
         self._fast = _codegen(nodes, maybe_empty, names)
 
@@ -505,15 +511,18 @@ def _compile(fmt: str, ctx: Context) -> tuple[list[object], set[int], dict[int, 
         if i < n and fmt[i] == "[":
             raise LogFormatError(f"sample expressions '%[...]' are not supported (offset {i - 1})")
         j = i
-        while j < n and (fmt[j].isalnum() or fmt[j] == "_"):
+        while j < n and fmt[j].isascii() and fmt[j].isalnum():
             j += 1
         name = fmt[i:j]
-        # longest known prefix: "%Tsfoo" is %Ts then "foo", as in HAProxy
-        while name and name not in variables and name != "o":
-            name = name[:-1]
+        # the whole run of letters and digits names the variable: "%Tsfoo" is unknown,
+        # "%ST_x" is %ST then "_x" (HAProxy 2.6's parser)
+        if not name and j < n:
+            raise LogFormatError(f"'%' followed by '{fmt[j]}' at offset {i - 1} (write '%%')")
         if not name:
-            raise LogFormatError(f"unknown log-format variable at offset {i - 1}: '%{fmt[i:j]}'")
-        i += len(name)
+            raise LogFormatError(f"truncated line after '%' at offset {i - 1}")
+        if name not in variables and name != "o":
+            raise LogFormatError(f"no such format variable '%{name}' (offset {i - 1})")
+        i = j
         if name == "o":
             sticky = flags
             continue

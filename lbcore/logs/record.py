@@ -108,9 +108,10 @@ class RequestRecord:
 
     @property
     def is_error(self) -> bool:
-        """What ``option log-separate-errors`` and ``dontlog-normal`` call abnormal (8.3.3)."""
+        """What ``option log-separate-errors`` and ``dontlog-normal`` call abnormal (8.3.3):
+        as HAProxy 2.6 decides it, an answer made locally (``L``: redirect, stats) is not."""
         return (
-            self.termination[:1] not in ("-", "")
+            self.termination[:1] not in ("-", "", "L")
             or self.retries > 0
             or self.redispatched
             or self.status >= 500

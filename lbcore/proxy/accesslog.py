@@ -1,12 +1,13 @@
-"""Per-request log lines from the proxy adapters: ``option httplog`` / ``option tcplog``.
+"""Per-request log lines from the proxy adapters: ``option httplog`` / ``option tcplog`` /
+``log-format``, with the frontend's captures and ``option log-separate-errors``.
 
 Theory of operation: a frontend that has ``log`` targets and ``option httplog`` (or
-``tcplog``) gets an ``AccessLog``. The adapters keep a few monotonic timestamps on
-the connection while a request goes through (only when the frontend logs: a frontend
-without logging pays one attribute test per request) and, at the end, ``Timing``
-turns them into the ``RequestRecord`` that ``lbcore.logs`` formats — HAProxy's timers
-(configuration manual 8.4) in milliseconds, -1 for a phase never reached — and the
-sender batches the datagrams once per loop turn.
+``tcplog``, or a ``log-format``) gets an ``AccessLog``. The adapters keep a few
+monotonic timestamps on the connection while a request goes through (only when the
+frontend logs: a frontend without logging pays one attribute test per request) and, at
+the end, ``Timing`` turns them into the ``RequestRecord`` that ``lbcore.logs`` formats
+— HAProxy's timers (configuration manual 8.4) in milliseconds, -1 for a phase never
+reached — and the sender batches the datagrams once per loop turn.
 
 Senders are shared by frontends logging to the same targets, so a worker opens one
 socket per distinct ``log`` line, not one per frontend.
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from lbcore.config.model import Config, LogTarget, Mode, Proxy
 
 if TYPE_CHECKING:
+    from lbcore.logs.capture import Captures
     from lbcore.logs.format import LogFormat
     from lbcore.logs.record import RequestRecord
     from lbcore.logs.sender import LogSender, TargetSpec
@@ -46,15 +48,38 @@ def _spec(t: LogTarget) -> TargetSpec:
 class AccessLog:
     """One frontend's request log: a compiled format and the sender of its targets."""
 
-    __slots__ = ("dontlognull", "format", "sender")
+    __slots__ = (
+        "captures",
+        "count",
+        "dontlognull",
+        "format",
+        "local_addr",
+        "sender",
+        "separate_errors",
+    )
 
-    def __init__(self, fmt: LogFormat, sender: LogSender, dontlognull: bool) -> None:
+    def __init__(
+        self,
+        fmt: LogFormat,
+        sender: LogSender,
+        dontlognull: bool,
+        separate_errors: bool = False,
+        captures: Captures | None = None,
+    ) -> None:
         self.format = fmt
         self.sender = sender
         self.dontlognull = dontlognull
+        self.separate_errors = separate_errors  # option log-separate-errors
+        self.captures = captures  # None: the frontend captures nothing
+        self.count = 0  # lines logged (%lc; lbcore's %rt counts the same, per frontend)
+        #: the format reads %fi/%fp: the adapter notes each connection's local address
+        self.local_addr = not fmt.variables.isdisjoint(("fi", "fp"))
 
     def emit(self, record: RequestRecord) -> None:
-        self.sender.log(self.format.render(record), "info", time.time())
+        self.count += 1
+        record.log_counter = record.request_counter = self.count
+        level = "err" if self.separate_errors and record.is_error else "info"
+        self.sender.log(self.format.render(record), level, time.time())
 
 
 class AccessLogs:
@@ -66,13 +91,14 @@ class AccessLogs:
 
     def for_frontend(self, proxy: Proxy) -> AccessLog | None:
         opts = proxy.options
-        if not (opts.httplog or opts.tcplog):
+        if not (opts.httplog or opts.tcplog or proxy.log_format is not None):
             return None
         targets: list[LogTarget] = []
         for t in proxy.logs:
             targets.extend(self.config.global_.logs if t.address == "global" else (t,))
         if not targets:
             return None
+        from lbcore.logs.capture import Captures
         from lbcore.logs.format import Context, LogFormat
         from lbcore.logs.sender import LogSender
 
@@ -82,9 +108,14 @@ class AccessLogs:
             sender = LogSender.from_specs(list(specs), clock=time.time)
             self.senders[specs] = sender
         ctx = Context(hostname=socket.gethostname(), pid=os.getpid())
-        http = proxy.mode is Mode.HTTP and opts.httplog
-        fmt = LogFormat.httplog(ctx) if http else LogFormat.tcplog(ctx)
-        return AccessLog(fmt, sender, opts.dontlognull)
+        if proxy.log_format is not None:
+            fmt = LogFormat(proxy.log_format, ctx)
+        elif proxy.mode is Mode.HTTP and opts.httplog:
+            fmt = LogFormat.httplog(ctx)
+        else:
+            fmt = LogFormat.tcplog(ctx)
+        captures = Captures.for_proxy(proxy) if proxy.mode is Mode.HTTP else None
+        return AccessLog(fmt, sender, opts.dontlognull, opts.log_separate_errors, captures)
 
     def attach(self, loop: Any) -> None:
         for sender in self.senders.values():

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from lbcore.proxy.accesslog import AccessLog
 
 
+def _noop() -> None:
+    pass
+
+
 class Deadline:
     """One timer per connection whose deadline may move often and cheaply."""
 
@@ -54,6 +58,12 @@ class Deadline:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
+
+    def close(self) -> None:
+        """Cancel for good and let go of the callback: an owner whose bound method it
+        is can then be freed by reference counting, not left for the cycle collector."""
+        self.cancel()
+        self._cb = _noop
 
     def _fire(self) -> None:
         self._handle = None

@@ -27,7 +27,7 @@ import logging
 import ssl
 import time
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lbcore.backend import BackendRuntime
 from lbcore.balance import PickContext
@@ -42,6 +42,9 @@ from lbcore.server import ServerRuntime
 from lbcore.tls.upstream import connect_kwargs as upstream_tls
 from lbcore.tls.upstream import reusable as upstream_reusable
 
+if TYPE_CHECKING:
+    from lbcore.logs.capture import Captured  # imported by the worker only when it logs
+
 # Client connection phases.
 IDLE_FIRST, IDLE_KA, WAITING, FORWARD, TUNNEL, CLOSED = range(6)
 
@@ -49,6 +52,7 @@ _PAUSE_FLOW = 1  # the upstream's write buffer is full
 _PAUSE_WAIT = 2  # nothing to forward to yet (queued, connecting, pipelined)
 _WAIT_BUFFER = 65536  # bytes a waiting request may buffer before its client is paused
 _JOIN_MAX = 4096  # a body this small is joined to its head into one write
+_ORPHAN_BUFFER = 16384  # what HAProxy forwards (tune.bufsize) before a write fails
 _POOL_MAX = 128  # idle upstream connections kept per server
 _PLAIN = PickContext()  # for algorithms that read nothing from the request
 POOL_IDLE = 5.0  # seconds an idle server connection is kept (HAProxy's pool-purge-delay)
@@ -118,6 +122,9 @@ class Upstream(asyncio.Protocol):
         client = self.client
         if client is None:  # idle: servers do not talk first; drop the connection
             self.transport.close()
+            return
+        if client.transport is None:  # the client reset while its answer was awaited
+            client.orphan_data(self, data)
             return
         self.got_data = True
         reader = self.reader
@@ -257,10 +264,13 @@ class HttpClient(asyncio.Protocol):
         self.retries = 0
         self.redispatched = False
         self.in_tunnel = False
+        self.orphan = False  # client gone, its request still with the server
         # Access log (only maintained when the frontend logs): loop-clock stamps.
         self.log = fe.log
         self.logged = True  # nothing to log until a connection or request starts
         self.src_port = 0
+        self.local: Any = None  # (ip, port) of the frontend, when the log format shows it
+        self.bytes_in = 0  # request bytes received (%U)
         self.accept_wall = 0.0
         self.t_accept = self.t_start = 0.0
         self.t_first: float | None = None
@@ -269,6 +279,7 @@ class HttpClient(asyncio.Protocol):
         self.bytes_out = 0
         self.log_server = ""
         self._queued = False  # waiting in the backend queue
+        self.caps: Captured | None = None  # %hr, %hs, %CC, %CS (capture lines) of the request
         self.cookie: persistence.Outcome | None = None  # the request's persistence
         self.service: services.Call | None = None  # a stats page / exporter answering
 
@@ -280,6 +291,8 @@ class HttpClient(asyncio.Protocol):
         self.src = peer[0] if peer else ""
         if self.log is not None:
             self.src_port = peer[1] if peer else 0
+            if self.log.local_addr:  # %fi/%fp in the log-format
+                self.local = transport.get_extra_info("sockname")
             self.accept_wall = time.time()
             self.t_accept = self.t_start = self.loop.time()
             self.logged = False  # a connection that never sends a request is logged too
@@ -299,8 +312,18 @@ class HttpClient(asyncio.Protocol):
             self._pump()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.phase == CLOSED:
-            self._finish()
+        if (
+            self.phase == FORWARD
+            and self.req_done
+            and not self.resp_started
+            and self.upstream is not None
+        ):
+            # The client reset while the server works on its request. HAProxy (without
+            # option abortonclose) does not abort such a request: it awaits the answer,
+            # then logs the failed write to the client (CD, the server's status). Same
+            # here: see orphan_data; timeout server still bounds the wait.
+            self.transport = None
+            self.orphan = True
             return
         self.phase = CLOSED
         self._finish()
@@ -309,6 +332,8 @@ class HttpClient(asyncio.Protocol):
         if self.transport is None:
             return
         self.transport = None
+        # the server side first: HAProxy logs once it is released (%bc/%sc count it out)
+        self._drop_request(close_upstream=True)
         if not self.logged:
             if self.in_tunnel:
                 self._log("--")
@@ -317,8 +342,12 @@ class HttpClient(asyncio.Protocol):
                 self._log("CR")
             else:
                 self._log("CD" if self.resp_started else ("CC" if self.phase == WAITING else "CH"))
+        self._teardown()
+
+    def _teardown(self) -> None:
+        self.orphan = False
         self.phase = CLOSED
-        self.deadline.cancel()
+        self.deadline.close()  # no client <-> deadline cycle left: freed by refcount
         self._drop_request(close_upstream=True)
         if self.admitted:
             self.admitted = False
@@ -400,8 +429,10 @@ class HttpClient(asyncio.Protocol):
                 up.transport.write(data)
                 self.touch_tunnel()
             return
-        if self.t_first is None and self.log is not None:
-            self.t_first = self.loop.time()
+        if self.log is not None:
+            self.bytes_in += len(data)
+            if self.t_first is None:
+                self.t_first = self.loop.time()
         self.reader.feed(data)
         if (phase == WAITING and self.service is None) or not self.admitted:
             if self.reader.buffered > _WAIT_BUFFER:
@@ -429,6 +460,7 @@ class HttpClient(asyncio.Protocol):
             if phase == FORWARD:
                 self._pump()
             return True
+        self.client_eof = True  # a head cut short is the client's abort (CR), not bad syntax
         self._pump()
         return False
 
@@ -496,7 +528,10 @@ class HttpClient(asyncio.Protocol):
                 # As HAProxy: the multiplexer's own answers are not counted in %B, and
                 # an invalid request is a proxy-side ("P") refusal, a late one a "c" one.
                 self.status = status
-                self._log("cR" if status == 408 else "PR")
+                if status == 408:
+                    self._log("cR")
+                else:
+                    self._log("CR" if self.client_eof and self.req is None else "PR")
         self.close()
 
     def _on_request(self, req: Request) -> bool:
@@ -542,6 +577,8 @@ class HttpClient(asyncio.Protocol):
             and services.intercept(self, be.proxy, req, src)
         ):
             return False
+        if self.caps is not None:  # capture cookie
+            self.caps.on_backend(req.headers)
         if be.persist is not None:
             self.cookie = persistence.on_request(be.persist, req, time.time())
         extra = [(b"x-forwarded-for", src.encode())] if fe.forwardfor or be.forwardfor else None
@@ -702,6 +739,8 @@ class HttpClient(asyncio.Protocol):
         be = self.backend
         assert be is not None
         fe = self.fe
+        if self.caps is not None:  # capture response header / capture cookie
+            self.caps.on_response(resp.headers)
         if fe.resp_rules or be.resp_rules:
             verdict = None
             if be.resp_rules:
@@ -737,6 +776,33 @@ class HttpClient(asyncio.Protocol):
         else:
             conn = None
         return h1.serialize_response(resp, conn)
+
+    def orphan_data(self, up: Upstream, data: bytes) -> None:
+        """The server answers a client that reset (see ``connection_lost``): as in HAProxy,
+        the answer is taken as far as one buffer would hold it, counted as sent, and the
+        session ends as a failed write to the client — CD, with the server's status."""
+        reader = up.reader
+        reader.feed(data)
+        try:
+            while self.bytes_out < _ORPHAN_BUFFER:
+                ev = reader.next_event()
+                if ev is NEED_DATA:
+                    return
+                if type(ev) is bytes:
+                    self.bytes_out += len(ev)
+                elif type(ev) is Response:
+                    head = self.response_head(ev, up)
+                    if head is None:  # refused by http-response rules: logged there
+                        return
+                    self.bytes_out += len(head)
+                else:  # END, or bytes after it
+                    break
+        except ProtocolError:
+            self.upstream_failed(up, 502)
+            return
+        self._release_upstream(up, reuse=False)
+        self._log("CD")
+        self._teardown()
 
     def touch_server(self) -> None:
         self.deadline.set_in(self.t_server)
@@ -789,7 +855,10 @@ class HttpClient(asyncio.Protocol):
             be.eresp += 1
         started = self.resp_started
         self._release_upstream(up, reuse=False)
-        if started:
+        if started and self.orphan:
+            self._log("CD")  # the write to the client failed first
+            self._teardown()
+        elif started:
             self._log("SD")
             self.abort()
         else:
@@ -797,6 +866,9 @@ class HttpClient(asyncio.Protocol):
 
     def upstream_lost(self, up: Upstream) -> None:
         """The upstream connection closed while serving this client."""
+        if self.orphan:
+            self.upstream_failed(up, 502)
+            return
         if self.phase == TUNNEL:
             self._release_upstream(up, reuse=False)
             self.close()
@@ -832,6 +904,12 @@ class HttpClient(asyncio.Protocol):
         the request was read whole and the client wants keep-alive (500 always closes)."""
         fe = self.fe
         fe.hrsp[status // 100] = fe.hrsp.get(status // 100, 0) + 1
+        if self.orphan:  # the client is gone: only the log line is left to write
+            self.status = status
+            self.bytes_out += len(error_page(status))  # counted as sent, as HAProxy does
+            self._log(term or _TERM.get(status, "PR"))
+            self._teardown()
+            return
         if self._queued and self.backend is not None:
             self.backend.dequeue(self._dequeued)
             self._queued = False
@@ -941,6 +1019,9 @@ class HttpClient(asyncio.Protocol):
         self.bytes_out = 0
         self.log_server = ""
         self.logged = False
+        captures = self.log.captures  # type: ignore[union-attr]
+        if captures is not None:
+            self.caps = captures.on_request(req.headers)
 
     def _log(self, term: str) -> None:
         """Emit this request's log line (once), HAProxy's httplog fields from our stamps."""
@@ -954,7 +1035,8 @@ class HttpClient(asyncio.Protocol):
         now = self.loop.time()
         fe = self.fe
         be = self.backend
-        t_first = self.t_first if self.t_first is not None else now
+        # a connection that sent nothing is active from its start (HAProxy's Ta for it)
+        t_first = self.t_first if self.t_first is not None else self.t_start
         t_head, t_assigned, t_connected, t_resp = (
             self.t_head,
             self.t_assigned,
@@ -989,6 +1071,9 @@ class HttpClient(asyncio.Protocol):
             t_total=int((now - self.t_start) * 1000),
             status=self.status or -1,
             bytes_read=self.bytes_out,
+            bytes_uploaded=self.bytes_in if req is not None else 0,
+            server_ip=server.config.host if server is not None else "",
+            server_port=server.config.port if server is not None else 0,
             termination=term,
             actconn=len(fe.registry.conns),
             feconn=fe.conn_cur,
@@ -1006,7 +1091,18 @@ class HttpClient(asyncio.Protocol):
             if req is not None
             else None,
         )
+        caps = self.caps
+        if caps is not None:  # captured: this request's, never the next one's
+            self.caps = None
+            rec.request_headers = caps.request_headers
+            rec.response_headers = caps.response_headers
+            rec.captured_request_cookie = caps.request_cookie
+            rec.captured_response_cookie = caps.response_cookie
+        local = self.local
+        if local is not None:
+            rec.frontend_ip, rec.frontend_port = local[0], local[1]
         alog.emit(rec)
+        self.bytes_in = 0
         self.t_first = None
         self.t_start = now
 

@@ -35,7 +35,7 @@ from lbcore.proxy.common import Deadline
 CHUNK = 1 << 20
 SMALL = 1 << 16  # a user-space read that fills this means bulk: splice from then on
 _FLAGS = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
-_F_SETPIPE_SZ = 1031
+F_SETPIPE_SZ = 1031
 
 AVAILABLE = hasattr(os, "splice")
 
@@ -79,7 +79,7 @@ class _Direction:
     def _make_pipe(self) -> None:
         self.pipe_r, self.pipe_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         with contextlib.suppress(OSError):
-            fcntl.fcntl(self.pipe_w, _F_SETPIPE_SZ, CHUNK)
+            fcntl.fcntl(self.pipe_w, F_SETPIPE_SZ, CHUNK)
 
     def on_readable(self) -> None:
         if self.pipe_w < 0:
@@ -224,7 +224,7 @@ class SplicePair:
         if self.closed:
             return
         self.closed = True
-        self.deadline.cancel()
+        self.deadline.close()
         self.up.close()
         self.down.close()
         self.client.close()

@@ -37,7 +37,7 @@ def use_splice() -> bool:
 
 
 @functools.lru_cache(maxsize=1024)
-def _is_ip(host: str) -> bool:
+def is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
     except ValueError:
@@ -215,7 +215,7 @@ class TcpClient(asyncio.Protocol):
                 socket.SOCK_STREAM | socket.SOCK_NONBLOCK,
             )
             try:
-                if _is_ip(host):
+                if is_ip(host):
                     await _sock_connect(loop, sock, (host, port), be.timeout_connect)
                 elif be.timeout_connect is not None:
                     await asyncio.wait_for(
@@ -300,6 +300,7 @@ class TcpClient(asyncio.Protocol):
         self.spliced.start()
 
     def _splice_closed(self) -> None:
+        self.deadline.close()
         pair = self.spliced
         if pair is not None:
             self.bytes_out = pair.down.moved
@@ -377,7 +378,7 @@ class TcpClient(asyncio.Protocol):
             self.transport = None  # the splice pair owns the socket now
             return
         self.closed = True
-        self.deadline.cancel()
+        self.deadline.close()  # no client <-> deadline cycle left: freed by refcount
         up = self.upstream
         if up is not None and up.transport is not None:
             if exc is not None:
@@ -420,42 +421,7 @@ class TcpClient(asyncio.Protocol):
             self.close()
 
     def _log(self) -> None:
-        """The session's tcplog line (once, at its end)."""
-        alog = self.log
-        if alog is None:
-            return
-        self.log = None
-        if alog.dontlognull and self.bytes_out == 0 and self.term == "--":
-            return
-        now = self.loop.time()
-        fe, be = self.fe, self.backend
-        peer = self.peer
-        t_assigned, t_connected = self.t_assigned, self.t_connected
-        server = be.by_name.get(self.log_server) if be is not None else None
-        from lbcore.logs.record import NOSRV, RequestRecord  # only loaded when logging
-
-        alog.emit(
-            RequestRecord(
-                client_ip=peer[0] or "-",
-                client_port=peer[1],
-                accept_ts=self.accept_wall,
-                frontend=fe.name,
-                backend=be.name if be is not None else fe.name,
-                server=self.log_server or NOSRV,
-                t_queue=ms(self.t_accept, t_assigned) if t_assigned >= 0 else -1,
-                t_connect=ms(t_assigned, t_connected) if t_connected >= 0 else -1,
-                t_total=ms(self.t_accept, now),
-                bytes_read=self.bytes_out,
-                termination=self.term,
-                actconn=len(fe.registry.conns),
-                feconn=fe.conn_cur,
-                beconn=sum(s.active for s in be.servers) if be is not None else 0,
-                srv_conn=server.active if server is not None else 0,
-                retries=self.retries,
-                redispatched=self.redispatched,
-                backend_queue=len(be.queue) if be is not None else 0,
-            )
-        )
+        log_session(self, self.bytes_out)
 
     def _timeout(self) -> None:
         if self.queued:
@@ -468,3 +434,49 @@ class TcpClient(asyncio.Protocol):
             up.transport.abort()
         if self.transport is not None:
             self.transport.abort()
+
+
+_record: Any = None  # lbcore.logs.record, imported by the first line logged
+
+
+def log_session(c: Any, bytes_out: int) -> None:
+    """The session's tcplog line (once, at its end): ``c`` is a ``TcpClient`` or a
+    ``tcpraw.TcpSession`` (the same attribute names)."""
+    global _record
+    alog = c.log
+    if alog is None:
+        return
+    c.log = None
+    if alog.dontlognull and bytes_out == 0 and c.term == "--":
+        return
+    now = c.loop.time()
+    fe, be = c.fe, c.backend
+    peer = c.peer
+    t_assigned, t_connected = c.t_assigned, c.t_connected
+    server = be.by_name.get(c.log_server) if be is not None else None
+    if _record is None:
+        from lbcore.logs import record  # only loaded when logging
+
+        _record = record
+    alog.emit(
+        _record.RequestRecord(
+            client_ip=peer[0] or "-",
+            client_port=peer[1],
+            accept_ts=c.accept_wall,
+            frontend=fe.name,
+            backend=be.name if be is not None else fe.name,
+            server=c.log_server or _record.NOSRV,
+            t_queue=ms(c.t_accept, t_assigned) if t_assigned >= 0 else -1,
+            t_connect=ms(t_assigned, t_connected) if t_connected >= 0 else -1,
+            t_total=ms(c.t_accept, now),
+            bytes_read=bytes_out,
+            termination=c.term,
+            actconn=len(fe.registry.conns),
+            feconn=fe.conn_cur,
+            beconn=sum(s.active for s in be.servers) if be is not None else 0,
+            srv_conn=server.active if server is not None else 0,
+            retries=c.retries,
+            redispatched=c.redispatched,
+            backend_queue=len(be.queue) if be is not None else 0,
+        )
+    )

@@ -172,7 +172,9 @@ class AdminServer:
         self.timeout = timeout or state.config.global_.stats_timeout or DEFAULT_TIMEOUT
         self.clock = clock
         self.servers: list[asyncio.Server] = []
-        self._paths: list[str] = []
+        #: unix socket paths with the (st_dev, st_ino) bound there: on close, a path is
+        #: removed only if it is still ours (a newer lbcore may have bound it since).
+        self._paths: list[tuple[str, tuple[int, int]]] = []
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -199,9 +201,12 @@ class AdminServer:
                     os.umask(old_umask)
                 server = await loop.create_unix_server(factory, sock=sock)
                 os.chmod(host, conf.mode if conf.mode is not None else 0o600)
-                self._paths.append(host)
+                st = os.lstat(host)
+                self._paths.append((host, (st.st_dev, st.st_ino)))
             else:
-                server = await loop.create_server(factory, host, port, reuse_address=True)
+                server = await loop.create_server(
+                    factory, host, port, reuse_address=True, reuse_port=True
+                )
             self.servers.append(server)
 
     async def close(self) -> None:
@@ -209,9 +214,11 @@ class AdminServer:
             server.close()
         for server in self.servers:
             await server.wait_closed()
-        for path in self._paths:
+        for path, ours in self._paths:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
+                st = os.lstat(path)
+                if (st.st_dev, st.st_ino) == ours:
+                    os.unlink(path)
         self.servers.clear()
         self._paths.clear()
 

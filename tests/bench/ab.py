@@ -45,9 +45,10 @@ def _tree(rev: str | None, dest: Path) -> Path:
     return dest
 
 
-def _med(per: dict[str, list[tuple[float, float]]], a: str, b: str, i: int) -> float:
-    """Median over rounds of side ``a``'s figure ``i`` over side ``b``'s."""
-    return statistics.median(x[i] / y[i] for x, y in zip(per[a], per[b], strict=True))
+def _med(per: dict[str, list[tuple[float, float]]], a: str, b: str, i: int) -> str:
+    """Median (min to max) over rounds of side ``a``'s figure ``i`` over side ``b``'s."""
+    v = sorted(x[i] / y[i] for x, y in zip(per[a], per[b], strict=True))
+    return f"{statistics.median(v):.2f} ({v[0]:.2f}-{v[-1]:.2f})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,11 +109,11 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
             print(
-                f"== {row.name}: vs HAProxy throughput base {_med(per, 'base', 'H', 0):.2f} "
-                f"new {_med(per, 'new', 'H', 0):.2f}, CPU/req base {_med(per, 'base', 'H', 1):.2f} "
-                f"new {_med(per, 'new', 'H', 1):.2f} | new/base throughput "
-                f"{_med(per, 'new', 'base', 0):.2f} "
-                f"CPU/req {_med(per, 'new', 'base', 1):.2f}",
+                f"== {row.name}: vs HAProxy throughput base {_med(per, 'base', 'H', 0)} "
+                f"new {_med(per, 'new', 'H', 0)}, CPU/req base {_med(per, 'base', 'H', 1)} "
+                f"new {_med(per, 'new', 'H', 1)} | new/base throughput "
+                f"{_med(per, 'new', 'base', 0)} "
+                f"CPU/req {_med(per, 'new', 'base', 1)}",
                 flush=True,
             )
     except Exception:

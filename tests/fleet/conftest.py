@@ -1,5 +1,6 @@
 """Fixtures of the fleet tests: the collection built once per session; the lab built and
-converged by `molecule test` (the default scenario) once per module."""
+the site converged from bare hosts once per module. (`molecule test --all`, the default
+scenario among the others, runs in tests/ops/test_molecule_all.py.)"""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import need_root
-from tests.fleet.fleetctl import Fleet, Molecule, chosen_lab, run_molecule, write_inventory
+from tests.fleet.fleetctl import Fleet, chosen_lab, write_inventory
 from tests.lab.labctl import Ansible
 
 
@@ -32,17 +33,17 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Ansible:
 @pytest.fixture(scope="module")
 def converged(
     built: Ansible, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Fleet, Molecule]]:
-    """The lab, from bare hosts to the site, by `molecule test --destroy never` (destroy,
-    syntax, create, converge, idempotence, verify), then left up for the module's tests;
-    removed after them."""
+) -> Iterator[tuple[Fleet, dict]]:
+    """The lab from nothing (`lbcore.fleet.lab`, present), then `lbcore.fleet.site` on the
+    bare hosts, left up for the module's tests; removed after them. Yields the fleet and
+    the site run's exit status and json output (the tests fail, saying why, if it failed)."""
     lab = chosen_lab()
     tmp = tmp_path_factory.mktemp("fleet")
     inventory = write_inventory(tmp / "inventory", lab)
     fleet = Fleet(built, inventory, lab)
     try:
-        # `--destroy never` skips molecule's first destroy too: start from bare hosts here.
-        fleet.lab_state("absent")
-        yield fleet, run_molecule(built, inventory, tmp / "cache", "--destroy", "never")
+        fleet.lab_state("absent")  # whatever an interrupted run left behind
+        fleet.lab_state("present")
+        yield fleet, fleet.playbook("site")
     finally:
         fleet.lab_state("absent")

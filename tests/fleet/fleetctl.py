@@ -17,7 +17,6 @@ import collections
 import json
 import os
 import shutil
-import subprocess
 import threading
 import time
 import urllib.request
@@ -212,38 +211,3 @@ class Load:
     @property
     def total(self) -> int:
         return sum(self.ok.values()) + len(self.errors)
-
-
-@dataclass(frozen=True)
-class Molecule:
-    """What `molecule test` did: its exit status and output."""
-
-    returncode: int
-    output: str
-
-
-def run_molecule(built: Ansible, inventory: Path, cache: Path, *args: str) -> Molecule:
-    """`molecule test` of the default scenario on the lab of `inventory`. Molecule gets
-    Ansible's default output (its idempotence step reads the recap) and the venv's bin on
-    PATH (it calls ansible-config)."""
-    molecule = ansible_bin("molecule")
-    if molecule is None:
-        raise AnsibleError("molecule is not installed")
-    env = {k: v for k, v in built.env.items() if "CALLBACK" not in k}
-    env.update(
-        PATH=f"{Path(molecule).parent}{os.pathsep}{env.get('PATH', '')}",
-        LBCORE_MOLECULE_INVENTORY=str(inventory),
-        XDG_CACHE_HOME=str(cache),  # molecule's ephemeral directory
-        ANSIBLE_NOCOLOR="1",
-        NO_COLOR="1",
-    )
-    proc = subprocess.run(
-        [molecule, "test", "--scenario-name", "default", *args],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,  # one stream: molecule's step lines among Ansible's output
-        text=True,
-        timeout=840,
-    )
-    return Molecule(proc.returncode, proc.stdout)

@@ -1,14 +1,18 @@
-"""Issue 8 on the lab: `site` from bare hosts, idempotence, reloads under load, failed
-renders that replace nothing, ad-hoc drain on both balancers, admin states across reloads.
+"""Issue 8 on the lab: `site` from bare hosts, reloads under load, failed renders that
+replace nothing, ad-hoc drain on both balancers, admin states across reloads; and (issue 9)
+a rebuilt lbcore of the same version installed and running without a failed request.
 
-One lab for the module, from bare hosts to the site by `molecule test --destroy never`
-(tests/fleet/conftest.py), which is also the molecule test of Must-show 5. The tests run in
-file order on it, each leaving the site serving with every server enabled for the next.
+One lab for the module, from bare hosts to the site by `lbcore.fleet.site`
+(tests/fleet/conftest.py). The tests run in file order on it, each leaving the site serving
+with every server enabled for the next. Must-show 5 (`molecule test`: the site from bare
+hosts, idempotent, verified) is the default scenario of `molecule test --all`
+(tests/ops/test_molecule_all.py checks its converge, idempotence and verify).
 """
 
 from __future__ import annotations
 
-import re
+import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -24,7 +28,6 @@ from tests.fleet.fleetctl import (
     BALANCERS,
     Fleet,
     Load,
-    Molecule,
     get,
     spread,
     wait_answering,
@@ -41,27 +44,12 @@ DRAIN = {"backend": "app", "server": "web2", "state": "drain", "wait": True}
 
 
 @pytest.fixture
-def fleet(converged: tuple[Fleet, Molecule]) -> Fleet:
-    fleet, molecule = converged
-    if molecule.returncode != 0:
-        pytest.fail("molecule test failed:\n" + molecule.output[-6000:])
+def fleet(converged: tuple[Fleet, tuple[int, dict]]) -> Fleet:
+    fleet, (rc, out) = converged
+    if rc != 0:
+        pytest.fail(f"the site failed on bare hosts: {failures(out)}")
     wait_answering(fleet.url())
     return fleet
-
-
-def step_output(molecule: Molecule, step: str) -> str:
-    """What molecule printed for one step of its sequence ("[default > STEP] Executing"
-    without colours, "default ➜ STEP: Executing" with them)."""
-    mark = rf"(?:\[default > {step}\]|default ➜ {step}:)"
-    start = re.search(mark + " Executing", molecule.output)
-    end = re.search(mark + " Executed", molecule.output[start.end() :]) if start else None
-    assert start and end, f"no {step} step in:\n{molecule.output[-3000:]}"
-    return molecule.output[start.start() : start.end() + end.start()]
-
-
-def recap(text: str) -> dict[str, int]:
-    """changed= per host from a play recap."""
-    return {h: int(n) for h, n in re.findall(r"(\w+)\s+:\s+ok=\d+\s+changed=(\d+)", text)}
 
 
 def holders_of_vip(fleet: Fleet) -> list[str]:
@@ -91,23 +79,14 @@ def runtime_api(fleet: Fleet) -> Iterator[Fleet]:
     fleet.adhoc("balancers", "lbcore.fleet.backend_server", "backend=app server=web2")
 
 
-# ---- 1. site from bare hosts, then idempotent --------------------------------------------
-
-
-def test_molecule_test_passes(converged: tuple[Fleet, Molecule]) -> None:
-    """Issue 8's Must-show 5: destroy, syntax, create, converge (the site), idempotence
-    and the testinfra verifier, in one `molecule test`."""
-    _, molecule = converged
-    assert molecule.returncode == 0, molecule.output[-8000:]
-    verify = step_output(molecule, "verify")
-    assert re.search(r"=+ \d+ passed", verify), verify[-3000:]
+# ---- 1. site from bare hosts --------------------------------------------------------
 
 
 def test_site_from_bare_hosts_serves_the_vip_spread_over_the_backends(
-    fleet: Fleet, converged: tuple[Fleet, Molecule]
+    fleet: Fleet, converged: tuple[Fleet, tuple[int, dict]]
 ) -> None:
-    _, molecule = converged
-    changed = recap(step_output(molecule, "converge"))
+    _, (_, out) = converged
+    changed = {h: s["changed"] for h, s in out["stats"].items()}
     assert set(changed) == set(BALANCERS), changed  # the site touches the balancers only
     assert all(n > 0 for n in changed.values()), changed
     assert holders_of_vip(fleet) == ["lb1"]  # the highest priority holds it, alone
@@ -128,14 +107,6 @@ def test_deploy_script_shows_requests_through_the_vip_spreading(fleet: Fleet) ->
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"requests to http://{fleet.lab.vip}:80/ (the VIP)" in done.stdout
     assert "deploy OK: requests spread over web1, web2, web3" in done.stdout, done.stdout
-
-
-def test_second_site_run_changes_nothing_on_any_host(
-    fleet: Fleet, converged: tuple[Fleet, Molecule]
-) -> None:
-    # molecule's idempotence step is a second `site` run; it fails on any change.
-    _, molecule = converged
-    assert recap(step_output(molecule, "idempotence")) == {"lb1": 0, "lb2": 0}
 
 
 # ---- 3. reloads: graceful under load; a bad render replaces nothing ------------------------
@@ -293,3 +264,81 @@ def test_admin_states_survive_a_reloading_site_run(runtime_api: Fleet) -> None:
     assert rc == 0 and not any(res[h]["changed"] for h in BALANCERS), res  # still maint
     for balancer in (None, *BALANCERS):
         assert "web2" not in spread(fleet.url(balancer), 9)
+
+
+# ---- 5. a rebuilt lbcore of the same version (issue 9) -------------------------------------
+
+MARKER_FILE = "/opt/lbcore/venv/lib/python3*/site-packages/lbcore/__init__.py"
+
+
+def rebuilt_wheels(fleet: Fleet, tmp: Path, marker: str) -> Path:
+    """The collection's bundled wheels, with lbcore's replaced by a wheel of the same
+    version built from this checkout plus one line (`BUILD_MARKER = marker`)."""
+    bundled = (
+        Path(fleet.ansible.env["ANSIBLE_COLLECTIONS_PATH"])
+        / "ansible_collections/lbcore/fleet/roles/install/files/wheels"
+    )
+    src = tmp / "src"
+    shutil.copytree(REPO / "lbcore", src / "lbcore", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    init = src / "lbcore" / "__init__.py"
+    init.write_text(init.read_text() + f'\nBUILD_MARKER = "{marker}"\n')
+    wheels = tmp / "wheels"
+    shutil.copytree(bundled, wheels, ignore=shutil.ignore_patterns("lbcore-*.whl"))
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(wheels), str(src)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    old = {p.name for p in bundled.glob("lbcore-*.whl")}
+    new = {p.name for p in wheels.glob("lbcore-*.whl")}
+    assert new == old, (old, new)  # the same file name: the same version
+    return wheels
+
+
+def test_a_rebuilt_wheel_of_the_same_version_is_installed_and_runs_without_a_failed_request(
+    runtime_api: Fleet, tmp_path: Path
+) -> None:
+    """The install role reinstalls a rebuilt lbcore of the same version (its contents
+    differ), and the balancer role moves the running lbcore onto it: a new master beside
+    the old one (`run -sf`), which finishes gracefully. Not one request through the VIP
+    fails meanwhile, and web2, drained by an operator before, stays drained. The same
+    wheels again change nothing (no reinstall, no restart)."""
+    fleet = runtime_api
+    marker = f"rebuilt-{time.time_ns()}"
+    wheels = rebuilt_wheels(fleet, tmp_path, marker)
+    extra = json.dumps({"lbcore_install_wheels_src": str(wheels)})
+    drain = {"backend": "app", "server": "web2", "state": "drain"}
+    rc, res = fleet.adhoc("balancers", "lbcore.fleet.backend_server", drain)
+    assert rc == 0 and all(res[h]["changed"] for h in BALANCERS), res
+    before = {h: state_of(fleet, h) for h in BALANCERS}
+    with Load(fleet.url(), threads=4, max_requests=20_000, max_seconds=300) as load:
+        time.sleep(1.0)
+        out = fleet.site("-e", extra)
+        time.sleep(2.0)
+    changed = changed_tasks(out)
+    for task in ("Install the bundled lbcore version", "Restart lbcore onto the installed code"):
+        assert len([t for t in changed if task in t]) == 2, changed
+    assert not [t for t in changed if "Signal lbcore to reload" in t], changed
+    after = {h: state_of(fleet, h) for h in BALANCERS}
+    for host in BALANCERS:
+        assert after[host][0] == before[host][0], f"{host}: the config changed"
+        assert after[host][1] != before[host][1], f"{host}: lbcore was not restarted"
+        out_host = fleet.sh(
+            host,
+            f"grep -c {marker} {MARKER_FILE}; "
+            f"for i in $(seq 100); do kill -0 {before[host][1]} 2>/dev/null || break; sleep 0.2;"
+            f" done; kill -0 {before[host][1]} 2>/dev/null && echo old-alive || echo old-gone; "
+            f"grep -c 'Sent SIGUSR1 to old process {before[host][1]}' /var/log/lbcore/lbcore.log",
+        )
+        assert out_host.split() == ["1", "old-gone", "1"], (host, out_host)
+    assert not load.errors, f"{len(load.errors)} of {load.total} failed: {load.errors[:5]}"
+    assert load.total > 100 and set(load.ok) == {"web1", "web3"}, load.ok  # web2 drained
+    rc, res = fleet.adhoc("balancers", "lbcore.fleet.backend_server", drain)
+    assert rc == 0 and not any(res[h]["changed"] for h in BALANCERS), res  # still drained
+    # The same wheels again: nothing to install, nothing to restart.
+    again = changed_tasks(fleet.site("-e", extra))
+    assert again == [], again
+    assert {h: state_of(fleet, h) for h in BALANCERS} == after

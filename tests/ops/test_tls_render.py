@@ -1,11 +1,14 @@
-"""The tls role's rendering, run by real ansible on localhost (issue 9, Must show 2, part).
+"""The TLS sites' rendering, run by real ansible on localhost (issue 9, Must show 2, part).
 
-`lbcore.fleet.tls` with `tasks_from: render` writes the bundles and the crt-list into a
-temporary directory and computes the sections; the test playbook then renders the
-balancer's own template with them, as the role's main entry point does on a balancer.
-HAProxy 2.6 (`haproxy -c`) is the oracle that the result is valid HAProxy configuration;
-`lbcore check` must accept it too. The failure paths are the play's: a key that
-does not match its certificate, a bad site.
+The play does what the site and the tls playbooks do on a balancer: `lbcore.fleet.tls`
+writes the bundles and the crt-list into a temporary directory and computes the sections,
+then the balancer role's own preflight and configure tasks render the one configuration
+(validated by this checkout's `lbcore check`, through a stand-in install directory). No
+variable is handed from one role to the other in the play: the balancer role picks the TLS
+sections up itself, which is why a site run after a tls run keeps them. HAProxy 2.6
+(`haproxy -c`) is the oracle that the result is valid HAProxy configuration. The failure
+paths are the play's: a key that does not match its certificate, a bad site, sites given
+to a balancer role that runs without the tls role.
 """
 
 from __future__ import annotations
@@ -25,30 +28,30 @@ from tests.conftest import REPO, lbcore_cmd, lbcore_env
 from tests.lab.labctl import ansible_bin
 
 PLAYBOOK = """
-- name: Render TLS sites like the role does on a balancer
+- name: Render TLS sites like the site and tls playbooks do on a balancer
   hosts: localhost
   connection: local
   gather_facts: false
-  vars_files:
-    - {repo}/roles/balancer/defaults/main.yml
   vars:
     ansible_python_interpreter: {python}
-    lbcore_balancer_socket: {tmp}/admin.sock
-    lbcore_balancer_pidfile: {tmp}/lbcore.pid
+    lbcore_balancer_install_dir: {tmp}/install
+    lbcore_balancer_config_file: {tmp}/lbcore.cfg
+    lbcore_balancer_run_dir: {tmp}/run
+    lbcore_balancer_log_file: {tmp}/log/lbcore.log
+    lbcore_balancer_service_manager: daemon
     lbcore_tls_dir: {tmp}/tls
+    # Nothing runs here to reload: the handlers skip, as after a start by this run.
+    __lbcore_balancer_started: true
   tasks:
-    - name: Render
+    - name: The tls role (skipped where the site skips it)
       ansible.builtin.include_role:
         name: lbcore.fleet.tls
-        tasks_from: render
-    - name: Render the balancer's configuration with the TLS sections
-      ansible.builtin.template:
-        src: {repo}/roles/balancer/templates/lbcore.cfg.j2
-        dest: {tmp}/lbcore.cfg
-        mode: "0644"
-      vars:
-        lbcore_balancer_extra_sections: "{{{{ lbcore_tls_sections }}}}"
-        lbcore_balancer_frontend_extra: "{{{{ lbcore_tls_frontend_lines }}}}"
+      when: {with_tls} and lbcore_tls_sites | default([]) | length > 0
+    - name: The balancer role's preflight and configuration, as in the site
+      ansible.builtin.include_role:
+        name: lbcore.fleet.balancer
+        tasks_from: "{{{{ item }}}}"
+      loop: [preflight, configure]
 """
 
 INVENTORY = """
@@ -118,10 +121,26 @@ def collections(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def play(tmp: Path, collections: Path, site_list: list[dict]) -> subprocess.CompletedProcess[str]:
+def stand_in_install(tmp: Path) -> None:
+    """{tmp}/install/venv/bin/lbcore runs this checkout's lbcore (the role's validate)."""
+    binary = tmp / "install" / "venv" / "bin" / "lbcore"
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    env = lbcore_env()
+    binary.write_text(
+        f'#!/bin/sh\nPYTHONPATH={env["PYTHONPATH"]} exec {" ".join(lbcore_cmd())} "$@"\n'
+    )
+    binary.chmod(0o755)
+
+
+def play(
+    tmp: Path, collections: Path, site_list: list[dict], with_tls: bool = True
+) -> subprocess.CompletedProcess[str]:
     if ansible_bin("ansible-playbook") is None:
         pytest.skip("ansible-core is not installed")
-    (tmp / "play.yml").write_text(PLAYBOOK.format(repo=REPO, tmp=tmp, python=sys.executable))
+    stand_in_install(tmp)
+    (tmp / "play.yml").write_text(
+        PLAYBOOK.format(tmp=tmp, python=sys.executable, with_tls=with_tls)
+    )
     (tmp / "inventory.yml").write_text(INVENTORY)
     (tmp / "vars.yml").write_text(yaml.safe_dump({"lbcore_tls_sites": site_list}))
     env = dict(
@@ -190,6 +209,29 @@ def test_two_sites_render_a_valid_sni_frontend(tmp_path: Path, collections: Path
     again = play(tmp_path, collections, sites(pki))
     assert again.returncode == 0
     assert "changed=0" in again.stdout, again.stdout[-3000:]
+    assert (tmp_path / "lbcore.cfg").read_text() == cfg
+
+
+def test_without_sites_the_configuration_has_no_tls_sections(
+    tmp_path: Path, collections: Path
+) -> None:
+    proc = play(tmp_path, collections, [])
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    cfg = (tmp_path / "lbcore.cfg").read_text()
+    assert "frontend www" in cfg and "ssl" not in cfg and "redirect" not in cfg, cfg
+    assert not (tmp_path / "tls").exists()
+
+
+def test_sites_without_the_tls_role_fail_instead_of_dropping_the_tls_sections(
+    tmp_path: Path, collections: Path, pki
+) -> None:
+    """The balancer role alone, given sites: it refuses rather than render a file without
+    them (which a reload would then serve, with the HTTPS sites gone)."""
+    proc = play(tmp_path, collections, sites(pki), with_tls=False)
+    out = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode != 0
+    assert "the lbcore.fleet.tls role has not run before the balancer role" in out, out[-3000:]
+    assert not (tmp_path / "lbcore.cfg").exists()
 
 
 def test_a_key_that_does_not_match_fails_with_a_clear_message(

@@ -179,6 +179,31 @@ def test_a_reload_keeps_admin_states_weights_and_check_verdicts() -> None:
     run(test)
 
 
+def test_the_state_of_a_pending_reload_is_previewed_without_switching() -> None:
+    """A reload's workers start before the switch: they get the state the new
+    configuration will have (API changes and check verdicts carried over, servers new
+    to it as configured), while the control plane still describes the serving one."""
+
+    async def test(cp: ControlPlane, fanout: Fanout, prober: Prober) -> None:
+        prober.up[18081] = False
+        await until(lambda: entry(cp, "web1").runtime.op_state is OpState.DOWN)
+        be = cp.state.backends["app"]
+        cp.state.set_admin(be, entry(cp, "web2"), AdminState.DRAIN, 0.0)
+        serving = cp.config
+        new = parse_text(CONFIG + "    server web4 127.0.0.1:18084 weight 7\n", "t.cfg")
+        msgs = {m["server"]: m for m in cp.initial_messages(new)}
+        assert set(msgs) == {"web1", "web2", "web3", "web4"}
+        assert msgs["web1"]["op_state"] == "DOWN"  # the running check's verdict
+        assert msgs["web2"]["admin_state"] == "drain"
+        assert msgs["web4"] == msgs["web4"] | {"op_state": "UP", "weight": 7}
+        # Nothing switched: same configuration, state, and no message fanned out.
+        assert cp.config is serving and "web4" not in {s.name for s in be.servers}
+        assert "web4" not in {m.get("server") for m in fanout.sent}
+        assert {m["server"] for m in cp.initial_messages()} == {"web1", "web2", "web3"}
+
+    run(test)
+
+
 @pytest.mark.parametrize("status", ["stats", "other"])
 def test_worker_counters_are_summed(status: str) -> None:
     async def test(cp: ControlPlane, fanout: Fanout, prober: Prober) -> None:

@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from tests.ops.load import Load
 from tests.ops.verify import group, report, variables, wait_for
 
@@ -71,10 +73,8 @@ def stamp_and(host, command: str) -> float:
     return float(out.split()[0])
 
 
-def failures_outside(load: Load, start: float, end: float) -> list:
-    return [s for s in load.failures if not (start <= s.start <= end)]
-
-
+# Wall-clock timing on a shared 2-core machine: one rerun before it counts as failed.
+@pytest.mark.flaky(reruns=1)
 def test_stopping_the_masters_balancer_moves_the_vip_and_back(host) -> None:
     v = variables(host)
     balancers = group(host, "balancers")
@@ -102,8 +102,11 @@ def test_stopping_the_masters_balancer_moves_the_vip_and_back(host) -> None:
         **load.summary(),
     )
     assert moved <= bound + 1.0, (moved, bound)
-    # Failures only while the VIP pointed at a host with no balancer.
-    assert not failures_outside(load, t0 - 0.1, t0 + moved + 1.0), load.summary()
+    # Failures only while the VIP pointed at a host with no balancer, and when it moves
+    # back (the preemption: connections in flight through the peer end with the move).
+    windows = [(t0 - 0.1, t0 + moved + 1.0), (after_move - 0.1, after_move + back + 1.0)]
+    outside = [s for s in load.failures if not any(a <= s.start <= b for a, b in windows)]
+    assert not outside, [(round(s.start - t0, 2), s.error) for s in outside]
     assert load.achieved_rate >= 20
     assert [s for s in load.shots if s.start > t0 + moved + 1.0 and s.ok]
     views = roles(balancers)
@@ -111,6 +114,8 @@ def test_stopping_the_masters_balancer_moves_the_vip_and_back(host) -> None:
     assert views[backup.backend.host]["state"] == "BACKUP", views
 
 
+# Wall-clock timing on a shared 2-core machine: one rerun before it counts as failed.
+@pytest.mark.flaky(reruns=1)
 def test_killing_the_masters_agent_moves_the_vip_within_the_configured_time(host) -> None:
     v = variables(host)
     balancers = group(host, "balancers")
@@ -168,6 +173,8 @@ NOPREEMPT_ON = (
 NOPREEMPT_OFF = f"sed -i '/^ *nopreempt$/d' {CONF}; kill -HUP $(cat /run/lbcore/vrrpd.pid)"
 
 
+# Wall-clock timing on a shared 2-core machine: one rerun before it counts as failed.
+@pytest.mark.flaky(reruns=1)
 def test_with_nopreempt_the_old_master_comes_back_as_backup(host) -> None:
     """The same kill with `nopreempt` configured (the agents reloaded with SIGHUP): the
     restarted agent stays BACKUP; made preemptive again, it takes the VIP back."""

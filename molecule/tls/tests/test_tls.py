@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import re
 import socket
 import ssl
 import threading
@@ -127,6 +128,37 @@ def http_status(vip: str, name: str) -> int:
 
 def master_pids(balancers) -> dict[str, str]:
     return {b.backend.host: b.check_output("cat /run/lbcore/lbcore.pid").strip() for b in balancers}
+
+
+def config_digests(balancers) -> dict[str, str]:
+    return {
+        b.backend.host: b.check_output("md5sum /etc/lbcore/lbcore.cfg").split()[0]
+        for b in balancers
+    }
+
+
+def test_a_site_run_after_tls_keeps_the_https_sites(host, tmp_path: Path) -> None:
+    """The site renders the balancer's configuration through the same template as the tls
+    playbook, TLS sections included: run after it with the same sites, it changes nothing
+    (same file, no reload) and both HTTPS sites still answer with their certificates."""
+    vip, ctx, d = variables(host)["lbcore_lab_vip"], client(host), pki(host)
+    balancers = group(host, "balancers")
+    before = (config_digests(balancers), master_pids(balancers))
+    extra = tmp_path / "sites.json"
+    extra.write_text(json.dumps({"lbcore_tls_sites": sites(host)}))
+    proc = playbook(host, "site", "-e", f"@{extra}")
+    out = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)  # molecule colours
+    assert proc.returncode == 0, out[-3000:]
+    recap = re.findall(r"(lb\d)\s+:\s+ok=\d+\s+changed=(\d+)", out)
+    assert sorted(recap) == [("lb1", "0"), ("lb2", "0")], out[-3000:]
+    assert (config_digests(balancers), master_pids(balancers)) == before
+    for b in balancers:
+        assert "frontend https" in b.check_output("cat /etc/lbcore/lbcore.cfg")
+    for name in SHOP:
+        assert handshake(vip, ctx, name) == fingerprint(d / "shop.crt"), name
+    assert handshake(vip, ctx, BLOG) == fingerprint(d / "blog.crt")
+    for name in (*SHOP, BLOG):
+        assert https(vip, ctx, name).status == 200, name
 
 
 def test_a_key_that_does_not_match_fails_and_the_running_config_keeps_serving(

@@ -148,6 +148,7 @@ async def _serve(
         ch = AsyncChannel(channel, on_message, on_close=done.set)
         pusher = StatsPusher(ch.send, lambda: rec.counters)
         pusher.start()
+        ch.send({"op": "ready", "pid": os.getpid()})  # serving: a reload may switch
     await done.wait()
     for srv in servers:
         srv.close()

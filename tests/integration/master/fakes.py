@@ -7,6 +7,10 @@ protocol of the contract: SIGUSR1 or ``{"op": "stop"}`` → stop accepting, clos
 keep-alive connections, finish in-flight requests (answering ``Connection: close``), exit
 0; SIGTERM → exit now (default action). ``GET /slow?ms=N`` answers after N ms.
 
+Some tags make a worker misbehave at start, to exercise the reload handshake: ``crash``
+exits with code 3 at once; ``hang`` never gets to serve (nor to say ready); ``slow``
+takes ``SLOW_START`` seconds before it serves.
+
 The loader reads a JSON file ``{"tag": ..., "binds": [[host, port], ...], "workers": N,
 "hard_stop_after": S}`` into a hand-built :class:`Config`; a syntax error is reported as
 ``file:line: message`` like the real parser's errors.
@@ -222,11 +226,21 @@ async def _serve(
         ch.close()
 
 
+#: Seconds a ``slow`` worker takes to start serving.
+SLOW_START = 1.5
+
+
 def http_worker(
     config: Config, listeners: dict[tuple[str, int], socket.socket], channel: socket.socket | None
 ) -> None:
-    if config.proxies[0].name == "crash":  # a worker that dies as soon as it starts
+    tag = config.proxies[0].name
+    if tag == "crash":  # a worker that dies as soon as it starts
         raise SystemExit(3)
+    if tag == "hang":  # stuck before serving (SIGUSR1/SIGTERM still end it: default action)
+        time.sleep(60)
+        raise SystemExit(4)
+    if tag == "slow":
+        time.sleep(SLOW_START)
     asyncio.run(_serve(config, listeners, channel))
 
 

@@ -23,14 +23,16 @@ class Result:
     ok: int = 0
     failed: int = 0
     retried: int = 0
+    max_latency: float = 0.0  # seconds, the slowest successful request
     errors: list[str] = field(default_factory=list)
     bodies: collections.Counter[str] = field(default_factory=collections.Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def success(self, body: str) -> None:
+    def success(self, body: str, latency: float = 0.0) -> None:
         with self.lock:
             self.ok += 1
             self.bodies[body] += 1
+            self.max_latency = max(self.max_latency, latency)
 
     def failure(self, why: str) -> None:
         with self.lock:
@@ -115,6 +117,7 @@ def _client(
             break
         for attempt in (0, 1):
             reused = sock is not None
+            t0 = time.monotonic()
             try:
                 if sock is None:
                     sock = socket.create_connection((host, port), timeout=5.0)
@@ -137,7 +140,7 @@ def _client(
                 result.failure(f"{type(e).__name__}: {e}")
                 break
             if status == 200:
-                result.success(_label(body, headers))
+                result.success(_label(body, headers), time.monotonic() - t0)
             else:
                 result.failure(f"status {status}")
             if close or not keepalive:

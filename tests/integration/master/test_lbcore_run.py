@@ -122,19 +122,26 @@ def test_ten_reloads_under_20_busy_connections_fail_nothing(
 ) -> None:
     """Must show 6: 10 reloads (SIGUSR2) while a bounded client keeps 20 connections busy
     (half keep-alive, half a new connection per request): 0 failed requests, no refused
-    connection, the same listening socket throughout."""
+    connection, the same listening socket throughout. Each reload is waited for until
+    its switch ("Reload done": every new worker said ready, the old ones were told to
+    stop), so the ten really overlap the load one after the other."""
     m = lbcore_master("-f", str(lab.cfg), "--workers", "2")
-    wait_for(lab.serving, what="lbcore serving")
+    wait_for(lab.serving, timeout=20, what="lbcore serving")
     [inode] = listen_inodes(lab.port)
     started = time.monotonic()
-    with Prober("127.0.0.1", lab.port) as probe, Load("127.0.0.1", lab.port, duration=60) as load:
+    with Prober("127.0.0.1", lab.port) as probe, Load("127.0.0.1", lab.port, duration=90) as load:
         time.sleep(0.5)
         reload_times = []
         for gen in range(2, 12):
             lab.write(gen)
             t0 = time.monotonic()
             m.signal(signal.SIGUSR2)
-            wait_for(lambda gen=gen: f"generation {gen} with" in m.log(), what=f"reload {gen}")
+            # Generous: the machine is shared; the master's own bound is --ready-timeout.
+            wait_for(
+                lambda gen=gen: f"generation {gen} with" in m.log(),
+                timeout=30,
+                what=f"reload {gen}",
+            )
             reload_times.append(time.monotonic() - t0)
             time.sleep(0.4)
         time.sleep(0.5)
@@ -144,17 +151,61 @@ def test_ten_reloads_under_20_busy_connections_fail_nothing(
         f"\nlbcore run, 10 reloads under 20 connections in {took:.1f}s: {result.ok} ok, "
         f"{result.failed} failed, {result.retried} retried on a reused idle keep-alive "
         f"connection, {probe.attempts} connect probes, {probe.refused} refused; "
-        f"served by generation: {dict(sorted(result.bodies.items()))}; signal to new "
-        f"workers forked: max {max(reload_times) * 1000:.0f} ms (20 ms polling)"
+        f"served by generation: {dict(sorted(result.bodies.items()))}; signal to switch "
+        f"(every new worker ready): max {max(reload_times) * 1000:.0f} ms (20 ms polling); "
+        f"slowest request {result.max_latency * 1000:.0f} ms"
     )
     assert result.failed == 0, result.errors
     assert probe.refused == 0 and not probe.other, probe.other[:3]
-    assert result.ok > 500
+    assert result.ok > 200
     assert listen_inodes(lab.port) == [inode]
     assert len(result.bodies) >= 5  # many generations served along the way
-    wait_for(lambda: len(m.workers()) == 2, timeout=15, what="old workers gone")
-    assert {lab.ask()[1] for _ in range(6)} == {"11"}
     assert "Reload failed" not in m.log()
+    assert m.log().count("Reload done: generation") == 10
+    wait_for(lambda: len(m.workers()) == 2, timeout=20, what="old workers gone")
+    assert {lab.ask()[1] for _ in range(6)} == {"11"}
+
+
+def test_workers_that_cannot_start_fail_the_reload_and_the_old_ones_serve_on(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """A reload whose new workers die at start (tests.integration.master.faulty makes
+    the real worker fail as a missing or unreadable resource would): the reload fails
+    with the reason in the log, the old workers keep serving — 0 failed requests under
+    load — and the next good reload goes through."""
+    flag = tmp_path / "fail-start"
+    env = {**lbcore_env(), "LBCORE_TEST_FAIL_START": str(flag)}
+    argv = [sys.executable, "-m", "tests.integration.master.faulty", "run"]
+    m = MasterProc([*argv, "-f", str(lab.cfg), "--workers", "2"], tmp_path, env)
+    try:
+        wait_for(lab.serving, timeout=20, what="lbcore serving")
+        wait_for(lambda: len(m.workers()) == 2, what="2 workers")
+        before = m.workers()
+        with Load("127.0.0.1", lab.port) as load:
+            time.sleep(0.3)
+            flag.touch()
+            lab.write(2)
+            m.signal(signal.SIGUSR2)
+            wait_for(lambda: "Reload failed" in m.log(), timeout=20, what="the reload failure")
+            time.sleep(0.5)
+            result = load.stop()
+        log = m.log()
+        assert "exited before it was ready (exit code 1); keeping generation 1 running" in log
+        assert "Permission denied (test fault)" in log  # the worker's own words
+        assert result.failed == 0, result.errors
+        assert set(result.bodies) == {"gen=1"}
+        assert result.ok > 50
+        time.sleep(0.3)
+        assert m.workers() == before
+        assert {lab.ask()[1] for _ in range(6)} == {"1"}
+        flag.unlink()
+        lab.write(3)
+        m.signal(signal.SIGHUP)
+        wait_for(lambda: "generation 3 with" in m.log(), timeout=20, what="the next reload")
+        assert {lab.ask()[1] for _ in range(6)} == {"3"}
+        print(f"\nfailed reload under load: {result.ok} ok, {result.failed} failed")
+    finally:
+        m.stop()
 
 
 def test_broken_config_on_reload_keeps_the_old_one_serving(

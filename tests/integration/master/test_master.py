@@ -25,6 +25,7 @@ from tests.integration.master.conftest import (
     listen_inodes,
     wait_for,
 )
+from tests.integration.master.fakes import SLOW_START
 from tests.integration.master.load import Load, Prober, get
 
 
@@ -92,6 +93,137 @@ def test_reloads_under_load_keep_the_listener_and_fail_nothing(cluster: FakeClus
         f"{result.retried} retried on a reused idle connection, "
         f"{probe.attempts} probes, {probe.refused} refused"
     )
+
+
+@pytest.mark.flaky(reruns=2)  # a wall-clock bound on a shared machine
+def test_old_workers_serve_until_the_new_ones_are_ready(cluster: FakeCluster) -> None:
+    """The new generation takes SLOW_START (1.5 s) to serve: the old one keeps serving
+    all that time (it is stopped only after every new worker said ready), so no request
+    waits for the new workers in the listen backlog."""
+    m = cluster.start()
+    wait_for(lambda: len(m.workers()) == 2, what="2 workers")
+    before = m.workers()
+    with Load("127.0.0.1", cluster.port) as load:
+        time.sleep(0.3)
+        cluster.write(tag="slow")
+        t0 = time.monotonic()
+        m.signal(signal.SIGUSR2)
+        wait_for(lambda: len(m.workers() - before) == 2, what="the new workers forked")
+        # Well inside the new workers' start: answered at once, by the old ones.
+        while time.monotonic() - t0 < SLOW_START - 0.5:
+            started = time.monotonic()
+            seen = served_by(cluster.port, 1)
+            assert seen["tag"] == {"v1"} and seen["pid"] <= {str(p) for p in before}
+            assert time.monotonic() - started < 0.5
+        assert before <= m.workers()
+        wait_for(lambda: "generation 2 with" in m.log(), what="the switch")
+        switched = time.monotonic() - t0
+        time.sleep(0.3)
+        result = load.stop()
+    assert switched >= SLOW_START
+    assert result.failed == 0, result.errors
+    # No request waited for the slow workers (it would have taken >= 1.5 s).
+    assert result.max_latency < 1.0, result.max_latency
+    assert served_by(cluster.port, 4)["tag"] == {"slow"}
+    wait_for(lambda: not (before & m.workers()), what="old workers gone")
+    print(
+        f"\nslow new workers: switch after {switched * 1000:.0f} ms, {result.ok} ok, "
+        f"{result.failed} failed, slowest request {result.max_latency * 1000:.0f} ms"
+    )
+
+
+def test_new_workers_that_die_at_start_fail_the_reload(cluster: FakeCluster) -> None:
+    """A configuration that loads but whose workers exit at start: the reload fails,
+    the old workers keep serving (not one request fails), and the dead new workers
+    are not restarted in a loop."""
+    m = cluster.start()
+    wait_for(lambda: len(m.workers()) == 2, what="2 workers")
+    before = m.workers()
+    with Load("127.0.0.1", cluster.port) as load:
+        time.sleep(0.3)
+        cluster.write(tag="crash")
+        m.signal(signal.SIGUSR2)
+        wait_for(lambda: "Reload failed" in m.log(), what="the reload failure")
+        time.sleep(0.5)
+        result = load.stop()
+    log = m.log()
+    assert "exited before it was ready (exit code 3); keeping generation 1 running" in log
+    assert result.failed == 0, result.errors
+    assert result.bodies.keys() == {"gen=1"}
+    time.sleep(0.5)
+    assert m.workers() == before
+    assert log.count("generation 2\n") == 2  # its two workers, forked once each
+    assert served_by(cluster.port, 6)["tag"] == {"v1"}
+    # The next good reload goes through (generation 2 is spent).
+    cluster.write(tag="v3")
+    m.signal(signal.SIGHUP)
+    wait_for(lambda: "generation 3 with" in m.log(), what="the next reload")
+    assert served_by(cluster.port, 4)["gen"] == {"3"}
+
+
+@pytest.mark.flaky(reruns=2)  # a wall-clock bound on a shared machine
+def test_new_workers_not_ready_in_time_fail_the_reload(cluster: FakeCluster) -> None:
+    m = cluster.start("--ready-timeout", "1")
+    wait_for(lambda: len(m.workers()) == 2, what="2 workers")
+    before = m.workers()
+    cluster.write(tag="hang")
+    t0 = time.monotonic()
+    m.signal(signal.SIGUSR2)
+    wait_for(lambda: "Reload failed" in m.log(), what="the reload failure")
+    took = time.monotonic() - t0
+    assert "not ready after 1s; keeping generation 1 running" in m.log()
+    assert 0.9 <= took < 5.0
+    # The stuck workers are stopped; the old ones never were.
+    wait_for(lambda: m.workers() == before, what="the stuck workers gone")
+    assert served_by(cluster.port, 6)["tag"] == {"v1"}
+
+
+def test_a_reload_replaces_a_pending_one(cluster: FakeCluster) -> None:
+    """A second reload while the first one's workers are not ready yet: the first
+    one's workers are stopped, the second one's take over."""
+    m = cluster.start()
+    wait_for(lambda: len(m.workers()) == 2, what="2 workers")
+    before = m.workers()
+    cluster.write(tag="hang")
+    m.signal(signal.SIGUSR2)
+    wait_for(lambda: len(m.workers()) == 4, what="the hanging generation forked")
+    stuck = m.workers() - before
+    cluster.write(tag="v3")
+    m.signal(signal.SIGUSR2)
+    wait_for(lambda: "generation 3 with" in m.log(), what="the second reload")
+    assert "generation 2: replaced by a newer reload" in m.log()
+    assert "Reload failed" not in m.log()
+    wait_for(lambda: not ((before | stuck) & m.workers()), what="generations 1 and 2 gone")
+    assert served_by(cluster.port, 4)["gen"] == {"3"}
+
+
+def test_sf_tells_the_old_instance_only_once_the_new_one_is_ready(cluster: FakeCluster) -> None:
+    """``-sf OLDPID`` (a new lbcore beside the old one, on SO_REUSEPORT listeners): the
+    old instance is told to finish only when every new worker is ready."""
+    a = cluster.start()
+    wait_for(lambda: len(a.workers()) == 2, what="2 workers")
+    cluster.write(tag="slow")
+    t0 = time.monotonic()
+    b = cluster.start("-sf", str(a.pid), wait=False)
+    time.sleep(SLOW_START - 0.5)
+    assert a.proc.poll() is None and "Sent SIGUSR1" not in b.log()
+    wait_for(lambda: a.proc.poll() is not None, timeout=20, what="the old instance gone")
+    assert time.monotonic() - t0 >= SLOW_START
+    assert f"Sent SIGUSR1 to old process {a.pid}" in b.log()
+    assert served_by(cluster.port, 4)["tag"] == {"slow"}
+
+
+def test_sf_with_workers_that_cannot_start_leaves_the_old_instance_serving(
+    cluster: FakeCluster,
+) -> None:
+    a = cluster.start()
+    before = a.workers()
+    cluster.write(tag="crash")
+    b = cluster.start("-sf", str(a.pid), "--ready-timeout", "1", wait=False)
+    assert b.wait(timeout=20) == 1
+    assert "workers not ready after 1s; old process(es) not signalled" in b.log()
+    assert a.proc.poll() is None and a.workers() == before
+    assert served_by(cluster.port, 6)["tag"] == {"v1"}
 
 
 def test_broken_config_on_reload_keeps_the_old_one_serving(cluster: FakeCluster) -> None:

@@ -3,8 +3,9 @@
 * ``Backend``: a stdlib ``ThreadingHTTPServer`` on 127.0.0.1 (independent of lbcore's
   own HTTP code) that counts accepted connections and concurrent requests, and serves
   ``/`` (a JSON echo of what it received), ``/slow?d=S``, ``/big?n=N`` (a chunked
-  response of N bytes), uploads of any framing (answers their length and SHA-256) and
-  ``/ws`` (a WebSocket-style upgrade echoing bytes upper-cased).
+  response of N bytes), ``/status/NNN[?sc=COOKIE]`` (that status, a small text body, and
+  ``Set-Cookie: COOKIE`` when asked), uploads of any framing (answers their length and
+  SHA-256) and ``/ws`` (a WebSocket-style upgrade echoing bytes upper-cased).
 * ``DeadServer``: accepts and closes at once (a crashed application).
 * ``Lb``: binds listening sockets on free ports as the master will, then runs
   ``run_worker`` in a child process (``runner.py``) on haproxy-style config text.
@@ -52,6 +53,9 @@ class _Server(ThreadingHTTPServer):
         self.max_inflight = 0
         self.requests = 0
         self.lock = threading.Lock()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # clients and proxies resetting mid-answer are scenarios here, not errors
 
     def get_request(self) -> tuple[socket.socket, Any]:
         conn, addr = super().get_request()
@@ -122,6 +126,9 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path == "/ws":
             self._websocket()
             return
+        if url.path.startswith("/status/"):
+            self._send_status(int(url.path.split("/")[2]), q.get("sc", [None])[0])
+            return
         if url.path == "/garbage":
             self.wfile.write(b"NOT HTTP AT ALL\r\n\r\n")
             self.close_connection = True
@@ -142,6 +149,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("X-Server", self.server.name)
         self.send_header("X-Internal", "secret")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _send_status(self, status: int, cookie: str | None) -> None:
+        body = b"status %d\n" % status
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain")
+        if cookie is not None:
+            self.send_header("Set-Cookie", cookie)
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
@@ -345,7 +363,7 @@ class Lb:
             self.channel.close()
 
 
-def _complete(buf: bytes) -> bool:
+def response_complete(buf: bytes) -> bool:
     """Does ``buf`` hold one whole response with a Content-Length body?"""
     end = buf.find(b"\r\n\r\n")
     if end < 0:
@@ -363,7 +381,7 @@ def raw_exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
         s.sendall(data)
         out = b""
         try:
-            while not _complete(out):
+            while not response_complete(out):
                 d = s.recv(65536)
                 if not d:
                     break

@@ -137,3 +137,44 @@ def test_backup_only_when_actives_are_down(lb: LbFactory, web: list[Backend]) ->
     set_state("s1", "UP")
     time.sleep(0.1)
     assert counts(run(port, 30)) == {"web1": 30}
+
+
+BACKUPS = """
+defaults
+  mode http
+  timeout connect 1s
+  timeout client 10s
+  timeout server 10s
+frontend fe
+  bind 127.0.0.1:{port}
+  default_backend b
+backend b
+  balance roundrobin
+  {option}
+  server s0 {s0} disabled
+  server b1 {b1} backup
+  server b2 {b2} backup weight 2
+"""
+
+
+@pytest.mark.parametrize("option", ["", "option allbackups"])
+def test_first_backup_only_unless_allbackups_as_haproxy(
+    lb: LbFactory, web: list[Backend], haproxy: Callable[[str], int], option: str
+) -> None:
+    """The only active server is disabled: HAProxy sends everything to the first
+    backup, or, with ``option allbackups``, balances over both by weight. lbcore must
+    do the same, on the same configuration."""
+    fmt = {"option": option, "s0": web[0].addr, "b1": web[1].addr, "b2": web[2].addr}
+    inst, port = lb(BACKUPS, channel=True, **fmt)
+    ours = counts(run(port))
+    theirs = counts(run(haproxy(BACKUPS.format(port="{port}", **fmt))))
+    want = {"web2": 100, "web3": 200} if option else {"web2": 300}
+    assert ours == want
+    assert theirs == want
+    # The first backup goes down: the next one takes over (alone, or still by weight).
+    chan = inst.channel
+    assert chan is not None
+    msg = {"op": "server", "backend": "b", "server": "b1", "op_state": "DOWN"}
+    chan.send(json.dumps(msg).encode())
+    time.sleep(0.1)
+    assert counts(run(port, 30)) == {"web3": 30}

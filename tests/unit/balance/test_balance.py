@@ -170,6 +170,62 @@ def test_backup_only_when_no_active_is_eligible(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ALL)
+def test_only_the_first_usable_backup_serves(name: str) -> None:
+    """HAProxy (lbprm.fbck): with no usable active server, the first usable backup in
+    server order takes all the traffic; the others wait for it to become unusable."""
+    srvs = servers(1, 1, backups=3)
+    srvs[0].op_state = OpState.DOWN
+    srvs[1].admin_state = AdminState.MAINT
+    a = algo(name, srvs)
+    assert run(a, name, 300, release=True) == Counter({"b0": 300})
+    srvs[2].op_state = OpState.DOWN
+    assert run(a, name, 300, release=True, start=300) == Counter({"b1": 300})
+    srvs[3].weight = 0  # weight 0, DRAIN, MAINT: unusable as well
+    assert run(a, name, 300, release=True, start=600) == Counter({"b2": 300})
+    srvs[2].op_state = OpState.UP  # b0 back: it alone again
+    assert run(a, name, 300, release=True, start=900) == Counter({"b0": 300})
+    srvs[0].op_state = OpState.UP  # an active back: backups out
+    assert run(a, name, 300, release=True, start=1200) == Counter({"s0": 300})
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_a_full_first_backup_queues_rather_than_spill_to_the_next(name: str) -> None:
+    srvs = servers(1, backup_weights=(1, 1), maxconn=2)
+    srvs[0].op_state = OpState.DOWN
+    a = algo(name, srvs)
+    held = [a.pick(ctx_for(name, i)) for i in range(4)]
+    assert [s.name for s in held if s] == ["b0", "b0"]
+    assert available(srvs)  # full, not gone: the caller queues
+    assert srvs[2].active == 0
+
+
+@pytest.mark.parametrize("release", [True, False], ids=["short-requests", "held"])
+@pytest.mark.parametrize("name", [*EXACT, *HASHED])
+def test_allbackups_balances_over_every_usable_backup(name: str, release: bool) -> None:
+    """``option allbackups``: every usable backup serves, by the algorithm's rule and
+    the backups' weights, exactly as active servers would."""
+    srvs = servers(1, 1, backup_weights=WEIGHTS)
+    srvs[0].op_state = OpState.DOWN
+    srvs[1].weight = 0
+    counts = run(algo(name, srvs, allbackups=True), name, N, release=release)
+    want = {f"b{i}": w for i, w in enumerate(WEIGHTS)}
+    assert_share(counts, want, N, EXACT.get(name, False))
+    # The same farm without the option: the first backup only.
+    srvs = servers(1, 1, backup_weights=WEIGHTS)
+    srvs[0].op_state = OpState.DOWN
+    srvs[1].weight = 0
+    assert run(algo(name, srvs), name, N, release=release) == Counter({"b0": N})
+
+
+def test_allbackups_with_first_fills_backups_in_order() -> None:
+    srvs = servers(1, backup_weights=(1, 1, 1), maxconn=2)
+    srvs[0].op_state = OpState.DOWN
+    a = algo("first", srvs, allbackups=True)
+    held = [a.pick(PickContext()) for _ in range(7)]
+    assert [s.name if s else None for s in held] == ["b0"] * 2 + ["b1"] * 2 + ["b2"] * 2 + [None]
+
+
+@pytest.mark.parametrize("name", ALL)
 def test_full_actives_do_not_spill_to_backups(name: str) -> None:
     srvs = servers(1, 1, backups=1, maxconn=1)
     a = algo(name, srvs)

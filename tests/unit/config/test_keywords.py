@@ -11,6 +11,7 @@ from lbcore.config.model import (
     AclTerm,
     Balance,
     Bind,
+    Capture,
     CheckSpec,
     Condition,
     HttpCheckSpec,
@@ -344,6 +345,21 @@ ROWS = [
         lambda c: fe(c).options.http_server_close,
         False,
     ),
+    Row("backend", "option allbackups", lambda c: be(c).options, Options(allbackups=True)),
+    Row("listen", "option allbackups", lambda c: ls(c).options.allbackups, True),
+    Row(
+        "defaults",
+        "option allbackups",
+        lambda c: [p.options.allbackups for p in c.proxies],
+        [True, True, True, True],
+    ),
+    Row(
+        "backend",
+        "no option allbackups",
+        lambda c: (be(c).options.allbackups, ls(c).options.allbackups),
+        (False, True),
+        more={"defaults": "option allbackups"},
+    ),
     Row("frontend", "option httplog", lambda c: fe(c).options, Options(httplog=True)),
     Row("frontend", "option tcplog", lambda c: fe(c).options.tcplog, True, mode="tcp"),
     Row("frontend", "option dontlognull", lambda c: fe(c).options.dontlognull, True),
@@ -430,6 +446,68 @@ ROWS = [
         (LogTarget("127.0.0.1:514", "local3", "warning"),),
     ),
     Row("defaults", "log global", lambda c: [len(p.logs) for p in c.proxies], [1, 1, 1, 1]),
+    # --- captures, log-format, log-separate-errors ---
+    Row(
+        "frontend",
+        "capture request header Host len 15\ncapture request header User-Agent len 64",
+        lambda c: strip(fe(c).capture_request_headers),
+        (Capture("Host", 15), Capture("User-Agent", 64)),
+    ),
+    Row(
+        "listen",
+        "capture response header Content-Type len 20",
+        lambda c: strip(ls(c).capture_response_headers),
+        (Capture("Content-Type", 20),),
+    ),
+    Row(
+        "frontend",
+        "capture cookie SRV= len 32",
+        lambda c: strip(fe(c).capture_cookie),
+        Capture("SRV=", 32),
+    ),
+    # longer than tune.http.cookielen: HAProxy truncates to 63, with a warning
+    Row("frontend", "capture cookie S len 99", lambda c: fe(c).capture_cookie.length, 63),
+    # HAProxy ignores captures in backends (with a warning)
+    Row(
+        "backend", "capture request header Host len 5", lambda c: be(c).capture_request_headers, ()
+    ),
+    Row(
+        "frontend",
+        'log-format "%ci:%cp [%tr] %ft %b/%s %ST %B %{+Q}r"',
+        lambda c: fe(c).log_format,
+        "%ci:%cp [%tr] %ft %b/%s %ST %B %{+Q}r",
+    ),
+    Row("frontend", r"log-format %ci\ %ST", lambda c: fe(c).log_format, "%ci %ST"),
+    Row(
+        "defaults",
+        'log-format "%ci %ST"',
+        lambda c: (fe(c).log_format, ls(c).log_format),
+        ("%ci %ST", "%ci %ST"),
+    ),
+    # the last of log-format and option httplog/tcplog wins
+    Row(
+        "frontend",
+        'option httplog\nlog-format "%ci"',
+        lambda c: (fe(c).log_format, fe(c).options.httplog),
+        ("%ci", False),
+    ),
+    Row(
+        "frontend",
+        'log-format "%ci"\noption httplog',
+        lambda c: (fe(c).log_format, fe(c).options.httplog),
+        (None, True),
+    ),
+    Row("backend", 'log-format "%ci"', lambda c: be(c).log_format, None),  # ignored, warned
+    Row(
+        "frontend", "option log-separate-errors", lambda c: fe(c).options.log_separate_errors, True
+    ),
+    Row(
+        "frontend",
+        "no option log-separate-errors",
+        lambda c: (fe(c).options.log_separate_errors, be(c).options.log_separate_errors),
+        (False, True),
+        more={"defaults": "option log-separate-errors"},
+    ),
     # --- http-request / http-response ---
     Row(
         "frontend",
