@@ -663,16 +663,20 @@ class Reader:
         return buf[:pos]
 
 
+# ``b": ".join`` mapped over (name, value) pairs writes a whole field block in C, with
+# no Python bytecode per field.
+_FIELD = b": ".join
+
+
 def serialize_request(
     req: Request, connection: bytes | None, extra: list[tuple[bytes, bytes]] | None = None
 ) -> bytes:
     """A request head for the next hop; ``connection`` is its Connection value, if any."""
     parts = [req.method, b" ", req.target, b" HTTP/", req.version, b"\r\n"]
-    for name, value in req.headers:
-        parts += (name, b": ", value, b"\r\n")
+    if req.headers:
+        parts += (b"\r\n".join(map(_FIELD, req.headers)), b"\r\n")
     if extra:
-        for name, value in extra:
-            parts += (name, b": ", value, b"\r\n")
+        parts += (b"\r\n".join(map(_FIELD, extra)), b"\r\n")
     if req.upgrade is not None:
         parts += (b"connection: upgrade\r\nupgrade: ", req.upgrade, b"\r\n")
     elif connection is not None:
@@ -684,8 +688,8 @@ def serialize_request(
 def serialize_response(resp: Response, connection: bytes | None) -> bytes:
     """A response head for the client, always as HTTP/1.1 (as HAProxy answers)."""
     parts = [b"HTTP/1.1 %d " % resp.status, resp.reason, b"\r\n"]
-    for name, value in resp.headers:
-        parts += (name, b": ", value, b"\r\n")
+    if resp.headers:
+        parts += (b"\r\n".join(map(_FIELD, resp.headers)), b"\r\n")
     if resp.status == 101:
         parts.append(b"connection: upgrade\r\n")
     elif connection is not None:

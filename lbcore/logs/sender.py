@@ -114,12 +114,26 @@ class DatagramTarget(Target):
             self.sock = socket.socket(family, socket.SOCK_DGRAM)
             self.dest = (str(addr[0]), int(addr[1]))
         self.sock.setblocking(False)
+        # A UDP target is connected once: ``send`` then skips parsing the address (in
+        # Python) and the route lookup (in the kernel) that ``sendto`` pays per line.
+        # Not a unix socket: a syslog daemon that restarts binds a new one at the path.
+        self.connected = False
+        if isinstance(self.dest, tuple):
+            try:
+                self.sock.connect(self.dest)
+                self.connected = True
+            except OSError:  # no route yet: address each datagram
+                pass
 
     def write_batch(self, items: list[bytes]) -> None:
         c = self.counters
+        sock = self.sock
         for data in items:
             try:
-                self.sock.sendto(data, self.dest)
+                if self.connected:
+                    sock.send(data)
+                else:
+                    sock.sendto(data, self.dest)
                 c.sent += 1
             except OSError:  # EAGAIN (receiver's queue full), no listener, ENOBUFS...
                 c.dropped += 1

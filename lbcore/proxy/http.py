@@ -555,9 +555,11 @@ class HttpClient(asyncio.Protocol):
             if verdict is not None:
                 self._answer(verdict)
                 return False
-        if services.intercept(self, fe.proxy, req, src):
+        # (the tests before the calls skip them on a frontend without stats page or
+        # use_backend rules: most of them, at two calls per request)
+        if fe.proxy.stats is not None and services.intercept(self, fe.proxy, req, src):
             return False
-        be = fe.select_backend(req, src)
+        be = fe.select_backend(req, src) if fe.use_backends else fe.default_backend
         if be is None:
             self.answer_error(503)
             return False
@@ -569,7 +571,11 @@ class HttpClient(asyncio.Protocol):
             if verdict is not None:
                 self._answer(verdict)
                 return False
-        if be.proxy is not fe.proxy and services.intercept(self, be.proxy, req, src):
+        if (
+            be.proxy is not fe.proxy
+            and be.proxy.stats is not None
+            and services.intercept(self, be.proxy, req, src)
+        ):
             return False
         if self.caps is not None:  # capture cookie
             self.caps.on_backend(req.headers)

@@ -81,6 +81,7 @@ class FakeTransport:
         self.peer = peer
         self.written = 0
         self.writes = 0
+        self.last = b""
         self.closed = False
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
@@ -89,9 +90,11 @@ class FakeTransport:
     def write(self, data: bytes) -> None:
         self.written += len(data)
         self.writes += 1
+        self.last = data
 
     def writelines(self, parts: list[bytes]) -> None:
-        self.written += sum(map(len, parts))
+        self.last = b"".join(parts)
+        self.written += len(self.last)
         self.writes += 1
 
     def is_closing(self) -> bool:
