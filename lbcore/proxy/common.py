@@ -38,7 +38,7 @@ class _Wheel:
 
     A loop timer per connection (``call_at`` + ``cancel``, and libuv's deferred close
     of the handle) cost a few microseconds per connection on the connection-rate
-    benches; a slot is a set insert and a discard. The loop timer is armed for the
+    benches; a slot is a dict insert and a pop. The loop timer is armed for the
     earliest slot only; slots emptied by cancels are skipped when it fires.
     """
 
@@ -46,7 +46,9 @@ class _Wheel:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = weakref.ref(loop)  # weak: the wheels are looked up by loop, weakly
-        self.slots: dict[int, set[Deadline]] = {}
+        #: tick -> the deadlines filed in that slot, in filing order (a dict, not a set:
+        #: deadlines of one slot fire in the order they were set, deterministically)
+        self.slots: dict[int, dict[Deadline, None]] = {}
         self.ticks: list[int] = []  # heap of the slots' tick numbers
         self.handle: asyncio.TimerHandle | None = None
         self.armed = 0  # tick the loop timer is set for (0: none)
@@ -55,17 +57,17 @@ class _Wheel:
         tick = int(when / TICK) + 1
         slot = self.slots.get(tick)
         if slot is None:
-            slot = self.slots[tick] = set()
+            slot = self.slots[tick] = {}
             heapq.heappush(self.ticks, tick)
             if not self.armed or tick < self.armed:
                 self._arm(tick)
-        slot.add(d)
+        slot[d] = None
         return tick
 
     def remove(self, d: Deadline, tick: int) -> None:
         slot = self.slots.get(tick)
         if slot is not None:
-            slot.discard(d)
+            slot.pop(d, None)
 
     def _arm(self, tick: int) -> None:
         if self.handle is not None:
