@@ -19,7 +19,7 @@ DEB_PACKAGES := haproxy haproxy-doc keepalived nginx-light wrk openssh-server op
 # once; it must pass on a rerun to count (a real failure fails three times).
 PYTEST_RERUNS ?= --reruns 2 --reruns-delay 2
 
-.PHONY: deps venv test lint unit deploy lab-up lab-down collection bench clean
+.PHONY: deps venv native test lint unit deploy lab-up lab-down collection bench clean
 
 deps: .deps.stamp
 .deps.stamp:
@@ -29,8 +29,17 @@ deps: .deps.stamp
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q --upgrade pip 'setuptools>=77' wheel 'mypy==2.4.1'
+	LBCORE_PURE=1 $(PIP) install -q --no-build-isolation -e '.[dev]'
+	@touch $@
+
+# The hot modules (native-modules.txt) compiled in place with mypyc, again whenever a
+# source changes; lbcore/_native.py sets compiled code aside if it is older than its source.
+NATIVE_SOURCES := $(shell sed -e '/^\#/d' -e '/^$$/d' native-modules.txt)
+native: .native.stamp
+.native.stamp: $(VENV)/.installed setup.py native-modules.txt $(NATIVE_SOURCES)
+	$(PY) setup.py -q build_ext --inplace -j 2 >/dev/null
+	$(PY) -c 'import lbcore._native as n; assert n.ACTIVE and not n.STALE, n.STALE; print(f"native: {len(n.ACTIVE)} modules compiled")'
 	@touch $@
 
 lint: venv
@@ -38,14 +47,14 @@ lint: venv
 	$(VENV)/bin/ruff format --check lbcore tests
 	$(VENV)/bin/mypy
 
-test: deps venv lint
+test: deps venv native lint
 	$(PY) -m pytest tests -p no:cacheprovider $(PYTEST_RERUNS) $(PYTEST_ARGS)
 
 unit: venv
 	$(PY) -m pytest tests/unit -q
 
 # The site on the lab, then requests through the VIP (`scripts/deploy.py --local`: no lab).
-deploy: deps venv collection lab-up
+deploy: deps venv native collection lab-up
 	$(PY) scripts/deploy.py
 
 # Build the collection from collection/ + roles/ and install it into $(COLLECTIONS).
@@ -59,8 +68,9 @@ lab-up: deps venv collection
 lab-down: venv collection
 	$(VENV)/bin/ansible-playbook -i $(LAB_INVENTORY) lbcore.fleet.lab -e lab_state=absent
 
-bench: deps venv
+bench: deps venv native
 	$(PY) -m tests.bench.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .deps.stamp build dist *.egg-info
+	rm -rf $(VENV) .deps.stamp .native.stamp build dist *.egg-info lbcore/_native.json
+	find lbcore -name '*.so' -delete
