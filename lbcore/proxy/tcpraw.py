@@ -34,9 +34,10 @@ removes it). An event only records readiness on the session (``_Way.readable`` /
 
 Sockets are closed at the end of an event batch, never in the middle of one, so a
 new socket cannot get the number of a closed one while the batch still holds events
-for the old. Admission (``maxconn``), queueing, retries, redispatch, timeouts and the
-``tcplog`` line follow ``lbcore.proxy.tcp``, which remains the path for TLS, content
-inspection, platforms without epoll/splice and ``LBCORE_SPLICE=0``.
+for the old. Admission (``maxconn``), queueing, retries, redispatch and timeouts are
+decided by ``lbcore.proxy.tcpdecide`` and the ``tcplog`` line written by
+``tcp.log_session``, as for ``lbcore.proxy.tcp``, which remains the path for TLS,
+content inspection, platforms without epoll/splice and ``LBCORE_SPLICE=0``.
 """
 
 from __future__ import annotations
@@ -55,8 +56,9 @@ from collections.abc import Callable
 from typing import Any
 
 from lbcore.backend import BackendRuntime
-from lbcore.proxy import splice, tcp
+from lbcore.proxy import splice, tcp, tcpdecide
 from lbcore.proxy.common import Deadline, FrontendRuntime
+from lbcore.proxy.tcpdecide import FAIL, QUEUE, RETRY, TERM_FAIL
 from lbcore.server import ServerRuntime
 
 log = logging.getLogger("lbcore.proxy")
@@ -170,10 +172,7 @@ class Listener:
         # the session's inactivity timeout, as HAProxy picks it for a tunnel
         self.timeout: float | None = None
         if be is not None:
-            self.timeout = be.timeout_tunnel
-            if self.timeout is None:
-                known = [t for t in (fe.timeout_client, be.timeout_server) if t is not None]
-                self.timeout = max(known) if known else None
+            self.timeout = tcpdecide.tunnel_timeout(fe.timeout_client, be)
         loop.add_reader(self.fd, self._accept)
 
     def _accept(self) -> None:
@@ -345,15 +344,15 @@ class TcpSession:
     def _assign(self) -> None:
         be = self.backend
         assert be is not None
-        server = be.pick(be.context(self.peer[0]))
-        if server is None:
-            if not be.available():
-                self.term = "SC"
-                self.close()
-                return
+        server = tcpdecide.assign(be, self.peer[0])
+        if server is QUEUE:
             self.queued = True
             be.enqueue(self._dequeued)
             self.deadline.set_in(be.timeout_queue)
+            return
+        if server is FAIL:
+            self.term = TERM_FAIL
+            self.close()
             return
         self.deadline.cancel()
         if self.log is not None:
@@ -428,31 +427,16 @@ class TcpSession:
         self.up = self.down = None
         self.deadline.cancel()
         self.state = _WAITING
-        be.econ += 1
-        if self.closed or self.retries_left <= 0:
-            self.term = "SC"
+        nxt = tcpdecide.connect_failed(self, be, server)
+        if nxt is RETRY:
+            self.retry_handle = self.loop.call_later(tcpdecide.retry_delay(be), self._connect)
+        elif nxt is FAIL:
+            self.server = None  # its slot was given back
+            self.term = TERM_FAIL
             self.close()
-            return
-        self.retries_left -= 1
-        be.wretr += 1
-        self.retries += 1
-        if be.redispatch and self.retries_left == 0 and len(be.servers) > 1:
-            be.release(server)
-            self.server = None
-            be.wredis += 1
-            self.redispatched = True
-            nxt = be.pick(be.context(self.peer[0]))
-            if nxt is None:
-                self.term = "SC"
-                self.close()
-                return
-            self.server = nxt
-            self.log_server = nxt.name
-            self._connect()
         else:
-            self.retry_handle = self.loop.call_later(
-                min(be.timeout_connect or 1.0, 1.0), self._connect
-            )
+            self.server = nxt  # redispatched
+            self._connect()
 
     def _established(self) -> None:
         self.state = _ESTABLISHED
@@ -607,11 +591,8 @@ class TcpSession:
     def _expired(self) -> None:
         if self.state == _CONNECTING:
             self._connect_failed()
-        elif self.queued:
-            self.term = "sQ"
-            self.close()
         else:
-            self.term = "cD"
+            self.term = tcpdecide.expired_term(self.queued)
             self.close()
 
     # ---- the end -------------------------------------------------------------------
@@ -626,9 +607,7 @@ class TcpSession:
             self.retry_handle.cancel()
             self.retry_handle = None
         be = self.backend
-        if self.queued and be is not None:
-            be.dequeue(self._dequeued)
-            self.queued = False
+        tcpdecide.leave_queue(self, be)
         bytes_out = 0
         for w in (self.up, self.down):
             if w is not None:
@@ -642,12 +621,7 @@ class TcpSession:
             be.release(self.server)
             self.server = None
         tcp.log_session(self, bytes_out)
-        if self.admitted:
-            self.admitted = False
-            self.fe.leave()
-        else:  # held at maxconn: it must not be let in (and counted) once gone
-            with contextlib.suppress(ValueError):
-                self.fe.waiting.remove(self._admitted)
+        tcpdecide.leave_frontend(self, self.fe)
         self.fe.registry.remove(self)
 
     def abort(self) -> None:
