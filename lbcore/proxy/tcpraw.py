@@ -254,6 +254,7 @@ class TcpSession:
         "accept_wall",
         "admitted",
         "backend",
+        "client_fin",
         "closed",
         "csock",
         "deadline",
@@ -309,6 +310,7 @@ class TcpSession:
         self.retries_left = 0
         self.up: _Way | None = None
         self.down: _Way | None = None
+        self.client_fin = False  # the client's end was announced while no _Way existed
         # access log (only when the frontend logs)
         self.log = fe.log
         self.term = "--"
@@ -415,6 +417,7 @@ class TcpSession:
         self.up = _Way(self.csock, ssock)
         self.down = _Way(ssock, self.csock)
         self.up.readable = True  # whatever the client sent before (its edge is spent)
+        self.up.rdhup = self.client_fin  # ... and whether it ended (that edge too)
         self.poller.register(ssock, self._on_server)
         self.deadline.set_in(be.timeout_connect)
 
@@ -424,6 +427,8 @@ class TcpSession:
         if self.ssock is not None:
             self.poller.close(self.ssock)
             self.ssock = None
+        if self.up is not None and self.up.rdhup:
+            self.client_fin = True  # seen while connecting: the retry's ways need it
         self.up = self.down = None
         self.deadline.cancel()
         self.state = _WAITING
@@ -454,7 +459,11 @@ class TcpSession:
     def _on_client(self, ev: int) -> None:
         up, down = self.up, self.down
         if up is None or down is None:
-            return  # before the server socket exists: its first run reads anyway
+            # Before the server socket exists (queued, held, between retries): its first
+            # run reads anyway, but no later edge repeats that the client has ended.
+            if ev & _RDHUP and not ev & _ERR:
+                self.client_fin = True
+            return
         if ev & _READ:
             up.readable = True
             up.rdhup = (up.rdhup or bool(ev & _RDHUP)) and not ev & _ERR
