@@ -369,7 +369,8 @@ class TcpClient(asyncio.Protocol):
                 up.transport.abort()
             else:
                 up.transport.close()
-        tcpdecide.leave_queue(self, self.backend)
+        if self.queued:
+            tcpdecide.leave_queue(self, self.backend)
         if self.upstream is None:
             self._release()
         if exc is not None and self.term == "--":

@@ -35,6 +35,7 @@ import enum
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 from lbcore.backend import BackendRuntime
+from lbcore.balance import PickContext
 from lbcore.server import ServerRuntime
 
 if TYPE_CHECKING:  # typing only: lbcore.proxy.common brings the event loop along
@@ -59,6 +60,8 @@ TERM_QUEUE: Final = "sQ"  # server timeout while waiting in the queue
 TERM_TIMEOUT: Final = "cD"  # client timeout during data transfer (the tunnel timeout)
 
 RETRY_DELAY_MAX: Final = 1.0  # seconds: the turn-around timer's upper bound
+
+_PLAIN = PickContext()  # what an algorithm reading no request fact is given
 
 
 class Session(Protocol):
@@ -92,7 +95,9 @@ def tunnel_timeout(timeout_client: float | None, be: BackendRuntime) -> float | 
 def assign(be: BackendRuntime, src: str) -> ServerRuntime | Literal[Next.QUEUE, Next.FAIL]:
     """A server for a session from ``src`` (counted on it: ``be.release`` it once),
     ``QUEUE`` when every usable server is full, ``FAIL`` when none can serve."""
-    server = be.pick(be.context(src))
+    # ``be.context`` would answer the same for a plain algorithm: one call fewer on
+    # the path of every connection.
+    server = be.pick(_PLAIN if be.plain else be.context(src))
     if server is not None:
         return server
     return QUEUE if be.available() else FAIL
@@ -136,7 +141,8 @@ def expired_term(queued: bool) -> str:
 
 
 def leave_queue(s: Session, be: BackendRuntime | None) -> None:
-    """A session ending while queued for a server stops waiting for one."""
+    """A session ending while queued for a server stops waiting for one (callers may
+    skip the call when ``s.queued`` is false: it does nothing then)."""
     if s.queued and be is not None:
         be.dequeue(s._dequeued)
         s.queued = False

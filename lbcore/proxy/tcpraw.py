@@ -616,7 +616,8 @@ class TcpSession:
             self.retry_handle.cancel()
             self.retry_handle = None
         be = self.backend
-        tcpdecide.leave_queue(self, be)
+        if self.queued:
+            tcpdecide.leave_queue(self, be)
         bytes_out = 0
         for w in (self.up, self.down):
             if w is not None:
