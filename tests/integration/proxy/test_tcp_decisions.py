@@ -106,6 +106,7 @@ def both(
         b.close()
 
 
+@pytest.mark.flaky(reruns=2)  # wall-clock bounds on a shared machine
 def test_retries_go_to_the_same_server_then_sc(both: Callable[..., Both]) -> None:
     """``retries 2``, one refusing server: two retries there, a turn-around delay of
     min(timeout connect, 1s) before each, then SC."""
@@ -134,6 +135,7 @@ def test_redispatch_when_the_only_retry_is_the_last(both: Callable[..., Both]) -
         echo.close()
 
 
+@pytest.mark.flaky(reruns=2)  # wall-clock bounds on a shared machine
 def test_redispatch_on_the_last_retry(lb: LbFactory, tcp_path: str) -> None:
     """``option redispatch``, ``retries 2``: the dead server is retried once, after the
     turn-around delay, and the last retry goes to the other server (the log's ``+2``).
@@ -162,6 +164,7 @@ def test_redispatch_on_the_last_retry(lb: LbFactory, tcp_path: str) -> None:
         log.close()
 
 
+@pytest.mark.flaky(reruns=2)  # wall-clock bounds on a shared machine
 def test_queue_timeout_ends_with_sq(both: Callable[..., Both]) -> None:
     """Server ``maxconn 1`` and ``timeout queue 300ms``: while the first session holds
     the slot, the second waits in the queue and is closed at its timeout (sQ)."""
@@ -207,6 +210,7 @@ def test_queued_session_keeps_what_the_client_sent_meanwhile(
         echo.close()
 
 
+@pytest.mark.flaky(reruns=2)  # wall-clock bounds on a shared machine
 def test_no_usable_server_ends_with_sc_at_once(both: Callable[..., Both]) -> None:
     b = both("  server off 127.0.0.1:{d} disabled\n", d=refused_port())
     for port, log in ((b.ours, b.ours_log), (b.theirs, b.theirs_log)):
