@@ -95,7 +95,9 @@ class _Wheel:
                         d._due()
         while ticks and not slots.get(ticks[0]):  # emptied by cancels
             slots.pop(heapq.heappop(ticks), None)
-        if ticks and not self.armed:
+        # A callback may have armed the timer for a slot it filed (a deadline re-filed
+        # later, say) while an earlier slot still waits: the earliest one wins.
+        if ticks and (not self.armed or ticks[0] < self.armed):
             self._arm(ticks[0])
 
 

@@ -1,11 +1,12 @@
 """The TCP mode adapter: bytes both ways, half-close honoured, flow control both ways.
 
 Theory of operation: a client connection is held (reading paused) until a server is
-picked and connected — with HAProxy's retries, redispatch and queueing at maxconn —
-then every chunk read on one side is written to the other. A full write buffer on
-one side pauses reading on the other. EOF from one side becomes ``write_eof`` on the
-other (a half-close), and the pair closes once both directions have ended. The
-server slot is released when the pair is gone.
+picked and connected — with HAProxy's retries, redispatch and queueing at maxconn,
+as ``lbcore.proxy.tcpdecide`` decides them — then every chunk read on one side is
+written to the other. A full write buffer on one side pauses reading on the other.
+EOF from one side becomes ``write_eof`` on the other (a half-close), and the pair
+closes once both directions have ended. The server slot is released when the pair
+is gone.
 
 On Linux, once both sockets are connected, bytes can be moved by ``splice(2)``
 through a pipe without entering Python (``lbcore.proxy.splice``); this module is the
@@ -24,10 +25,11 @@ import time
 from typing import Any
 
 from lbcore.backend import BackendRuntime
-from lbcore.proxy import splice
+from lbcore.proxy import splice, tcpdecide
 from lbcore.proxy.accesslog import ms
 from lbcore.proxy.common import Deadline, FrontendRuntime
 from lbcore.proxy.splice import SplicePair
+from lbcore.proxy.tcpdecide import FAIL, QUEUE, RETRY, TERM_FAIL
 from lbcore.server import ServerRuntime
 
 
@@ -151,6 +153,7 @@ class TcpClient(asyncio.Protocol):
         self.t_accept = self.t_assigned = self.t_connected = -1.0
         self.accept_wall = 0.0
         self.bytes_out = 0
+        self.retries_left = 0
         self.retries = 0
         self.redispatched = False
         self.log_server = ""
@@ -174,25 +177,22 @@ class TcpClient(asyncio.Protocol):
         if be is None:
             self.close()
             return
-        fe = self.fe
-        self.timeout = be.timeout_tunnel
-        if self.timeout is None:
-            known = [t for t in (fe.timeout_client, be.timeout_server) if t is not None]
-            self.timeout = max(known) if known else None
+        self.timeout = tcpdecide.tunnel_timeout(self.fe.timeout_client, be)
+        self.retries_left = be.retries
         self._assign()
 
     def _assign(self) -> None:
         be = self.backend
         assert be is not None
-        server = be.pick(be.context(self.peer[0]))
-        if server is None:
-            if not be.available():
-                self.term = "SC"
-                self.close()
-                return
+        server = tcpdecide.assign(be, self.peer[0])
+        if server is QUEUE:
             self.queued = True
             be.enqueue(self._dequeued)
             self.deadline.set_in(be.timeout_queue)
+            return
+        if server is FAIL:
+            self.term = TERM_FAIL
+            self.close()
             return
         if self.log is not None:
             self.t_assigned = self.loop.time()
@@ -206,7 +206,6 @@ class TcpClient(asyncio.Protocol):
 
     async def _connect(self, be: BackendRuntime, server: ServerRuntime) -> None:
         loop = self.loop
-        retries = be.retries
         while True:
             host, port = server.config.host, server.config.port
             # Non-blocking from socket(2) on: no extra ioctl per connection.
@@ -225,28 +224,15 @@ class TcpClient(asyncio.Protocol):
                     await loop.sock_connect(sock, (host, port))
             except (TimeoutError, OSError):
                 sock.close()
-                be.econ += 1
-                if self.closed or retries <= 0:
-                    be.release(server)
-                    self.term = "SC"
+                nxt = tcpdecide.connect_failed(self, be, server)
+                if nxt is RETRY:
+                    await asyncio.sleep(tcpdecide.retry_delay(be))
+                elif nxt is FAIL:  # the slot was given back
+                    self.term = TERM_FAIL
                     self.close()
                     return
-                retries -= 1
-                be.wretr += 1
-                self.retries += 1
-                if be.redispatch and retries == 0 and len(be.servers) > 1:
-                    be.release(server)
-                    be.wredis += 1
-                    self.redispatched = True
-                    nxt = be.pick(be.context(self.peer[0]))
-                    if nxt is None:
-                        self.term = "SC"
-                        self.close()
-                        return
-                    server = nxt
-                    self.log_server = server.name
                 else:
-                    await asyncio.sleep(min(be.timeout_connect or 1.0, 1.0))
+                    server = nxt  # redispatched
                 continue
             if self.closed:
                 sock.close()
@@ -305,12 +291,10 @@ class TcpClient(asyncio.Protocol):
         if pair is not None:
             self.bytes_out = pair.down.moved
             if pair.timed_out:
-                self.term = "cD"
+                self.term = tcpdecide.TERM_TIMEOUT
         self._release()
         self._log()
-        if self.admitted:
-            self.admitted = False
-            self.fe.leave()
+        tcpdecide.leave_frontend(self, self.fe)
         self.fe.registry.remove(self)
 
     def data_received(self, data: bytes) -> None:
@@ -385,9 +369,8 @@ class TcpClient(asyncio.Protocol):
                 up.transport.abort()
             else:
                 up.transport.close()
-        if self.queued and self.backend is not None:
-            self.backend.dequeue(self._dequeued)
-            self.queued = False
+        if self.queued:
+            tcpdecide.leave_queue(self, self.backend)
         if self.upstream is None:
             self._release()
         if exc is not None and self.term == "--":
@@ -397,9 +380,9 @@ class TcpClient(asyncio.Protocol):
         # The upstream (if any) still reports its end to us; we no longer need it, and
         # dropping it leaves no client <-> upstream cycle for the collector.
         self.upstream = None
-        if self.admitted:
-            self.admitted = False
-            self.fe.leave()
+        # Also takes a connection still held at maxconn off the waiting line (e.g. one
+        # closed by a graceful stop): let in later, it would hold its slot for ever.
+        tcpdecide.leave_frontend(self, self.fe)
         self.fe.registry.remove(self)
 
     def _release(self) -> None:
@@ -427,11 +410,10 @@ class TcpClient(asyncio.Protocol):
         log_session(self, self.bytes_out)
 
     def _timeout(self) -> None:
+        self.term = tcpdecide.expired_term(self.queued)
         if self.queued:
-            self.term = "sQ"
             self.close()
             return
-        self.term = "cD"
         up = self.upstream
         if up is not None:
             up.transport.abort()

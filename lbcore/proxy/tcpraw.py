@@ -34,9 +34,10 @@ removes it). An event only records readiness on the session (``_Way.readable`` /
 
 Sockets are closed at the end of an event batch, never in the middle of one, so a
 new socket cannot get the number of a closed one while the batch still holds events
-for the old. Admission (``maxconn``), queueing, retries, redispatch, timeouts and the
-``tcplog`` line follow ``lbcore.proxy.tcp``, which remains the path for TLS, content
-inspection, platforms without epoll/splice and ``LBCORE_SPLICE=0``.
+for the old. Admission (``maxconn``), queueing, retries, redispatch and timeouts are
+decided by ``lbcore.proxy.tcpdecide`` and the ``tcplog`` line written by
+``tcp.log_session``, as for ``lbcore.proxy.tcp``, which remains the path for TLS,
+content inspection, platforms without epoll/splice and ``LBCORE_SPLICE=0``.
 """
 
 from __future__ import annotations
@@ -55,8 +56,9 @@ from collections.abc import Callable
 from typing import Any
 
 from lbcore.backend import BackendRuntime
-from lbcore.proxy import splice, tcp
+from lbcore.proxy import splice, tcp, tcpdecide
 from lbcore.proxy.common import Deadline, FrontendRuntime
+from lbcore.proxy.tcpdecide import FAIL, QUEUE, RETRY, TERM_FAIL
 from lbcore.server import ServerRuntime
 
 log = logging.getLogger("lbcore.proxy")
@@ -170,10 +172,7 @@ class Listener:
         # the session's inactivity timeout, as HAProxy picks it for a tunnel
         self.timeout: float | None = None
         if be is not None:
-            self.timeout = be.timeout_tunnel
-            if self.timeout is None:
-                known = [t for t in (fe.timeout_client, be.timeout_server) if t is not None]
-                self.timeout = max(known) if known else None
+            self.timeout = tcpdecide.tunnel_timeout(fe.timeout_client, be)
         loop.add_reader(self.fd, self._accept)
 
     def _accept(self) -> None:
@@ -255,6 +254,7 @@ class TcpSession:
         "accept_wall",
         "admitted",
         "backend",
+        "client_fin",
         "closed",
         "csock",
         "deadline",
@@ -310,6 +310,7 @@ class TcpSession:
         self.retries_left = 0
         self.up: _Way | None = None
         self.down: _Way | None = None
+        self.client_fin = False  # the client's end was announced while no _Way existed
         # access log (only when the frontend logs)
         self.log = fe.log
         self.term = "--"
@@ -345,15 +346,15 @@ class TcpSession:
     def _assign(self) -> None:
         be = self.backend
         assert be is not None
-        server = be.pick(be.context(self.peer[0]))
-        if server is None:
-            if not be.available():
-                self.term = "SC"
-                self.close()
-                return
+        server = tcpdecide.assign(be, self.peer[0])
+        if server is QUEUE:
             self.queued = True
             be.enqueue(self._dequeued)
             self.deadline.set_in(be.timeout_queue)
+            return
+        if server is FAIL:
+            self.term = TERM_FAIL
+            self.close()
             return
         self.deadline.cancel()
         if self.log is not None:
@@ -416,6 +417,7 @@ class TcpSession:
         self.up = _Way(self.csock, ssock)
         self.down = _Way(ssock, self.csock)
         self.up.readable = True  # whatever the client sent before (its edge is spent)
+        self.up.rdhup = self.client_fin  # ... and whether it ended (that edge too)
         self.poller.register(ssock, self._on_server)
         self.deadline.set_in(be.timeout_connect)
 
@@ -425,34 +427,21 @@ class TcpSession:
         if self.ssock is not None:
             self.poller.close(self.ssock)
             self.ssock = None
+        if self.up is not None and self.up.rdhup:
+            self.client_fin = True  # seen while connecting: the retry's ways need it
         self.up = self.down = None
         self.deadline.cancel()
         self.state = _WAITING
-        be.econ += 1
-        if self.closed or self.retries_left <= 0:
-            self.term = "SC"
+        nxt = tcpdecide.connect_failed(self, be, server)
+        if nxt is RETRY:
+            self.retry_handle = self.loop.call_later(tcpdecide.retry_delay(be), self._connect)
+        elif nxt is FAIL:
+            self.server = None  # its slot was given back
+            self.term = TERM_FAIL
             self.close()
-            return
-        self.retries_left -= 1
-        be.wretr += 1
-        self.retries += 1
-        if be.redispatch and self.retries_left == 0 and len(be.servers) > 1:
-            be.release(server)
-            self.server = None
-            be.wredis += 1
-            self.redispatched = True
-            nxt = be.pick(be.context(self.peer[0]))
-            if nxt is None:
-                self.term = "SC"
-                self.close()
-                return
-            self.server = nxt
-            self.log_server = nxt.name
-            self._connect()
         else:
-            self.retry_handle = self.loop.call_later(
-                min(be.timeout_connect or 1.0, 1.0), self._connect
-            )
+            self.server = nxt  # redispatched
+            self._connect()
 
     def _established(self) -> None:
         self.state = _ESTABLISHED
@@ -470,7 +459,11 @@ class TcpSession:
     def _on_client(self, ev: int) -> None:
         up, down = self.up, self.down
         if up is None or down is None:
-            return  # before the server socket exists: its first run reads anyway
+            # Before the server socket exists (queued, held, between retries): its first
+            # run reads anyway, but no later edge repeats that the client has ended.
+            if ev & _RDHUP and not ev & _ERR:
+                self.client_fin = True
+            return
         if ev & _READ:
             up.readable = True
             up.rdhup = (up.rdhup or bool(ev & _RDHUP)) and not ev & _ERR
@@ -607,11 +600,8 @@ class TcpSession:
     def _expired(self) -> None:
         if self.state == _CONNECTING:
             self._connect_failed()
-        elif self.queued:
-            self.term = "sQ"
-            self.close()
         else:
-            self.term = "cD"
+            self.term = tcpdecide.expired_term(self.queued)
             self.close()
 
     # ---- the end -------------------------------------------------------------------
@@ -626,9 +616,8 @@ class TcpSession:
             self.retry_handle.cancel()
             self.retry_handle = None
         be = self.backend
-        if self.queued and be is not None:
-            be.dequeue(self._dequeued)
-            self.queued = False
+        if self.queued:
+            tcpdecide.leave_queue(self, be)
         bytes_out = 0
         for w in (self.up, self.down):
             if w is not None:
@@ -642,12 +631,7 @@ class TcpSession:
             be.release(self.server)
             self.server = None
         tcp.log_session(self, bytes_out)
-        if self.admitted:
-            self.admitted = False
-            self.fe.leave()
-        else:  # held at maxconn: it must not be let in (and counted) once gone
-            with contextlib.suppress(ValueError):
-                self.fe.waiting.remove(self._admitted)
+        tcpdecide.leave_frontend(self, self.fe)
         self.fe.registry.remove(self)
 
     def abort(self) -> None:

@@ -41,6 +41,17 @@ def lb() -> Iterator[Callable[..., tuple[Lb, int]]]:
         inst.stop()
 
 
+@pytest.fixture(params=["splice", "copy"])
+def tcp_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a TCP-mode test over both adapters: the epoll one with splice(2)
+    (``lbcore.proxy.tcpraw``), and the portable transport one (``lbcore.proxy.tcp``)."""
+    mode: str = request.param
+    if mode == "splice" and not hasattr(os, "splice"):
+        pytest.skip("os.splice is not available on this platform")
+    monkeypatch.setenv("LBCORE_SPLICE", "1" if mode == "splice" else "0")
+    return mode
+
+
 @pytest.fixture
 def haproxy() -> Iterator[Callable[[str], int]]:
     binary = need_binary("haproxy")

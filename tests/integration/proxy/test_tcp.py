@@ -73,16 +73,6 @@ class EchoServer:
         self.sock.close()
 
 
-@pytest.fixture(params=["splice", "copy"])
-def tcp_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run a test over both forwarding paths: splice(2), and the portable copy."""
-    mode: str = request.param
-    if mode == "splice" and not hasattr(os, "splice"):
-        pytest.skip("os.splice is not available on this platform")
-    monkeypatch.setenv("LBCORE_SPLICE", "1" if mode == "splice" else "0")
-    return mode
-
-
 @pytest.fixture
 def echo_server() -> Iterator[EchoServer]:
     srv = EchoServer()

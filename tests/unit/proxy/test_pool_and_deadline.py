@@ -100,3 +100,32 @@ def test_deadlines_share_the_wheel_fire_once_in_order_and_honour_cancels() -> No
         loop.run_until_complete(scenario())
     finally:
         loop.close()
+
+
+@pytest.mark.flaky(reruns=2)  # real loop timers on a shared machine
+def test_a_deadline_refiled_later_does_not_delay_an_earlier_one() -> None:
+    """The wheel's timer must stay armed for its earliest slot after firing one in
+    which a deadline re-files itself later: TCP mode's connect deadline does that when
+    the connection is made (it becomes the tunnel timeout), and a queued session's
+    300 ms ``timeout queue``, filed meanwhile, fired after the other's 5 s instead."""
+    loop = asyncio.new_event_loop()
+    fired: dict[str, float] = {}
+    early = Deadline(loop, lambda: fired.setdefault("early", loop.time()))
+    other = Deadline(loop, lambda: fired.setdefault("other", loop.time()))
+
+    async def scenario() -> None:
+        t0 = loop.time()
+        early.set_in(0.05)
+        other.set_in(0.2)  # a later slot: the wheel's timer stays on early's
+        early.set_in(2.0)  # moved later: re-files itself when its slot is reached
+        await asyncio.sleep(0.6)
+        assert "early" not in fired
+        assert "other" in fired, "the 0.2 s deadline waited for the 2 s one"
+        assert 0.19 <= fired["other"] - t0 < 0.5
+
+    try:
+        loop.run_until_complete(scenario())
+    finally:
+        early.close()
+        other.close()
+        loop.close()
