@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 from setuptools import setup
@@ -26,6 +27,18 @@ def native_modules() -> list[str]:
     return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
 
 
+def clear_old_products(paths: list[str]) -> None:
+    """Drop extensions no longer wanted: setuptools copies everything under build/lib.*
+    into a wheel, and an in-place extension shadows its source, so one left by an
+    earlier list (a module since removed from it) would be shipped or imported."""
+    for old in HERE.glob("build/lib.*"):
+        shutil.rmtree(old)
+    wanted = {str(Path(p).with_suffix("")) for p in paths} | {"lbcore/_native__mypyc"}
+    for ext in (HERE / "lbcore").rglob("*.so"):
+        if str(ext.relative_to(HERE)).split(".", 1)[0] not in wanted:
+            ext.unlink()
+
+
 def extensions() -> list:
     if os.environ.get("LBCORE_PURE") == "1":
         MANIFEST.unlink(missing_ok=True)
@@ -33,6 +46,7 @@ def extensions() -> list:
     from mypyc.build import mypycify
 
     paths = native_modules()
+    clear_old_products(paths)
     digests = {p: hashlib.sha256((HERE / p).read_bytes()).hexdigest() for p in paths}
     MANIFEST.write_text(json.dumps(digests, indent=1, sort_keys=True) + "\n")
     # debug_level 0: no paths of the temporary build environment inside the .so, so a
