@@ -23,6 +23,7 @@ once upgraded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 import time
@@ -352,6 +353,9 @@ class HttpClient(asyncio.Protocol):
         if self.admitted:
             self.admitted = False
             self.fe.leave()
+        else:  # still held at maxconn: off the waiting line, or it is let in once gone
+            with contextlib.suppress(ValueError):
+                self.fe.waiting.remove(self._admitted)
         self.fe.registry.remove(self)
 
     def close(self) -> None:

@@ -6,6 +6,7 @@ import hashlib
 import http.client
 import json
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -511,6 +512,31 @@ def test_frontend_maxconn_holds_extra_connections(lb: LbFactory, web: list[Backe
     second.settimeout(5)
     assert second.recv(65536).startswith(b"HTTP/1.1 200")
     second.close()
+
+
+def test_held_connection_that_goes_away_takes_no_slot(
+    lb: LbFactory, web: list[Backend]
+) -> None:
+    """Frontend maxconn 1: connections held unadmitted that reset must not be let in
+    (and counted) once the slot frees, else later clients wait for ever."""
+    _, port = lb(
+        BASE + "frontend fe\n  bind 127.0.0.1:{port}\n  maxconn 1\n"
+        "  default_backend b\nbackend b\n  server s1 {s1}\n",
+        s1=web[0].addr,
+    )
+    first = socket.create_connection(("127.0.0.1", port), timeout=5)
+    first.sendall(b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert first.recv(65536).startswith(b"HTTP/1.1 200")
+    for _ in range(3):
+        held = socket.create_connection(("127.0.0.1", port), timeout=5)
+        held.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        held.close()  # a reset while held
+    time.sleep(0.3)
+    first.close()  # frees the slot
+    for n in range(3):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"GET /%d HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n" % n)
+            assert s.recv(65536).startswith(b"HTTP/1.1 200")
 
 
 def _read_responses(s: socket.socket, count: int) -> list[bytes]:
