@@ -514,9 +514,7 @@ def test_frontend_maxconn_holds_extra_connections(lb: LbFactory, web: list[Backe
     second.close()
 
 
-def test_held_connection_that_goes_away_takes_no_slot(
-    lb: LbFactory, web: list[Backend]
-) -> None:
+def test_held_connection_that_goes_away_takes_no_slot(lb: LbFactory, web: list[Backend]) -> None:
     """Frontend maxconn 1: connections held unadmitted that reset must not be let in
     (and counted) once the slot frees, else later clients wait for ever."""
     _, port = lb(
