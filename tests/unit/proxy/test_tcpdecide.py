@@ -310,7 +310,7 @@ def test_leave_frontend_of_a_held_session_leaves_the_waiting_line() -> None:
 def test_decisions_are_sans_io() -> None:
     """The decision module imports no I/O or clock modules (STYLE.md §1)."""
     forbidden = {"asyncio", "socket", "ssl", "time", "subprocess", "select", "selectors", "os"}
-    tree = ast.parse(Path(tcpdecide.__file__).read_text())
+    tree = ast.parse(Path(tcpdecide.__file__).with_name("tcpdecide.py").read_text())
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names = [a.name.split(".")[0] for a in node.names]
