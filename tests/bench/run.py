@@ -3,7 +3,7 @@
 Method (docs/performance.md says why): two nginx backends on loopback serve a small
 body and a 1 MB file; HAProxy (Debian's) and lbcore are started once, on the same
 configuration text with the same worker/thread count; each row is measured in
-rounds, and each round runs wrk against HAProxy and then lbcore (A B A B ...) with
+rounds, and each round runs wrk against HAProxy and lbcore (A B, then B A ...) with
 the same bounded load (``-t1 -c50 -d SECONDS``). Per run we keep req/s (or MB/s),
 p50/p99 latency, the proxy's CPU seconds per 100k requests (utime+stime of its whole
 process tree from /proc) and its peak RSS (sampled during the run). The ratio
@@ -42,6 +42,8 @@ from tests.conftest import REPO, free_port, lbcore_cmd, lbcore_env
 HAPROXY = "/usr/sbin/haproxy"
 NGINX = "/usr/sbin/nginx"
 SIDES = ("haproxy", "lbcore")
+# With --floor, on the HTTP rows: tests/bench/floor.py without and with its access log.
+FLOOR_SIDES = ("floor", "floor-log")
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,9 +162,9 @@ def spread(values: list[float]) -> dict[str, float]:
     return {"min": min(values), "median": statistics.median(values), "max": max(values)}
 
 
-def ratios(per_side: dict[str, list[Sample]], field: str) -> dict[str, float]:
-    """lbcore/HAProxy of ``field``, round by round, as min/median/max."""
-    pairs = zip(per_side["haproxy"], per_side["lbcore"], strict=True)
+def ratios(per_side: dict[str, list[Sample]], field: str, side: str = "lbcore") -> dict[str, float]:
+    """``side``/HAProxy of ``field``, round by round, as min/median/max."""
+    pairs = zip(per_side["haproxy"], per_side[side], strict=True)
     vals = [getattr(lb, field) / getattr(ha, field) for ha, lb in pairs if getattr(ha, field)]
     return spread(vals) if vals else {"min": 0.0, "median": 0.0, "max": 0.0}
 
@@ -175,46 +177,58 @@ def summarise(row: Row, per_side: dict[str, list[Sample]]) -> dict[str, object]:
         median["errors"] = sum(s.errors for s in samples)
         median["requests"] = sum(s.requests for s in samples)
         sides[side] = {"rounds": [asdict(s) for s in samples], "median": median}
-    return {
+    out: dict[str, object] = {
         "name": row.name,
         "title": row.title,
         "unit": row.unit,
         "sides": sides,
         "ratio": {f: ratios(per_side, f) for f in fields},
     }
+    others = [s for s in per_side if s not in SIDES]
+    if others:  # the floor's sides against HAProxy, the same way
+        out["ratios"] = {s: {f: ratios(per_side, f, s) for f in fields} for s in others}
+    return out
 
 
 def table(results: list[dict[str, object]], standin: bool) -> str:
     head = (
-        f"{'row':<22} {'proxy':<8} {'req/s':>9} {'MB/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'row':<22} {'proxy':<9} {'req/s':>9} {'MB/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
         f"{'CPU s/100k':>10} {'RSS MB':>7} {'errors':>6}"
     )
     lines = [head, "-" * len(head)]
     for r in results:
         sides = r["sides"]
         assert isinstance(sides, dict)
-        for i, side in enumerate(SIDES):
+        for i, side in enumerate(sides):
             m = sides[side]["median"]
             label = f"{side}*" if side == "lbcore" and standin else side
             lines.append(
-                f"{r['name'] if i == 0 else '':<22} {label:<8} {m['rps']:>9.0f} {m['mbps']:>8.1f} "
+                f"{r['name'] if i == 0 else '':<22} {label:<9} {m['rps']:>9.0f} {m['mbps']:>8.1f} "
                 f"{m['p50_ms']:>8.2f} {m['p99_ms']:>8.2f} {m['cpu_per_100k']:>10.2f} "
                 f"{m['rss_mb']:>7.1f} {m['errors']:>6}"
             )
         q = r["ratio"]
         assert isinstance(q, dict)
-        t = q["throughput"]
-        lines.append(
-            f"{'':<22} {'ratio':<8} {r['unit']} {t['median']:.2f} "
-            f"(min {t['min']:.2f}, max {t['max']:.2f}); "
-            f"p50 {q['p50_ms']['median']:.2f}, p99 {q['p99_ms']['median']:.2f}, "
-            f"CPU/req {q['cpu_per_100k']['median']:.2f} "
-            f"(min {q['cpu_per_100k']['min']:.2f}, max {q['cpu_per_100k']['max']:.2f}), "
-            f"RSS {q['rss_mb']['median']:.2f}"
-        )
+        others = r.get("ratios") or {}
+        assert isinstance(others, dict)
+        for label, qq in [("ratio", q), *((f"{k}/H", v) for k, v in others.items())]:
+            t = qq["throughput"]
+            lines.append(
+                f"{'':<22} {label:<9} {r['unit']} {t['median']:.2f} "
+                f"(min {t['min']:.2f}, max {t['max']:.2f}); "
+                f"p50 {qq['p50_ms']['median']:.2f}, p99 {qq['p99_ms']['median']:.2f}, "
+                f"CPU/req {qq['cpu_per_100k']['median']:.2f} "
+                f"(min {qq['cpu_per_100k']['min']:.2f}, max {qq['cpu_per_100k']['max']:.2f}), "
+                f"RSS {qq['rss_mb']['median']:.2f}"
+            )
     if standin:
         lines.append("* STAND-IN: the lbcore side ran HAProxy (--standin, or no `lbcore run`).")
     lines.append("ratio = lbcore / HAProxy per round; median (min, max) over rounds.")
+    if any(r.get("ratios") for r in results):
+        lines.append(
+            "floor = tests/bench/floor.py, a minimal uvloop+httptools forwarder; floor-log the "
+            "same with one f-string log line per request over UDP; X/H = X / HAProxy."
+        )
     return "\n".join(lines)
 
 
@@ -283,6 +297,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--no-log", action="store_true", help="without option httplog/tcplog")
     p.add_argument("--standin", action="store_true", help="run HAProxy on the lbcore side too")
+    p.add_argument(
+        "--floor",
+        action="store_true",
+        help="also measure tests/bench/floor.py (without and with its log line) on HTTP rows",
+    )
     p.add_argument("--json", type=Path, default=REPO / "artifacts" / "bench.json")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs)")
     a = p.parse_args(argv)
@@ -300,11 +319,14 @@ class Bench:
     on its own two ports: the same config text with only the proxy ports changed.
     """
 
-    def __init__(self, tmp: Path, workers: int, log: bool, standin: bool) -> None:
+    def __init__(
+        self, tmp: Path, workers: int, log: bool, standin: bool, floor: bool = False
+    ) -> None:
         self.tmp = tmp
         self.workers = workers
         self.log = log
         self.standin = standin
+        self.floor = FLOOR_SIDES if floor else ()
         self.services: list[procs.Service] = []
         self.proxies: dict[str, procs.Service] = {}
         # The syslog sink: bound, never read. The kernel drops what overflows its
@@ -317,7 +339,13 @@ class Bench:
             side: configs.Ports(web, free_port(), free_port(), syslog, free_port())
             for side in SIDES
         }
+        for side in self.floor:  # an HTTP port only
+            self.ports[side] = configs.Ports(web, free_port(), 0, syslog)
         self.pem = configs.write_tls_cert(tmp / "bench.pem")
+
+    def sides(self, row: Row) -> tuple[str, ...]:
+        """Who is measured on ``row``: the floor forwards plain HTTP only."""
+        return SIDES + self.floor if row.target == "http" else SIDES
 
     def port(self, side: str, row: Row) -> int:
         p = self.ports[side]
@@ -339,6 +367,17 @@ class Bench:
                 verify(port, "/small", configs.SMALL_BODY, side)
                 verify(port, "/1m", big, side)
             verify(sp.https, "/small", configs.SMALL_BODY, side, tls=True)
+        for side in self.floor:
+            fp = self.ports[side]
+            argv = [sys.executable, "-m", "tests.bench.floor", "serve"]
+            argv += ["--bind", f"127.0.0.1:{fp.http}", "--workers", str(self.workers)]
+            for w in fp.web:
+                argv += ["--server", f"127.0.0.1:{w}"]
+            if side == "floor-log":
+                argv += ["--log", f"127.0.0.1:{fp.syslog}"]
+            self.proxies[side] = self._start(procs.Service(side, argv, [fp.http], lbcore_env()))
+            verify(fp.http, "/small", configs.SMALL_BODY, side)
+            verify(fp.http, "/1m", big, side)
 
     def start_proxy(self, side: str, name: str, ports: configs.Ports) -> procs.Service:
         """A proxy of kind ``side`` on ``ports``, its config and output named ``name``."""
@@ -369,16 +408,19 @@ class Bench:
                 print(f"--- {svc.name} output ---\n{tail}", file=sys.stderr)
 
     def run_row(self, row: Row, rounds: int, duration: float, warmup: float) -> dict[str, object]:
+        sides = self.sides(row)
         if warmup > 0:
-            for side in SIDES:
+            for side in sides:
                 measure(self.proxies[side], self.port(side, row), row, warmup)
-        per_side: dict[str, list[Sample]] = {s: [] for s in SIDES}
+        per_side: dict[str, list[Sample]] = {s: [] for s in sides}
         for rnd in range(rounds):
-            for side in SIDES:  # A B A B: neither side always runs on a warmer machine
+            # A B, B A (A B C, B C A, C A B ...): no side always runs first or last
+            k = rnd % len(sides)
+            for side in sides[k:] + sides[:k]:
                 s = measure(self.proxies[side], self.port(side, row), row, duration)
                 per_side[side].append(s)
                 print(
-                    f"  {row.name:<22} round {rnd + 1} {side:<8} "
+                    f"  {row.name:<22} round {rnd + 1} {side:<9} "
                     f"{s.throughput:>10.1f} {row.unit}  p99 {s.p99_ms:.2f} ms  errors {s.errors}",
                     flush=True,
                 )
@@ -428,13 +470,14 @@ def main(argv: list[str] | None = None) -> int:
     raise_fd_limit()
     tmp = Path(tempfile.mkdtemp(prefix="lbcore-bench-"))
     tmp.chmod(0o755)  # nginx workers run as nobody when we are root
-    bench = Bench(tmp, args.workers, log=not args.no_log, standin=standin)
+    bench = Bench(tmp, args.workers, log=not args.no_log, standin=standin, floor=args.floor)
     try:
         bench.start()
         print(
             f"bench: {len(rows)} rows x {args.rounds} rounds x {args.duration:g}s per side; "
             f"workers/nbthread={args.workers}; wrk -t1 -c50"
-            + ("; lbcore side is a STAND-IN (HAProxy)" if standin else ""),
+            + ("; lbcore side is a STAND-IN (HAProxy)" if standin else "")
+            + ("; with the floor forwarder on HTTP rows" if args.floor else ""),
             flush=True,
         )
         t0 = time.monotonic()
@@ -468,6 +511,7 @@ def main(argv: list[str] | None = None) -> int:
             "log": not args.no_log,
             "load": "wrk -t1 -c50 --latency",
             "lbcore_standin": standin,
+            "floor": args.floor,
             "haproxy": version([HAPROXY, "-v"]),
             "nginx": version([NGINX, "-v"]),
             "cpus": os.cpu_count(),
