@@ -1,10 +1,8 @@
 """CI smoke run of the benchmark: `make bench` in short mode must run end to end.
 
 It checks the harness, not the figures: every row is present in the printed table and
-in the JSON, for both proxies, with positive throughput, latency, CPU and memory; the
-HTTP rows also for the floor forwarder (``--floor``, tests/bench/floor.py, with and
-without its log line), so that reference cannot rot either. It does not assert ratios
-(a shared 2-core CI machine makes them noise in a 2 s run).
+in the JSON, for both proxies, with positive throughput, latency, CPU and memory. It
+does not assert ratios (a shared 2-core CI machine makes them noise in a 2 s run).
 """
 
 from __future__ import annotations
@@ -16,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bench.run import FLOOR_SIDES, ROWS, SIDES
+from tests.bench.run import ROWS, SIDES
 from tests.conftest import REPO, lbcore_env, need_binary
 
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(180)]
@@ -27,7 +25,7 @@ def test_bench_short_mode_reports_every_row(tmp_path: Path) -> None:
         need_binary(tool)
     out_json = tmp_path / "bench.json"
     done = subprocess.run(
-        [sys.executable, "-m", "tests.bench.run", "--short", "--floor", "--json", str(out_json)],
+        [sys.executable, "-m", "tests.bench.run", "--short", "--json", str(out_json)],
         cwd=REPO,
         env=lbcore_env(),
         capture_output=True,
@@ -39,29 +37,21 @@ def test_bench_short_mode_reports_every_row(tmp_path: Path) -> None:
     table = done.stdout.split("\n\n", 1)[-1]
     report = json.loads(out_json.read_text())
     assert report["meta"]["short"] is True
-    assert report["meta"]["floor"] is True
     by_name = {r["name"]: r for r in report["rows"]}
     assert set(by_name) == {r.name for r in ROWS}
     for row in ROWS:
         lines = [ln for ln in table.splitlines() if ln.startswith(row.name)]
         assert len(lines) == 1, f"{row.name} missing from the table:\n{table}"
         r = by_name[row.name]
-        floor = FLOOR_SIDES if row.target == "http" else ()
-        assert tuple(r["sides"]) == SIDES + floor
-        for side in SIDES + floor:
+        for side in SIDES:
             med = r["sides"][side]["median"]
             assert len(r["sides"][side]["rounds"]) == report["meta"]["rounds"]
             for field in ("throughput", "rps", "mbps", "p50_ms", "p99_ms", "cpu_per_100k"):
                 assert med[field] > 0, (row.name, side, field, med)
             assert med["rss_mb"] > 1, (row.name, side, med)
-        spreads = [r["ratio"], *(r["ratios"][side] for side in floor)]
         for field in ("throughput", "cpu_per_100k", "p99_ms"):
-            for spread in (q[field] for q in spreads):
-                assert 0 < spread["min"] <= spread["median"] <= spread["max"], (row.name, field)
-        for side in floor:  # a floor that breaks connections (wrk: read errors) is no floor
-            med = r["sides"][side]["median"]
-            assert med["errors"] <= med["requests"] // 100, (row.name, side, med)
-            assert f"{side}/H " in table
+            spread = r["ratio"][field]
+            assert 0 < spread["min"] <= spread["median"] <= spread["max"], (row.name, field)
     assert table.count("ratio ") >= len(ROWS)
     idle = report["idle"]
     assert idle["connections"] == report["meta"]["idle_connections"] > 0

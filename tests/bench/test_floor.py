@@ -3,21 +3,26 @@
 Its figures are only worth comparing if it is honest: every response arrives whole and
 unchanged on keep-alive connections, ``Connection: close`` closes the client but not the
 server connection (the next client reuses it), and ``--log`` sends one line per request.
+The last test is the CI smoke of ``python -m tests.bench.floor compare`` (about 10 s).
 """
 
 from __future__ import annotations
 
 import http.client
+import json
 import socket
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
 from tests.bench.procs import Service
-from tests.conftest import free_port, lbcore_env
+from tests.bench.run import FLOOR_SIDES, SIDES
+from tests.conftest import REPO, free_port, lbcore_env, need_binary
 
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(60)]
 
@@ -138,3 +143,40 @@ def test_a_dead_server_closes_the_client() -> None:
         assert svc.proc is not None and svc.proc.poll() is None
     finally:
         svc.stop()
+
+
+@pytest.mark.timeout(120)
+def test_compare_runs_the_floor_beside_both_proxies(tmp_path: Path) -> None:
+    """``python -m tests.bench.floor compare`` in its shortest form: the floor sides are
+    measured and reported on both rows, and break no connection (wrk counts errors)."""
+    for tool in ("haproxy", "nginx", "wrk"):
+        need_binary(tool)
+    out_json = tmp_path / "floor.json"
+    argv = [sys.executable, "-m", "tests.bench.floor", "compare", "--short", "--rounds", "1"]
+    done = subprocess.run(
+        [*argv, "--duration", "1", "--json", str(out_json)],
+        cwd=REPO,
+        env=lbcore_env(),
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(out_json.read_text())
+    assert report["meta"]["floor"] is True and report["idle"] is None
+    rows = {r["name"]: r for r in report["rows"]}
+    assert set(rows) == {"http-keepalive-small", "http-close-small"}
+    for name, r in rows.items():
+        assert tuple(r["sides"]) == SIDES + FLOOR_SIDES
+        for side in SIDES + FLOOR_SIDES:
+            med = r["sides"][side]["median"]
+            assert med["rps"] > 0 and med["cpu_per_100k"] > 0, (name, side, med)
+        for side in FLOOR_SIDES:
+            med = r["sides"][side]["median"]
+            # a floor that breaks connections (wrk: read errors) would be no floor
+            assert med["errors"] <= med["requests"] // 100, (name, side, med)
+            assert r["ratios"][side]["throughput"]["median"] > 0
+            assert r["ratios"][side]["cpu_per_100k"]["median"] > 0
+    for side in FLOOR_SIDES:
+        assert f"{side}/H " in done.stdout
