@@ -19,11 +19,9 @@ from __future__ import annotations
 import argparse
 import glob
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -64,11 +62,9 @@ def _requests(sock: socket.socket, path: str, n: int) -> None:
 
 def measure(tree: Path | None, path: str, n: int, log: bool) -> float:
     """Instructions per request of lbcore from ``tree`` (None: HAProxy)."""
-    tmp = Path(tempfile.mkdtemp(prefix="lbcore-instr-"))
-    tmp.chmod(0o755)
-    bench = run.Bench(tmp, 1, log=log, standin=True)  # for its nginx backends
-    proc = None
-    try:
+    with procs.Processes("lbcore-instr-") as group:
+        tmp = group.tmp
+        bench = run.Bench(group, 1, log=log, standin=True)  # for its nginx backends
         bench.start()
         base = bench.ports["haproxy"]
         ports = configs.Ports(base.web, free_port(), free_port(), base.syslog)
@@ -86,22 +82,15 @@ def measure(tree: Path | None, path: str, n: int, log: bool) -> float:
         else:
             argv += [sys.executable, "-m", "lbcore", "run", "-f", str(cfg)]
             env = dict(os.environ, PYTHONPATH=str(tree))
-        with open(tmp / "proxy.out", "wb") as out:
-            proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp)
-        procs.wait_port("127.0.0.1", ports.http, proc, 300)
+        proxy = group.start(procs.Service("proxy", argv, [ports.http], env), timeout=300)
+        assert proxy.proc is not None
         with socket.create_connection(("127.0.0.1", ports.http)) as sock:
             _requests(sock, path, 50)  # warm: imports, pools, caches
-            kids = procs.children_of(proc.pid)
-            pid = kids[-1] if tree is not None and kids else proc.pid
+            kids = procs.children_of(proxy.proc.pid)
+            pid = kids[-1] if tree is not None and kids else proxy.proc.pid
             before = _total(tmp, pid)
             _requests(sock, path, n)
             return (_total(tmp, pid) - before) / n
-    finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(60)
-        bench.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:

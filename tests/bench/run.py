@@ -29,7 +29,6 @@ import ssl
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -313,25 +312,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 class Bench:
-    """The processes of one benchmark run: nginx backends and the two proxies.
+    """The processes of one benchmark run: nginx backends and the two proxies (and with
+    ``floor`` the floor forwarder twice), started in ``group``, which stops them.
 
-    Both proxies run side by side for the whole run (the idle one costs nothing), each
-    on its own two ports: the same config text with only the proxy ports changed.
+    The proxies run side by side for the whole run (the idle ones cost nothing), each
+    on its own ports: the same config text with only the proxy ports changed.
     """
 
     def __init__(
-        self, tmp: Path, workers: int, log: bool, standin: bool, floor: bool = False
+        self, group: procs.Processes, workers: int, log: bool, standin: bool, floor: bool = False
     ) -> None:
-        self.tmp = tmp
+        self.group = group
+        self.tmp = group.tmp
         self.workers = workers
         self.log = log
         self.standin = standin
         self.floor = FLOOR_SIDES if floor else ()
-        self.services: list[procs.Service] = []
         self.proxies: dict[str, procs.Service] = {}
         # The syslog sink: bound, never read. The kernel drops what overflows its
         # buffer, so it costs no CPU, and both proxies pay the same for logging.
         self.sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        group.on_exit(self.sink.close)
         self.sink.bind(("127.0.0.1", 0))
         web = (free_port(), free_port())
         syslog = self.sink.getsockname()[1]
@@ -341,7 +342,7 @@ class Bench:
         }
         for side in self.floor:  # an HTTP port only
             self.ports[side] = configs.Ports(web, free_port(), 0, syslog)
-        self.pem = configs.write_tls_cert(tmp / "bench.pem")
+        self.pem = configs.write_tls_cert(self.tmp / "bench.pem")
 
     def sides(self, row: Row) -> tuple[str, ...]:
         """Who is measured on ``row``: the floor forwards plain HTTP only."""
@@ -358,7 +359,7 @@ class Bench:
             (tmp / "tmp" / d).mkdir(parents=True, exist_ok=True)
         (tmp / "nginx.conf").write_text(configs.nginx_conf(tmp, self.ports["haproxy"]))
         nginx_argv = [NGINX, "-p", f"{tmp}/", "-e", f"{tmp}/error.log", "-c", f"{tmp}/nginx.conf"]
-        self._start(procs.Service("nginx", nginx_argv, list(self.ports["haproxy"].web)))
+        self.group.start(procs.Service("nginx", nginx_argv, list(self.ports["haproxy"].web)))
         big = (tmp / "www" / "1m").read_bytes()
         for side in SIDES:
             sp = self.ports[side]
@@ -375,7 +376,8 @@ class Bench:
                 argv += ["--server", f"127.0.0.1:{w}"]
             if side == "floor-log":
                 argv += ["--log", f"127.0.0.1:{fp.syslog}"]
-            self.proxies[side] = self._start(procs.Service(side, argv, [fp.http], lbcore_env()))
+            svc = procs.Service(side, argv, [fp.http], lbcore_env())
+            self.proxies[side] = self.group.start(svc)
             verify(fp.http, "/small", configs.SMALL_BODY, side)
             verify(fp.http, "/1m", big, side)
 
@@ -388,24 +390,7 @@ class Bench:
         else:
             argv, env = lbcore_cmd("run", "-f", str(cfg)), lbcore_env()
         wait = [ports.http, ports.tcp] + ([ports.https] if ports.https else [])
-        return self._start(procs.Service(name, argv, wait, env=env))
-
-    def _start(self, svc: procs.Service) -> procs.Service:
-        svc.log = self.tmp / f"{svc.name}.out"
-        self.services.append(svc)
-        svc.start()
-        return svc
-
-    def stop(self) -> None:
-        for svc in reversed(self.services):
-            svc.stop()
-        self.sink.close()
-
-    def dump_logs(self) -> None:
-        for svc in self.services:
-            tail = svc.log_tail()
-            if tail:
-                print(f"--- {svc.name} output ---\n{tail}", file=sys.stderr)
+        return self.group.start(procs.Service(name, argv, wait, env=env))
 
     def run_row(self, row: Row, rounds: int, duration: float, warmup: float) -> dict[str, object]:
         sides = self.sides(row)
@@ -468,10 +453,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     standin = args.standin or not lbcore_available()
     raise_fd_limit()
-    tmp = Path(tempfile.mkdtemp(prefix="lbcore-bench-"))
-    tmp.chmod(0o755)  # nginx workers run as nobody when we are root
-    bench = Bench(tmp, args.workers, log=not args.no_log, standin=standin, floor=args.floor)
-    try:
+    with procs.Processes("lbcore-bench-", keep=args.keep) as group:
+        bench = Bench(group, args.workers, log=not args.no_log, standin=standin, floor=args.floor)
         bench.start()
         print(
             f"bench: {len(rows)} rows x {args.rounds} rounds x {args.duration:g}s per side; "
@@ -484,15 +467,6 @@ def main(argv: list[str] | None = None) -> int:
         results = [bench.run_row(r, args.rounds, args.duration, args.warmup) for r in rows]
         idle = bench.run_idle(args.rounds, args.idle) if args.idle > 0 else None
         elapsed = time.monotonic() - t0
-    except Exception:
-        bench.dump_logs()
-        raise
-    finally:
-        bench.stop()
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
 
     print()
     print(table(results, standin))

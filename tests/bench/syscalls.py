@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.bench import run, wrk
+from tests.bench import procs, run, wrk
 
 _LINE = re.compile(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(\d+)?\s*(\w+)\s*$")
 
@@ -69,10 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     rows = run.select_rows(args.rows)
     run.raise_fd_limit()
-    tmp = Path(tempfile.mkdtemp(prefix="lbcore-syscalls-"))
-    tmp.chmod(0o755)
-    bench = run.Bench(tmp, args.workers, log=not args.no_log, standin=False)
-    try:
+    with procs.Processes("lbcore-syscalls-") as group:
+        bench = run.Bench(group, args.workers, log=not args.no_log, standin=False)
         bench.start()
         for row in rows:
             got = {}
@@ -100,12 +98,6 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{k:<18}{cells[0]:>16}{cells[1]:>16}")
             totals = [sum(got[s][0].values()) for s in run.SIDES]
             print(f"{'total':<18}{totals[0]:>16.2f}{totals[1]:>16.2f}", flush=True)
-    except Exception:
-        bench.dump_logs()
-        raise
-    finally:
-        bench.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
