@@ -48,7 +48,12 @@ def children_of(pid: int) -> list[int]:
 
 def cpu_seconds(pids: Sequence[int]) -> float:
     """utime+stime (+ reaped children's) of ``pids``, in seconds; gone PIDs count 0."""
-    total = 0
+    return sum(cpu_split(pids))
+
+
+def cpu_split(pids: Sequence[int]) -> tuple[float, float]:
+    """(user, system) seconds of ``pids`` (+ reaped children's); gone PIDs count 0."""
+    user = system = 0
     for pid in pids:
         try:
             stat = Path(f"/proc/{pid}/stat").read_text()
@@ -56,8 +61,9 @@ def cpu_seconds(pids: Sequence[int]) -> float:
             continue
         fields = stat[stat.rindex(")") + 2 :].split()
         # fields[11..14] = utime stime cutime cstime (proc(5) fields 14-17)
-        total += sum(int(x) for x in fields[11:15])
-    return total / CLK_TCK
+        user += int(fields[11]) + int(fields[13])
+        system += int(fields[12]) + int(fields[14])
+    return user / CLK_TCK, system / CLK_TCK
 
 
 def rss_bytes(pids: Sequence[int]) -> int:

@@ -80,6 +80,8 @@ class Sample:
     rss_mb: float  # peak RSS of the proxy's process tree during the run
     requests: int
     errors: int
+    user_us: float = 0.0  # proxy user CPU per request, microseconds
+    sys_us: float = 0.0  # proxy system CPU per request, microseconds
 
 
 def lbcore_available() -> bool:
@@ -112,21 +114,25 @@ class RssSampler:
 
 def measure(svc: procs.Service, port: int, row: Row, duration: float) -> Sample:
     pids = svc.tree()
-    cpu0 = procs.cpu_seconds(pids)
+    u0, s0 = procs.cpu_split(pids)
     scheme = "https" if row.target == "https" else "http"
     with RssSampler(pids) as rss:
         res = wrk.run(f"{scheme}://127.0.0.1:{port}{row.path}", duration=duration, close=row.close)
-    cpu = procs.cpu_seconds(pids) - cpu0
+    u1, s1 = procs.cpu_split(pids)
+    cpu = u1 - u0 + s1 - s0
+    n = max(res.requests, 1)
     return Sample(
         throughput=res.mbps if row.unit == "MB/s" else res.rps,
         rps=res.rps,
         mbps=res.mbps,
         p50_ms=res.p50_ms,
         p99_ms=res.p99_ms,
-        cpu_per_100k=cpu / max(res.requests, 1) * 100_000,
+        cpu_per_100k=cpu / n * 100_000,
         rss_mb=rss.peak / 1024**2,
         requests=res.requests,
         errors=res.errors,
+        user_us=(u1 - u0) / n * 1e6,
+        sys_us=(s1 - s0) / n * 1e6,
     )
 
 
@@ -171,8 +177,9 @@ def ratios(per_side: dict[str, list[Sample]], field: str, side: str = "lbcore") 
 def summarise(row: Row, per_side: dict[str, list[Sample]]) -> dict[str, object]:
     fields = ("throughput", "rps", "mbps", "p50_ms", "p99_ms", "cpu_per_100k", "rss_mb")
     sides: dict[str, object] = {}
+    extra = ("user_us", "sys_us")
     for side, samples in per_side.items():
-        median = {f: statistics.median(getattr(s, f) for s in samples) for f in fields}
+        median = {f: statistics.median(getattr(s, f) for s in samples) for f in fields + extra}
         median["errors"] = sum(s.errors for s in samples)
         median["requests"] = sum(s.requests for s in samples)
         sides[side] = {"rounds": [asdict(s) for s in samples], "median": median}
@@ -228,6 +235,18 @@ def table(results: list[dict[str, object]], standin: bool) -> str:
             "floor = tests/bench/floor.py, a minimal uvloop+httptools forwarder; floor-log the "
             "same with one f-string log line per request over UDP; X/H = X / HAProxy."
         )
+        lines.append("CPU per request, user + system µs (medians over rounds):")
+        for r in results:
+            if r.get("ratios"):
+                sides = r["sides"]
+                assert isinstance(sides, dict)
+                lines.append(
+                    f"  {r['name']:<22} "
+                    + "; ".join(
+                        f"{side} {v['median']['user_us']:.1f} + {v['median']['sys_us']:.1f}"
+                        for side, v in sides.items()
+                    )
+                )
     return "\n".join(lines)
 
 

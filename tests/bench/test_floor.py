@@ -180,3 +180,4 @@ def test_compare_runs_the_floor_beside_both_proxies(tmp_path: Path) -> None:
             assert r["ratios"][side]["cpu_per_100k"]["median"] > 0
     for side in FLOOR_SIDES:
         assert f"{side}/H " in done.stdout
+    assert "CPU per request, user + system" in done.stdout
