@@ -316,6 +316,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-log", action="store_true", help="without option httplog/tcplog")
     p.add_argument("--standin", action="store_true", help="run HAProxy on the lbcore side too")
     p.add_argument(
+        "--haproxy-http-reuse",
+        metavar="MODE",
+        help="give HAProxy's HTTP backend 'http-reuse MODE' (e.g. always: reuse idle server "
+        "connections for a session's first request, as lbcore and the floor do)",
+    )
+    p.add_argument(
         "--floor",
         action="store_true",
         help="also measure tests/bench/floor.py (without and with its log line) on HTTP rows",
@@ -339,7 +345,13 @@ class Bench:
     """
 
     def __init__(
-        self, group: procs.Processes, workers: int, log: bool, standin: bool, floor: bool = False
+        self,
+        group: procs.Processes,
+        workers: int,
+        log: bool,
+        standin: bool,
+        floor: bool = False,
+        haproxy_http_reuse: str | None = None,
     ) -> None:
         self.group = group
         self.tmp = group.tmp
@@ -347,6 +359,7 @@ class Bench:
         self.log = log
         self.standin = standin
         self.floor = FLOOR_SIDES if floor else ()
+        self.haproxy_http_reuse = haproxy_http_reuse
         self.proxies: dict[str, procs.Service] = {}
         # The syslog sink: bound, never read. The kernel drops what overflows its
         # buffer, so it costs no CPU, and both proxies pay the same for logging.
@@ -403,7 +416,8 @@ class Bench:
     def start_proxy(self, side: str, name: str, ports: configs.Ports) -> procs.Service:
         """A proxy of kind ``side`` on ``ports``, its config and output named ``name``."""
         cfg = self.tmp / f"{name}.cfg"
-        cfg.write_text(configs.proxy_conf(ports, self.workers, log=self.log, pem=self.pem))
+        reuse = self.haproxy_http_reuse if side == "haproxy" else None
+        cfg.write_text(configs.proxy_conf(ports, self.workers, self.log, self.pem, reuse))
         if side == "haproxy" or self.standin:
             argv, env = [HAPROXY, "-db", "-f", str(cfg)], None
         else:
@@ -473,13 +487,25 @@ def main(argv: list[str] | None = None) -> int:
     standin = args.standin or not lbcore_available()
     raise_fd_limit()
     with procs.Processes("lbcore-bench-", keep=args.keep) as group:
-        bench = Bench(group, args.workers, log=not args.no_log, standin=standin, floor=args.floor)
+        bench = Bench(
+            group,
+            args.workers,
+            log=not args.no_log,
+            standin=standin,
+            floor=args.floor,
+            haproxy_http_reuse=args.haproxy_http_reuse,
+        )
         bench.start()
         print(
             f"bench: {len(rows)} rows x {args.rounds} rounds x {args.duration:g}s per side; "
             f"workers/nbthread={args.workers}; wrk -t1 -c50"
             + ("; lbcore side is a STAND-IN (HAProxy)" if standin else "")
-            + ("; with the floor forwarder on HTTP rows" if args.floor else ""),
+            + ("; with the floor forwarder on HTTP rows" if args.floor else "")
+            + (
+                f"; HAProxy with http-reuse {args.haproxy_http_reuse}"
+                if args.haproxy_http_reuse
+                else ""
+            ),
             flush=True,
         )
         t0 = time.monotonic()
@@ -505,6 +531,7 @@ def main(argv: list[str] | None = None) -> int:
             "load": "wrk -t1 -c50 --latency",
             "lbcore_standin": standin,
             "floor": args.floor,
+            "haproxy_http_reuse": args.haproxy_http_reuse,
             "haproxy": version([HAPROXY, "-v"]),
             "nginx": version([NGINX, "-v"]),
             "cpus": os.cpu_count(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.bench import configs
 from tests.bench.markdown import render, render_floor
 from tests.bench.run import ROWS, Sample, summarise, table
 
@@ -88,3 +89,12 @@ def test_floor_sides_get_their_own_ratios_against_haproxy() -> None:
 def test_rows_without_a_floor_have_no_floor_ratios() -> None:
     r = summarise(ROWS[0], {"haproxy": [sample(1, 1.0)], "lbcore": [sample(1, 1.0)]})
     assert "ratios" not in r
+
+
+def test_http_reuse_goes_to_haproxys_http_backend_only() -> None:
+    ports = configs.Ports((1, 2), 3, 4, 5)
+    assert "http-reuse" not in configs.proxy_conf(ports, 1, log=True)
+    text = configs.proxy_conf(ports, 1, log=True, http_reuse="always")
+    backend = text.split("backend be_http\n", 1)[1].split("\n\n", 1)[0]
+    assert "    http-reuse always\n" in backend + "\n"
+    assert text.count("http-reuse") == 1
