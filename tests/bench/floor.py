@@ -213,7 +213,9 @@ class Client(asyncio.Protocol):
             self.transport.close()  # type: ignore[union-attr]
             return
         pending, self.pending = self.pending, None
-        if up.client is self and pending:
+        if up.client is not self:  # the client left while we connected
+            up.close()
+        elif pending:
             up.transport.writelines(pending)  # type: ignore[union-attr]
 
     def response_done(self) -> None:
