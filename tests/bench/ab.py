@@ -23,7 +23,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from tests.bench import configs, procs, run, wrk
@@ -61,11 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     rows = run.select_rows(args.rows)
     run.raise_fd_limit()
-    tmp = Path(tempfile.mkdtemp(prefix="lbcore-ab-"))
-    tmp.chmod(0o755)
     log = not args.no_log
-    bench = run.Bench(tmp, 1, log=log, standin=True)  # its "lbcore" side is not used
-    try:
+    with procs.Processes("lbcore-ab-") as group:
+        tmp = group.tmp
+        bench = run.Bench(group, 1, log=log, standin=True)  # its "lbcore" side is not used
         trees = {"base": _tree(args.base, tmp / "base"), "new": _tree(None, tmp / "new")}
         bench.start()
         web, syslog = bench.ports["haproxy"].web, bench.ports["haproxy"].syslog
@@ -80,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             svc = procs.Service(
                 key, lbcore_cmd("run", "-f", str(cfg)), [ports.http, ports.tcp], env
             )
-            sides[key] = (bench._start(svc), ports)
+            sides[key] = (group.start(svc), ports)
         for row in rows:
             per: dict[str, list[tuple[float, float]]] = {k: [] for k in sides}
             for rnd in range(args.rounds + 1):  # round 0 warms up, unrecorded
@@ -116,12 +114,6 @@ def main(argv: list[str] | None = None) -> int:
                 f"CPU/req {_med(per, 'new', 'base', 1)}",
                 flush=True,
             )
-    except Exception:
-        bench.dump_logs()
-        raise
-    finally:
-        bench.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

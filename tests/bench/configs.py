@@ -106,9 +106,15 @@ def write_tls_cert(path: Path) -> Path:
     return path
 
 
-def proxy_conf(ports: Ports, workers: int, log: bool, pem: Path | None = None) -> str:
+def proxy_conf(
+    ports: Ports, workers: int, log: bool, pem: Path | None = None, http_reuse: str | None = None
+) -> str:
     """One config for both proxies: an HTTP frontend and a TCP listener over two servers,
-    and with ``pem`` an HTTPS frontend (TLS terminated, plain HTTP to the servers)."""
+    and with ``pem`` an HTTPS frontend (TLS terminated, plain HTTP to the servers).
+    ``http_reuse`` (HAProxy only: lbcore does not parse it) sets the backend's
+    ``http-reuse``; HAProxy's default, ``safe``, never sends a session's first request
+    over another session's idle connection, so with a connection per request it opens a
+    server connection per request, where lbcore reuses its pool."""
     log_global = f"    log 127.0.0.1:{ports.syslog} local0\n" if log else ""
     log_http = "    log global\n    option httplog\n" if log else ""
     log_tcp = "    log global\n    option tcplog\n" if log else ""
@@ -138,7 +144,7 @@ frontend fe_http
 
 backend be_http
     balance roundrobin
-    server web1 127.0.0.1:{w1}
+{f"    http-reuse {http_reuse}{chr(10)}" if http_reuse else ""}    server web1 127.0.0.1:{w1}
     server web2 127.0.0.1:{w2}
 
 {https}listen tcp_bulk

@@ -1,6 +1,6 @@
 """User-space instructions per request of a proxy, end to end, counted by valgrind.
 
-``python -m tests.bench.instr [--lbcore TREE] [--haproxy] [--path /small] [--no-log]``
+``python -m tests.bench.instr [--lbcore TREE] [--haproxy] [--floor] [--path /small] [--no-log]``
 
 CPU time on a shared machine moves ±20 % between runs, and the bench's ratios with it.
 Instruction counts do not: this starts the bench's nginx backends and the proxy under
@@ -10,7 +10,8 @@ sends keep-alive requests on one connection, and reads the worker's instruction 
 is the user-space instructions one request costs the process, repeatable to a few
 hundred instructions. ``--lbcore TREE`` measures the ``lbcore`` package found in TREE
 (default: this checkout; e.g. a ``git archive`` of another revision), ``--haproxy``
-HAProxy on the same config. The kernel's share (system calls) is not counted:
+HAProxy on the same config, ``--floor`` the floor forwarder (tests/bench/floor.py, with
+its log line unless ``--no-log``). The kernel's share (system calls) is not counted:
 ``strace -c`` counts those.
 """
 
@@ -19,16 +20,14 @@ from __future__ import annotations
 import argparse
 import glob
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from tests.bench import configs, procs, run
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO, free_port, lbcore_env
 
 
 def _total(tmp: Path, pid: int) -> int:
@@ -62,13 +61,12 @@ def _requests(sock: socket.socket, path: str, n: int) -> None:
         f.read(length)
 
 
-def measure(tree: Path | None, path: str, n: int, log: bool) -> float:
-    """Instructions per request of lbcore from ``tree`` (None: HAProxy)."""
-    tmp = Path(tempfile.mkdtemp(prefix="lbcore-instr-"))
-    tmp.chmod(0o755)
-    bench = run.Bench(tmp, 1, log=log, standin=True)  # for its nginx backends
-    proc = None
-    try:
+def measure(tree: Path | None, path: str, n: int, log: bool, floor: bool = False) -> float:
+    """Instructions per request of lbcore from ``tree`` (None: HAProxy; ``floor``: the
+    floor forwarder)."""
+    with procs.Processes("lbcore-instr-") as group:
+        tmp = group.tmp
+        bench = run.Bench(group, 1, log=log, standin=True)  # for its nginx backends
         bench.start()
         base = bench.ports["haproxy"]
         ports = configs.Ports(base.web, free_port(), free_port(), base.syslog)
@@ -81,33 +79,33 @@ def measure(tree: Path | None, path: str, n: int, log: bool) -> float:
             f"--callgrind-out-file={tmp}/cg.%p",
         ]
         env = None
-        if tree is None:
+        if floor:
+            argv += [sys.executable, "-m", "tests.bench.floor", "serve"]
+            argv += ["--bind", f"127.0.0.1:{ports.http}"]
+            argv += [a for w in ports.web for a in ("--server", f"127.0.0.1:{w}")]
+            argv += ["--log", f"127.0.0.1:{ports.syslog}"] if log else []
+            env = lbcore_env()
+        elif tree is None:
             argv += [run.HAPROXY, "-db", "-f", str(cfg)]
         else:
             argv += [sys.executable, "-m", "lbcore", "run", "-f", str(cfg)]
             env = dict(os.environ, PYTHONPATH=str(tree))
-        with open(tmp / "proxy.out", "wb") as out:
-            proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp)
-        procs.wait_port("127.0.0.1", ports.http, proc, 300)
+        proxy = group.start(procs.Service("proxy", argv, [ports.http], env), timeout=300)
+        assert proxy.proc is not None
         with socket.create_connection(("127.0.0.1", ports.http)) as sock:
             _requests(sock, path, 50)  # warm: imports, pools, caches
-            kids = procs.children_of(proc.pid)
-            pid = kids[-1] if tree is not None and kids else proc.pid
+            kids = procs.children_of(proxy.proc.pid)
+            pid = kids[-1] if tree is not None and kids and not floor else proxy.proc.pid
             before = _total(tmp, pid)
             _requests(sock, path, n)
             return (_total(tmp, pid) - before) / n
-    finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(60)
-        bench.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--lbcore", type=Path, default=REPO, help="directory holding lbcore/")
     ap.add_argument("--haproxy", action="store_true", help="measure HAProxy too")
+    ap.add_argument("--floor", action="store_true", help="measure the floor forwarder too")
     ap.add_argument("--path", default="/small")
     ap.add_argument("--requests", type=int, default=1000)
     ap.add_argument("--no-log", action="store_true")
@@ -118,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.haproxy:
         ha = measure(None, args.path, args.requests, log)
         print(f"HAProxy: {ha:.0f} instructions/request; lbcore/HAProxy {lb / ha:.2f}")
+    if args.floor:
+        fl = measure(None, args.path, args.requests, log, floor=True)
+        print(f"floor: {fl:.0f} instructions/request; lbcore/floor {lb / fl:.2f}", flush=True)
     return 0
 
 

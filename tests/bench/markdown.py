@@ -44,7 +44,33 @@ def render(report: dict[str, Any]) -> str:
             f"| idle keep-alive ({idle['connections']} conns) | {h:.1f} KB/conn "
             f"| {lb:.1f} KB/conn | {ratio} | | | | |"
         )
+    floor = [r for r in report["rows"] if r.get("ratios")]
+    if floor:
+        out += ["", *render_floor(floor)]
     return "\n".join(out)
+
+
+def render_floor(rows: list[dict[str, Any]]) -> list[str]:
+    """lbcore and the floor forwarder (without and with its log line) against HAProxy."""
+    out = [
+        "| row | HAProxy | lbcore | floor | floor-log | throughput vs HAProxy: lbcore / floor "
+        "/ floor-log | CPU per request vs HAProxy: lbcore / floor / floor-log |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        sides = ("haproxy", "lbcore", *r["ratios"])
+        fmt = "{:.0f} req/s" if r["unit"] == "req/s" else "{:.0f} MB/s"
+        qs = [r["ratio"], *r["ratios"].values()]
+
+        def cell(field: str, qs: list[dict[str, Any]] = qs) -> str:
+            return " / ".join(
+                f"**{q[field]['median']:.2f}** ({q[field]['min']:.2f}-{q[field]['max']:.2f})"
+                for q in qs
+            )
+
+        figures = " | ".join(fmt.format(r["sides"][s]["median"]["throughput"]) for s in sides)
+        out.append(f"| {r['name']} | {figures} | {cell('throughput')} | {cell('cpu_per_100k')} |")
+    return out
 
 
 def main(argv: list[str]) -> int:

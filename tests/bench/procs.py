@@ -8,13 +8,17 @@ whole process tree (lbcore's master and its forked workers; HAProxy's one proces
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -44,7 +48,12 @@ def children_of(pid: int) -> list[int]:
 
 def cpu_seconds(pids: Sequence[int]) -> float:
     """utime+stime (+ reaped children's) of ``pids``, in seconds; gone PIDs count 0."""
-    total = 0
+    return sum(cpu_split(pids))
+
+
+def cpu_split(pids: Sequence[int]) -> tuple[float, float]:
+    """(user, system) seconds of ``pids`` (+ reaped children's); gone PIDs count 0."""
+    user = system = 0
     for pid in pids:
         try:
             stat = Path(f"/proc/{pid}/stat").read_text()
@@ -52,8 +61,9 @@ def cpu_seconds(pids: Sequence[int]) -> float:
             continue
         fields = stat[stat.rindex(")") + 2 :].split()
         # fields[11..14] = utime stime cutime cstime (proc(5) fields 14-17)
-        total += sum(int(x) for x in fields[11:15])
-    return total / CLK_TCK
+        user += int(fields[11]) + int(fields[13])
+        system += int(fields[12]) + int(fields[14])
+    return user / CLK_TCK, system / CLK_TCK
 
 
 def rss_bytes(pids: Sequence[int]) -> int:
@@ -128,3 +138,62 @@ class Service:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=5)
+
+
+class Processes:
+    """A temporary directory and the services started in it, stopped together.
+
+    ``with Processes("lbcore-bench-") as group:`` makes the directory (world-readable:
+    nginx's workers run as nobody when we are root); ``group.start(svc)`` starts a
+    service with its output in ``<dir>/<name>.out``; ``group.on_exit(fn)`` adds
+    something to close. On leaving — normally, on an error or on Ctrl-C — the last
+    lines of every service's output are printed to stderr if an exception is on its
+    way, every service is stopped by its PID (last started first), the ``on_exit``
+    callbacks run, and the directory is removed unless ``keep``.
+    """
+
+    def __init__(self, prefix: str, keep: bool = False) -> None:
+        self.prefix = prefix
+        self.keep = keep
+        self.tmp = Path()
+        self.services: list[Service] = []
+        self._closers: list[Callable[[], object]] = []
+
+    def __enter__(self) -> Processes:
+        self.tmp = Path(tempfile.mkdtemp(prefix=self.prefix))
+        self.tmp.chmod(0o755)
+        return self
+
+    def start(self, svc: Service, timeout: float = 15.0) -> Service:
+        svc.log = self.tmp / f"{svc.name}.out"
+        self.services.append(svc)
+        svc.start(timeout)
+        return svc
+
+    def on_exit(self, fn: Callable[[], object]) -> None:
+        self._closers.append(fn)
+
+    def dump_logs(self) -> None:
+        for svc in self.services:
+            tail = svc.log_tail()
+            if tail:
+                print(f"--- {svc.name} output ---\n{tail}", file=sys.stderr)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if exc_type is not None and not issubclass(exc_type, KeyboardInterrupt):
+                self.dump_logs()
+        finally:
+            for svc in reversed(self.services):
+                svc.stop()
+            for fn in reversed(self._closers):
+                fn()
+            if self.keep:
+                print(f"kept {self.tmp}")
+            else:
+                shutil.rmtree(self.tmp, ignore_errors=True)

@@ -3,7 +3,7 @@
 Method (docs/performance.md says why): two nginx backends on loopback serve a small
 body and a 1 MB file; HAProxy (Debian's) and lbcore are started once, on the same
 configuration text with the same worker/thread count; each row is measured in
-rounds, and each round runs wrk against HAProxy and then lbcore (A B A B ...) with
+rounds, and each round runs wrk against HAProxy and lbcore (A B, then B A ...) with
 the same bounded load (``-t1 -c50 -d SECONDS``). Per run we keep req/s (or MB/s),
 p50/p99 latency, the proxy's CPU seconds per 100k requests (utime+stime of its whole
 process tree from /proc) and its peak RSS (sampled during the run). The ratio
@@ -29,7 +29,6 @@ import ssl
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -42,6 +41,8 @@ from tests.conftest import REPO, free_port, lbcore_cmd, lbcore_env
 HAPROXY = "/usr/sbin/haproxy"
 NGINX = "/usr/sbin/nginx"
 SIDES = ("haproxy", "lbcore")
+# With --floor, on the HTTP rows: tests/bench/floor.py without and with its access log.
+FLOOR_SIDES = ("floor", "floor-log")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,8 @@ class Sample:
     rss_mb: float  # peak RSS of the proxy's process tree during the run
     requests: int
     errors: int
+    user_us: float = 0.0  # proxy user CPU per request, microseconds
+    sys_us: float = 0.0  # proxy system CPU per request, microseconds
 
 
 def lbcore_available() -> bool:
@@ -111,21 +114,25 @@ class RssSampler:
 
 def measure(svc: procs.Service, port: int, row: Row, duration: float) -> Sample:
     pids = svc.tree()
-    cpu0 = procs.cpu_seconds(pids)
+    u0, s0 = procs.cpu_split(pids)
     scheme = "https" if row.target == "https" else "http"
     with RssSampler(pids) as rss:
         res = wrk.run(f"{scheme}://127.0.0.1:{port}{row.path}", duration=duration, close=row.close)
-    cpu = procs.cpu_seconds(pids) - cpu0
+    u1, s1 = procs.cpu_split(pids)
+    cpu = u1 - u0 + s1 - s0
+    n = max(res.requests, 1)
     return Sample(
         throughput=res.mbps if row.unit == "MB/s" else res.rps,
         rps=res.rps,
         mbps=res.mbps,
         p50_ms=res.p50_ms,
         p99_ms=res.p99_ms,
-        cpu_per_100k=cpu / max(res.requests, 1) * 100_000,
+        cpu_per_100k=cpu / n * 100_000,
         rss_mb=rss.peak / 1024**2,
         requests=res.requests,
         errors=res.errors,
+        user_us=(u1 - u0) / n * 1e6,
+        sys_us=(s1 - s0) / n * 1e6,
     )
 
 
@@ -160,9 +167,9 @@ def spread(values: list[float]) -> dict[str, float]:
     return {"min": min(values), "median": statistics.median(values), "max": max(values)}
 
 
-def ratios(per_side: dict[str, list[Sample]], field: str) -> dict[str, float]:
-    """lbcore/HAProxy of ``field``, round by round, as min/median/max."""
-    pairs = zip(per_side["haproxy"], per_side["lbcore"], strict=True)
+def ratios(per_side: dict[str, list[Sample]], field: str, side: str = "lbcore") -> dict[str, float]:
+    """``side``/HAProxy of ``field``, round by round, as min/median/max."""
+    pairs = zip(per_side["haproxy"], per_side[side], strict=True)
     vals = [getattr(lb, field) / getattr(ha, field) for ha, lb in pairs if getattr(ha, field)]
     return spread(vals) if vals else {"min": 0.0, "median": 0.0, "max": 0.0}
 
@@ -170,51 +177,76 @@ def ratios(per_side: dict[str, list[Sample]], field: str) -> dict[str, float]:
 def summarise(row: Row, per_side: dict[str, list[Sample]]) -> dict[str, object]:
     fields = ("throughput", "rps", "mbps", "p50_ms", "p99_ms", "cpu_per_100k", "rss_mb")
     sides: dict[str, object] = {}
+    extra = ("user_us", "sys_us")
     for side, samples in per_side.items():
-        median = {f: statistics.median(getattr(s, f) for s in samples) for f in fields}
+        median = {f: statistics.median(getattr(s, f) for s in samples) for f in fields + extra}
         median["errors"] = sum(s.errors for s in samples)
         median["requests"] = sum(s.requests for s in samples)
         sides[side] = {"rounds": [asdict(s) for s in samples], "median": median}
-    return {
+    out: dict[str, object] = {
         "name": row.name,
         "title": row.title,
         "unit": row.unit,
         "sides": sides,
         "ratio": {f: ratios(per_side, f) for f in fields},
     }
+    others = [s for s in per_side if s not in SIDES]
+    if others:  # the floor's sides against HAProxy, the same way
+        out["ratios"] = {s: {f: ratios(per_side, f, s) for f in fields} for s in others}
+    return out
 
 
 def table(results: list[dict[str, object]], standin: bool) -> str:
     head = (
-        f"{'row':<22} {'proxy':<8} {'req/s':>9} {'MB/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'row':<22} {'proxy':<9} {'req/s':>9} {'MB/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
         f"{'CPU s/100k':>10} {'RSS MB':>7} {'errors':>6}"
     )
     lines = [head, "-" * len(head)]
     for r in results:
         sides = r["sides"]
         assert isinstance(sides, dict)
-        for i, side in enumerate(SIDES):
+        for i, side in enumerate(sides):
             m = sides[side]["median"]
             label = f"{side}*" if side == "lbcore" and standin else side
             lines.append(
-                f"{r['name'] if i == 0 else '':<22} {label:<8} {m['rps']:>9.0f} {m['mbps']:>8.1f} "
+                f"{r['name'] if i == 0 else '':<22} {label:<9} {m['rps']:>9.0f} {m['mbps']:>8.1f} "
                 f"{m['p50_ms']:>8.2f} {m['p99_ms']:>8.2f} {m['cpu_per_100k']:>10.2f} "
                 f"{m['rss_mb']:>7.1f} {m['errors']:>6}"
             )
         q = r["ratio"]
         assert isinstance(q, dict)
-        t = q["throughput"]
-        lines.append(
-            f"{'':<22} {'ratio':<8} {r['unit']} {t['median']:.2f} "
-            f"(min {t['min']:.2f}, max {t['max']:.2f}); "
-            f"p50 {q['p50_ms']['median']:.2f}, p99 {q['p99_ms']['median']:.2f}, "
-            f"CPU/req {q['cpu_per_100k']['median']:.2f} "
-            f"(min {q['cpu_per_100k']['min']:.2f}, max {q['cpu_per_100k']['max']:.2f}), "
-            f"RSS {q['rss_mb']['median']:.2f}"
-        )
+        others = r.get("ratios") or {}
+        assert isinstance(others, dict)
+        for label, qq in [("ratio", q), *((f"{k}/H", v) for k, v in others.items())]:
+            t = qq["throughput"]
+            lines.append(
+                f"{'':<22} {label:<9} {r['unit']} {t['median']:.2f} "
+                f"(min {t['min']:.2f}, max {t['max']:.2f}); "
+                f"p50 {qq['p50_ms']['median']:.2f}, p99 {qq['p99_ms']['median']:.2f}, "
+                f"CPU/req {qq['cpu_per_100k']['median']:.2f} "
+                f"(min {qq['cpu_per_100k']['min']:.2f}, max {qq['cpu_per_100k']['max']:.2f}), "
+                f"RSS {qq['rss_mb']['median']:.2f}"
+            )
     if standin:
         lines.append("* STAND-IN: the lbcore side ran HAProxy (--standin, or no `lbcore run`).")
     lines.append("ratio = lbcore / HAProxy per round; median (min, max) over rounds.")
+    if any(r.get("ratios") for r in results):
+        lines.append(
+            "floor = tests/bench/floor.py, a minimal uvloop+httptools forwarder; floor-log the "
+            "same with one f-string log line per request over UDP; X/H = X / HAProxy."
+        )
+        lines.append("CPU per request, user + system µs (medians over rounds):")
+        for r in results:
+            if r.get("ratios"):
+                sides = r["sides"]
+                assert isinstance(sides, dict)
+                lines.append(
+                    f"  {r['name']:<22} "
+                    + "; ".join(
+                        f"{side} {v['median']['user_us']:.1f} + {v['median']['sys_us']:.1f}"
+                        for side, v in sides.items()
+                    )
+                )
     return "\n".join(lines)
 
 
@@ -283,6 +315,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--no-log", action="store_true", help="without option httplog/tcplog")
     p.add_argument("--standin", action="store_true", help="run HAProxy on the lbcore side too")
+    p.add_argument(
+        "--haproxy-http-reuse",
+        metavar="MODE",
+        help="give HAProxy's HTTP backend 'http-reuse MODE' (e.g. always: reuse idle server "
+        "connections for a session's first request, as lbcore and the floor do)",
+    )
+    p.add_argument(
+        "--floor",
+        action="store_true",
+        help="also measure tests/bench/floor.py (without and with its log line) on HTTP rows",
+    )
     p.add_argument("--json", type=Path, default=REPO / "artifacts" / "bench.json")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs)")
     a = p.parse_args(argv)
@@ -294,22 +337,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 class Bench:
-    """The processes of one benchmark run: nginx backends and the two proxies.
+    """The processes of one benchmark run: nginx backends and the two proxies (and with
+    ``floor`` the floor forwarder twice), started in ``group``, which stops them.
 
-    Both proxies run side by side for the whole run (the idle one costs nothing), each
-    on its own two ports: the same config text with only the proxy ports changed.
+    The proxies run side by side for the whole run (the idle ones cost nothing), each
+    on its own ports: the same config text with only the proxy ports changed.
     """
 
-    def __init__(self, tmp: Path, workers: int, log: bool, standin: bool) -> None:
-        self.tmp = tmp
+    def __init__(
+        self,
+        group: procs.Processes,
+        workers: int,
+        log: bool,
+        standin: bool,
+        floor: bool = False,
+        haproxy_http_reuse: str | None = None,
+    ) -> None:
+        self.group = group
+        self.tmp = group.tmp
         self.workers = workers
         self.log = log
         self.standin = standin
-        self.services: list[procs.Service] = []
+        self.floor = FLOOR_SIDES if floor else ()
+        self.haproxy_http_reuse = haproxy_http_reuse
         self.proxies: dict[str, procs.Service] = {}
         # The syslog sink: bound, never read. The kernel drops what overflows its
         # buffer, so it costs no CPU, and both proxies pay the same for logging.
         self.sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        group.on_exit(self.sink.close)
         self.sink.bind(("127.0.0.1", 0))
         web = (free_port(), free_port())
         syslog = self.sink.getsockname()[1]
@@ -317,7 +372,13 @@ class Bench:
             side: configs.Ports(web, free_port(), free_port(), syslog, free_port())
             for side in SIDES
         }
-        self.pem = configs.write_tls_cert(tmp / "bench.pem")
+        for side in self.floor:  # an HTTP port only
+            self.ports[side] = configs.Ports(web, free_port(), 0, syslog)
+        self.pem = configs.write_tls_cert(self.tmp / "bench.pem")
+
+    def sides(self, row: Row) -> tuple[str, ...]:
+        """Who is measured on ``row``: the floor forwards plain HTTP only."""
+        return SIDES + self.floor if row.target == "http" else SIDES
 
     def port(self, side: str, row: Row) -> int:
         p = self.ports[side]
@@ -330,7 +391,7 @@ class Bench:
             (tmp / "tmp" / d).mkdir(parents=True, exist_ok=True)
         (tmp / "nginx.conf").write_text(configs.nginx_conf(tmp, self.ports["haproxy"]))
         nginx_argv = [NGINX, "-p", f"{tmp}/", "-e", f"{tmp}/error.log", "-c", f"{tmp}/nginx.conf"]
-        self._start(procs.Service("nginx", nginx_argv, list(self.ports["haproxy"].web)))
+        self.group.start(procs.Service("nginx", nginx_argv, list(self.ports["haproxy"].web)))
         big = (tmp / "www" / "1m").read_bytes()
         for side in SIDES:
             sp = self.ports[side]
@@ -339,46 +400,45 @@ class Bench:
                 verify(port, "/small", configs.SMALL_BODY, side)
                 verify(port, "/1m", big, side)
             verify(sp.https, "/small", configs.SMALL_BODY, side, tls=True)
+        for side in self.floor:
+            fp = self.ports[side]
+            argv = [sys.executable, "-m", "tests.bench.floor", "serve"]
+            argv += ["--bind", f"127.0.0.1:{fp.http}", "--workers", str(self.workers)]
+            for w in fp.web:
+                argv += ["--server", f"127.0.0.1:{w}"]
+            if side == "floor-log":
+                argv += ["--log", f"127.0.0.1:{fp.syslog}"]
+            svc = procs.Service(side, argv, [fp.http], lbcore_env())
+            self.proxies[side] = self.group.start(svc)
+            verify(fp.http, "/small", configs.SMALL_BODY, side)
+            verify(fp.http, "/1m", big, side)
 
     def start_proxy(self, side: str, name: str, ports: configs.Ports) -> procs.Service:
         """A proxy of kind ``side`` on ``ports``, its config and output named ``name``."""
         cfg = self.tmp / f"{name}.cfg"
-        cfg.write_text(configs.proxy_conf(ports, self.workers, log=self.log, pem=self.pem))
+        reuse = self.haproxy_http_reuse if side == "haproxy" else None
+        cfg.write_text(configs.proxy_conf(ports, self.workers, self.log, self.pem, reuse))
         if side == "haproxy" or self.standin:
             argv, env = [HAPROXY, "-db", "-f", str(cfg)], None
         else:
             argv, env = lbcore_cmd("run", "-f", str(cfg)), lbcore_env()
         wait = [ports.http, ports.tcp] + ([ports.https] if ports.https else [])
-        return self._start(procs.Service(name, argv, wait, env=env))
-
-    def _start(self, svc: procs.Service) -> procs.Service:
-        svc.log = self.tmp / f"{svc.name}.out"
-        self.services.append(svc)
-        svc.start()
-        return svc
-
-    def stop(self) -> None:
-        for svc in reversed(self.services):
-            svc.stop()
-        self.sink.close()
-
-    def dump_logs(self) -> None:
-        for svc in self.services:
-            tail = svc.log_tail()
-            if tail:
-                print(f"--- {svc.name} output ---\n{tail}", file=sys.stderr)
+        return self.group.start(procs.Service(name, argv, wait, env=env))
 
     def run_row(self, row: Row, rounds: int, duration: float, warmup: float) -> dict[str, object]:
+        sides = self.sides(row)
         if warmup > 0:
-            for side in SIDES:
+            for side in sides:
                 measure(self.proxies[side], self.port(side, row), row, warmup)
-        per_side: dict[str, list[Sample]] = {s: [] for s in SIDES}
+        per_side: dict[str, list[Sample]] = {s: [] for s in sides}
         for rnd in range(rounds):
-            for side in SIDES:  # A B A B: neither side always runs on a warmer machine
+            # A B, B A (A B C, B C A, C A B ...): no side always runs first or last
+            k = rnd % len(sides)
+            for side in sides[k:] + sides[:k]:
                 s = measure(self.proxies[side], self.port(side, row), row, duration)
                 per_side[side].append(s)
                 print(
-                    f"  {row.name:<22} round {rnd + 1} {side:<8} "
+                    f"  {row.name:<22} round {rnd + 1} {side:<9} "
                     f"{s.throughput:>10.1f} {row.unit}  p99 {s.p99_ms:.2f} ms  errors {s.errors}",
                     flush=True,
                 )
@@ -426,30 +486,32 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     standin = args.standin or not lbcore_available()
     raise_fd_limit()
-    tmp = Path(tempfile.mkdtemp(prefix="lbcore-bench-"))
-    tmp.chmod(0o755)  # nginx workers run as nobody when we are root
-    bench = Bench(tmp, args.workers, log=not args.no_log, standin=standin)
-    try:
+    with procs.Processes("lbcore-bench-", keep=args.keep) as group:
+        bench = Bench(
+            group,
+            args.workers,
+            log=not args.no_log,
+            standin=standin,
+            floor=args.floor,
+            haproxy_http_reuse=args.haproxy_http_reuse,
+        )
         bench.start()
         print(
             f"bench: {len(rows)} rows x {args.rounds} rounds x {args.duration:g}s per side; "
             f"workers/nbthread={args.workers}; wrk -t1 -c50"
-            + ("; lbcore side is a STAND-IN (HAProxy)" if standin else ""),
+            + ("; lbcore side is a STAND-IN (HAProxy)" if standin else "")
+            + ("; with the floor forwarder on HTTP rows" if args.floor else "")
+            + (
+                f"; HAProxy with http-reuse {args.haproxy_http_reuse}"
+                if args.haproxy_http_reuse
+                else ""
+            ),
             flush=True,
         )
         t0 = time.monotonic()
         results = [bench.run_row(r, args.rounds, args.duration, args.warmup) for r in rows]
         idle = bench.run_idle(args.rounds, args.idle) if args.idle > 0 else None
         elapsed = time.monotonic() - t0
-    except Exception:
-        bench.dump_logs()
-        raise
-    finally:
-        bench.stop()
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
 
     print()
     print(table(results, standin))
@@ -468,6 +530,8 @@ def main(argv: list[str] | None = None) -> int:
             "log": not args.no_log,
             "load": "wrk -t1 -c50 --latency",
             "lbcore_standin": standin,
+            "floor": args.floor,
+            "haproxy_http_reuse": args.haproxy_http_reuse,
             "haproxy": version([HAPROXY, "-v"]),
             "nginx": version([NGINX, "-v"]),
             "cpus": os.cpu_count(),

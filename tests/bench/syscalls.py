@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.bench import run, wrk
+from tests.bench import procs, run, wrk
 
 _LINE = re.compile(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(\d+)?\s*(\w+)\s*$")
 
@@ -63,49 +63,52 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--connections", type=int, default=10)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--no-log", action="store_true")
+    ap.add_argument("--floor", action="store_true", help="the floor forwarder too (HTTP rows)")
+    ap.add_argument("--haproxy-http-reuse", metavar="MODE", help="as in tests.bench.run")
     args = ap.parse_args(argv)
     if shutil.which("strace") is None:
         print("strace is not installed", file=sys.stderr)
         return 2
     rows = run.select_rows(args.rows)
     run.raise_fd_limit()
-    tmp = Path(tempfile.mkdtemp(prefix="lbcore-syscalls-"))
-    tmp.chmod(0o755)
-    bench = run.Bench(tmp, args.workers, log=not args.no_log, standin=False)
-    try:
+    with procs.Processes("lbcore-syscalls-") as group:
+        bench = run.Bench(
+            group,
+            args.workers,
+            log=not args.no_log,
+            standin=False,
+            floor=args.floor,
+            haproxy_http_reuse=args.haproxy_http_reuse,
+        )
         bench.start()
         for row in rows:
+            sides = bench.sides(row)
             got = {}
-            for side in run.SIDES:
+            for side in sides:
                 svc = bench.proxies[side]
                 scheme = "https" if row.target == "https" else "http"
                 url = f"{scheme}://127.0.0.1:{bench.port(side, row)}{row.path}"
                 calls, requests = count(svc.tree(), url, args.duration, row.close, args.connections)
                 got[side] = ({k: c / max(requests, 1) for k, (c, _e) in calls.items()}, calls)
             names = sorted(
-                set(got["haproxy"][0]) | set(got["lbcore"][0]),
-                key=lambda k: -(got["lbcore"][0].get(k, 0) + got["haproxy"][0].get(k, 0)),
+                set().union(*(got[s][0] for s in sides)),
+                key=lambda k: -sum(got[s][0].get(k, 0) for s in sides),
             )
             print(f"== {row.name}: system calls per request (errors in brackets)")
-            print(f"{'syscall':<18}{'HAProxy':>16}{'lbcore':>16}")
+            heads = {"haproxy": "HAProxy"}
+            print(f"{'syscall':<18}" + "".join(f"{heads.get(s, s):>16}" for s in sides))
             for k in names:
                 cells = []
-                for side in run.SIDES:
+                for side in sides:
                     per, calls = got[side]
                     n = per.get(k, 0.0)
                     e = calls.get(k, (0, 0))[1]
                     err = f" ({e / calls[k][0] * n:.2f})" if e else ""
                     cells.append(f"{n:.2f}{err}")
-                if max(got[s][0].get(k, 0.0) for s in run.SIDES) >= 0.005:
-                    print(f"{k:<18}{cells[0]:>16}{cells[1]:>16}")
-            totals = [sum(got[s][0].values()) for s in run.SIDES]
-            print(f"{'total':<18}{totals[0]:>16.2f}{totals[1]:>16.2f}", flush=True)
-    except Exception:
-        bench.dump_logs()
-        raise
-    finally:
-        bench.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+                if max(got[s][0].get(k, 0.0) for s in sides) >= 0.005:
+                    print(f"{k:<18}" + "".join(f"{c:>16}" for c in cells))
+            totals = [sum(got[s][0].values()) for s in sides]
+            print(f"{'total':<18}" + "".join(f"{t:>16.2f}" for t in totals), flush=True)
     return 0
 
 
