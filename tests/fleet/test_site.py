@@ -279,8 +279,12 @@ def rebuilt_wheels(fleet: Fleet, tmp: Path, marker: str) -> Path:
         / "ansible_collections/lbcore/fleet/roles/install/files/wheels"
     )
     src = tmp / "src"
-    shutil.copytree(REPO / "lbcore", src / "lbcore", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
+    shutil.copytree(
+        REPO / "lbcore",
+        src / "lbcore",  # the sources only: the build compiles them again (setup.py)
+        ignore=shutil.ignore_patterns("__pycache__", "*.so", "_native.json"),
+    )
+    for name in ("pyproject.toml", "README.md", "setup.py", "native-modules.txt"):
         shutil.copy(REPO / name, src / name)
     init = src / "lbcore" / "__init__.py"
     init.write_text(init.read_text() + f'\nBUILD_MARKER = "{marker}"\n')
@@ -290,7 +294,7 @@ def rebuilt_wheels(fleet: Fleet, tmp: Path, marker: str) -> Path:
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(wheels), str(src)],
         check=True,
         capture_output=True,
-        timeout=300,
+        timeout=600,  # mypyc compiles the hot modules: ~1.5 min on a quiet machine
     )
     old = {p.name for p in bundled.glob("lbcore-*.whl")}
     new = {p.name for p in wheels.glob("lbcore-*.whl")}
