@@ -17,15 +17,22 @@ the protocol made by the listener's factory (``lbcore.worker._factory``), its
 ``connection_made``, the request, the pooled server's response, the close the answer
 asks for and ``connection_lost`` as uvloop calls it a loop turn later — in µs per
 connection. uvloop's own work (accept, the transport, ``getpeername``) is not in it.
+
+``--instr`` counts instead of timing: it runs the same cycles under valgrind's callgrind
+twice (``--warmup`` + N and ``--warmup`` + 3N cycles, ``PYTHONHASHSEED=0``) and prints
+the difference over 2N — user-space instructions per request or connection, the same
+from run to run whatever else the machine is doing.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import os
 import pstats
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -244,8 +251,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-log", action="store_true")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--close", action="store_true", help="one client connection per request")
+    ap.add_argument("--instr", action="store_true", help="callgrind instructions per cycle")
+    ap.add_argument("--cycles", type=int, default=0, help=argparse.SUPPRESS)  # for --instr
     args = ap.parse_args(argv)
     log = not args.no_log
+    if args.cycles:  # one uncounted run of cycles, under callgrind (see instructions())
+        _run_cycles(args.close, log, args.cycles)
+        return 0
+    if args.instr:
+        n = args.requests if args.requests != ap.get_default("requests") else 1000
+        per = instructions(args.close, log, n, args.warmup)
+        what = "connection (Connection: close" if args.close else "request (keep-alive"
+        print(f"instructions per {what}, logging {'on' if log else 'off'}): {per:,.0f}")
+        return 0
     if args.close:
         return _main_close(args, log)
     if args.profile:
@@ -264,6 +282,39 @@ def main(argv: list[str] | None = None) -> int:
         f"min {min(runs):.2f} median {statistics.median(runs):.2f} max {max(runs):.2f}"
     )
     return 0
+
+
+def _run_cycles(close: bool, log: bool, n: int) -> None:
+    if close:
+        bench = CloseBench(log)
+        for _ in range(n):
+            bench.cycle()
+        bench.close()
+        return
+    client, loop, sink = setup(log)
+    for _ in range(n):
+        cycle(client, loop)
+    sink.close()
+
+
+def instructions(close: bool, log: bool, n: int, warmup: int) -> float:
+    """Callgrind's user-space instructions per cycle: two runs, ``warmup + n`` and
+    ``warmup + 3n`` cycles; the difference over ``2n`` leaves start-up and set-up out."""
+    totals = []
+    with tempfile.TemporaryDirectory(prefix="lbcore-hotpath-") as tmp:
+        for cycles in (warmup + n, warmup + 3 * n):
+            out = Path(tmp) / f"cg.{cycles}"
+            argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+            argv += [sys.executable, "-m", "tests.bench.hotpath", "--cycles", str(cycles)]
+            argv += ["--close"] if close else []
+            argv += [] if log else ["--no-log"]
+            env = dict(os.environ, PYTHONHASHSEED="0")
+            subprocess.run(argv, check=True, capture_output=True, env=env)
+            for line in out.read_text(errors="replace").splitlines():
+                if line.startswith(("summary:", "totals:")):
+                    totals.append(int(line.split()[1]))
+                    break
+    return (totals[1] - totals[0]) / (2 * n)
 
 
 def _main_close(args: argparse.Namespace, log: bool) -> int:
