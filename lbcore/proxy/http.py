@@ -351,13 +351,17 @@ class HttpClient(asyncio.Protocol):
             self.accept_wall = time.time()
             self.t_accept = self.t_start = self.loop.time()
             self.logged = False  # a connection that never sends a request is logged too
-        self.fe.registry.add(self)
-        if self.fe.admit(self._admitted):
-            self._admitted()
+        fe = self.fe
+        fe.registry.add(self)
+        if fe.admit(self._admitted):
+            # _admitted's work for a connection just made: open, not paused, unread
+            self.admitted = True
+            self.deadline.set_in(fe.timeout_http_request)
         else:
             self.pause(_PAUSE_WAIT)
 
     def _admitted(self) -> None:
+        """Let in a connection held at maxconn (see ``FrontendRuntime.admit``)."""
         self.admitted = True
         if self.phase == CLOSED:
             return
