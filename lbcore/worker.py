@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -99,7 +100,8 @@ log = logging.getLogger("lbcore.worker")
 
 
 def _factory(cls: Any, fe: FrontendRuntime, loop: asyncio.AbstractEventLoop) -> Any:
-    return lambda: cls(fe, loop)
+    # partial, not a lambda: called per accepted connection, without a Python frame
+    return functools.partial(cls, fe, loop)
 
 
 class Worker:

@@ -192,9 +192,10 @@ class Registry:
         """A connection left: let connections held by any frontend in, in turn."""
         self.admitted -= 1
         for fe in self.frontends:
-            if self.full():
-                return
-            fe.wake()
+            if fe.waiting:  # (most connections leave with none held anywhere)
+                if self.full():
+                    return
+                fe.wake()
 
     def add(self, conn: Any) -> None:
         self.conns.add(conn)
@@ -277,7 +278,8 @@ class FrontendRuntime:
 
     def leave(self) -> None:
         self.conn_cur -= 1
-        self.wake()
+        if self.waiting:
+            self.wake()
         self.registry.released()
 
     def wake(self) -> None:

@@ -233,10 +233,65 @@ class Upstream(asyncio.Protocol):
 class HttpClient(asyncio.Protocol):
     """One client connection in HTTP mode."""
 
-    tls_info: Any = None  # a TlsInfo when TLS was terminated (lbcore.proxy.tls)
+    # Slots: with more than 30 attributes an instance's dict is not a shared-key dict
+    # any more (CPython 3.11), so each connection built a full dict, attribute by
+    # attribute, and every attribute access on the hot path went through it.
+    __slots__ = (
+        "_queued",
+        "accept_wall",
+        "admitted",
+        "backend",
+        "bytes_in",
+        "bytes_out",
+        "caps",
+        "client_eof",
+        "client_keep",
+        "cookie",
+        "deadline",
+        "fe",
+        "head_bytes",
+        "in_tunnel",
+        "local",
+        "log",
+        "log_server",
+        "logged",
+        "loop",
+        "orphan",
+        "pause_mask",
+        "pending",
+        "phase",
+        "reader",
+        "reading_paused",
+        "redispatched",
+        "replays",
+        "req",
+        "req_done",
+        "resp_started",
+        "retries",
+        "reused",
+        "server",
+        "service",
+        "src",
+        "src_port",
+        "status",
+        "t_accept",
+        "t_assigned",
+        "t_connected",
+        "t_first",
+        "t_head",
+        "t_resp",
+        "t_server",
+        "t_start",
+        "tls_info",
+        "transport",
+        "tunnel_eofs",
+        "upstream",
+        "write_paused",
+    )
 
     def __init__(self, fe: FrontendRuntime, loop: asyncio.AbstractEventLoop) -> None:
         self.fe = fe
+        self.tls_info: Any = None  # a TlsInfo when TLS was terminated (lbcore.proxy.tls)
         self.loop = loop
         self.transport: Any = None
         self.reader = Reader(is_request=True, limits=fe.limits)
@@ -297,13 +352,17 @@ class HttpClient(asyncio.Protocol):
             self.accept_wall = time.time()
             self.t_accept = self.t_start = self.loop.time()
             self.logged = False  # a connection that never sends a request is logged too
-        self.fe.registry.add(self)
-        if self.fe.admit(self._admitted):
-            self._admitted()
+        fe = self.fe
+        fe.registry.add(self)
+        if fe.admit(self._admitted):
+            # _admitted's work for a connection just made: open, not paused, unread
+            self.admitted = True
+            self.deadline.set_in(fe.timeout_http_request)
         else:
             self.pause(_PAUSE_WAIT)
 
     def _admitted(self) -> None:
+        """Let in a connection held at maxconn (see ``FrontendRuntime.admit``)."""
         self.admitted = True
         if self.phase == CLOSED:
             return

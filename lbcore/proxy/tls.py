@@ -72,6 +72,8 @@ def tls_info(transport: Any) -> TlsInfo:
 class TlsHttpClient(HttpClient):
     """An HTTP client connection over terminated TLS (see the module docstring)."""
 
+    __slots__ = ()
+
     def connection_made(self, transport: Any) -> None:
         self.tls_info = tls_info(transport)
         super().connection_made(transport)

@@ -365,6 +365,8 @@ def test_tcp_connection_system_call_budget(lb: LbFactory) -> None:
     print(f"{total:.1f} system calls per connection: {per}")
     assert total <= 22, f"{total:.1f} system calls per connection: {per}"
     assert per.get("epoll_ctl", 0) <= 2.1, per  # one registration per socket, no DELs
+    assert per.get("setsockopt", 0) <= 1.05, per  # the server's TCP_NODELAY; the client
+    # socket inherits it from the listener
     assert "ioctl" not in per and "getpeername" not in per and "dup" not in per, per
 
 
