@@ -1,0 +1,211 @@
+"""The HTTP adapter's two ways to an access-log line give the same line and level.
+
+``HttpClient._log`` renders ``option httplog`` with :class:`lbcore.logs.fast.HttpLogLine`
+from its own values, and any other format through a ``RequestRecord``. Here every line is
+produced both ways from the same connection state (the clocks are frozen while it is
+logged twice), over the real adapter driven through requests and responses on fake
+transports: keep-alive, captures and persistence cookies, a denied request, a bad
+request, a client gone mid-response, a server error with ``log-separate-errors``, TLS,
+and request lines with bytes that must be escaped."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from lbcore.config import parse_text
+from lbcore.proxy import accesslog
+from lbcore.proxy.accesslog import AccessLogs
+from lbcore.proxy.common import Registry
+from lbcore.proxy.http import HttpClient, Upstream
+from lbcore.worker import build_runtime
+from tests.bench.hotpath import FakeLoop, FakeTransport
+
+CONFIG = """\
+global
+    log 127.0.0.1:9 local0
+defaults
+    mode http
+    log global
+    timeout connect 5s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:18080
+    option httplog
+    option log-separate-errors
+    capture request header Host len 16
+    capture request header User-Agent len 8
+    capture response header Server len 16
+    capture cookie SRV len 32
+    http-request deny if { path_beg /deny }
+    default_backend be
+backend be
+    cookie SRV insert indirect nocache
+    server s1 127.0.0.1:1 cookie c1
+    server s2 127.0.0.1:2 cookie c2
+"""
+
+
+def response(status: int = 200, body: bytes = b"x" * 10, extra: bytes = b"") -> bytes:
+    return b"HTTP/1.1 %d Whatever\r\nServer: nginx/1.22\r\nContent-Length: %d\r\n%s\r\n%s" % (
+        status,
+        len(body),
+        extra,
+        body,
+    )
+
+
+class Clock(FakeLoop):
+    """The fake loop with a clock the test moves."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 1000.0
+
+    def time(self) -> float:
+        return self.now
+
+
+Logged = tuple[str, str, float | None]  # what the sender got: line, level, time
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.got: list[Logged] = []
+
+    def log(self, message: str, level: str = "info", now: float | None = None) -> None:
+        self.got.append((message, level, now))
+
+
+@pytest.fixture
+def pairs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Logged, Logged]]:
+    """Every logged line as its (fast, general) renderings."""
+    out: list[tuple[Logged, Logged]] = []
+    real = HttpClient._log
+    monkeypatch.setattr(accesslog, "time", SimpleNamespace(time=lambda: 1_795_600_000.25))
+
+    def both(self: HttpClient, term: str) -> None:
+        alog = self.log
+        if alog is None or self.logged:
+            real(self, term)
+            return
+        keep = ("logged", "caps", "bytes_in", "t_first", "t_start")
+        saved = {k: getattr(self, k) for k in keep}
+        rec = alog.sender
+        assert isinstance(rec, Recorder) and alog.httplog is not None
+        real(self, term)
+        fast = rec.got[:]
+        rec.got.clear()
+        for k, v in saved.items():
+            setattr(self, k, v)
+        httplog, alog.httplog = alog.httplog, None
+        try:
+            real(self, term)
+        finally:
+            alog.httplog = httplog
+        general = rec.got[:]
+        rec.got.clear()
+        # compared by the test (an assertion here would be caught by the adapter, which
+        # turns a bug of its own into a 500)
+        out.extend(zip(fast, general, strict=True))
+
+    monkeypatch.setattr(HttpClient, "_log", both)
+    return out
+
+
+def setup() -> tuple[Any, Clock]:
+    config = parse_text(CONFIG, "t.cfg")
+    loop = Clock()
+    registry = Registry(config.global_.maxconn)
+    backends, frontends = build_runtime(config, registry)
+    logs = AccessLogs(config)
+    fe = frontends[0]
+    fe.log = logs.for_frontend(fe.proxy)
+    assert fe.log is not None
+    logs.close()  # the real sender's socket: lines go to the recorder
+    fe.log.sender = Recorder()  # type: ignore[assignment]
+    loop.be = backends["be"]  # type: ignore[attr-defined]
+    return fe, loop
+
+
+def refill(be: Any) -> None:
+    """An idle pooled connection to each server (a closed one is not given back)."""
+    for server in be.servers:
+        if not be.idle.get(server.name):
+            up = Upstream(be, server)
+            up.connection_made(FakeTransport(("127.0.0.1", 80)))
+            be.idle[server.name] = [up]
+
+
+def client(fe: Any, loop: Clock, port: int = 40000, tls: bool = False) -> HttpClient:
+    c = HttpClient(fe, loop)  # type: ignore[arg-type]
+    c.connection_made(FakeTransport(("127.0.0.1", port)))
+    if tls:
+        c.tls_info = object()
+    return c
+
+
+def exchange(c: HttpClient, loop: Clock, request: bytes, answer: bytes | None) -> None:
+    refill(loop.be)  # type: ignore[attr-defined]
+    loop.now += 0.0123
+    c.data_received(request)
+    loop.now += 0.0045
+    up = c.upstream
+    if answer is not None:
+        assert up is not None, "the request did not reach a server"
+        up.data_received(answer)
+    loop.now += 0.2
+    loop.run_soon()
+
+
+def test_fast_and_general_lines_are_equal_through_the_adapter(
+    pairs: list[tuple[Logged, Logged]],
+) -> None:
+    fe, loop = setup()
+    fe.conn_cur += 5  # so that %ac and %fc differ
+    busy = client(fe, loop, 39999)  # holds a server: %bc and %sc differ for the other
+    exchange(busy, loop, b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n", None)
+    assert busy.upstream is not None
+    c = client(fe, loop, tls=True)
+    exchange(c, loop, b"GET /small HTTP/1.1\r\nHost: a.example\r\n\r\n", response())
+    exchange(
+        c,
+        loop,
+        b'GET /caf\xe9?q="x"#y HTTP/1.1\r\nHost: b|{c}\r\nUser-Agent: curl/8.0.0 long\r\n'
+        b"Cookie: SRV=c2; other=1\r\n\r\n",
+        response(200, b"", b"Set-Cookie: SRV=c2; path=/\r\n"),
+    )
+    exchange(c, loop, b"GET /deny HTTP/1.1\r\nHost: a\r\n\r\n", None)  # 403, <NOSRV>
+    exchange(c, loop, b"GET /e HTTP/1.0\r\nHost: a\r\n\r\n", response(503, b"down"))
+    c2 = client(fe, loop, 40001)
+    post = b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc"
+    exchange(c2, loop, post, response(201))
+    loop.now += 1.5
+    refill(loop.be)  # type: ignore[attr-defined]
+    c2.data_received(b"GET /gone HTTP/1.1\r\nHost: h\r\n\r\n")
+    up = c2.upstream
+    assert up is not None
+    up.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
+    c2.connection_lost(None)  # the client left mid-response
+    c3 = client(fe, loop, 40002)
+    exchange(c3, loop, b"NOT HTTP AT ALL\x01\r\n\r\n", None)  # 400, <BADREQ>
+    loop.run_soon()
+
+    for fast, general in pairs:
+        assert fast == general
+    lines = [(line, level) for (line, level, _now), _general in pairs]
+    assert len(lines) == 7, lines
+    got = [line for line, _level in lines]
+    assert got[0].startswith("127.0.0.1:40000 [") and " fe~ be/s" in got[0]
+    assert "{a.example|} {nginx/1.22} " in got[0] and got[0].endswith('"GET /small HTTP/1.1"')
+    assert got[1].endswith('"GET /caf#C3#A9?q=#22x#22#23y HTTP/1.1"')
+    assert "{b#7C#7Bc#7D|curl/8.0} " in got[1] and " SRV=c2 " in got[1]
+    assert " fe~ fe/<NOSRV> " in got[2] and " 403 " in got[2]
+    assert [level for _line, level in lines][3] == "err" and " 503 " in got[3]
+    assert lines[0][1] == "info"
+    assert got[4].startswith("127.0.0.1:40001 ")
+    assert " CD" in got[5]
+    assert got[6].endswith('"<BADREQ>"') and " 400 " in got[6]
