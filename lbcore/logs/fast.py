@@ -45,23 +45,39 @@ def headers_field(values: tuple[str, ...]) -> str:
     return "{" + "|".join([encode_header(v) for v in values]) + "} "
 
 
-class _Clock:
-    """``dd/Mmm/yyyy:hh:mm:ss.mmm`` for an epoch time, the day part cached per second."""
+#: ``str(n)`` for -1 <= n < 1023 (-1 is the last item): most numbers in a line are small
+#: timers and counters, and indexing this costs half what converting an int does. Used as
+#: ``_N[n] if -1 <= n < _NMAX else n``.
+_N = (*map(str, range(1023)), "-1")
+_NMAX = 1023
+#: ``f"{n:03d}"`` for the milliseconds of a date.
+_MS = tuple(f"{n:03d}" for n in range(1000))
 
-    __slots__ = ("_day", "_sec", "tz")
+
+class _Clock:
+    """``dd/Mmm/yyyy:hh:mm:ss.mmm`` for an epoch time: the day part is computed once per
+    second, and the whole date again only when the millisecond changes."""
+
+    __slots__ = ("_date", "_day", "_msec", "_sec", "tz")
 
     def __init__(self, tz: _dt.tzinfo | None) -> None:
         self.tz = tz
         self._sec = -1
         self._day = ""
+        self._msec = -1
+        self._date = ""
 
     def date_ms(self, ts: float) -> str:
-        us = round(ts * 1_000_000)
-        sec = us // 1_000_000
+        msec = round(ts * 1_000_000) // 1000  # rounded to the µs first, as format.date_ms
+        if msec == self._msec:
+            return self._date
+        sec = msec // 1000
         if sec != self._sec:
             self._day = _second(sec, self.tz)[0]
             self._sec = sec
-        return f"{self._day}.{(us // 1000) % 1000:03d}"
+        self._msec = msec
+        self._date = date = self._day + "." + _MS[msec % 1000]
+        return date
 
 
 class HttpLogLine(_Clock):
@@ -105,14 +121,26 @@ class HttpLogLine(_Clock):
         logasap: bool = False,
     ) -> str:
         plus = "+" if logasap else ""
+        n, m = _N, _NMAX
         return (
             f"{client_ip or '-'}:{client_port} [{self.date_ms(request_ts)}] "
             f"{frontend + '~' if ssl else frontend} {backend or '-'}/{server or '-'} "
-            f"{t_request}/{t_queue}/{t_connect}/{t_response}/{plus}{t_active} "
-            f"{status} {plus}{bytes_read} {request_cookie or '-'} {response_cookie or '-'} "
+            f"{n[t_request] if -1 <= t_request < m else t_request}/"
+            f"{n[t_queue] if -1 <= t_queue < m else t_queue}/"
+            f"{n[t_connect] if -1 <= t_connect < m else t_connect}/"
+            f"{n[t_response] if -1 <= t_response < m else t_response}/"
+            f"{plus}{n[t_active] if -1 <= t_active < m else t_active} "
+            f"{n[status] if -1 <= status < m else status} "
+            f"{plus}{n[bytes_read] if -1 <= bytes_read < m else bytes_read} "
+            f"{request_cookie or '-'} {response_cookie or '-'} "
             f"{termination}{cookie_client}{cookie_server} "
-            f"{actconn}/{feconn}/{beconn}/{srv_conn}/{'+' if redispatched else ''}{retries} "
-            f"{srv_queue}/{backend_queue} "
+            f"{n[actconn] if -1 <= actconn < m else actconn}/"
+            f"{n[feconn] if -1 <= feconn < m else feconn}/"
+            f"{n[beconn] if -1 <= beconn < m else beconn}/"
+            f"{n[srv_conn] if -1 <= srv_conn < m else srv_conn}/"
+            f"{'+' if redispatched else ''}{n[retries] if -1 <= retries < m else retries} "
+            f"{n[srv_queue] if -1 <= srv_queue < m else srv_queue}/"
+            f"{n[backend_queue] if -1 <= backend_queue < m else backend_queue} "
             f"{headers_field(request_headers) if request_headers else ''}"
             f"{headers_field(response_headers) if response_headers else ''}"
             f"{url_field(request_line)}"
@@ -150,12 +178,21 @@ class TcpLogLine(_Clock):
         logasap: bool = False,
     ) -> str:
         plus = "+" if logasap else ""
+        n, m = _N, _NMAX
         return (
             f"{client_ip or '-'}:{client_port} [{self.date_ms(accept_ts)}] "
             f"{frontend + '~' if ssl else frontend} {backend or '-'}/{server or '-'} "
-            f"{t_queue}/{t_connect}/{plus}{t_total} {plus}{bytes_read} {termination} "
-            f"{actconn}/{feconn}/{beconn}/{srv_conn}/{'+' if redispatched else ''}{retries} "
-            f"{srv_queue}/{backend_queue}"
+            f"{n[t_queue] if -1 <= t_queue < m else t_queue}/"
+            f"{n[t_connect] if -1 <= t_connect < m else t_connect}/"
+            f"{plus}{n[t_total] if -1 <= t_total < m else t_total} "
+            f"{plus}{n[bytes_read] if -1 <= bytes_read < m else bytes_read} {termination} "
+            f"{n[actconn] if -1 <= actconn < m else actconn}/"
+            f"{n[feconn] if -1 <= feconn < m else feconn}/"
+            f"{n[beconn] if -1 <= beconn < m else beconn}/"
+            f"{n[srv_conn] if -1 <= srv_conn < m else srv_conn}/"
+            f"{'+' if redispatched else ''}{n[retries] if -1 <= retries < m else retries} "
+            f"{n[srv_queue] if -1 <= srv_queue < m else srv_queue}/"
+            f"{n[backend_queue] if -1 <= backend_queue < m else backend_queue}"
         )
 
 

@@ -24,8 +24,10 @@ ZONES: list[dt.tzinfo | None] = [
     None,  # the host's local time
 ]
 
-_timer = st.one_of(st.just(-1), st.just(0), st.integers(0, 10**7), st.integers(10**9, 10**12))
-_count = st.one_of(st.just(0), st.integers(0, 100), st.integers(0, 2**63))
+# around the renderers' table of small numbers (-1..1022) too
+_edges = st.sampled_from([-2, -1, 0, 1, 1022, 1023, 1024])
+_timer = st.one_of(_edges, st.integers(0, 10**7), st.integers(10**9, 10**12))
+_count = st.one_of(_edges, st.integers(0, 100), st.integers(0, 2**63))
 # text as the proxy holds it: request lines are latin-1 decoded bytes; captured values
 # are whatever the header had, including "#{|}" and control characters
 _latin1 = st.text(st.characters(min_codepoint=0, max_codepoint=255), max_size=40)
@@ -250,7 +252,21 @@ def test_the_date_cache_follows_the_clock_both_ways() -> None:
     general = LogFormat(TCPLOG, Context(tz=dt.UTC))
     line = fast.TcpLogLine(dt.UTC)
     t0 = 1_795_600_000.0
-    for ts in [t0, t0 + 0.4, t0 + 0.9996, t0 + 1.2, t0 - 3600.5, t0 + 86400 * 40, t0, t0 + 0.0004]:
+    for ts in [
+        t0,
+        t0,
+        t0 + 0.4,
+        t0 + 0.4004,
+        t0 + 0.9996,
+        t0 + 1.2,
+        t0 + 1.2,
+        t0 - 3600.5,
+        t0 + 86400 * 40,
+        t0 + 86400 * 40 + 0.0002,
+        t0,
+        t0 + 0.0004,
+        t0 + 1.0004,
+    ]:
         r = RequestRecord(accept_ts=ts)
         assert tcp_fast(line, r) == general.render(r)
 
