@@ -24,7 +24,7 @@ from lbcore.config.model import Config, LogTarget, Mode, Proxy
 
 if TYPE_CHECKING:
     from lbcore.logs.capture import Captures
-    from lbcore.logs.fast import HttpLogLine
+    from lbcore.logs.fast import HttpLogLine, TcpLogLine
     from lbcore.logs.format import LogFormat
     from lbcore.logs.record import RequestRecord
     from lbcore.logs.sender import LogSender, TargetSpec
@@ -58,6 +58,7 @@ class AccessLog:
         "local_addr",
         "sender",
         "separate_errors",
+        "tcplog",
     )
 
     def __init__(
@@ -76,12 +77,14 @@ class AccessLog:
         self.count = 0  # lines logged (%lc; lbcore's %rt counts the same, per frontend)
         #: the format reads %fi/%fp: the adapter notes each connection's local address
         self.local_addr = not fmt.variables.isdisjoint(("fi", "fp"))
-        #: the format is exactly ``option httplog``'s: the HTTP adapter renders its line
-        #: from its own values with this (``lbcore.logs.fast``), without a record
-        from lbcore.logs.fast import HttpLogLine, for_format
+        #: the format is exactly ``option httplog``'s (``tcplog``'s): the HTTP (TCP)
+        #: adapter renders its line from its own values with this (``lbcore.logs.fast``),
+        #: without a record
+        from lbcore.logs.fast import HttpLogLine, TcpLogLine, for_format
 
         fast = for_format(fmt.source, fmt.context)
         self.httplog: HttpLogLine | None = fast if isinstance(fast, HttpLogLine) else None
+        self.tcplog: TcpLogLine | None = fast if isinstance(fast, TcpLogLine) else None
 
     def emit(self, record: RequestRecord) -> None:
         self.count += 1

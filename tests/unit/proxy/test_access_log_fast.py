@@ -209,3 +209,84 @@ def test_fast_and_general_lines_are_equal_through_the_adapter(
     assert got[4].startswith("127.0.0.1:40001 ")
     assert " CD" in got[5]
     assert got[6].endswith('"<BADREQ>"') and " 400 " in got[6]
+
+
+TCP_CONFIG = """\
+global
+    log 127.0.0.1:9 local0
+defaults
+    mode tcp
+    log global
+    timeout connect 5s
+    timeout client 5s
+    timeout server 5s
+listen tcp
+    bind 127.0.0.1:18090
+    option tcplog
+    option log-separate-errors
+    server s1 127.0.0.1:1
+    server s2 127.0.0.1:2
+"""
+
+
+def test_tcp_sessions_log_the_same_line_both_ways(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``tcp.log_session`` (TcpClient and tcpraw's sessions) with and without the record."""
+    from lbcore.proxy.tcp import log_session
+
+    monkeypatch.setattr(accesslog, "time", SimpleNamespace(time=lambda: 1_795_600_000.25))
+    config = parse_text(TCP_CONFIG, "t.cfg")
+    backends, frontends = build_runtime(config, Registry(config.global_.maxconn))
+    logs = AccessLogs(config)
+    fe = frontends[0]
+    alog = logs.for_frontend(fe.proxy)
+    logs.close()
+    assert alog is not None and alog.tcplog is not None and alog.httplog is None
+    rec = Recorder()
+    alog.sender = rec  # type: ignore[assignment]
+    be = backends["tcp"]
+    be.servers[1].active = 3  # %bc and %sc differ
+    fe.conn_cur = 9
+    loop = SimpleNamespace(time=lambda: 1000.75)
+    states = [  # (server, t_assigned, t_connected, term, retries, redispatched, bytes, peer)
+        ("s1", 1000.0015, 1000.004, "--", 0, False, 1234, ("127.0.0.1", 5555)),
+        ("s2", 1000.5, 1000.6999, "SD", 2, True, 0, ("::1", 1)),
+        ("", -1.0, -1.0, "sQ", 0, False, 0, ("", 0)),  # never got a server
+        ("s1", 1000.2, -1.0, "SC", 3, False, 2**40, ("10.0.0.1", 65535)),
+        ("s2", 999.0, 999.5, "cD", 0, False, 1022, ("10.0.0.1", 1023)),
+    ]
+    lines: list[tuple[Logged, Logged]] = []
+    for server, assigned, connected, term, retries, redisp, nbytes, peer in states:
+        got = []
+        for fast in (True, False):
+            tcplog = alog.tcplog
+            if not fast:
+                alog.tcplog = None
+            c = SimpleNamespace(
+                log=alog,
+                fe=fe,
+                backend=be if server or term != "sQ" else None,
+                peer=peer,
+                loop=loop,
+                t_accept=999.0,
+                accept_wall=1_795_600_000.9996,
+                t_assigned=assigned,
+                t_connected=connected,
+                log_server=server,
+                term=term,
+                retries=retries,
+                redispatched=redisp,
+            )
+            log_session(c, nbytes)
+            alog.tcplog = tcplog
+            assert len(rec.got) == 1
+            got.append(rec.got.pop())
+        lines.append((got[0], got[1]))
+    for fast_line, general_line in lines:
+        assert fast_line == general_line
+    text = [line for (line, _level, _now), _g in lines]
+    assert text[0].startswith("127.0.0.1:5555 [")  # then the date in the host's local time
+    assert text[0].endswith(":40.999] tcp tcp/s1 1001/2/1750 1234 -- 0/9/3/0/0 0/0")
+    assert text[1].endswith(" tcp tcp/s2 1500/199/1750 0 SD 0/9/3/3/+2 0/0")
+    assert text[2].startswith("-:0 [")
+    assert text[2].endswith(" tcp/<NOSRV> -1/-1/1750 0 sQ 0/9/0/0/0 0/0")
+    assert [level for (_line, level, _now), _g in lines] == ["info", "err", "err", "err", "err"]
