@@ -122,25 +122,31 @@ class HttpLogLine(_Clock):
     ) -> str:
         plus = "+" if logasap else ""
         n, m = _N, _NMAX
-        return (
-            f"{client_ip or '-'}:{client_port} [{self.date_ms(request_ts)}] "
-            f"{frontend + '~' if ssl else frontend} {backend or '-'}/{server or '-'} "
+        # three f-strings of at most 30 parts each: CPython builds a longer one through a
+        # list and str.join (one LIST_APPEND per part), a shorter one on the stack
+        timers = (
             f"{n[t_request] if -1 <= t_request < m else t_request}/"
             f"{n[t_queue] if -1 <= t_queue < m else t_queue}/"
             f"{n[t_connect] if -1 <= t_connect < m else t_connect}/"
             f"{n[t_response] if -1 <= t_response < m else t_response}/"
             f"{plus}{n[t_active] if -1 <= t_active < m else t_active} "
             f"{n[status] if -1 <= status < m else status} "
-            f"{plus}{n[bytes_read] if -1 <= bytes_read < m else bytes_read} "
-            f"{request_cookie or '-'} {response_cookie or '-'} "
-            f"{termination}{cookie_client}{cookie_server} "
+            f"{plus}{n[bytes_read] if -1 <= bytes_read < m else bytes_read}"
+        )
+        counts = (
             f"{n[actconn] if -1 <= actconn < m else actconn}/"
             f"{n[feconn] if -1 <= feconn < m else feconn}/"
             f"{n[beconn] if -1 <= beconn < m else beconn}/"
             f"{n[srv_conn] if -1 <= srv_conn < m else srv_conn}/"
             f"{'+' if redispatched else ''}{n[retries] if -1 <= retries < m else retries} "
             f"{n[srv_queue] if -1 <= srv_queue < m else srv_queue}/"
-            f"{n[backend_queue] if -1 <= backend_queue < m else backend_queue} "
+            f"{n[backend_queue] if -1 <= backend_queue < m else backend_queue}"
+        )
+        return (
+            f"{client_ip or '-'}:{client_port} [{self.date_ms(request_ts)}] "
+            f"{frontend + '~' if ssl else frontend} {backend or '-'}/{server or '-'} "
+            f"{timers} {request_cookie or '-'} {response_cookie or '-'} "
+            f"{termination}{cookie_client}{cookie_server} {counts} "
             f"{headers_field(request_headers) if request_headers else ''}"
             f"{headers_field(response_headers) if response_headers else ''}"
             f"{url_field(request_line)}"
@@ -179,14 +185,16 @@ class TcpLogLine(_Clock):
     ) -> str:
         plus = "+" if logasap else ""
         n, m = _N, _NMAX
-        return (
+        head = (  # two f-strings of at most 30 parts (see HttpLogLine)
             f"{client_ip or '-'}:{client_port} [{self.date_ms(accept_ts)}] "
             f"{frontend + '~' if ssl else frontend} {backend or '-'}/{server or '-'} "
             f"{n[t_queue] if -1 <= t_queue < m else t_queue}/"
             f"{n[t_connect] if -1 <= t_connect < m else t_connect}/"
             f"{plus}{n[t_total] if -1 <= t_total < m else t_total} "
             f"{plus}{n[bytes_read] if -1 <= bytes_read < m else bytes_read} {termination} "
-            f"{n[actconn] if -1 <= actconn < m else actconn}/"
+        )
+        return (
+            f"{head}{n[actconn] if -1 <= actconn < m else actconn}/"
             f"{n[feconn] if -1 <= feconn < m else feconn}/"
             f"{n[beconn] if -1 <= beconn < m else beconn}/"
             f"{n[srv_conn] if -1 <= srv_conn < m else srv_conn}/"
