@@ -135,7 +135,7 @@ class Framer:
                 self.tz,
             )
         maxlen = self.maxlen
-        data = (head + message + "\n").encode("utf-8", "surrogateescape")
+        data = f"{head}{message}\n".encode("utf-8", "surrogateescape")  # one copy, not two
         if len(data) > maxlen + 1 or maxlen < 0:  # cut, then terminated, as frame() does
             data = data[:-1][:maxlen] + b"\n"
         return data
