@@ -189,7 +189,7 @@ def _both(kind: str, zone: int, r: RequestRecord) -> tuple[str, str, str]:
     return got, general.render(r), general.render_generic(r)
 
 
-@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(r=records, zone=st.integers(0, len(ZONES) - 1), kind=st.sampled_from(["http", "tcp"]))
 def test_fast_renderers_equal_the_general_path(r: RequestRecord, zone: int, kind: str) -> None:
     got, compiled, generic = _both(kind, zone, r)
@@ -277,7 +277,7 @@ _messages = st.one_of(
 )
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(
     message=_messages,
     nows=st.lists(_ts, min_size=1, max_size=4),
