@@ -342,11 +342,12 @@ _SEP = object()
 class LogFormat:
     """A compiled ``log-format``; ``render(record)`` returns the line (no envelope)."""
 
-    __slots__ = ("_fast", "_nodes", "source", "variables")
+    __slots__ = ("_fast", "_nodes", "context", "source", "variables")
 
     def __init__(self, fmt: str, ctx: Context | None = None) -> None:
         self.source = fmt
-        nodes, maybe_empty, names = _compile(fmt, ctx or Context())
+        self.context = ctx or Context()
+        nodes, maybe_empty, names = _compile(fmt, self.context)
         #: the variables the format uses: a proxy fills what only some formats read
         #: (%fi/%fp, say) only when the format asks for it
         self.variables = frozenset(_VAR_RE.findall(fmt))

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from lbcore.config.model import Config, LogTarget, Proxy
-from lbcore.logs.syslog import LEVELS, frame
+from lbcore.logs.syslog import LEVELS, Framer
 
 #: Datagrams waiting for the next flush, all targets together, before drops start.
 MAX_PENDING = 10_000
@@ -265,7 +265,7 @@ class LogSender:
     _scheduled: bool = False
     _loop: asyncio.AbstractEventLoop | None = None
     overflow: int = 0
-    _routes: dict[str, list[tuple[Target, str]]] = field(default_factory=dict)
+    _routes: dict[str, list[tuple[Target, Framer]]] = field(default_factory=dict)
 
     @classmethod
     def from_specs(cls, specs: list[TargetSpec], **kw: object) -> LogSender:
@@ -282,34 +282,37 @@ class LogSender:
         if routes is None:
             routes = self._routes[level] = self._route(level)
         pending = self._pending
-        for t, eff in routes:
+        for t, framer in routes:
             if len(pending) >= MAX_PENDING:
                 t.counters.dropped += 1
                 self.overflow += 1
                 continue
-            spec = t.spec
-            data = frame(
-                message,
-                now=now,
-                facility=spec.facility,
-                level=eff,
-                fmt=spec.format,
-                tag=self.tag,
-                pid=self.pid,
-                hostname=self.hostname,
-                maxlen=spec.length,
-            )
-            pending.append((t, data))
+            pending.append((t, framer.frame(message, now)))
         if self._loop is None:
             self.flush()
         elif not self._scheduled and pending:
             self._scheduled = True
             self._loop.call_soon(self.flush)
 
-    def _route(self, level: str) -> list[tuple[Target, str]]:
-        """The targets a message of ``level`` goes to, each with the severity it is sent
-        at: decided once per level, not once per message (targets never change)."""
-        return [(t, t.spec.effective_level(level)) for t in self.targets if t.spec.accepts(level)]
+    def _route(self, level: str) -> list[tuple[Target, Framer]]:
+        """The targets a message of ``level`` goes to, each with the framer of the severity
+        it is sent at: decided once per level, not once per message (targets never change;
+        ``tag``, ``pid`` and ``hostname`` are read here, at a level's first message)."""
+        routes = []
+        for t in self.targets:
+            spec = t.spec
+            if spec.accepts(level):
+                framer = Framer(
+                    facility=spec.facility,
+                    level=spec.effective_level(level),
+                    fmt=spec.format,
+                    tag=self.tag,
+                    pid=self.pid,
+                    hostname=self.hostname,
+                    maxlen=spec.length,
+                )
+                routes.append((t, framer))
+        return routes
 
     def flush(self) -> None:
         self._scheduled = False

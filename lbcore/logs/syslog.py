@@ -63,6 +63,88 @@ def frame(
     return data[:maxlen] + b"\n"
 
 
+class Framer:
+    """:func:`frame` for one target at one level, for a sender that frames many lines: the
+    header of the formats that change once per second (or never) is kept until the second
+    changes, and the arguments are bound once, instead of a cache look-up keyed by eight
+    of them per line. The bytes are :func:`frame`'s (``tests/unit/logs/test_fast.py``)."""
+
+    __slots__ = (
+        "_head",
+        "_sec",
+        "facility",
+        "fmt",
+        "hostname",
+        "level",
+        "maxlen",
+        "per_second",
+        "pid",
+        "tag",
+        "tz",
+    )
+
+    def __init__(
+        self,
+        *,
+        facility: str = "local0",
+        level: str = "info",
+        fmt: str = "local",
+        tag: str = "haproxy",
+        pid: int = 0,
+        hostname: str | None = None,
+        maxlen: int = 1024,
+        tz: _dt.tzinfo | None = None,
+    ) -> None:
+        self.facility = facility
+        self.level = level
+        self.fmt = fmt
+        self.tag = tag
+        self.pid = pid
+        self.hostname = hostname
+        self.maxlen = maxlen
+        self.tz = tz
+        self.per_second = fmt in _PER_SECOND
+        self._sec: int | None = None
+        self._head = ""
+
+    def frame(self, message: str, now: float) -> bytes:
+        if self.per_second:
+            sec = int(now)
+            if sec != self._sec:
+                self._head = _head(
+                    self.fmt,
+                    self.facility,
+                    self.level,
+                    self.tag,
+                    self.pid,
+                    self.hostname,
+                    sec,
+                    self.tz,
+                )
+                self._sec = sec
+            head = self._head
+        else:
+            head = _head_us(
+                self.fmt,
+                self.facility,
+                self.level,
+                self.tag,
+                self.pid,
+                self.hostname,
+                now,
+                self.tz,
+            )
+        maxlen = self.maxlen
+        data = f"{head}{message}\n".encode("utf-8", "surrogateescape")  # one copy, not two
+        if len(data) > maxlen + 1 or maxlen < 0:  # cut, then terminated, as frame() does
+            data = data[:-1][:maxlen] + b"\n"
+        return data
+
+
+#: The formats whose header is a function of the second only (or of nothing).
+_PER_SECOND = frozenset(("local", "rfc3164", "short", "priority", "raw"))
+
+
 @functools.lru_cache(maxsize=64)
 def _head(
     fmt: str,

@@ -24,6 +24,7 @@ from lbcore.config.model import Config, LogTarget, Mode, Proxy
 
 if TYPE_CHECKING:
     from lbcore.logs.capture import Captures
+    from lbcore.logs.fast import HttpLogLine, TcpLogLine
     from lbcore.logs.format import LogFormat
     from lbcore.logs.record import RequestRecord
     from lbcore.logs.sender import LogSender, TargetSpec
@@ -53,9 +54,11 @@ class AccessLog:
         "count",
         "dontlognull",
         "format",
+        "httplog",
         "local_addr",
         "sender",
         "separate_errors",
+        "tcplog",
     )
 
     def __init__(
@@ -74,12 +77,31 @@ class AccessLog:
         self.count = 0  # lines logged (%lc; lbcore's %rt counts the same, per frontend)
         #: the format reads %fi/%fp: the adapter notes each connection's local address
         self.local_addr = not fmt.variables.isdisjoint(("fi", "fp"))
+        #: the format is exactly ``option httplog``'s (``tcplog``'s): the HTTP (TCP)
+        #: adapter renders its line from its own values with this (``lbcore.logs.fast``),
+        #: without a record
+        from lbcore.logs.fast import HttpLogLine, TcpLogLine, for_format
+
+        fast = for_format(fmt.source, fmt.context)
+        self.httplog: HttpLogLine | None = fast if isinstance(fast, HttpLogLine) else None
+        self.tcplog: TcpLogLine | None = fast if isinstance(fast, TcpLogLine) else None
 
     def emit(self, record: RequestRecord) -> None:
         self.count += 1
         record.log_counter = record.request_counter = self.count
         level = "err" if self.separate_errors and record.is_error else "info"
         self.sender.log(self.format.render(record), level, time.time())
+
+    def send(self, line: str, term: str, status: int, retries: int, redispatched: bool) -> None:
+        """Send a line rendered by a fast renderer: ``emit`` without the record (the
+        arguments are what :attr:`RequestRecord.is_error` reads)."""
+        self.count += 1
+        level = "info"
+        if self.separate_errors and (
+            term[:1] not in ("-", "", "L") or retries > 0 or redispatched or status >= 500
+        ):
+            level = "err"
+        self.sender.log(line, level, time.time())
 
 
 class AccessLogs:

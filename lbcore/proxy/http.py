@@ -1117,6 +1117,63 @@ class HttpClient(asyncio.Protocol):
             server = None
             beconn = 0
         cookie = self.cookie
+        caps = self.caps
+        if caps is not None:  # captured: this request's, never the next one's
+            self.caps = None
+        request_line = (
+            (b"%s %s HTTP/%s" % (req.method, req.target, req.version)).decode("latin-1")
+            if req is not None
+            else None
+        )
+        t_request = int((t_head - t_first) * 1000) if req is not None else -1
+        t_queue = int((t_assigned - t_head) * 1000) if t_assigned >= 0 else -1
+        t_connect = int((t_connected - t_assigned) * 1000) if t_connected >= 0 else -1
+        t_response = int((t_resp - t_connected) * 1000) if t_resp >= 0 else -1
+        status = self.status or -1
+        httplog = alog.httplog
+        if httplog is not None:  # the default format: no record (lbcore.logs.fast)
+            alog.send(
+                httplog.render(
+                    self.src,
+                    self.src_port,
+                    self.accept_wall + (t_first - self.t_accept),
+                    fe.name,
+                    self.tls_info is not None,
+                    be.name if be is not None else fe.name,
+                    self.log_server or NOSRV,
+                    t_request,
+                    t_queue,
+                    t_connect,
+                    t_response,
+                    int((now - t_first) * 1000),
+                    status,
+                    self.bytes_out,
+                    caps.request_cookie if caps is not None else None,
+                    caps.response_cookie if caps is not None else None,
+                    term,
+                    cookie.client_flag if cookie is not None else "-",
+                    cookie.server_flag if cookie is not None else "-",
+                    len(fe.registry.conns),
+                    fe.conn_cur,
+                    beconn,
+                    server.active if server is not None else 0,
+                    self.retries,
+                    self.redispatched,
+                    0,
+                    len(be.queue) if be is not None else 0,
+                    caps.request_headers if caps is not None else (),
+                    caps.response_headers if caps is not None else (),
+                    request_line,
+                ),
+                term,
+                status,
+                self.retries,
+                self.redispatched,
+            )
+            self.bytes_in = 0
+            self.t_first = None
+            self.t_start = now
+            return
         rec = RequestRecord(
             client_ip=self.src,
             client_port=self.src_port,
@@ -1126,13 +1183,13 @@ class HttpClient(asyncio.Protocol):
             backend=be.name if be is not None else fe.name,
             server=self.log_server or NOSRV,
             t_idle=int((t_first - self.t_start) * 1000),
-            t_request=int((t_head - t_first) * 1000) if req is not None else -1,
-            t_queue=int((t_assigned - t_head) * 1000) if t_assigned >= 0 else -1,
-            t_connect=int((t_connected - t_assigned) * 1000) if t_connected >= 0 else -1,
-            t_response=int((t_resp - t_connected) * 1000) if t_resp >= 0 else -1,
+            t_request=t_request,
+            t_queue=t_queue,
+            t_connect=t_connect,
+            t_response=t_response,
             t_active=int((now - t_first) * 1000),
             t_total=int((now - self.t_start) * 1000),
-            status=self.status or -1,
+            status=status,
             bytes_read=self.bytes_out,
             bytes_uploaded=self.bytes_in if req is not None else 0,
             server_ip=server.config.host if server is not None else "",
@@ -1148,15 +1205,9 @@ class HttpClient(asyncio.Protocol):
             cookie_server=cookie.server_flag if cookie is not None else "-",
             backend_queue=len(be.queue) if be is not None else 0,
             ssl=self.tls_info is not None,
-            request_line=(b"%s %s HTTP/%s" % (req.method, req.target, req.version)).decode(
-                "latin-1"
-            )
-            if req is not None
-            else None,
+            request_line=request_line,
         )
-        caps = self.caps
-        if caps is not None:  # captured: this request's, never the next one's
-            self.caps = None
+        if caps is not None:
             rec.request_headers = caps.request_headers
             rec.response_headers = caps.response_headers
             rec.captured_request_cookie = caps.request_cookie

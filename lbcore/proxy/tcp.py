@@ -443,6 +443,40 @@ def log_session(c: Any, bytes_out: int) -> None:
         from lbcore.logs import record  # only loaded when logging
 
         _record = record
+    t_queue = ms(c.t_accept, t_assigned) if t_assigned >= 0 else -1
+    t_connect = ms(t_assigned, t_connected) if t_connected >= 0 else -1
+    beconn = sum(s.active for s in be.servers) if be is not None else 0
+    tcplog = alog.tcplog
+    if tcplog is not None:  # the default format: no record (lbcore.logs.fast)
+        alog.send(
+            tcplog.render(
+                peer[0] or "-",
+                peer[1],
+                c.accept_wall,
+                fe.name,
+                False,
+                be.name if be is not None else fe.name,
+                c.log_server or _record.NOSRV,
+                t_queue,
+                t_connect,
+                ms(c.t_accept, now),
+                bytes_out,
+                c.term,
+                len(fe.registry.conns),
+                fe.conn_cur,
+                beconn,
+                server.active if server is not None else 0,
+                c.retries,
+                c.redispatched,
+                0,
+                len(be.queue) if be is not None else 0,
+            ),
+            c.term,
+            -1,
+            c.retries,
+            c.redispatched,
+        )
+        return
     alog.emit(
         _record.RequestRecord(
             client_ip=peer[0] or "-",
@@ -451,14 +485,14 @@ def log_session(c: Any, bytes_out: int) -> None:
             frontend=fe.name,
             backend=be.name if be is not None else fe.name,
             server=c.log_server or _record.NOSRV,
-            t_queue=ms(c.t_accept, t_assigned) if t_assigned >= 0 else -1,
-            t_connect=ms(t_assigned, t_connected) if t_connected >= 0 else -1,
+            t_queue=t_queue,
+            t_connect=t_connect,
             t_total=ms(c.t_accept, now),
             bytes_read=bytes_out,
             termination=c.term,
             actconn=len(fe.registry.conns),
             feconn=fe.conn_cur,
-            beconn=sum(s.active for s in be.servers) if be is not None else 0,
+            beconn=beconn,
             srv_conn=server.active if server is not None else 0,
             retries=c.retries,
             redispatched=c.redispatched,
