@@ -1,0 +1,207 @@
+"""``http-reuse`` against HAProxy 2.6: the same server connections for the same script.
+
+A recording backend numbers the TCP connections it accepts and notes, in order, each
+accept, each request (which client request, on which server connection) and each close.
+The same scripted clients run through lbcore and through HAProxy (one thread, so one
+idle pool, as lbcore's one worker), for every mode; the two event sequences must be
+equal. The scripts are chosen so the modes differ: a client's first request while
+another client's connection is idle (safe: a new connection; always: the idle one;
+aggressive: only one that carried a request after its first), and a client leaving
+(never: its server connections close with it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.integration.proxy.harness import Lb
+
+LbFactory = Callable[..., tuple[Lb, int]]
+
+MODES = ("never", "safe", "aggressive", "always")
+
+CONFIG = """
+global
+  nbthread 1
+defaults
+  mode http
+  timeout connect 1s
+  timeout client 10s
+  timeout server 10s
+  timeout http-keep-alive 10s
+frontend fe
+  bind 127.0.0.1:{port}
+  default_backend app
+backend app
+  http-reuse {mode}
+  server s1 {addr}
+"""
+
+SETTLE = 0.3  # seconds for a close to reach the backend (both proxies close at once)
+
+
+class Recorder:
+    """An HTTP/1.1 keep-alive server that logs ("open", n), ("req", n, path), ("close", n)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.addr = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        self.events: list[tuple[object, ...]] = []
+        self.lock = threading.Lock()
+        self.conns: list[socket.socket] = []
+        self.stopped = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _note(self, *event: object) -> None:
+        with self.lock:
+            self.events.append(event)
+
+    def _accept(self) -> None:
+        n = 0
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            n += 1
+            self.conns.append(conn)
+            self._note("open", n)
+            threading.Thread(target=self._serve, args=(conn, n), daemon=True).start()
+
+    def _serve(self, conn: socket.socket, n: int) -> None:
+        buf = b""
+        conn.settimeout(30)
+        try:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    data = conn.recv(4096)
+                    if not data:
+                        raise EOFError
+                    buf += data
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                path = head.split(b" ", 2)[1].decode()
+                self._note("req", n, path)
+                body = b"conn %d\n" % n
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        except (EOFError, OSError):
+            pass
+        if not self.stopped:
+            self._note("close", n)
+        conn.close()
+
+    def close(self) -> None:
+        self.stopped = True
+        self.sock.close()
+        for conn in self.conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+
+class Client:
+    """One keep-alive client connection to the proxy."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+
+    def get(self, path: str) -> bytes:
+        self.sock.sendall(b"GET %s HTTP/1.1\r\nHost: h\r\n\r\n" % path.encode())
+        buf = b""
+        while b"\r\n\r\n" not in buf or not buf.endswith(b"\n"):
+            data = self.sock.recv(4096)
+            assert data, f"the proxy closed the connection during {path}"
+            buf += data
+        assert buf.startswith(b"HTTP/1.1 200"), buf
+        return buf
+
+    def close(self) -> None:
+        self.sock.close()
+        time.sleep(SETTLE)
+
+
+def script_leave(port: int) -> None:
+    """A: two requests; B: its first while A's connection idles; A leaves; C; B again."""
+    a = Client(port)
+    a.get("/a1")
+    a.get("/a2")
+    b = Client(port)
+    b.get("/b1")
+    a.close()
+    c = Client(port)
+    c.get("/c1")
+    b.get("/b2")
+    b.close()
+    c.close()
+
+
+def script_first(port: int) -> None:
+    """A: one request (its server connection used once); B: its first request while that
+    connection idles; A again; then B's first, on a new client, after A's reuse."""
+    a = Client(port)
+    a.get("/a1")
+    b = Client(port)
+    b.get("/b1")
+    b.close()
+    a.get("/a2")
+    c = Client(port)
+    c.get("/c1")
+    a.close()
+    c.close()
+
+
+def run(port: int, rec: Recorder, script: Callable[[int], None]) -> list[tuple[object, ...]]:
+    script(port)
+    time.sleep(SETTLE)
+    with rec.lock:
+        return list(rec.events)
+
+
+@pytest.fixture
+def recorders() -> Iterator[Callable[[], Recorder]]:
+    made: list[Recorder] = []
+
+    def make() -> Recorder:
+        made.append(Recorder())
+        return made[-1]
+
+    yield make
+    for rec in made:
+        rec.close()
+
+
+@pytest.mark.parametrize("script", [script_leave, script_first], ids=["leave", "first"])
+@pytest.mark.parametrize("mode", MODES)
+def test_same_server_connections_as_haproxy(
+    mode: str,
+    script: Callable[[int], None],
+    lb: LbFactory,
+    haproxy: Callable[[str], int],
+    recorders: Callable[[], Recorder],
+) -> None:
+    ours_rec, theirs_rec = recorders(), recorders()
+    _, ours = lb(CONFIG, mode=mode, addr=ours_rec.addr)
+    theirs = haproxy(CONFIG.format(port="{port}", mode=mode, addr=theirs_rec.addr))
+    want = run(theirs, theirs_rec, script)
+    got = run(ours, ours_rec, script)
+    assert got == want, f"http-reuse {mode}\nlbcore:  {got}\nhaproxy: {want}"
+    # and the modes do differ where the scripts say they do
+    opened = sum(1 for e in got if e[0] == "open")
+    expect = {
+        ("leave", "never"): 3,
+        ("leave", "safe"): 3,
+        ("leave", "aggressive"): 1,
+        ("leave", "always"): 1,
+        ("first", "never"): 3,
+        ("first", "safe"): 3,
+        ("first", "aggressive"): 2,
+        ("first", "always"): 1,
+    }
+    name = "leave" if script is script_leave else "first"
+    assert opened == expect[name, mode], got
