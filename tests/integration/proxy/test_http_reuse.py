@@ -41,21 +41,25 @@ frontend fe
 backend app
   http-reuse {mode}
   server s1 {addr}
-"""
+{more}"""
 
-SETTLE = 0.3  # seconds for a close to reach the backend (both proxies close at once)
+_SHARED_LOCK = threading.Lock()
+SETTLE = 0.4  # seconds for a close to reach the backend (both proxies close at once)
 
 
 class Recorder:
-    """An HTTP/1.1 keep-alive server that logs ("open", n), ("req", n, path), ("close", n)."""
+    """An HTTP/1.1 keep-alive server that logs ("open", n), ("req", n, path), ("close", n)
+    into ``events`` (shared by the servers of one backend; ``n`` then names the server
+    too, as "s2/1")."""
 
-    def __init__(self) -> None:
+    def __init__(self, events: list[tuple[object, ...]] | None = None, name: str = "") -> None:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(64)
         self.addr = f"127.0.0.1:{self.sock.getsockname()[1]}"
-        self.events: list[tuple[object, ...]] = []
-        self.lock = threading.Lock()
+        self.name = name
+        self.events: list[tuple[object, ...]] = [] if events is None else events
+        self.lock = threading.Lock() if events is None else _SHARED_LOCK
         self.conns: list[socket.socket] = []
         self.stopped = False
         threading.Thread(target=self._accept, daemon=True).start()
@@ -73,10 +77,11 @@ class Recorder:
                 return
             n += 1
             self.conns.append(conn)
-            self._note("open", n)
-            threading.Thread(target=self._serve, args=(conn, n), daemon=True).start()
+            tag = f"{self.name}/{n}" if self.name else n
+            self._note("open", tag)
+            threading.Thread(target=self._serve, args=(conn, tag), daemon=True).start()
 
-    def _serve(self, conn: socket.socket, n: int) -> None:
+    def _serve(self, conn: socket.socket, n: object) -> None:
         buf = b""
         conn.settimeout(30)
         try:
@@ -89,7 +94,7 @@ class Recorder:
                 head, _, buf = buf.partition(b"\r\n\r\n")
                 path = head.split(b" ", 2)[1].decode()
                 self._note("req", n, path)
-                body = b"conn %d\n" % n
+                body = f"conn {n}\n".encode()
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
         except (EOFError, OSError):
             pass
@@ -156,11 +161,40 @@ def script_first(port: int) -> None:
     c.close()
 
 
+def script_servers(port: int) -> None:
+    """Two servers in turn (roundrobin): A's requests alternate between them, B's first
+    comes while A holds a connection to each; A leaves; B again."""
+    a = Client(port)
+    for path in ("/a1", "/a2", "/a3"):
+        a.get(path)
+    b = Client(port)
+    b.get("/b1")
+    a.close()
+    b.get("/b2")
+    b.get("/b3")
+    b.close()
+
+
+def settled(events: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
+    """Closes made at the same moment (a client's connections to two servers) reach the
+    servers' threads in either order: sort each run of consecutive closes."""
+    out: list[tuple[object, ...]] = []
+    run: list[tuple[object, ...]] = []
+    for e in [*events, ("end",)]:
+        if e[0] == "close":
+            run.append(e)
+            continue
+        out += sorted(run, key=str)
+        run = []
+        out.append(e)
+    return out[:-1]
+
+
 def run(port: int, rec: Recorder, script: Callable[[int], None]) -> list[tuple[object, ...]]:
     script(port)
     time.sleep(SETTLE)
     with rec.lock:
-        return list(rec.events)
+        return settled(rec.events)
 
 
 @pytest.fixture
@@ -186,8 +220,8 @@ def test_same_server_connections_as_haproxy(
     recorders: Callable[[], Recorder],
 ) -> None:
     ours_rec, theirs_rec = recorders(), recorders()
-    _, ours = lb(CONFIG, mode=mode, addr=ours_rec.addr)
-    theirs = haproxy(CONFIG.format(port="{port}", mode=mode, addr=theirs_rec.addr))
+    _, ours = lb(CONFIG, mode=mode, addr=ours_rec.addr, more="")
+    theirs = haproxy(CONFIG.format(port="{port}", mode=mode, addr=theirs_rec.addr, more=""))
     want = run(theirs, theirs_rec, script)
     got = run(ours, ours_rec, script)
     assert got == want, f"http-reuse {mode}\nlbcore:  {got}\nhaproxy: {want}"
@@ -205,3 +239,30 @@ def test_same_server_connections_as_haproxy(
     }
     name = "leave" if script is script_leave else "first"
     assert opened == expect[name, mode], got
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_two_servers_same_connections_as_haproxy(
+    mode: str, lb: LbFactory, haproxy: Callable[[str], int]
+) -> None:
+    """Each server's connections apart: never keeps one per server for its client."""
+    got_want = []
+    for side in ("lbcore", "haproxy"):
+        events: list[tuple[object, ...]] = []
+        recs = [Recorder(events, "s1"), Recorder(events, "s2")]
+        try:
+            fmt = {"mode": mode, "addr": recs[0].addr, "more": f"  server s2 {recs[1].addr}\n"}
+            if side == "lbcore":
+                _, port = lb(CONFIG, **fmt)
+            else:
+                port = haproxy(CONFIG.format(port="{port}", **fmt))
+            script_servers(port)
+            time.sleep(SETTLE)
+            with _SHARED_LOCK:
+                got_want.append(settled(events))
+        finally:
+            for rec in recs:
+                rec.close()
+    got, want = got_want
+    assert got == want, f"http-reuse {mode}\nlbcore:  {got}\nhaproxy: {want}"
+    assert {e[1] for e in got if e[0] == "req" and e[2] in ("/a1", "/a3")} == {"s1/1"}
