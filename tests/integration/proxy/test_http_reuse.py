@@ -44,7 +44,20 @@ backend app
 {more}"""
 
 _SHARED_LOCK = threading.Lock()
-SETTLE = 0.4  # seconds for a close to reach the backend (both proxies close at once)
+QUIET = 0.15  # seconds without a server-side event: the proxy is done with a step
+_last_event = [0.0]
+
+
+def quiet() -> None:
+    """Wait (at most 3 s) until the servers saw nothing for QUIET seconds: a connection
+    the proxy closes after an answer or a client's leaving is noted before the next step
+    (else its close and the next request reach two server threads in either order)."""
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline:
+        idle_for = time.monotonic() - _last_event[0]
+        if idle_for >= QUIET:
+            return
+        time.sleep(QUIET - idle_for)
 
 
 class Recorder:
@@ -67,6 +80,7 @@ class Recorder:
     def _note(self, *event: object) -> None:
         with self.lock:
             self.events.append(event)
+            _last_event[0] = time.monotonic()
 
     def _accept(self) -> None:
         n = 0
@@ -124,11 +138,13 @@ class Client:
             assert data, f"the proxy closed the connection during {path}"
             buf += data
         assert buf.startswith(b"HTTP/1.1 200"), buf
+        quiet()
         return buf
 
     def close(self) -> None:
         self.sock.close()
-        time.sleep(SETTLE)
+        time.sleep(QUIET)  # the proxy sees the close, then closes what it closes
+        quiet()
 
 
 def script_leave(port: int) -> None:
@@ -192,7 +208,7 @@ def settled(events: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
 
 def run(port: int, rec: Recorder, script: Callable[[int], None]) -> list[tuple[object, ...]]:
     script(port)
-    time.sleep(SETTLE)
+    quiet()
     with rec.lock:
         return settled(rec.events)
 
@@ -257,7 +273,7 @@ def test_two_servers_same_connections_as_haproxy(
             else:
                 port = haproxy(CONFIG.format(port="{port}", **fmt))
             script_servers(port)
-            time.sleep(SETTLE)
+            quiet()
             with _SHARED_LOCK:
                 got_want.append(settled(events))
         finally:

@@ -7,8 +7,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from lbcore.backend import BackendRuntime
+from lbcore.config.model import Proxy, ProxyKind, Server
 from lbcore.proxy.common import Deadline
-from lbcore.proxy.http import _keep_idle, purge_idle
+from lbcore.proxy.http import Upstream, _keep_idle, purge_idle
 
 
 class FakeTransport:
@@ -45,8 +47,15 @@ def test_purge_period_moves_the_need_estimate_as_haproxy() -> None:
     assert (srv.est_need, srv.max_used) == (9, 1)
 
 
-def up(proven: bool) -> SimpleNamespace:
-    return SimpleNamespace(proven=proven)
+_BE = BackendRuntime(
+    Proxy(name="b", kind=ProxyKind.BACKEND, servers=(Server(name="s1", host="h", port=1),))
+)
+
+
+def up(proven: bool) -> Upstream:
+    conn = Upstream(_BE, _BE.servers[0])  # a real one: the compiled module checks types
+    conn.proven = proven
+    return conn
 
 
 @pytest.mark.parametrize(
