@@ -71,6 +71,14 @@ def make_algorithm(balance: Balance, servers: list[ServerRuntime], allbackups: b
 _EMPTY_CTX = PickContext()
 
 
+#: ``http-reuse`` modes, from private server connections to any idle one for any request
+REUSE_MODES = ("never", "safe", "aggressive", "always")
+REUSE_NEVER = 0  # a client's server connections are its own, closed when it goes
+REUSE_SAFE = 1  # a client's first request never takes another's idle connection
+REUSE_AGGRESSIVE = 2  # a first request may take one that was reused already
+REUSE_ALWAYS = 3  # any request takes any idle connection
+
+
 class BackendRuntime:
     """Servers, balancing, queueing and counters of one ``backend``/``listen``."""
 
@@ -102,6 +110,9 @@ class BackendRuntime:
         self.retries = proxy.retries
         self.redispatch = proxy.options.redispatch
         self.server_close = proxy.options.http_server_close
+        #: ``http-reuse`` as REUSE_NEVER..REUSE_ALWAYS (HAProxy's order: more sharing)
+        self.reuse = REUSE_MODES.index(proxy.http_reuse)
+        self.need_at = 0.0  # when the servers' idle-pool need estimates are updated next
         # counters (HAProxy's stats names)
         self.req_tot = 0
         self.econ = 0  # connection errors

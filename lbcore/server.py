@@ -70,6 +70,10 @@ class ServerRuntime:
     active: int = 0
     total: int = 0
     budget: Budget | None = None
+    #: HAProxy's idle-pool sizing (srv_add_to_idle_list): the most connections in use
+    #: since the last purge, and the estimate of those needed it keeps idle ones for
+    max_used: int = 0
+    est_need: int = 0
 
     def __post_init__(self) -> None:
         if self.weight < 0:

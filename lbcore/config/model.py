@@ -397,6 +397,9 @@ class Proxy:
     capture_request_headers: tuple[Capture, ...] = ()
     capture_response_headers: tuple[Capture, ...] = ()
     capture_cookie: Capture | None = None  # one per frontend, as in HAProxy
+    #: ``http-reuse``: which requests may take another client's idle server connection
+    #: (never | safe | aggressive | always; HAProxy's default is safe)
+    http_reuse: str = "safe"
 
 
 @dataclass(frozen=True, slots=True)

@@ -91,6 +91,7 @@ class ProxyDraft:
     capture_request_headers: list[Capture] = field(default_factory=list)
     capture_response_headers: list[Capture] = field(default_factory=list)
     capture_cookie: Capture | None = None
+    http_reuse: str = "safe"
 
     @property
     def section(self) -> str:
@@ -117,6 +118,7 @@ class ProxyDraft:
             cookie=self.cookie,
             stats=self.stats,
             log_format=self.log_format,
+            http_reuse=self.http_reuse,
         )
 
     def freeze(self) -> Proxy:
@@ -148,6 +150,7 @@ class ProxyDraft:
             capture_request_headers=tuple(self.capture_request_headers),
             capture_response_headers=tuple(self.capture_response_headers),
             capture_cookie=self.capture_cookie,
+            http_reuse=self.http_reuse,
         )
 
 
@@ -302,6 +305,17 @@ def _kw_retries(d: ProxyDraft, args: list[str], ctx: Context) -> None:
     _need(args, 1, "a number")
     _no_more(args, 2)
     d.retries = parse_int(args[1], "retries", 0)
+
+
+HTTP_REUSE = ("never", "safe", "aggressive", "always")
+
+
+def _kw_http_reuse(d: ProxyDraft, args: list[str], ctx: Context) -> None:
+    """``http-reuse MODE``; HAProxy's own message for a missing or unknown mode."""
+    if len(args) < 2 or args[1] not in HTTP_REUSE:
+        raise ConfigError("'http-reuse' only supports 'never', 'safe', 'aggressive', 'always'")
+    _no_more(args, 2)
+    d.http_reuse = args[1]
 
 
 #: option name -> (Options field, sections where it applies, may take "no"/"default")
@@ -642,6 +656,7 @@ KEYWORDS: dict[str, Keyword] = {
     "timeout": Keyword(_kw_timeout, ALL),
     "maxconn": Keyword(_kw_maxconn, frozenset({D, F, L}), frozenset({B})),
     "retries": Keyword(_kw_retries, frozenset({D, B, L}), frozenset({F})),
+    "http-reuse": Keyword(_kw_http_reuse, frozenset({D, B, L}), frozenset({F})),
     "option": Keyword(_kw_option, ALL),
     "log": Keyword(_kw_log, ALL),
     "balance": Keyword(_kw_balance, frozenset({D, B, L}), frozenset({F})),
@@ -660,7 +675,7 @@ KEYWORDS: dict[str, Keyword] = {
 LATER_KEYWORDS = word_set(
     "stick-table stick tcp-response errorfile errorloc "
     "errorloc302 errorloc303 errorfiles http-error compression filter "
-    "http-reuse fullconn hash-type hash-balance-factor server-template "
+    "fullconn hash-type hash-balance-factor server-template "
     "monitor-uri monitor unique-id-format unique-id-header log-format-sd log-tag "
     "rate-limit redirect description id disabled enabled dispatch force-persist "
     "ignore-persist persist source email-alert http-after-response grace backlog "

@@ -30,7 +30,7 @@ import time
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
-from lbcore.backend import BackendRuntime
+from lbcore.backend import REUSE_AGGRESSIVE, REUSE_ALWAYS, REUSE_NEVER, BackendRuntime
 from lbcore.balance import PickContext
 from lbcore.http import h1
 from lbcore.http.errors import error_page, redirect
@@ -55,6 +55,7 @@ _WAIT_BUFFER = 65536  # bytes a waiting request may buffer before its client is 
 _JOIN_MAX = 4096  # a body this small is joined to its head into one write
 _ORPHAN_BUFFER = 16384  # what HAProxy forwards (tune.bufsize) before a write fails
 _POOL_MAX = 128  # idle upstream connections kept per server
+_OWN_MAX = 10  # idle connections a client keeps with http-reuse never (max-session-srv-conns)
 _PLAIN = PickContext()  # for algorithms that read nothing from the request
 POOL_IDLE = 5.0  # seconds an idle server connection is kept (HAProxy's pool-purge-delay)
 
@@ -71,11 +72,37 @@ def purge_idle(backends: Any, now: float, max_idle: float = POOL_IDLE) -> int:
     """Close pooled server connections idle for longer than ``max_idle``; count them."""
     closed = 0
     for be in backends:
+        if now >= be.need_at:
+            be.need_at = now + max_idle
+            _estimate_need(be)
         for idle in be.idle.values():
             while idle and now - idle[0].idle_since > max_idle:
                 idle.pop(0).transport.close()  # the oldest are first in the list
                 closed += 1
     return closed
+
+
+def _keep_idle(up: Upstream, idle: list[Upstream], used: int, est_need: int) -> bool:
+    """May ``up`` join its server's non-empty idle pool? HAProxy 2.6's rule
+    (srv_add_to_idle_list): yes while the server has no proven idle connection (one that
+    carried a request after its first) and ``up`` is proven; else only while the
+    connections in use plus the idle ones stay within those in use or the estimated need
+    (the peak use of the last purge periods). So a burst of first requests (http-reuse
+    safe) does not leave a pool of connections nobody will take."""
+    if len(idle) >= _POOL_MAX:
+        return False
+    if up.proven and not any(u.proven for u in idle):
+        return True
+    return used + len(idle) <= max(used, est_need)
+
+
+def _estimate_need(be: Any) -> None:
+    """Each purge period, as HAProxy's srv_cleanup_idle_conns: the need estimate moves
+    half-way to the peak use seen (never below it), and a new period starts."""
+    for srv in be.servers:
+        need = (srv.est_need + srv.max_used) // 2
+        srv.est_need = max(need, srv.max_used)
+        srv.max_used = srv.active
 
 
 class Upstream(asyncio.Protocol):
@@ -86,6 +113,7 @@ class Upstream(asyncio.Protocol):
         "client",
         "got_data",
         "idle_since",
+        "proven",
         "read_paused",
         "reader",
         "resp_keep",
@@ -104,6 +132,7 @@ class Upstream(asyncio.Protocol):
         self.got_data = False
         self.resp_keep = False
         self.idle_since = 0.0
+        self.proven = False  # carried a request after its first (http-reuse aggressive)
         self.sni: str | None = None  # the TLS server name it was opened with
 
     def connection_made(self, transport: Any) -> None:
@@ -256,7 +285,9 @@ class HttpClient(asyncio.Protocol):
         "log_server",
         "logged",
         "loop",
+        "not_first",
         "orphan",
+        "own",
         "pause_mask",
         "pending",
         "phase",
@@ -301,6 +332,10 @@ class HttpClient(asyncio.Protocol):
         self.pause_mask = 0
         self.reading_paused = False
         self.write_paused = False
+        # http-reuse: set once the first request took its server connection (or was
+        # answered here); its own idle server connections when the backend says "never".
+        self.not_first = False
+        self.own: dict[str, list[Upstream]] | None = None
         self.admitted = False
         # the request in flight
         self.req: Request | None = None
@@ -416,6 +451,11 @@ class HttpClient(asyncio.Protocol):
             with contextlib.suppress(ValueError):
                 self.fe.waiting.remove(self._admitted)
         self.fe.registry.remove(self)
+        if self.own is not None:  # http-reuse never: its server connections go with it
+            for ups in self.own.values():
+                for up in ups:
+                    up.transport.close()
+            self.own = None
 
     def close(self) -> None:
         """Close after pending writes are flushed."""
@@ -680,7 +720,10 @@ class HttpClient(asyncio.Protocol):
         if self.log is not None:
             self.t_assigned = self.loop.time()
             self.log_server = server.name
-        idle = be.idle.get(server.name)
+        if self.not_first and be.reuse:  # a keep-alive request: the shared pool
+            idle = be.idle.get(server.name)
+        else:
+            idle = self._idle_first(be, server.name)
         while idle:
             up = idle.pop()
             if not upstream_reusable(server.config.tls, up.sni, req):
@@ -688,6 +731,7 @@ class HttpClient(asyncio.Protocol):
                 continue
             if not up.transport.is_closing():
                 self.reused = True
+                up.proven = True
                 self._attach(up)
                 return self.phase == FORWARD
         self.reused = False
@@ -695,6 +739,26 @@ class HttpClient(asyncio.Protocol):
         self.deadline.set_in(None)  # the connect attempt carries its own timeout
         self.loop.create_task(self._connect(server))
         return False
+
+    def _idle_first(self, be: BackendRuntime, name: str) -> list[Upstream] | None:
+        """The idle connections to server ``name`` a client's first request may take (or,
+        with ``http-reuse never``, any of its requests), as HAProxy's connect_server:
+        never → only the client's own; safe → none (the first request gets a connection
+        of its own, so a failure on it is the client's to retry); aggressive → one that
+        carried a request after its first; always → any."""
+        self.not_first = True
+        reuse = be.reuse
+        if reuse == REUSE_NEVER:
+            own = self.own
+            return own.get(name) if own is not None else None
+        if reuse == REUSE_ALWAYS:
+            return be.idle.get(name)
+        idle = be.idle.get(name)
+        if reuse == REUSE_AGGRESSIVE and idle:
+            for i in range(len(idle) - 1, -1, -1):
+                if idle[i].proven:
+                    return [idle.pop(i)]
+        return None
 
     def _dequeued(self) -> None:
         """Woken from the backend queue: a slot was freed."""
@@ -904,11 +968,23 @@ class HttpClient(asyncio.Protocol):
             up.reader.start_next()
             up.resume_read()
             assert be is not None
-            idle = be.idle.setdefault(up.server.name, [])
-            if len(idle) < _POOL_MAX:
-                up.idle_since = self.loop.time()
-                idle.append(up)
-                return
+            if be.reuse:
+                srv = up.server
+                used = srv.active + 1  # this one was counted in use until just now
+                if used > srv.max_used:
+                    srv.max_used = used
+                idle = be.idle.setdefault(srv.name, [])
+                if not idle or _keep_idle(up, idle, used, srv.est_need):
+                    up.idle_since = self.loop.time()
+                    idle.append(up)
+                    return
+            elif self.transport is not None:  # http-reuse never: kept for this client only
+                own = self.own
+                if own is None:
+                    own = self.own = {}
+                if sum(len(ups) for ups in own.values()) < _OWN_MAX:
+                    own.setdefault(up.server.name, []).append(up)
+                    return
         up.transport.close()
 
     def upstream_failed(self, up: Upstream, status: int) -> None:
@@ -1011,6 +1087,7 @@ class HttpClient(asyncio.Protocol):
         self.req = None
         self.backend = None
         reader.start_next()
+        self.not_first = True  # answered here: the next request is not the first (http-reuse)
         self.deadline.set_in(self.fe.timeout_keep_alive)
         self.unpause(_PAUSE_WAIT)
         if reader.buffered:

@@ -111,10 +111,10 @@ def proxy_conf(
 ) -> str:
     """One config for both proxies: an HTTP frontend and a TCP listener over two servers,
     and with ``pem`` an HTTPS frontend (TLS terminated, plain HTTP to the servers).
-    ``http_reuse`` (HAProxy only: lbcore does not parse it) sets the backend's
-    ``http-reuse``; HAProxy's default, ``safe``, never sends a session's first request
-    over another session's idle connection, so with a connection per request it opens a
-    server connection per request, where lbcore reuses its pool."""
+    ``http_reuse`` sets the HTTP backend's ``http-reuse`` (both proxies read it); without
+    it both use the default, ``safe``, which never sends a session's first request over
+    another session's idle connection: with a connection per request, each request
+    opens a server connection. ``always`` lets every request take a pooled one."""
     log_global = f"    log 127.0.0.1:{ports.syslog} local0\n" if log else ""
     log_http = "    log global\n    option httplog\n" if log else ""
     log_tcp = "    log global\n    option tcplog\n" if log else ""

@@ -162,7 +162,9 @@ def _frontend(log: bool) -> tuple[Any, FakeLoop, socket.socket]:
     ports = configs.Ports((1, 2), 3, 4, sink.getsockname()[1])
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "bench.cfg"
-        cfg.write_text(configs.proxy_conf(ports, 1, log=log))
+        # http-reuse always: every request here takes the pooled server connection, the
+        # path measured (with HAProxy's default, safe, a connection's first would not)
+        cfg.write_text(configs.proxy_conf(ports, 1, log=log, http_reuse="always"))
         config, _warnings = load_config([str(cfg)])
     loop = FakeLoop()
     registry = Registry(config.global_.maxconn)

@@ -316,10 +316,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-log", action="store_true", help="without option httplog/tcplog")
     p.add_argument("--standin", action="store_true", help="run HAProxy on the lbcore side too")
     p.add_argument(
-        "--haproxy-http-reuse",
+        "--http-reuse",
+        "--haproxy-http-reuse",  # its name while lbcore did not read the keyword
+        dest="http_reuse",
         metavar="MODE",
-        help="give HAProxy's HTTP backend 'http-reuse MODE' (e.g. always: reuse idle server "
-        "connections for a session's first request, as lbcore and the floor do)",
+        choices=("never", "safe", "aggressive", "always"),
+        help="'http-reuse MODE' in both proxies' HTTP backend (default: neither sets it, "
+        "so both use safe; always: a session's first request may take an idle server "
+        "connection too, as the floor does)",
     )
     p.add_argument(
         "--floor",
@@ -351,7 +355,7 @@ class Bench:
         log: bool,
         standin: bool,
         floor: bool = False,
-        haproxy_http_reuse: str | None = None,
+        http_reuse: str | None = None,
     ) -> None:
         self.group = group
         self.tmp = group.tmp
@@ -359,7 +363,7 @@ class Bench:
         self.log = log
         self.standin = standin
         self.floor = FLOOR_SIDES if floor else ()
-        self.haproxy_http_reuse = haproxy_http_reuse
+        self.http_reuse = http_reuse
         self.proxies: dict[str, procs.Service] = {}
         # The syslog sink: bound, never read. The kernel drops what overflows its
         # buffer, so it costs no CPU, and both proxies pay the same for logging.
@@ -416,8 +420,7 @@ class Bench:
     def start_proxy(self, side: str, name: str, ports: configs.Ports) -> procs.Service:
         """A proxy of kind ``side`` on ``ports``, its config and output named ``name``."""
         cfg = self.tmp / f"{name}.cfg"
-        reuse = self.haproxy_http_reuse if side == "haproxy" else None
-        cfg.write_text(configs.proxy_conf(ports, self.workers, self.log, self.pem, reuse))
+        cfg.write_text(configs.proxy_conf(ports, self.workers, self.log, self.pem, self.http_reuse))
         if side == "haproxy" or self.standin:
             argv, env = [HAPROXY, "-db", "-f", str(cfg)], None
         else:
@@ -493,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
             log=not args.no_log,
             standin=standin,
             floor=args.floor,
-            haproxy_http_reuse=args.haproxy_http_reuse,
+            http_reuse=args.http_reuse,
         )
         bench.start()
         print(
@@ -501,11 +504,7 @@ def main(argv: list[str] | None = None) -> int:
             f"workers/nbthread={args.workers}; wrk -t1 -c50"
             + ("; lbcore side is a STAND-IN (HAProxy)" if standin else "")
             + ("; with the floor forwarder on HTTP rows" if args.floor else "")
-            + (
-                f"; HAProxy with http-reuse {args.haproxy_http_reuse}"
-                if args.haproxy_http_reuse
-                else ""
-            ),
+            + (f"; both with http-reuse {args.http_reuse}" if args.http_reuse else ""),
             flush=True,
         )
         t0 = time.monotonic()
@@ -531,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
             "load": "wrk -t1 -c50 --latency",
             "lbcore_standin": standin,
             "floor": args.floor,
-            "haproxy_http_reuse": args.haproxy_http_reuse,
+            "http_reuse": args.http_reuse,  # both proxies (before: haproxy_http_reuse)
             "haproxy": version([HAPROXY, "-v"]),
             "nginx": version([NGINX, "-v"]),
             "cpus": os.cpu_count(),

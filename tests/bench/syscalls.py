@@ -64,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--no-log", action="store_true")
     ap.add_argument("--floor", action="store_true", help="the floor forwarder too (HTTP rows)")
-    ap.add_argument("--haproxy-http-reuse", metavar="MODE", help="as in tests.bench.run")
+    ap.add_argument(
+        "--http-reuse", "--haproxy-http-reuse", dest="http_reuse", help="as in tests.bench.run"
+    )
     args = ap.parse_args(argv)
     if shutil.which("strace") is None:
         print("strace is not installed", file=sys.stderr)
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             log=not args.no_log,
             standin=False,
             floor=args.floor,
-            haproxy_http_reuse=args.haproxy_http_reuse,
+            http_reuse=args.http_reuse,
         )
         bench.start()
         for row in rows:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from lbcore.config import parse_text
 from tests.bench import configs
 from tests.bench.markdown import render, render_floor
 from tests.bench.run import ROWS, Sample, summarise, table
@@ -91,10 +92,16 @@ def test_rows_without_a_floor_have_no_floor_ratios() -> None:
     assert "ratios" not in r
 
 
-def test_http_reuse_goes_to_haproxys_http_backend_only() -> None:
+def test_http_reuse_goes_to_the_http_backend_both_proxies_read() -> None:
     ports = configs.Ports((1, 2), 3, 4, 5)
     assert "http-reuse" not in configs.proxy_conf(ports, 1, log=True)
     text = configs.proxy_conf(ports, 1, log=True, http_reuse="always")
     backend = text.split("backend be_http\n", 1)[1].split("\n\n", 1)[0]
     assert "    http-reuse always\n" in backend + "\n"
     assert text.count("http-reuse") == 1
+    # the same text is lbcore's config: it reads the keyword into the backend
+    cfg = parse_text(text, "bench.cfg")
+    assert {p.name: p.http_reuse for p in cfg.proxies if p.kind.value != "frontend"} == {
+        "be_http": "always",
+        "tcp_bulk": "safe",
+    }

@@ -195,6 +195,10 @@ ERRORS = [
         "retries x",
         "retries: expected an integer, got 'x'",
     ),
+    # --- http-reuse ---
+    Err("backend", "http-reuse", "'http-reuse' only supports 'never', 'safe', 'aggressive'", R),
+    Err("backend", "http-reuse sometimes", "'http-reuse' only supports 'never', 'safe',", R),
+    Err("listen", "http-reuse safe extra", "'http-reuse': unexpected argument 'extra'", R),
     # --- options ---
     Err("frontend", "option", "'option' expects an option name", R),
     Err("frontend", "option frobnicate", "unknown option 'frobnicate'", R),

@@ -334,6 +334,19 @@ ROWS = [
     Row("backend", "retries 5", lambda c: be(c).retries, 5),
     Row("backend", "retries 0", lambda c: be(c).retries, 0),
     Row("defaults", "retries 1", lambda c: [p.retries for p in c.proxies], [1, 1, 1, 1]),
+    # --- http-reuse (HAProxy's default: safe) ---
+    Row("backend", "retries 3", lambda c: be(c).http_reuse, "safe"),  # not set: the default
+    Row("backend", "http-reuse never", lambda c: be(c).http_reuse, "never"),
+    Row("backend", "http-reuse safe", lambda c: be(c).http_reuse, "safe"),
+    Row("backend", "http-reuse aggressive", lambda c: be(c).http_reuse, "aggressive"),
+    Row("listen", "http-reuse always", lambda c: ls(c).http_reuse, "always"),
+    Row(
+        "defaults",
+        "http-reuse never",
+        lambda c: [be(c).http_reuse, ls(c).http_reuse],
+        ["never", "never"],
+    ),
+    Row("frontend", "http-reuse always", lambda c: fe(c).http_reuse, "safe"),  # warned
     # --- options ---
     Row("backend", "option redispatch", lambda c: be(c).options, Options(redispatch=True)),
     Row("frontend", "option forwardfor", lambda c: fe(c).options, Options(forwardfor=True)),

@@ -46,6 +46,7 @@ frontend fe
     http-request deny if { path_beg /deny }
     default_backend be
 backend be
+    http-reuse always  # first requests too take the fake pooled connections
     cookie SRV insert indirect nocache
     server s1 127.0.0.1:1 cookie c1
     server s2 127.0.0.1:2 cookie c2

@@ -7,8 +7,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from lbcore.backend import BackendRuntime
+from lbcore.config.model import Proxy, ProxyKind, Server
 from lbcore.proxy.common import Deadline
-from lbcore.proxy.http import purge_idle
+from lbcore.proxy.http import Upstream, _keep_idle, purge_idle
 
 
 class FakeTransport:
@@ -25,10 +27,50 @@ def conn(idle_since: float) -> SimpleNamespace:
 
 def test_purge_closes_only_connections_idle_too_long() -> None:
     old, older, fresh = conn(1.0), conn(2.0), conn(9.0)
-    be = SimpleNamespace(idle={"s1": [old, older, fresh], "s2": []})
+    be = SimpleNamespace(idle={"s1": [old, older, fresh], "s2": []}, need_at=99.0, servers=[])
     assert purge_idle([be], now=10.0, max_idle=5.0) == 2
     assert be.idle["s1"] == [fresh]
     assert old.transport.closed and older.transport.closed and not fresh.transport.closed
+
+
+def test_purge_period_moves_the_need_estimate_as_haproxy() -> None:
+    """srv_cleanup_idle_conns: est_need = max((est_need + max_used) / 2, max_used), and
+    the new period's peak starts at the connections in use now."""
+    srv = SimpleNamespace(est_need=10, max_used=4, active=1)
+    be = SimpleNamespace(idle={}, need_at=0.0, servers=[srv])
+    purge_idle([be], now=10.0, max_idle=5.0)
+    assert (srv.est_need, srv.max_used, be.need_at) == (7, 1, 15.0)
+    purge_idle([be], now=12.0, max_idle=5.0)  # not a new period yet
+    assert (srv.est_need, srv.max_used) == (7, 1)
+    srv.max_used = 9
+    purge_idle([be], now=15.0, max_idle=5.0)
+    assert (srv.est_need, srv.max_used) == (9, 1)
+
+
+_BE = BackendRuntime(
+    Proxy(name="b", kind=ProxyKind.BACKEND, servers=(Server(name="s1", host="h", port=1),))
+)
+
+
+def up(proven: bool) -> Upstream:
+    conn = Upstream(_BE, _BE.servers[0])  # a real one: the compiled module checks types
+    conn.proven = proven
+    return conn
+
+
+@pytest.mark.parametrize(
+    ("released", "idle", "used", "est_need", "keep"),
+    [
+        (up(True), [up(False)], 1, 0, True),  # the first proven one is always kept
+        (up(True), [up(True)], 1, 0, False),  # a second one: within the need only
+        (up(False), [up(False)], 1, 0, False),  # http-reuse safe: B's first connection
+        (up(False), [up(False)], 1, 2, True),  # 1 used + 1 idle within a need of 2
+        (up(False), [up(True)], 3, 3, False),  # 3 in use + 1 idle > a need of 3
+        (up(False), [up(True)], 3, 4, True),  # ... within a need of 4
+    ],
+)
+def test_idle_pool_admission_as_haproxy(released, idle, used, est_need, keep) -> None:
+    assert _keep_idle(released, idle, used, est_need) is keep
 
 
 @pytest.mark.flaky(reruns=2)  # real loop timers on a shared machine
