@@ -321,9 +321,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         dest="http_reuse",
         metavar="MODE",
         choices=("never", "safe", "aggressive", "always"),
-        help="'http-reuse MODE' in both proxies' HTTP backend (default: neither sets it, "
-        "so both use safe; always: a session's first request may take an idle server "
-        "connection too, as the floor does)",
+        default="always",
+        help="'http-reuse MODE' in both proxies' HTTP backend (default always: issue 10's "
+        "connection-per-request row is 'server-side reuse on', and with HAProxy's own "
+        "default, safe, a new client connection's only request never reuses)",
     )
     p.add_argument(
         "--floor",
