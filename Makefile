@@ -39,7 +39,7 @@ NATIVE_SOURCES := $(shell sed -e '/^\#/d' -e '/^$$/d' native-modules.txt)
 native: .native.stamp
 .native.stamp: $(VENV)/.installed setup.py native-modules.txt $(NATIVE_SOURCES)
 	$(PY) setup.py -q build_ext --inplace -j 2 >/dev/null
-	$(PY) -c 'import lbcore._native as n; assert n.ACTIVE and not n.STALE, n.STALE; print(f"native: {len(n.ACTIVE)} modules compiled")'
+	$(PY) -c 'import os, lbcore._native as n; assert (n.ACTIVE or os.environ.get("LBCORE_PURE") == "1") and not n.STALE, n.STALE; print(f"native: {len(n.ACTIVE)} modules compiled")'
 	@touch $@
 
 lint: venv

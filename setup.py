@@ -42,6 +42,7 @@ def clear_old_products(paths: list[str]) -> None:
 def extensions() -> list:
     if os.environ.get("LBCORE_PURE") == "1":
         MANIFEST.unlink(missing_ok=True)
+        clear_old_products([])  # no extension left to shadow a source
         return []
     from mypyc.build import mypycify
 
