@@ -84,11 +84,12 @@ def purge_idle(backends: Any, now: float, max_idle: float = POOL_IDLE) -> int:
 
 def _keep_idle(up: Upstream, idle: list[Upstream], used: int, est_need: int) -> bool:
     """May ``up`` join its server's non-empty idle pool? HAProxy 2.6's rule
-    (srv_add_to_idle_list): yes while the server has no proven idle connection (one that
-    carried a request after its first) and ``up`` is proven; else only while the
+    (srv_add_to_idle_list) for connections that carried one request: only while the
     connections in use plus the idle ones stay within those in use or the estimated need
-    (the peak use of the last purge periods). So a burst of first requests (http-reuse
-    safe) does not leave a pool of connections nobody will take."""
+    (the peak use of the last purge periods), so a burst of first requests (http-reuse
+    safe) does not leave a pool of connections nobody will take. A proven one (it carried
+    a request after its first) is always kept, where HAProxy keeps only the first: see
+    below."""
     if len(idle) >= _POOL_MAX:
         return False
     if up.proven:

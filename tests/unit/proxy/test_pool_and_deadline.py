@@ -62,7 +62,9 @@ def up(proven: bool) -> Upstream:
     ("released", "idle", "used", "est_need", "keep"),
     [
         (up(True), [up(False)], 1, 0, True),  # the first proven one is always kept
-        (up(True), [up(True)], 1, 0, False),  # a second one: within the need only
+        # HAProxy keeps a second proven one only within the need; lbcore keeps it, as it
+        # stands for a keep-alive session's connection HAProxy would keep with the session
+        (up(True), [up(True)], 1, 0, True),
         (up(False), [up(False)], 1, 0, False),  # http-reuse safe: B's first connection
         (up(False), [up(False)], 1, 2, True),  # 1 used + 1 idle within a need of 2
         (up(False), [up(True)], 3, 3, False),  # 3 in use + 1 idle > a need of 3
