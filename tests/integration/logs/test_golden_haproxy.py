@@ -395,6 +395,9 @@ def capture(
         time.sleep(0.2)  # margin for the probes' connections to be released (actconn)
         for sc in SCENARIOS:
             port = ports["tcp" if sc.name == "tcp_ok" else sc.frontend if sc.tcp else "fe"]
+            # HAProxy logs a session before it counts its connection out: without a pause
+            # the next scenario's line may still count the previous one (actconn/feconn 2)
+            time.sleep(0.1)
             cport, got = _client(sc, port)
             mark = f"127.0.0.1:{cport} ["
             while True:
