@@ -36,26 +36,19 @@ def _module_name(rel: str) -> str:
     return ".".join(parts)
 
 
-def _extension_of(source: Path) -> Path | None:
-    stem = source.with_suffix("")
-    for suffix in EXT_SUFFIXES:
-        candidate = stem.with_name(stem.name + suffix)
-        if candidate.exists():
-            return candidate
-    if source.name == "__init__.py":  # a package compiles to <dir>.<suffix> beside it
-        for suffix in EXT_SUFFIXES:
-            candidate = source.parent.with_name(source.parent.name + suffix)
-            if candidate.exists():
-                return candidate
-    return None
-
-
 def _compiled_sources(package: Path = PACKAGE) -> dict[str, Path]:
-    """module name → source path, for every module with a compiled extension beside it."""
+    """module name → source path, for every module with a compiled extension beside it
+    (found from the extensions, so ``import lbcore`` stats a few files, not every source;
+    the group's shared library has no source and is not a module of its own)."""
     found: dict[str, Path] = {}
-    for source in package.rglob("*.py"):
-        if _extension_of(source) is not None:
-            found[_module_name(str(source.relative_to(package.parent)))] = source
+    for suffix in EXT_SUFFIXES:
+        for ext in package.rglob("*" + suffix):
+            stem = ext.name[: -len(suffix)]
+            source = ext.with_name(stem + ".py")
+            if not source.exists():  # a package compiles to <dir><suffix> beside it
+                source = ext.with_name(stem) / "__init__.py"
+            if source.exists():
+                found[_module_name(str(source.relative_to(package.parent)))] = source
     return found
 
 

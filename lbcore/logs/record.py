@@ -110,12 +110,13 @@ class RequestRecord:
     def is_error(self) -> bool:
         """What ``option log-separate-errors`` and ``dontlog-normal`` call abnormal (8.3.3):
         as HAProxy 2.6 decides it, an answer made locally (``L``: redirect, stats) is not."""
-        return (
-            self.termination[:1] not in ("-", "", "L")
-            or self.retries > 0
-            or self.redispatched
-            or self.status >= 500
-        )
+        return is_abnormal(self.termination, self.status, self.retries, self.redispatched)
+
+
+def is_abnormal(termination: str, status: int, retries: int, redispatched: bool) -> bool:
+    """:attr:`RequestRecord.is_error` from the fields it reads, for the renderers that
+    log without a record (``lbcore.logs.fast``)."""
+    return termination[:1] not in ("-", "", "L") or retries > 0 or redispatched or status >= 500
 
 
 #: The connection-level events the master and health checks log (server UP/DOWN, reloads).

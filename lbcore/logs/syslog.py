@@ -54,7 +54,7 @@ def frame(
     ``rfc5424`` as ``-`` when unset. The header and message together are cut to ``maxlen``
     bytes, then a line feed is appended.
     """
-    if fmt in ("local", "rfc3164", "short", "priority", "raw"):
+    if fmt in _PER_SECOND:
         # A function of the second only: built once per second, not once per line.
         head = _head(fmt, facility, level, tag, pid, hostname, int(now), tz)
     else:

@@ -21,6 +21,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from lbcore.config.model import Config, LogTarget, Mode, Proxy
+from lbcore.logs.record import is_abnormal
 
 if TYPE_CHECKING:
     from lbcore.logs.capture import Captures
@@ -97,9 +98,7 @@ class AccessLog:
         arguments are what :attr:`RequestRecord.is_error` reads)."""
         self.count += 1
         level = "info"
-        if self.separate_errors and (
-            term[:1] not in ("-", "", "L") or retries > 0 or redispatched or status >= 500
-        ):
+        if self.separate_errors and is_abnormal(term, status, retries, redispatched):
             level = "err"
         self.sender.log(line, level, time.time())
 
