@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from lbcore.balance import PickContext, candidates
+from lbcore.balance.roundrobin import RoundRobin
 from lbcore.config.model import Balance, Proxy
 from lbcore.proxy.persistence import for_backend as persistence_for
 from lbcore.server import ServerRuntime
@@ -91,6 +92,9 @@ class BackendRuntime:
         self.algorithm = make_algorithm(
             proxy.balance, self.servers, allbackups=proxy.options.allbackups
         )
+        # The common algorithm called directly (compiled: a C call, where a call through
+        # ``algorithm``, typed Any, goes through Python's method lookup and arguments).
+        self._rr: RoundRobin | None = self.algorithm if type(self.algorithm) is RoundRobin else None
         algo = proxy.balance.algorithm
         # Which request facts the algorithm reads: others get a shared empty context.
         self.wants_src = algo == "source"
@@ -126,6 +130,7 @@ class BackendRuntime:
         self.req_rules: tuple[Any, ...] = ()
         self.resp_rules: tuple[Any, ...] = ()
         self.forwardfor = proxy.options.forwardfor
+        self.stats_on = proxy.stats is not None  # a stats page may answer (decided once)
         self.idle: dict[str, list[Any]] = {}
 
     def context(
@@ -144,12 +149,19 @@ class BackendRuntime:
         return any(s.eligible for s in self.servers)
 
     def pick(self, ctx: PickContext) -> ServerRuntime | None:
+        rr = self._rr
+        if rr is not None:
+            return rr.pick(ctx)
         server: ServerRuntime | None = self.algorithm.pick(ctx)
         return server
 
     def release(self, server: ServerRuntime) -> None:
         """A request/connection counted on ``server`` ended: free its slot, wake a waiter."""
-        self.algorithm.release(server)
+        rr = self._rr
+        if rr is not None:
+            rr.release(server)
+        else:
+            self.algorithm.release(server)
         if self.queue:
             self.queue.popleft()()
 

@@ -146,6 +146,20 @@ class Deadline:
             self._armed_at = when
             self._tick = self._wheel.add(self, when)
 
+    def set_in_at(self, seconds: float | None, now: float) -> None:
+        """``set_in`` from a ``now`` the caller already read from the loop (one clock
+        read per callback on the HTTP hot path instead of one per stamp)."""
+        if seconds is None:
+            self.when = None
+            return
+        when = now + seconds
+        self.when = when
+        if not self._tick or self._armed_at > when:
+            if self._tick:
+                self._wheel.remove(self, self._tick)
+            self._armed_at = when
+            self._tick = self._wheel.add(self, when)
+
     def cancel(self) -> None:
         self.when = None
         if self._tick:
@@ -238,6 +252,7 @@ class FrontendRuntime:
         self.req_rules = req_rules
         self.resp_rules = resp_rules
         self.forwardfor = proxy.options.forwardfor
+        self.stats_on = proxy.stats is not None  # a stats page may answer (decided once)
         t = proxy.timeouts
         self.timeout_client = t.client
         self.timeout_http_request = t.http_request if t.http_request is not None else t.client
