@@ -62,6 +62,9 @@ _JOIN_MAX: Final = 4096  # a body this small is joined to its head into one writ
 _ORPHAN_BUFFER: Final = 16384  # what HAProxy forwards (tune.bufsize) before a write fails
 _POOL_MAX: Final = 128  # idle upstream connections kept per server
 _OWN_MAX: Final = 10  # a client's own idle connections, http-reuse never (max-session-srv-conns)
+#: ``pending`` once sent: shared, never mutated (a new empty list per request was an
+#: allocation and a free for nothing)
+_NOTHING: Final[list[bytes]] = []
 _PLAIN: Final = PickContext()  # for algorithms that read nothing from the request
 POOL_IDLE: Final = 5.0  # seconds an idle server connection is kept (HAProxy's pool-purge-delay)
 
@@ -124,6 +127,7 @@ class Upstream(asyncio.Protocol):
         "client",
         "got_data",
         "idle_since",
+        "name",
         "proven",
         "read_paused",
         "reader",
@@ -136,6 +140,7 @@ class Upstream(asyncio.Protocol):
     def __init__(self, backend: BackendRuntime, server: ServerRuntime) -> None:
         self.backend = backend
         self.server = server
+        self.name = server.name  # its pool's key in ``backend.idle`` (read per request)
         self.client: HttpClient | None = None
         self.transport: Any = None
         self.reader = Reader(is_request=False)
@@ -253,7 +258,7 @@ class Upstream(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         client = self.client
         if client is None:
-            idle = self.backend.idle.get(self.server.name)
+            idle = self.backend.idle.get(self.name)
             if idle is not None and self in idle:
                 idle.remove(self)
             return
@@ -400,19 +405,20 @@ class HttpClient(asyncio.Protocol):
         self.transport = transport
         peer = transport.get_extra_info("peername")
         self.src = peer[0] if peer else ""
+        now: float = self.loop.time()  # one clock read: the log's stamps and the deadline
         if self.log is not None:
             self.src_port = peer[1] if peer else 0
             if self.log.local_addr:  # %fi/%fp in the log-format
                 self.local = transport.get_extra_info("sockname")
             self.accept_wall = time.time()
-            self.t_accept = self.t_start = self.loop.time()
+            self.t_accept = self.t_start = now
             self.logged = False  # a connection that never sends a request is logged too
         fe = self.fe
         fe.registry.add(self)
         if fe.admit(self._admitted):
             # _admitted's work for a connection just made: open, not paused, unread
             self.admitted = True
-            self.deadline.set_in(fe.timeout_http_request)
+            self.deadline.set_in_at(fe.timeout_http_request, now)
         else:
             self.pause(_PAUSE_WAIT)
 
@@ -634,7 +640,7 @@ class HttpClient(asyncio.Protocol):
             if self.pending:
                 # the head (and what was read while waiting) first
                 out = self.pending + out if out else self.pending
-                self.pending = []
+                self.pending = _NOTHING
             if out and up is not None:
                 if len(out) == 1:  # a request head alone: one write(2), no writev path
                     up.transport.write(out[0])
@@ -648,10 +654,10 @@ class HttpClient(asyncio.Protocol):
                     self.t_server if self.req_done else self.fe.timeout_client, now
                 )
         elif out:
-            self.pending.extend(out)
+            self.pending = self.pending + out  # (a new list: _NOTHING stays empty)
 
     def _parse_error(self, status: int) -> None:
-        self.fe.hrsp[status // 100] = self.fe.hrsp.get(status // 100, 0) + 1
+        self.fe.count_status(status)
         if self.transport is not None:
             page = error_page(status)
             self.transport.write(page)
@@ -745,15 +751,16 @@ class HttpClient(asyncio.Protocol):
             self._queued = True
             return False
         self.server = server
+        name = server.name  # (a property reading the configuration: once)
         if self.log is not None:
             self.t_assigned = now
-            self.log_server = server.name
-        if self.not_first and be.reuse:  # a keep-alive request: the shared pool
-            idle = be.idle.get(server.name)
-        else:
-            idle = self._idle_first(be, server.name)
+            self.log_server = name
+        # a keep-alive request takes from the shared pool; a first one, see _idle_first
+        idle: list[Upstream] | None = (
+            be.idle.get(name) if self.not_first and be.reuse else self._idle_first(be, name)
+        )
         while idle:
-            up = idle.pop()
+            up: Upstream = idle.pop()  # typed: compiled, its fields are read directly
             if not upstream_reusable(server.config.tls, up.sni, req):
                 up.transport.close()  # opened for another SNI (sni req.hdr(host))
                 continue
@@ -914,9 +921,8 @@ class HttpClient(asyncio.Protocol):
         if self.log is not None:
             self.t_resp = now
             self.status = status
-        key = status // 100
-        be.hrsp[key] = be.hrsp.get(key, 0) + 1
-        fe.hrsp[key] = fe.hrsp.get(key, 0) + 1
+        be.count_status(status)
+        fe.count_status(status)
         if status == 101:
             return h1.serialize_response(resp, None)
         keep = (
@@ -1007,7 +1013,7 @@ class HttpClient(asyncio.Protocol):
                 used = srv.active + 1  # this one was counted in use until just now
                 if used > srv.max_used:
                     srv.max_used = used
-                name = srv.name
+                name = up.name
                 idle = be.idle.get(name)
                 if idle is None:
                     idle = be.idle[name] = []
@@ -1079,7 +1085,7 @@ class HttpClient(asyncio.Protocol):
         """Answer with one of HAProxy's pages; like HAProxy, keep the connection when
         the request was read whole and the client wants keep-alive (500 always closes)."""
         fe = self.fe
-        fe.hrsp[status // 100] = fe.hrsp.get(status // 100, 0) + 1
+        fe.count_status(status)
         if self.orphan:  # the client is gone: only the log line is left to write
             self.status = status
             self.bytes_out += len(error_page(status))  # counted as sent, as HAProxy does
@@ -1141,7 +1147,7 @@ class HttpClient(asyncio.Protocol):
         error pages, counted, logged, and the connection kept when it can be."""
         if self.transport is None:
             return
-        self.fe.hrsp[status // 100] = self.fe.hrsp.get(status // 100, 0) + 1
+        self.fe.count_status(status)
         keep = self._reusable()
         resp = Response(status, _reason(status), b"1.1", list(extra or ()))
         resp.headers += [
@@ -1172,7 +1178,7 @@ class HttpClient(asyncio.Protocol):
             self.answer_error(verdict.status)
             return
         keep = self._reusable()
-        self.fe.hrsp[3] = self.fe.hrsp.get(3, 0) + 1
+        self.fe.count_status(300)  # a redirect
         answer = redirect(verdict.status, verdict.location, not keep)
         self.transport.write(answer)
         if self.log is not None:
