@@ -616,6 +616,12 @@ class HttpClient(asyncio.Protocol):
                 elif ev is END:
                     self.req_done = True
                     ended = True
+                    # The reader now holds what follows until ``start_next``: the next
+                    # event could only be PAUSED, so do here what PAUSED does, without
+                    # the call.
+                    if reader.buffered > _WAIT_BUFFER:
+                        self.pause(_PAUSE_WAIT)
+                    break
                 elif ev is PAUSED:
                     if reader.buffered > _WAIT_BUFFER:
                         self.pause(_PAUSE_WAIT)
