@@ -238,6 +238,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", default="http-keepalive-small")
     ap.add_argument("--duration", type=float, default=5.0)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument(
+        "--warmup",
+        type=float,
+        default=6.0,
+        help="unmeasured seconds per side first (a fresh lbcore's server pool estimates its "
+        "need over its first 5 s, opening and closing connections meanwhile)",
+    )
     ap.add_argument("--sides", default="haproxy,lbcore,floor-log")
     ap.add_argument(
         "--variant",
@@ -302,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
             sides.append(name)
         for row in rows:
             results: list[Result] = []
+            for side in sides if args.warmup > 0 else ():
+                port = ports.get(side) or bench.port(side, row)
+                wrk_run(f"http://127.0.0.1:{port}{row.path}", args.warmup, row.close)
             for rnd in range(args.rounds):
                 k = rnd % len(sides)
                 for side in sides[k:] + sides[:k]:

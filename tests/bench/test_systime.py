@@ -68,6 +68,7 @@ def test_a_short_run_counts_kernel_events_per_request() -> None:
     if shutil.which("perf") is None and not os.path.exists(systime.PERF):
         pytest.skip("perf is not installed")
     argv = [sys.executable, "-m", "tests.bench.systime", "--rounds", "1", "--duration", "1"]
+    argv += ["--warmup", "0"]
     argv += ["--sides", "floor-log", "--variant", "batch=--batch"]
     argv += ["--events", "net:net_dev_xmit,raw_syscalls:sys_enter"]
     done = subprocess.run(
