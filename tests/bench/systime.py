@@ -247,6 +247,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--sides", default="haproxy,lbcore,floor-log")
     ap.add_argument(
+        "--consecutive",
+        action="store_true",
+        help="each side's rounds back to back, not rotating: no idle gap between one "
+        "side's runs (lbcore's server pool, idle for 5 s, is purged and relearnt)",
+    )
+    ap.add_argument(
         "--variant",
         action="append",
         default=[],
@@ -309,21 +315,31 @@ def main(argv: list[str] | None = None) -> int:
             sides.append(name)
         for row in rows:
             results: list[Result] = []
-            for side in sides if args.warmup > 0 else ():
-                port = ports.get(side) or bench.port(side, row)
-                wrk_run(f"http://127.0.0.1:{port}{row.path}", args.warmup, row.close)
-            for rnd in range(args.rounds):
-                k = rnd % len(sides)
-                for side in sides[k:] + sides[:k]:
+            if args.warmup > 0 and not args.consecutive:
+                for side in sides:
                     port = ports.get(side) or bench.port(side, row)
-                    url = f"http://127.0.0.1:{port}{row.path}"
-                    pid = measured_pid(bench.proxies[side])
-                    rec = args.record if args.record and rnd == 0 else None
-                    results.append(measure(side, pid, url, args.duration, row.close, events, rec))
-                    print(
-                        f"  {row.name} round {rnd + 1} {side}: {results[-1].rps:.0f} req/s",
-                        flush=True,
-                    )
+                    wrk_run(f"http://127.0.0.1:{port}{row.path}", args.warmup, row.close)
+            if args.consecutive:  # each side's warm-up and rounds back to back
+                order = [(side, rnd) for side in sides for rnd in range(-1, args.rounds)]
+            else:  # rounds, the order of the sides rotating
+                order = []
+                for rnd in range(args.rounds):
+                    k = rnd % len(sides)
+                    order += [(side, rnd) for side in sides[k:] + sides[:k]]
+            for side, rnd in order:
+                port = ports.get(side) or bench.port(side, row)
+                url = f"http://127.0.0.1:{port}{row.path}"
+                if rnd < 0:
+                    if args.warmup > 0:
+                        wrk_run(url, args.warmup, row.close)
+                    continue
+                pid = measured_pid(bench.proxies[side])
+                rec = args.record if args.record and rnd == 0 else None
+                results.append(measure(side, pid, url, args.duration, row.close, events, rec))
+                print(
+                    f"  {row.name} round {rnd + 1} {side}: {results[-1].rps:.0f} req/s",
+                    flush=True,
+                )
             print(
                 f"== {row.name}, {args.rounds} rounds x {args.duration:g}s, load {os.getloadavg()}"
             )
