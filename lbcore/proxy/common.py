@@ -1,5 +1,6 @@
-"""Pieces shared by the HTTP and TCP adapters: the lazy deadline timer, the worker's
-view of a frontend, and the bookkeeping of live connections.
+"""Pieces shared by the HTTP and TCP adapters: the lazy deadline timer, the writes made
+together at the end of a loop turn, the worker's view of a frontend, and the
+bookkeeping of live connections.
 
 The timer is lazy on purpose: inactivity timeouts move on every read, and cancelling
 and re-creating a timer per read would cost more than the read. ``Deadline`` sits in
@@ -117,6 +118,73 @@ def _wheel(loop: asyncio.AbstractEventLoop) -> _Wheel:
         w = _wheels[loop] = _Wheel(loop)
     _last = w
     return w
+
+
+class Sends:
+    """Writes of one event-loop turn, made together before the loop polls again.
+
+    Why: uvloop writes the moment a protocol does, so a turn that reads the events of
+    one poll interleaves each socket's read, its Python and its write. On loopback a
+    write to a peer sleeping in ``epoll_wait`` wakes it (an IPI to the other CPU, or
+    the peer pulled onto this CPU, where it often preempts the writer): with the
+    interleaving nearly every response woke wrk or nginx again. HAProxy receives all
+    of a poll's events first and then sends, in a burst: the peer woken by the first
+    write is still busy when the next arrives. ``python -m tests.bench.systime``
+    (keep-alive, quiet round): wake-ups per request 0.56 -> 0.12 (HAProxy 0.13), system
+    time 21.9 -> 18.8 us per request, throughput +12 %.
+
+    ``write`` queues and returns the turn number; a connection that remembers it can
+    tell whether its writes are still queued (``pending``) and ``flush`` them itself
+    before anything that must come after them (a close, another write). The flush runs
+    from ``loop.call_soon``, that is at the start of the next turn, before its poll.
+    """
+
+    __slots__ = ("__weakref__", "items", "loop", "turn")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = weakref.ref(loop)  # weak: the loop is the key it is found by, weakly
+        self.items: list[tuple[Any, bytes]] = []
+        self.turn = 1  # moves on at every flush
+
+    def write(self, transport: Any, data: bytes) -> int:
+        items = self.items
+        if not items:
+            loop = self.loop()
+            if loop is None or loop.is_closed():  # no turn to wait for
+                transport.write(data)
+                return 0
+            loop.call_soon(self.flush)
+        items.append((transport, data))
+        return self.turn
+
+    def pending(self, turn: int) -> bool:
+        """Are writes queued at ``turn`` still unwritten?"""
+        return turn == self.turn and bool(self.items)
+
+    def flush(self) -> None:
+        items = self.items
+        if not items:
+            return
+        self.items = []
+        self.turn += 1
+        for transport, data in items:
+            if transport.is_closing():  # closed since (reset, or aborted): nobody to tell
+                continue
+            try:
+                transport.write(data)
+            except Exception:  # one broken transport must not keep the others' bytes
+                continue
+
+
+_sends: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Sends] = weakref.WeakKeyDictionary()
+
+
+def sends_of(loop: asyncio.AbstractEventLoop) -> Sends:
+    """The loop's ``Sends`` (one per loop, shared by all its connections)."""
+    s = _sends.get(loop)
+    if s is None:
+        s = _sends[loop] = Sends(loop)
+    return s
 
 
 class Deadline:

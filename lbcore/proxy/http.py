@@ -38,7 +38,7 @@ from lbcore.http.h1 import END, NEED_DATA, PAUSED, ProtocolError, Reader, Reques
 from lbcore.http.rules import Verdict, apply_request_rules, apply_response_rules
 from lbcore.logs.record import NOSRV, RequestRecord
 from lbcore.proxy import persistence, services
-from lbcore.proxy.common import Deadline, FrontendRuntime
+from lbcore.proxy.common import Deadline, FrontendRuntime, sends_of
 from lbcore.server import ServerRuntime
 from lbcore.tls.upstream import connect_kwargs as upstream_tls
 from lbcore.tls.upstream import reusable as upstream_reusable
@@ -212,18 +212,18 @@ class Upstream(asyncio.Protocol):
                         return
                 elif ev is END:
                     n = len(out)
-                    if n == 1:
-                        whole = out[0]
-                        if client.log is not None:
-                            client.bytes_out += len(whole)
-                        ctrans.write(whole)
-                    elif n == 2 and len(out[1]) <= _JOIN_MAX:
+                    if n == 1 or (n == 2 and len(out[1]) <= _JOIN_MAX):
                         # A small response whole (head + body): one buffer is one
                         # write(2) in uvloop, cheaper than its writev path.
-                        whole = out[0] + out[1]
+                        whole = out[0] if n == 1 else out[0] + out[1]
                         if client.log is not None:
                             client.bytes_out += len(whole)
-                        ctrans.write(whole)
+                        if client.client_keep and client.req_done and not client.reader.buffered:
+                            # the client stays, nothing of it waits: sent with the turn's
+                            # other writes (common.Sends)
+                            client.sent_turn = client.sends.write(ctrans, whole)
+                        else:
+                            ctrans.write(whole)
                     elif n:
                         if client.log is not None:
                             client.bytes_out += sum(map(len, out))
@@ -322,9 +322,12 @@ class HttpClient(asyncio.Protocol):
         "replays",
         "req",
         "req_done",
+        "req_turn",
         "resp_started",
         "retries",
         "reused",
+        "sends",
+        "sent_turn",
         "server",
         "service",
         "src",
@@ -398,6 +401,11 @@ class HttpClient(asyncio.Protocol):
         self.caps: Captured | None = None  # %hr, %hs, %CC, %CS (capture lines) of the request
         self.cookie: persistence.Outcome | None = None  # the request's persistence
         self.service: services.Call | None = None  # a stats page / exporter answering
+        # this loop's writes made together at the end of its turn (common.Sends), and the
+        # turn of this connection's last queued write (either direction), of its request
+        self.sends = sends_of(loop)
+        self.sent_turn = 0
+        self.req_turn = 0
 
     # ---- connection life -------------------------------------------------------
 
@@ -485,12 +493,16 @@ class HttpClient(asyncio.Protocol):
 
     def close(self) -> None:
         """Close after pending writes are flushed."""
+        if self.sent_turn:
+            self.flush_sends()
         if self.transport is not None:
             self.phase = CLOSED
             self.deadline.cancel()
             self.transport.close()
 
     def abort(self) -> None:
+        if self.sent_turn:
+            self.flush_sends()  # what was written before, as it was before the abort
         if self.transport is not None:
             self.phase = CLOSED
             self.deadline.cancel()
@@ -533,7 +545,15 @@ class HttpClient(asyncio.Protocol):
 
     # ---- reading requests ----------------------------------------------------
 
+    def flush_sends(self) -> None:
+        """Write what this connection queued this turn (``common.Sends``) before what
+        must follow it: its next request's answers, a close, a pooled server's reuse."""
+        if self.sends.pending(self.sent_turn):
+            self.sends.flush()
+
     def data_received(self, data: bytes) -> None:
+        if self.sent_turn:
+            self.flush_sends()
         try:
             self._received(data)
         except Exception:  # a bug of ours must cost one request, not the worker
@@ -648,7 +668,11 @@ class HttpClient(asyncio.Protocol):
                 out = self.pending + out if out else self.pending
                 self.pending = _NOTHING
             if out and up is not None:
-                if len(out) == 1:  # a request head alone: one write(2), no writev path
+                if len(out) == 1 and ended:
+                    # a whole request in one buffer (no body to follow): sent with the
+                    # turn's other writes (common.Sends)
+                    self.sent_turn = self.req_turn = self.sends.write(up.transport, out[0])
+                elif len(out) == 1:  # a request head alone: one write(2), no writev path
                     up.transport.write(out[0])
                 elif len(out) == 2 and len(out[1]) <= _JOIN_MAX:
                     up.transport.write(out[0] + out[1])  # a small request whole
@@ -998,6 +1022,8 @@ class HttpClient(asyncio.Protocol):
     def _release_upstream(self, up: Upstream, reuse: bool, now: float = -1.0) -> None:
         """Give ``up`` back to its pool (``reuse``) or close it; ``now`` is the loop's
         clock when the caller has read it (negative: read here if needed)."""
+        if self.req_turn and self.sends.pending(self.req_turn):
+            self.sends.flush()  # its request written before it can serve anybody else
         be = self.backend
         server = self.server
         self.upstream = None
@@ -1350,6 +1376,8 @@ class HttpClient(asyncio.Protocol):
         self.t_start = now
 
     def _timeout(self) -> None:
+        if self.sent_turn:
+            self.flush_sends()
         phase = self.phase
         if phase == IDLE_KA and self.reader.at_message_start:
             self.close()

@@ -9,10 +9,18 @@ side with HAProxy, on the same backends and config, and every round measures all
 with the same wrk load, rotating the order of the two lbcores (HAProxy first, then base
 and new, then new and base) so neither always runs on a warmer machine. Both lbcores
 are started the same way (``python -m lbcore run`` from a copy of their ``lbcore``
-package in the temporary directory): a process started from a different path or
-environment measured consistently differently here. Printed per row: the medians over
+package in the temporary directory, which is their working directory: ``python -m``
+puts the working directory first on ``sys.path``, before ``PYTHONPATH``): a process
+started from a different path or environment measured consistently differently here.
+When this checkout's lbcore is compiled (``make native``), the base is compiled too
+(``setup.py build_ext --inplace`` in its copy, 2 to 3 minutes; ``--pure-base`` skips it),
+so that compiled code is compared with compiled code. Printed per row: the medians over
 rounds of lbcore/HAProxy for throughput and CPU per request, for base and new, and of
 new/base directly.
+
+Before 2026-11-26 14:00Z both lbcores were started in the caller's working directory —
+this checkout — so both ran this checkout's code, and "new/base" compared a revision
+with itself: A/B figures from before then measured the machine's noise, not a change.
 """
 
 from __future__ import annotations
@@ -28,20 +36,48 @@ from pathlib import Path
 from tests.bench import configs, procs, run, wrk
 from tests.conftest import REPO, free_port, lbcore_cmd
 
+#: what ``setup.py build_ext`` needs besides ``lbcore/``
+_BUILD_FILES = ["setup.py", "native-modules.txt", "pyproject.toml", "README.md"]
 
-def _tree(rev: str | None, dest: Path) -> Path:
-    """A copy of ``lbcore/`` at ``rev`` (None: this checkout's working files)."""
+
+def _tree(rev: str | None, dest: Path, build: bool = False) -> Path:
+    """A copy of ``lbcore/`` at ``rev`` (None: this checkout's working files, with their
+    compiled modules if built); ``build``: compile the copy's hot modules as ``make
+    native`` does."""
     dest.mkdir(parents=True)
     if rev is None:
         shutil.copytree(
             REPO / "lbcore", dest / "lbcore", ignore=shutil.ignore_patterns("__pycache__")
         )
-    else:
-        archive = subprocess.run(
-            ["git", "-C", str(REPO), "archive", rev, "lbcore"], check=True, capture_output=True
-        ).stdout
-        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+        return dest
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", rev, "lbcore", *(_BUILD_FILES if build else [])],
+        check=True,
+        capture_output=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    if build:
+        print(f"ab: compiling {rev} in {dest} (2-3 min)", flush=True)
+        subprocess.run(
+            [sys.executable, "setup.py", "-q", "build_ext", "--inplace", "-j", "2"],
+            cwd=dest,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     return dest
+
+
+def _compiled(tree: Path) -> tuple[int, int]:
+    """(compiled modules, stale ones) of the lbcore in ``tree``, as it will import."""
+    out = subprocess.run(
+        [sys.executable, "-c", "import lbcore._native as n; print(len(n.ACTIVE), len(n.STALE))"],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return int(out[0]), int(out[1])
 
 
 def _med(per: dict[str, list[tuple[float, float]]], a: str, b: str, i: int) -> str:
@@ -57,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--duration", type=float, default=5.0)
     ap.add_argument("--no-log", action="store_true")
+    ap.add_argument("--pure-base", action="store_true", help="do not compile the base")
     args = ap.parse_args(argv)
     rows = run.select_rows(args.rows)
     run.raise_fd_limit()
@@ -64,7 +101,14 @@ def main(argv: list[str] | None = None) -> int:
     with procs.Processes("lbcore-ab-") as group:
         tmp = group.tmp
         bench = run.Bench(group, 1, log=log, standin=True)  # its "lbcore" side is not used
-        trees = {"base": _tree(args.base, tmp / "base"), "new": _tree(None, tmp / "new")}
+        new = _tree(None, tmp / "new")
+        compiled, stale = _compiled(new)
+        build = bool(compiled) and not stale and not args.pure_base
+        trees = {"base": _tree(args.base, tmp / "base", build), "new": new}
+        for key, tree in trees.items():
+            c, st = _compiled(tree)
+            state = "pure Python" if not c or st else f"{c} modules compiled"
+            print(f"ab: {key} lbcore from {tree}: {state}", flush=True)
         bench.start()
         web, syslog = bench.ports["haproxy"].web, bench.ports["haproxy"].syslog
         sides: dict[str, tuple[procs.Service, configs.Ports]] = {
@@ -76,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             cfg.write_text(configs.proxy_conf(ports, 1, log=log))
             env = dict(os.environ, PYTHONPATH=str(tree))
             svc = procs.Service(
-                key, lbcore_cmd("run", "-f", str(cfg)), [ports.http, ports.tcp], env
+                key, lbcore_cmd("run", "-f", str(cfg)), [ports.http, ports.tcp], env, cwd=tree
             )
             sides[key] = (group.start(svc), ports)
         for row in rows:

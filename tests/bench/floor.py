@@ -103,7 +103,7 @@ class Upstream(asyncio.Protocol):
                 end = data.find(b"\r\n\r\n")
                 end = len(data) if end < 0 else end
                 out = _CONNECTION.sub(b"", data[:end], 1) + b"\r\nConnection: close" + data[end:]
-        client.transport.write(out)  # type: ignore[union-attr]
+        _write(client.transport, out)
         client.sent += len(out)
         try:  # what the server sent says whether its connection stays open
             self.parser.feed_data(data)
@@ -191,7 +191,7 @@ class Client(asyncio.Protocol):
                 data = _CONNECTION.sub(b"", data[:end], 1) + data[end:]
         up = self.upstream
         if up is not None and self.pending is None:
-            up.transport.write(data)  # type: ignore[union-attr]
+            _write(up.transport, data)
         elif self.pending is not None:
             self.pending.append(data)
         elif self.pool.idle:
@@ -221,6 +221,7 @@ class Client(asyncio.Protocol):
     def response_done(self) -> None:
         self.busy = False
         if self.close_after:
+            _flush()
             up, self.upstream = self.upstream, None
             self.pool.give_back(up)  # type: ignore[arg-type]
             self.transport.close()  # type: ignore[union-attr]
@@ -285,11 +286,55 @@ class LoggingClient(Client):
             self.log.send(line.encode())
         except OSError:
             pass  # a full socket buffer drops the line, as syslog over UDP does
+        if _BURN is not None:
+            _burn()
         super().response_done()
 
 
 _PID = os.getpid()
 _dates: dict[int, tuple[str, str]] = {}
+
+# --batch (an experiment, see tests/bench/systime.py): writes made while the loop runs
+# its I/O callbacks are queued and made together at the start of the next loop turn,
+# before it polls again (call_soon), as HAProxy sends after all of a poll's receives.
+_BATCH: list[tuple[asyncio.Transport, bytes]] | None = None
+_LOOP: asyncio.AbstractEventLoop | None = None
+
+
+def _write(transport: asyncio.Transport | None, data: bytes) -> None:
+    if _BATCH is None:
+        transport.write(data)  # type: ignore[union-attr]
+        return
+    if not _BATCH:
+        _LOOP.call_soon(_flush)  # type: ignore[union-attr]
+    _BATCH.append((transport, data))  # type: ignore[arg-type]
+
+
+def _flush() -> None:
+    if not _BATCH:
+        return
+    items = _BATCH[:]
+    _BATCH.clear()
+    for transport, data in items:
+        if not transport.is_closing():
+            transport.write(data)
+
+
+# --burn-us / --burn-kb (an experiment, see tests/bench/systime.py): extra user-space work
+# per logged request, spinning on the clock and/or copying a buffer of that size, to
+# see what a slower forwarder, or one with a larger working set, pays in system time.
+_BURN: tuple[float, bytearray] | None = None
+
+
+def _burn() -> None:
+    assert _BURN is not None
+    seconds, buf = _BURN
+    if buf:
+        bytes(buf)  # reads and writes len(buf) bytes: evicts that much of the caches
+    if seconds:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
 
 
 def _dates_of(now: float) -> tuple[str, str]:
@@ -318,9 +363,9 @@ def _addr(text: str) -> tuple[str, int]:
 
 
 async def serve(sock: socket.socket, servers: list[tuple[str, int]], log: str | None) -> None:
-    global _PID
+    global _PID, _LOOP
     _PID = os.getpid()
-    loop = asyncio.get_running_loop()
+    loop = _LOOP = asyncio.get_running_loop()
     pool = Pool([(h, p, f"web{i + 1}") for i, (h, p) in enumerate(servers)])
     if log:
         out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -339,7 +384,16 @@ def run_server(argv: list[str]) -> int:
     ap.add_argument("--server", action="append", required=True, help="HOST:PORT, repeatable")
     ap.add_argument("--log", help="HOST:PORT: one access-log line per request over UDP")
     ap.add_argument("--workers", type=int, default=1, help="processes sharing the listener")
+    ap.add_argument("--burn-us", type=float, default=0.0, help="spin this long per logged request")
+    ap.add_argument("--burn-kb", type=int, default=0, help="copy this much per logged request")
+    ap.add_argument("--batch", action="store_true", help="writes made together per loop turn")
     args = ap.parse_args(argv)
+    if args.batch:
+        global _BATCH
+        _BATCH = []
+    if args.burn_us or args.burn_kb:
+        global _BURN
+        _BURN = (args.burn_us / 1e6, bytearray(args.burn_kb * 1024))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(_addr(args.bind))

@@ -77,6 +77,9 @@ class FakeLoop:
     def time(self) -> float:
         return time.monotonic()
 
+    def is_closed(self) -> bool:
+        return False
+
     def call_at(self, when: float, cb: Callable[[], object]) -> _Handle:
         return _Handle()
 

@@ -90,7 +90,9 @@ def measure(tree: Path | None, path: str, n: int, log: bool, floor: bool = False
         else:
             argv += [sys.executable, "-m", "lbcore", "run", "-f", str(cfg)]
             env = dict(os.environ, PYTHONPATH=str(tree))
-        proxy = group.start(procs.Service("proxy", argv, [ports.http], env), timeout=300)
+        # cwd: ``python -m`` imports from the working directory before PYTHONPATH
+        cwd = tree if tree is not None and not floor else None
+        proxy = group.start(procs.Service("proxy", argv, [ports.http], env, cwd=cwd), timeout=300)
         assert proxy.proc is not None
         with socket.create_connection(("127.0.0.1", ports.http)) as sock:
             _requests(sock, path, 50)  # warm: imports, pools, caches

@@ -103,12 +103,18 @@ class Service:
     ports: list[int]
     env: dict[str, str] | None = None
     log: Path | None = None
+    cwd: Path | str | None = None  # ``python -m`` imports from here before PYTHONPATH
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self, timeout: float = 15.0) -> None:
         out = open(self.log, "wb") if self.log else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
-            self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            self.argv,
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=self.cwd,
         )
         if self.log:
             out.close()  # type: ignore[union-attr]

@@ -86,8 +86,13 @@ def get(conn: http.client.HTTPConnection, path: str, close: bool = False) -> byt
     return resp.read()
 
 
-def test_keep_alive_and_close_reuse_one_server_connection(backend: Backend) -> None:
-    svc, port = start_floor(backend)
+@pytest.mark.parametrize("extra", [(), ("--batch",)], ids=["plain", "batch"])
+def test_keep_alive_and_close_reuse_one_server_connection(
+    backend: Backend, extra: tuple[str, ...]
+) -> None:
+    """(``--batch``, the systime experiment, writes a loop turn's data together: the same
+    bytes must arrive, and a closing client's answer before the close.)"""
+    svc, port = start_floor(backend, *extra)
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         for i in range(5):
@@ -107,11 +112,14 @@ def test_keep_alive_and_close_reuse_one_server_connection(backend: Backend) -> N
     assert backend.connections == 1
 
 
-def test_log_mode_sends_one_line_per_request(backend: Backend) -> None:
+@pytest.mark.parametrize(
+    "extra", [(), ("--batch", "--burn-us", "5", "--burn-kb", "16")], ids=["plain", "burn"]
+)
+def test_log_mode_sends_one_line_per_request(backend: Backend, extra: tuple[str, ...]) -> None:
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sink.bind(("127.0.0.1", 0))
     sink.settimeout(5)
-    svc, port = start_floor(backend, "--log", f"127.0.0.1:{sink.getsockname()[1]}")
+    svc, port = start_floor(backend, "--log", f"127.0.0.1:{sink.getsockname()[1]}", *extra)
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         get(conn, "/one")
