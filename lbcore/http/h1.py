@@ -314,30 +314,35 @@ def _named(conn: list[bytes]) -> set[bytes]:
     return extra
 
 
-class _Scan:
-    """The framing facts of the field lines of one head, gathered by ``_scan``: names
-    lower-cased, hop-by-hop fields left out of ``kept`` (and ``wire``)."""
+# What ``_scan`` finds: the fields kept (as (name, value) pairs, shared with the tables),
+# the lines to forward (None when the fields must be written again from the pairs), the
+# Content-Length values, the length when one field holds one plain number (else -1),
+# the transfer codings, the Connection options, the number of Host fields, the Upgrade
+# and Expect values. A tuple: mypyc returns it as a C struct, nothing allocated.
+_Scanned = tuple[
+    list[Any],
+    "list[bytes] | None",
+    "list[bytes] | None",
+    int,
+    list[bytes],
+    list[bytes],
+    int,
+    "bytes | None",
+    "bytes | None",
+]
 
-    __slots__ = ("cl", "conn", "expect", "hosts", "kept", "length", "te", "upgrade", "wire")
 
-    def __init__(self) -> None:
-        self.kept: list[Any] = []  # (name, value) pairs, as tables share them (_Field)
-        self.wire: list[bytes] | None = None  # None when the fields must be written again
-        self.cl: list[bytes] | None = None
-        self.length = -1  # the Content-Length when one field holds one plain number
-        self.te: list[bytes] = _NO_TOKENS  # never edited in place: tables share lists
-        self.conn: list[bytes] = _NO_TOKENS
-        self.hosts = 0
-        self.upgrade: bytes | None = None
-        self.expect: bytes | None = None
-
-
-def _scan(lines: list[bytes], limits: Limits, status: int) -> _Scan:
+def _scan(lines: list[bytes], limits: Limits, status: int) -> _Scanned:
     """The field lines: ``lines[1:]`` of a head split at CRLF, the last one empty (the
-    head ends with a CRLF)."""
-    scan = _Scan()
-    kept = scan.kept
+    head ends with a CRLF). Names lower-cased, hop-by-hop fields left out."""
+    kept: list[Any] = []
     wire: list[bytes] = []
+    cl: list[bytes] | None = None
+    length = -1
+    te = conn = _NO_TOKENS  # never edited in place: the tables share these lists
+    hosts = 0
+    upgrade: bytes | None = None
+    expect: bytes | None = None
     drops = False
     last = len(lines) - 1
     table = _LINES
@@ -351,27 +356,27 @@ def _scan(lines: list[bytes], limits: Limits, status: int) -> _Scan:
             kept.append(f.pair)
             wire.append(f.wire)
         elif kind == 1:
-            if scan.cl is None:
-                scan.cl = [f.value]
-                scan.length = f.length
+            if cl is None:
+                cl = [f.value]
+                length = f.length
             else:
-                scan.cl.append(f.value)
-                scan.length = -1
+                cl.append(f.value)
+                length = -1
             kept.append(f.pair)
             wire.append(f.wire)
         elif kind == 2:
-            scan.te = f.tokens if not scan.te else scan.te + f.tokens
+            te = f.tokens if not te else te + f.tokens
         elif kind == 3:
-            scan.conn = f.tokens if not scan.conn else scan.conn + f.tokens
+            conn = f.tokens if not conn else conn + f.tokens
             drops = drops or f.drops
         elif kind == 4:
-            scan.hosts += 1
+            hosts += 1
             kept.append(f.pair)
             wire.append(f.wire)
         elif kind == 5:
-            scan.upgrade = f.value
+            upgrade = f.value
         elif kind == 7:
-            scan.expect = f.value
+            expect = f.value
             kept.append(f.pair)
             wire.append(f.wire)
     if lines[last] or last < 1:  # a head not ending with CRLF (never from the Reader)
@@ -379,11 +384,10 @@ def _scan(lines: list[bytes], limits: Limits, status: int) -> _Scan:
     if last - 1 > limits.max_headers:
         raise ProtocolError(431 if status == 400 else status, "too many header fields")
     if drops:
-        extra = _named(scan.conn)
-        scan.kept = [p for p in kept if p[0] not in extra]
-    else:
-        scan.wire = wire
-    return scan
+        extra = _named(conn)
+        kept = [p for p in kept if p[0] not in extra]
+        return kept, None, cl, length, te, conn, hosts, upgrade, expect
+    return kept, wire, cl, length, te, conn, hosts, upgrade, expect
 
 
 class _RequestLine:
@@ -425,13 +429,11 @@ def parse_request_head(head: bytes, limits: Limits = DEFAULT_LIMITS) -> Request:
     rl = _REQUEST_LINES.get(line)
     if rl is None:
         rl = _request_line(line)
-    scan = _scan(lines, limits, 400)
+    kept, wire, cl, length, te, conn, hosts, upgrade, expect = _scan(lines, limits, 400)
     method, target, version = rl.method, rl.target, rl.version
-    cl, te, conn = scan.cl, scan.te, scan.conn
-    req = Request(method, target, version, scan.kept)
+    req = Request(method, target, version, kept)
     req._start = rl.start
-    wire = req._wire = scan.wire
-    hosts = scan.hosts
+    req._wire = wire
     if version == b"1.1":
         if hosts != 1:
             raise ProtocolError(400, "HTTP/1.1 request needs exactly one Host field")
@@ -454,17 +456,17 @@ def parse_request_head(head: bytes, limits: Limits = DEFAULT_LIMITS) -> Request:
         if wire is not None:
             wire.append(b"transfer-encoding: chunked\r\n")
     elif cl:
-        n = scan.length if scan.length >= 0 else _content_length(cl, 400)
+        n = length if length >= 0 else _content_length(cl, 400)
         if limits.max_body is not None and n > limits.max_body:
             raise ProtocolError(413, "request body too large")
         req.content_length = n
-    if scan.upgrade is not None and b"upgrade" in conn:
-        req.upgrade = scan.upgrade
+    if upgrade is not None and b"upgrade" in conn:
+        req.upgrade = upgrade
     if target[:1] not in (b"/", b"*") and method != b"CONNECT":
         _check_authority(target, req)
     if method == b"CONNECT":
         raise ProtocolError(501, "CONNECT is not supported by a reverse proxy")
-    if scan.expect is not None and scan.expect.lower() == b"100-continue":
+    if expect is not None and expect.lower() == b"100-continue":
         req.expect_continue = True
     return req
 
@@ -523,12 +525,11 @@ def parse_response_head(head: bytes) -> Response:
     sl = _STATUS_LINES.get(lines[0])
     if sl is None:
         sl = _status_line(lines[0])
-    scan = _scan(lines, DEFAULT_LIMITS, 502)
-    te, conn = scan.te, scan.conn
+    kept, wire, cl, length, te, conn, _, upgrade, _ = _scan(lines, DEFAULT_LIMITS, 502)
     version = sl.version
-    resp = Response(sl.status, sl.reason, version, scan.kept)
+    resp = Response(sl.status, sl.reason, version, kept)
     resp._start = sl.start
-    wire = resp._wire = scan.wire
+    resp._wire = wire
     if version == b"1.1":
         resp.keep_alive = not conn or b"close" not in conn
     else:
@@ -538,20 +539,19 @@ def parse_response_head(head: bytes) -> Response:
             resp.keep_alive = False  # length is "until close"
         else:
             resp.chunked = True
-        if scan.cl:  # drop Content-Length: chunked wins (RFC 9112 §6.3 ¶3)
+        if cl:  # drop Content-Length: chunked wins (RFC 9112 §6.3 ¶3)
             resp._headers = [p for p in resp._headers if p[0] != b"content-length"]
             resp._wire = wire = None
         coding = b", ".join(te)
         resp._headers.append((b"transfer-encoding", coding))
         if wire is not None:
             wire.append(b"transfer-encoding: " + coding + b"\r\n")
-    elif scan.cl:
-        n = scan.length
-        resp.content_length = n if n >= 0 else _content_length(scan.cl, 502)
-    if scan.upgrade is not None and resp.status == 101:
-        resp._headers.append((b"upgrade", scan.upgrade))
+    elif cl:
+        resp.content_length = length if length >= 0 else _content_length(cl, 502)
+    if upgrade is not None and resp.status == 101:
+        resp._headers.append((b"upgrade", upgrade))
         if wire is not None:
-            wire.append(b"upgrade: " + scan.upgrade + b"\r\n")
+            wire.append(b"upgrade: " + upgrade + b"\r\n")
     return resp
 
 
@@ -668,7 +668,7 @@ class Reader:
 
     def _read_head(self) -> object:
         buf = self._buf
-        if self.is_request and buf.startswith(b"\r\n"):
+        if self.is_request and len(buf) > 1 and buf[0] == 13 and buf[1] == 10:
             # RFC 9112 §2.2: ignore empty lines before a request line.
             buf = self._buf = buf.lstrip(b"\r\n")
         end = buf.find(b"\r\n\r\n")
