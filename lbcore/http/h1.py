@@ -48,11 +48,13 @@ _TCHAR = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]"
 # forbidden controls (RFC 9110 §5.5), so a line holding one does not match.
 _VCHAR = rb"[^\x00-\x08\x0a-\x1f\x7f]"
 _FIELD = rb"(" + _TCHAR + rb"+):[ \t]*((?:" + _VCHAR + rb"*[^\x00-\x20\x7f])?)[ \t]*"
-# A line of a head, its CRLF already cut off (fullmatch).
+# A line of a head, its CRLF already cut off (fullmatch): what ``_field`` checks, with
+# faster C string operations (tests/unit/http/test_h1_fast.py holds them to it).
 _LINE_RE = re.compile(_FIELD)
 # Lines of a block (trailers), anchored at line starts: a line that did not match, or a
 # bare CR or LF, is found by comparing counts (_check_block).
 _FIELD_RE = re.compile(rb"^" + _FIELD + rb"\r\n", re.MULTILINE)
+# What ``_request_line`` checks, likewise.
 _REQUEST_LINE_RE = re.compile(rb"(" + _TCHAR + rb"+) ([^\x00-\x20\x7f]+) HTTP/([0-9])\.([0-9])")
 _STATUS_LINE_RE = re.compile(rb"HTTP/([0-9])\.([0-9]) ([0-9]{3})(?: (" + _VCHAR + rb"*))?")
 _CHUNK_SIZE_RE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\r\n]*)?")
@@ -280,7 +282,7 @@ class _Field:
         # (name lower-cased, value): what ``headers`` holds. Typed ``object`` so that
         # mypyc keeps the tuple as it is instead of building a new one at each use.
         self.pair: object = (name, value)
-        self.wire = name + b": " + value + b"\r\n"  # what is forwarded
+        self.wire = b"".join((name, b": ", value, b"\r\n"))  # what is forwarded
         # Transfer-Encoding codings and Connection options, lower-cased
         self.tokens = _tokens(value) if kind == 2 or kind == 3 else _NO_TOKENS
         # a Connection field naming other fields, to be dropped (RFC 9110 §7.6.1)
@@ -293,13 +295,34 @@ class _Field:
 _LINES: Final[dict[bytes, _Field]] = {}
 
 
+def _keeping(allowed: bytes) -> bytes:
+    """A ``bytes.translate`` table that keeps the bytes allowed and changes the others:
+    ``part.translate(table) == part`` says that ``part`` holds only bytes allowed (one C
+    pass; CPython even returns ``part`` itself when nothing changed)."""
+    return bytes(c if c in allowed else (c + 1) % 256 for c in range(256))
+
+
+# The bytes a field name may hold (tchar, RFC 9110 §5.6.2), those a field line may hold
+# after its colon (anything but the controls other than HTAB: RFC 9110 §5.5), and those
+# of a request target (no control, no space: RFC 9112 §3.2).
+_NAME_BYTES: Final = _keeping(
+    b"!#$%&'*+-.^_`|~0123456789" + bytes(range(65, 91)) + bytes(range(97, 123))
+)
+_VALUE_BYTES: Final = _keeping(bytes(c for c in range(256) if c == 9 or 32 <= c != 127))
+_TARGET_BYTES: Final = _keeping(bytes(c for c in range(33, 256) if c != 127))
+
+
 def _field(line: bytes, status: int) -> _Field:
-    """Check and classify a field line not seen before (and remember it)."""
-    m = _LINE_RE.fullmatch(line)
-    if m is None:
+    """Check and classify a field line not seen before (and remember it). As ``_LINE_RE``
+    (tests/unit/http/test_h1_fast.py compares them), in C string operations rather than
+    a regex: a token, a colon, then no control byte but HTAB; OWS around the value."""
+    colon = line.find(b":")
+    name = line[:colon]
+    rest = line[colon + 1 :]
+    if colon <= 0 or name.translate(_NAME_BYTES) != name or rest.translate(_VALUE_BYTES) != rest:
         raise ProtocolError(status, "malformed header field")
-    name = m.group(1).lower()
-    field = _Field(_KIND.get(name, 0), name, m.group(2))
+    name = name.lower()
+    field = _Field(_KIND.get(name, 0), name, rest.strip(b" \t"))
     if len(line) <= _TABLE_LINE:
         if len(_LINES) >= _TABLE_SIZE:
             _LINES.clear()
@@ -406,13 +429,27 @@ _REQUEST_LINES: Final[dict[bytes, _RequestLine]] = {}
 
 
 def _request_line(line: bytes) -> _RequestLine:
-    m = _REQUEST_LINE_RE.fullmatch(line)
-    if m is None:
+    """Check a request line not seen before (and remember it). As ``_REQUEST_LINE_RE``
+    (tests/unit/http/test_h1_fast.py compares them), in C string operations."""
+    parts = line.split(b" ")
+    if len(parts) != 3:
         raise ProtocolError(400, "malformed request line")
-    method, target, major, minor = m.groups()
-    if major != b"1":
+    method, target, proto = parts
+    if (
+        not method
+        or method.translate(_NAME_BYTES) != method
+        or not target
+        or target.translate(_TARGET_BYTES) != target
+        or len(proto) != 8
+        or not proto.startswith(b"HTTP/")
+        or not 48 <= proto[5] <= 57  # a digit
+        or proto[6] != 46  # "."
+        or not 48 <= proto[7] <= 57
+    ):
+        raise ProtocolError(400, "malformed request line")
+    if proto[5] != 49:  # "1"
         raise ProtocolError(505, "HTTP version not supported")
-    rl = _RequestLine(method, target, b"1.1" if minor != b"0" else b"1.0")
+    rl = _RequestLine(method, target, b"1.1" if proto[7] != 48 else b"1.0")
     if len(line) <= _TABLE_LINE:
         if len(_REQUEST_LINES) >= _TABLE_SIZE:
             _REQUEST_LINES.clear()

@@ -295,3 +295,59 @@ def test_a_head_must_end_with_its_last_crlf(head: bytes) -> None:
         with pytest.raises((ProtocolError, in_use.ProtocolError)) as info:
             parse(head)
         assert info.value.status == 400  # type: ignore[union-attr]
+
+
+LINE_BYTES = st.sampled_from([b"a", b"A", b"-", b":", b" ", b"\t", b"\r", b"\n", b"\x00", b"\x7f"])
+LINE_BYTES |= st.sampled_from([b"\x80", b"\xff", b"\x0b", b"\x1f", b"~", b"(", b"/", b"."])
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    line=st.lists(LINE_BYTES | st.binary(max_size=2), max_size=12).map(b"".join)
+    | st.tuples(st.sampled_from(NAMES), st.sampled_from(SEPS), st.sampled_from(VALUES)).map(
+        b"".join
+    )
+)
+def test_a_new_field_line_is_checked_as_the_regex_says(line: bytes) -> None:
+    """``_field`` checks with string operations what ``_LINE_RE`` says."""
+    m = h1._LINE_RE.fullmatch(line)
+    for mod in (h1, in_use):
+        try:
+            got = mod._field(line, 400).pair
+        except mod.ProtocolError:
+            got = None
+        assert got == (None if m is None else (m.group(1).lower(), m.group(2)))
+
+
+TARGETS = [b"/", b"/a?b", b"*", b"http://h/x", b"", b" ", b"/\x7f", b"/\x80", b"/\t", b"/a b"]
+PROTOS = [b"HTTP/1.1", b"HTTP/1.0", b"HTTP/2.0", b"HTTP/1.9", b"HTTP/1.", b"HTTP/11.1"]
+PROTOS += [b"HTTP/1.1 ", b"http/1.1", b"HTTP/a.1", b"HTTP/1,1", b"HTTP/1.1\r", b"HTTPS/1.1"]
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    method=st.sampled_from([b"GET", b"get", b"M-S", b"", b"G T", b"G\x00", b"[x]"])
+    | st.binary(max_size=3),
+    sep1=st.sampled_from([b" ", b"  ", b"\t"]),
+    target=st.sampled_from(TARGETS) | st.binary(max_size=3),
+    sep2=st.sampled_from([b" ", b"  ", b""]),
+    proto=st.sampled_from(PROTOS) | st.binary(max_size=9),
+)
+def test_a_new_request_line_is_checked_as_the_regex_says(
+    method: bytes, sep1: bytes, target: bytes, sep2: bytes, proto: bytes
+) -> None:
+    line = method + sep1 + target + sep2 + proto
+    m = h1._REQUEST_LINE_RE.fullmatch(line)
+    if m is None:
+        want: object = 400
+    elif m.group(3) != b"1":
+        want = 505
+    else:
+        want = (m.group(1), m.group(2), b"1.1" if m.group(4) != b"0" else b"1.0")
+    for mod in (h1, in_use):
+        try:
+            rl = mod._request_line(line)
+            got: object = (rl.method, rl.target, rl.version)
+        except mod.ProtocolError as err:
+            got = err.status
+        assert got == want
