@@ -148,6 +148,11 @@ class Request:
         self._headers = value
 
     @property
+    def fields(self) -> list[tuple[bytes, bytes]]:
+        """``headers`` to read only (ACLs, captures): the forwarded lines stay usable."""
+        return self._headers
+
+    @property
     def has_body(self) -> bool:
         return self.chunked or bool(self.content_length)
 
@@ -209,6 +214,11 @@ class Response:
     def headers(self, value: list[tuple[bytes, bytes]]) -> None:
         self._wire = None
         self._headers = value
+
+    @property
+    def fields(self) -> list[tuple[bytes, bytes]]:
+        """``headers`` to read only (captures): the forwarded lines stay usable."""
+        return self._headers
 
 
 _CONN_OPTIONS: Final = frozenset((b"close", b"keep-alive", b"upgrade"))

@@ -253,6 +253,14 @@ def test_ordinary_heads_come_from_the_tables() -> None:
     assert resp.content_length == 5
 
 
+def test_fields_read_keep_the_lines_as_received() -> None:
+    """``fields`` (ACLs) reads without editing: the head is still forwarded from its lines."""
+    req = h1.parse_request_head(b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n")
+    resp = h1.parse_response_head(b"HTTP/1.1 200 OK\r\nServer: s\r\n")
+    assert req.fields == [(b"host", b"a"), (b"x-a", b"1")] and req._wire is not None
+    assert resp.fields == [(b"server", b"s")] and resp._wire is not None
+
+
 def test_headers_touched_are_written_from_the_list() -> None:
     """Reading ``headers`` may lead to editing the list in place: the forwarded head
     then follows the list, never the lines as received."""
