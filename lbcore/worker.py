@@ -60,7 +60,14 @@ def build_runtime(
         backends[name] = be
     frontends = []
     for proxy in config.frontends:
-        frontends.append(_frontend(proxy, registry, backends, request_limits(config.global_)))
+        frontends.append(
+            _frontend(
+                proxy,
+                registry,
+                backends,
+                request_limits(config.global_, proxy.options.accept_invalid_http_request),
+            )
+        )
     return backends, frontends
 
 

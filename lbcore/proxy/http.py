@@ -745,7 +745,7 @@ class HttpClient(asyncio.Protocol):
         ):
             return False
         if self.caps is not None:  # capture cookie
-            self.caps.on_backend(req.headers)
+            self.caps.on_backend(req.fields)
         if be.persist is not None:
             self.cookie = persistence.on_request(be.persist, req, time.time())
         extra = [(b"x-forwarded-for", src.encode())] if fe.forwardfor or be.forwardfor else None
@@ -934,7 +934,7 @@ class HttpClient(asyncio.Protocol):
         assert be is not None
         fe = self.fe
         if self.caps is not None:  # capture response header / capture cookie
-            self.caps.on_response(resp.headers)
+            self.caps.on_response(resp.fields)
         if fe.resp_rules or be.resp_rules:
             verdict = None
             if be.resp_rules:
@@ -1235,7 +1235,7 @@ class HttpClient(asyncio.Protocol):
         self.logged = False
         captures = self.log.captures  # type: ignore[union-attr]
         if captures is not None:
-            self.caps = captures.on_request(req.headers)
+            self.caps = captures.on_request(req.fields)
 
     def _log(self, term: str) -> None:
         """Emit this request's log line (once), HAProxy's httplog fields from our stamps."""
@@ -1447,7 +1447,7 @@ def _reason(status: int) -> bytes:
 
 
 def _header_map(req: Request) -> dict[str, str]:
-    return {n.decode("latin-1"): v.decode("latin-1") for n, v in req.headers}
+    return {n.decode("latin-1"): v.decode("latin-1") for n, v in req.fields}
 
 
 def _upstream_factory(be: BackendRuntime, server: ServerRuntime) -> Any:
