@@ -18,6 +18,8 @@ DEB_PACKAGES := haproxy haproxy-doc keepalived nginx-light wrk openssh-server op
 # The machine is shared and noisy: a test that measures wall-clock time may lose a race
 # once; it must pass on a rerun to count (a real failure fails three times).
 PYTEST_RERUNS ?= --reruns 2 --reruns-delay 2
+# CI must stay under 30 minutes: every run lists its slowest tests, to see what to trim.
+PYTEST_DURATIONS ?= --durations=25
 
 .PHONY: deps venv native test lint unit deploy lab-up lab-down collection bench clean
 
@@ -48,7 +50,7 @@ lint: venv
 	$(VENV)/bin/mypy
 
 test: deps venv native lint
-	$(PY) -m pytest tests -p no:cacheprovider $(PYTEST_RERUNS) $(PYTEST_ARGS)
+	$(PY) -m pytest tests -p no:cacheprovider $(PYTEST_RERUNS) $(PYTEST_DURATIONS) $(PYTEST_ARGS)
 
 unit: venv
 	$(PY) -m pytest tests/unit -q

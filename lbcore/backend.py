@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from lbcore.balance import PickContext, candidates
+from lbcore.balance.roundrobin import RoundRobin
 from lbcore.config.model import Balance, Proxy
 from lbcore.proxy.persistence import for_backend as persistence_for
 from lbcore.server import ServerRuntime
@@ -91,6 +92,9 @@ class BackendRuntime:
         self.algorithm = make_algorithm(
             proxy.balance, self.servers, allbackups=proxy.options.allbackups
         )
+        # The common algorithm called directly (compiled: a C call, where a call through
+        # ``algorithm``, typed Any, goes through Python's method lookup and arguments).
+        self._rr: RoundRobin | None = self.algorithm if type(self.algorithm) is RoundRobin else None
         algo = proxy.balance.algorithm
         # Which request facts the algorithm reads: others get a shared empty context.
         self.wants_src = algo == "source"
@@ -120,13 +124,31 @@ class BackendRuntime:
         self.wretr = 0  # retries
         self.wredis = 0  # redispatches
         self.qmax = 0
-        self.hrsp: dict[int, int] = {}
+        self._hrsp = [0] * 10  # responses by class, status // 100 (read as ``hrsp``)
+        self._2xx = 0  # class 2, counted apart
         # Filled by the worker: compiled rules, options, and the idle connection pool
         # (upstream connections by server name; the proxy adapter owns their sockets).
         self.req_rules: tuple[Any, ...] = ()
         self.resp_rules: tuple[Any, ...] = ()
         self.forwardfor = proxy.options.forwardfor
+        self.stats_on = proxy.stats is not None  # a stats page may answer (decided once)
         self.idle: dict[str, list[Any]] = {}
+
+    @property
+    def hrsp(self) -> dict[int, int]:
+        """Responses by class (status // 100), the classes seen only (HAProxy's hrsp_Nxx)."""
+        counts = self._hrsp.copy()
+        counts[2] += self._2xx
+        return {k: v for k, v in enumerate(counts) if v}
+
+    def count_status(self, status: int) -> None:
+        """Count one response in its class: a list slot, where a dict get and set per
+        response cost ten times more on the hot path."""
+        key = status // 100
+        if key == 2:  # most responses: a native int (a list slot boxes its count)
+            self._2xx += 1
+        elif 0 <= key < 10:
+            self._hrsp[key] += 1
 
     def context(
         self, src: str, uri: bytes = b"/", headers: Mapping[str, str] | None = None
@@ -144,12 +166,19 @@ class BackendRuntime:
         return any(s.eligible for s in self.servers)
 
     def pick(self, ctx: PickContext) -> ServerRuntime | None:
+        rr = self._rr
+        if rr is not None:
+            return rr.pick(ctx)
         server: ServerRuntime | None = self.algorithm.pick(ctx)
         return server
 
     def release(self, server: ServerRuntime) -> None:
         """A request/connection counted on ``server`` ended: free its slot, wake a waiter."""
-        self.algorithm.release(server)
+        rr = self._rr
+        if rr is not None:
+            rr.release(server)
+        else:
+            self.algorithm.release(server)
         if self.queue:
             self.queue.popleft()()
 

@@ -63,10 +63,20 @@ _URL_SAFE = frozenset(chr(i) for i in range(32, 127)) - set('"#')
 
 
 def encode(text: str, table: list[str], safe: frozenset[str]) -> str:
-    """Escape what HAProxy escapes in logs (non-ASCII is escaped per UTF-8 byte)."""
+    """Escape what HAProxy escapes in logs: each byte of the field as it was on the wire.
+
+    The proxy decodes wire bytes as latin-1 (request line, captured headers and cookies),
+    so encoding back to latin-1 gives those exact bytes: a raw ``\xe9`` is ``#E9`` and
+    UTF-8 ``é`` is ``#C3#A9``, as HAProxy 2.6 logs them. Text that never was bytes
+    (a character beyond latin-1) is escaped per UTF-8 byte.
+    """
     if safe.issuperset(text):
         return text
-    return "".join(table[b] for b in text.encode("utf-8", "surrogateescape"))
+    try:
+        raw = text.encode("latin-1")
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", "surrogateescape")
+    return "".join([table[b] for b in raw])
 
 
 def encode_header(text: str) -> str:

@@ -146,6 +146,20 @@ class Deadline:
             self._armed_at = when
             self._tick = self._wheel.add(self, when)
 
+    def set_in_at(self, seconds: float | None, now: float) -> None:
+        """``set_in`` from a ``now`` the caller already read from the loop (one clock
+        read per callback on the HTTP hot path instead of one per stamp)."""
+        if seconds is None:
+            self.when = None
+            return
+        when = now + seconds
+        self.when = when
+        if not self._tick or self._armed_at > when:
+            if self._tick:
+                self._wheel.remove(self, self._tick)
+            self._armed_at = when
+            self._tick = self._wheel.add(self, when)
+
     def cancel(self) -> None:
         self.when = None
         if self._tick:
@@ -238,6 +252,7 @@ class FrontendRuntime:
         self.req_rules = req_rules
         self.resp_rules = resp_rules
         self.forwardfor = proxy.options.forwardfor
+        self.stats_on = proxy.stats is not None  # a stats page may answer (decided once)
         t = proxy.timeouts
         self.timeout_client = t.client
         self.timeout_http_request = t.http_request if t.http_request is not None else t.client
@@ -250,10 +265,27 @@ class FrontendRuntime:
         self.conn_tot = 0
         self.req_tot = 0
         self.denied = 0
-        self.hrsp: dict[int, int] = {}
+        self._hrsp = [0] * 10  # by class, status // 100 (read as ``hrsp``)
+        self._2xx = 0  # class 2, counted apart
         self.waiting: deque[Callable[[], None]] = deque()  # connections held at maxconn
         self.log: AccessLog | None = None  # set by the worker when the frontend logs
         registry.frontends.append(self)
+
+    @property
+    def hrsp(self) -> dict[int, int]:
+        """Responses by class (status // 100), the classes seen only (HAProxy's hrsp_Nxx)."""
+        counts = self._hrsp.copy()
+        counts[2] += self._2xx
+        return {k: v for k, v in enumerate(counts) if v}
+
+    def count_status(self, status: int) -> None:
+        """Count one response in its class: a list slot, where a dict get and set per
+        response cost ten times more on the hot path."""
+        key = status // 100
+        if key == 2:  # most responses: a native int (a list slot boxes its count)
+            self._2xx += 1
+        elif 0 <= key < 10:
+            self._hrsp[key] += 1
 
     def select_backend(self, req: Any, src: str) -> BackendRuntime | None:
         for pred, be in self.use_backends:

@@ -28,7 +28,7 @@ import logging
 import ssl
 import time
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from lbcore.backend import REUSE_AGGRESSIVE, REUSE_ALWAYS, REUSE_NEVER, BackendRuntime
 from lbcore.balance import PickContext
@@ -46,26 +46,35 @@ from lbcore.tls.upstream import reusable as upstream_reusable
 if TYPE_CHECKING:
     from lbcore.logs.capture import Captured  # imported by the worker only when it logs
 
-# Client connection phases.
-IDLE_FIRST, IDLE_KA, WAITING, FORWARD, TUNNEL, CLOSED = range(6)
+# Client connection phases. (Final, as the constants below: compiled, a Final int is
+# a C constant, where a plain module global is a dict lookup at every use.)
+IDLE_FIRST: Final = 0
+IDLE_KA: Final = 1
+WAITING: Final = 2
+FORWARD: Final = 3
+TUNNEL: Final = 4
+CLOSED: Final = 5
 
-_PAUSE_FLOW = 1  # the upstream's write buffer is full
-_PAUSE_WAIT = 2  # nothing to forward to yet (queued, connecting, pipelined)
-_WAIT_BUFFER = 65536  # bytes a waiting request may buffer before its client is paused
-_JOIN_MAX = 4096  # a body this small is joined to its head into one write
-_ORPHAN_BUFFER = 16384  # what HAProxy forwards (tune.bufsize) before a write fails
-_POOL_MAX = 128  # idle upstream connections kept per server
-_OWN_MAX = 10  # idle connections a client keeps with http-reuse never (max-session-srv-conns)
-_PLAIN = PickContext()  # for algorithms that read nothing from the request
-POOL_IDLE = 5.0  # seconds an idle server connection is kept (HAProxy's pool-purge-delay)
+_PAUSE_FLOW: Final = 1  # the upstream's write buffer is full
+_PAUSE_WAIT: Final = 2  # nothing to forward to yet (queued, connecting, pipelined)
+_WAIT_BUFFER: Final = 65536  # bytes a waiting request may buffer before its client is paused
+_JOIN_MAX: Final = 4096  # a body this small is joined to its head into one write
+_ORPHAN_BUFFER: Final = 16384  # what HAProxy forwards (tune.bufsize) before a write fails
+_POOL_MAX: Final = 128  # idle upstream connections kept per server
+_OWN_MAX: Final = 10  # a client's own idle connections, http-reuse never (max-session-srv-conns)
+#: ``pending`` once sent: shared, never mutated (a new empty list per request was an
+#: allocation and a free for nothing)
+_NOTHING: Final[list[bytes]] = []
+_PLAIN: Final = PickContext()  # for algorithms that read nothing from the request
+POOL_IDLE: Final = 5.0  # seconds an idle server connection is kept (HAProxy's pool-purge-delay)
 
 log = logging.getLogger("lbcore.proxy")
 
 #: RFC 9110 §9.2.2: the methods a proxy may send again when a connection fails.
-_IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"))
+_IDEMPOTENT: Final = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"))
 
 #: HAProxy's termination state (first two characters) for the answers lbcore makes.
-_TERM = {400: "CR", 403: "PR", 408: "cR", 500: "PR", 502: "SH", 503: "SC", 504: "sH"}
+_TERM: Final = {400: "CR", 403: "PR", 408: "cR", 500: "PR", 502: "SH", 503: "SC", 504: "sH"}
 
 
 def purge_idle(backends: Any, now: float, max_idle: float = POOL_IDLE) -> int:
@@ -118,6 +127,7 @@ class Upstream(asyncio.Protocol):
         "client",
         "got_data",
         "idle_since",
+        "name",
         "proven",
         "read_paused",
         "reader",
@@ -130,6 +140,7 @@ class Upstream(asyncio.Protocol):
     def __init__(self, backend: BackendRuntime, server: ServerRuntime) -> None:
         self.backend = backend
         self.server = server
+        self.name = server.name  # its pool's key in ``backend.idle`` (read per request)
         self.client: HttpClient | None = None
         self.transport: Any = None
         self.reader = Reader(is_request=False)
@@ -173,6 +184,10 @@ class Upstream(asyncio.Protocol):
             return
         out: list[bytes] = []
         ctrans = client.transport
+        # One clock read for the whole callback (the response's stamp, the log line, the
+        # pool's idle time, the next deadline): uvloop's clock is the loop iteration's
+        # anyway, so reading it once per stamp only cost a method call each time.
+        now: float = client.loop.time()
         try:
             while True:
                 ev = reader.next_event()
@@ -182,7 +197,7 @@ class Upstream(asyncio.Protocol):
                     break
                 elif type(ev) is Response:
                     self.resp_keep = ev.keep_alive
-                    head = client.response_head(ev, self)
+                    head = client.response_head(ev, self, now)
                     if head is None:  # answered otherwise (http-response deny)
                         return
                     out.append(head)
@@ -196,19 +211,24 @@ class Upstream(asyncio.Protocol):
                         client.start_tunnel()
                         return
                 elif ev is END:
-                    if out:
+                    n = len(out)
+                    if n == 1:
+                        whole = out[0]
+                        if client.log is not None:
+                            client.bytes_out += len(whole)
+                        ctrans.write(whole)
+                    elif n == 2 and len(out[1]) <= _JOIN_MAX:
+                        # A small response whole (head + body): one buffer is one
+                        # write(2) in uvloop, cheaper than its writev path.
+                        whole = out[0] + out[1]
+                        if client.log is not None:
+                            client.bytes_out += len(whole)
+                        ctrans.write(whole)
+                    elif n:
                         if client.log is not None:
                             client.bytes_out += sum(map(len, out))
-                        if len(out) == 1:
-                            ctrans.write(out[0])
-                        elif len(out) == 2 and len(out[1]) <= _JOIN_MAX:
-                            # A small response whole (head + body): one buffer is one
-                            # write(2) in uvloop, cheaper than its writev path.
-                            ctrans.write(out[0] + out[1])
-                        else:
-                            ctrans.writelines(out)
-                        out = []
-                    client.response_end(self)
+                        ctrans.writelines(out)
+                    client.response_end(self, now)
                     return
                 else:  # PAUSED: bytes after a complete response → not reusable
                     self.transport.close()
@@ -223,7 +243,7 @@ class Upstream(asyncio.Protocol):
                 ctrans.write(out[0])
             else:
                 ctrans.writelines(out)
-            client.touch_server()
+            client.deadline.set_in_at(client.t_server, now)
 
     def eof_received(self) -> bool:
         reader = self.reader
@@ -238,7 +258,7 @@ class Upstream(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         client = self.client
         if client is None:
-            idle = self.backend.idle.get(self.server.name)
+            idle = self.backend.idle.get(self.name)
             if idle is not None and self in idle:
                 idle.remove(self)
             return
@@ -385,19 +405,20 @@ class HttpClient(asyncio.Protocol):
         self.transport = transport
         peer = transport.get_extra_info("peername")
         self.src = peer[0] if peer else ""
+        now: float = self.loop.time()  # one clock read: the log's stamps and the deadline
         if self.log is not None:
             self.src_port = peer[1] if peer else 0
             if self.log.local_addr:  # %fi/%fp in the log-format
                 self.local = transport.get_extra_info("sockname")
             self.accept_wall = time.time()
-            self.t_accept = self.t_start = self.loop.time()
+            self.t_accept = self.t_start = now
             self.logged = False  # a connection that never sends a request is logged too
         fe = self.fe
         fe.registry.add(self)
         if fe.admit(self._admitted):
             # _admitted's work for a connection just made: open, not paused, unread
             self.admitted = True
-            self.deadline.set_in(fe.timeout_http_request)
+            self.deadline.set_in_at(fe.timeout_http_request, now)
         else:
             self.pause(_PAUSE_WAIT)
 
@@ -537,16 +558,17 @@ class HttpClient(asyncio.Protocol):
                 up.transport.write(data)
                 self.touch_tunnel()
             return
+        now: float = self.loop.time()  # the one clock read of this callback (see _pump_at)
         if self.log is not None:
             self.bytes_in += len(data)
             if self.t_first is None:
-                self.t_first = self.loop.time()
+                self.t_first = now
         self.reader.feed(data)
         if (phase == WAITING and self.service is None) or not self.admitted:
             if self.reader.buffered > _WAIT_BUFFER:
                 self.pause(_PAUSE_WAIT)
             return
-        self._pump()
+        self._pump_at(now)
 
     def eof_received(self) -> bool:
         if self.phase == TUNNEL:
@@ -574,6 +596,11 @@ class HttpClient(asyncio.Protocol):
 
     def _pump(self) -> None:
         """Drain request events from the reader while there is somewhere to send them."""
+        self._pump_at(self.loop.time())
+
+    def _pump_at(self, now: float) -> None:
+        """``_pump`` with the loop's clock already read by the caller: the request's
+        stamps and its deadline use it (one clock read per callback, not per stamp)."""
         if self.transport is None:
             return
         reader = self.reader
@@ -589,13 +616,19 @@ class HttpClient(asyncio.Protocol):
                 elif ev is END:
                     self.req_done = True
                     ended = True
+                    # The reader now holds what follows until ``start_next``: the next
+                    # event could only be PAUSED, so do here what PAUSED does, without
+                    # the call.
+                    if reader.buffered > _WAIT_BUFFER:
+                        self.pause(_PAUSE_WAIT)
+                    break
                 elif ev is PAUSED:
                     if reader.buffered > _WAIT_BUFFER:
                         self.pause(_PAUSE_WAIT)
                     break
                 else:
                     assert type(ev) is Request
-                    if not self._on_request(ev) and self.phase != WAITING:
+                    if not self._on_request(ev, now) and self.phase != WAITING:
                         break
                     # Waiting for a server: keep walking the body already buffered (into
                     # ``pending``), so broken framing is refused before anything is sent.
@@ -613,7 +646,7 @@ class HttpClient(asyncio.Protocol):
             if self.pending:
                 # the head (and what was read while waiting) first
                 out = self.pending + out if out else self.pending
-                self.pending = []
+                self.pending = _NOTHING
             if out and up is not None:
                 if len(out) == 1:  # a request head alone: one write(2), no writev path
                     up.transport.write(out[0])
@@ -623,12 +656,14 @@ class HttpClient(asyncio.Protocol):
                     up.transport.writelines(out)
             if out or ended:
                 # Request sent whole: the server's turn; else the client's, for the rest.
-                self.deadline.set_in(self.t_server if self.req_done else self.fe.timeout_client)
+                self.deadline.set_in_at(
+                    self.t_server if self.req_done else self.fe.timeout_client, now
+                )
         elif out:
-            self.pending.extend(out)
+            self.pending = self.pending + out  # (a new list: _NOTHING stays empty)
 
     def _parse_error(self, status: int) -> None:
-        self.fe.hrsp[status // 100] = self.fe.hrsp.get(status // 100, 0) + 1
+        self.fe.count_status(status)
         if self.transport is not None:
             page = error_page(status)
             self.transport.write(page)
@@ -642,7 +677,7 @@ class HttpClient(asyncio.Protocol):
                     self._log("CR" if self.client_eof and self.req is None else "PR")
         self.close()
 
-    def _on_request(self, req: Request) -> bool:
+    def _on_request(self, req: Request, now: float) -> bool:
         """A request head arrived; False stops pumping until a server is ready."""
         fe = self.fe
         fe.req_tot += 1
@@ -656,7 +691,7 @@ class HttpClient(asyncio.Protocol):
         self.cookie = None
         self.service = None
         if self.log is not None:
-            self._start_log(req)
+            self._start_log(req, now)
         src = self.src
         if fe.req_rules:
             verdict = apply_request_rules(fe.req_rules, req, src)
@@ -665,7 +700,7 @@ class HttpClient(asyncio.Protocol):
                 return False
         # (the tests before the calls skip them on a frontend without stats page or
         # use_backend rules: most of them, at two calls per request)
-        if fe.proxy.stats is not None and services.intercept(self, fe.proxy, req, src):
+        if fe.stats_on and services.intercept(self, fe.proxy, req, src):
             return False
         be = fe.select_backend(req, src) if fe.use_backends else fe.default_backend
         if be is None:
@@ -680,8 +715,8 @@ class HttpClient(asyncio.Protocol):
                 self._answer(verdict)
                 return False
         if (
-            be.proxy is not fe.proxy
-            and be.proxy.stats is not None
+            be.stats_on
+            and be.proxy is not fe.proxy
             and services.intercept(self, be.proxy, req, src)
         ):
             return False
@@ -698,9 +733,9 @@ class HttpClient(asyncio.Protocol):
             conn = None
         self.head_bytes = h1.serialize_request(req, conn, extra)
         self.pending = [self.head_bytes]
-        return self._assign()
+        return self._assign(now)
 
-    def _assign(self) -> bool:
+    def _assign(self, now: float) -> bool:
         """Pick a server and get a connection to it; False while waiting."""
         be = self.backend
         req = self.req
@@ -722,22 +757,23 @@ class HttpClient(asyncio.Protocol):
             self._queued = True
             return False
         self.server = server
+        name = server.name  # (a property reading the configuration: once)
         if self.log is not None:
-            self.t_assigned = self.loop.time()
-            self.log_server = server.name
-        if self.not_first and be.reuse:  # a keep-alive request: the shared pool
-            idle = be.idle.get(server.name)
-        else:
-            idle = self._idle_first(be, server.name)
+            self.t_assigned = now
+            self.log_server = name
+        # a keep-alive request takes from the shared pool; a first one, see _idle_first
+        idle: list[Upstream] | None = (
+            be.idle.get(name) if self.not_first and be.reuse else self._idle_first(be, name)
+        )
         while idle:
-            up = idle.pop()
+            up: Upstream = idle.pop()  # typed: compiled, its fields are read directly
             if not upstream_reusable(server.config.tls, up.sni, req):
                 up.transport.close()  # opened for another SNI (sni req.hdr(host))
                 continue
             if not up.transport.is_closing():
                 self.reused = True
                 up.proven = True
-                self._attach(up)
+                self._attach(up, now)
                 return self.phase == FORWARD
         self.reused = False
         self.server = None  # owned by the connect task until it attaches
@@ -770,8 +806,9 @@ class HttpClient(asyncio.Protocol):
         self._queued = False
         if self.phase != WAITING or self.transport is None:
             return
-        if self._assign():
-            self._pump()
+        now = self.loop.time()
+        if self._assign(now):
+            self._pump_at(now)
 
     async def _connect(self, server: ServerRuntime) -> None:
         be = self.backend
@@ -832,12 +869,13 @@ class HttpClient(asyncio.Protocol):
                 return
             self.server = server
             up.sni = tls.get("server_hostname")
-            self._attach(up)
+            now = loop.time()
+            self._attach(up, now)
             if self.phase == FORWARD:
-                self._pump()
+                self._pump_at(now)
             return
 
-    def _attach(self, up: Upstream) -> None:
+    def _attach(self, up: Upstream, now: float) -> None:
         req = self.req
         assert req is not None
         self.upstream = up
@@ -848,7 +886,7 @@ class HttpClient(asyncio.Protocol):
         reader.upgrade_requested = req.upgrade is not None
         self.phase = FORWARD
         if self.log is not None:
-            self.t_connected = self.loop.time()
+            self.t_connected = now
         if self.write_paused:
             up.pause_read()
         # ``pending`` goes out at the end of the next ``_pump``, once the bytes buffered
@@ -857,7 +895,7 @@ class HttpClient(asyncio.Protocol):
 
     # ---- responses -----------------------------------------------------------
 
-    def response_head(self, resp: Response, up: Upstream) -> bytes | None:
+    def response_head(self, resp: Response, up: Upstream, now: float) -> bytes | None:
         """Serialize a response head for the client (None: answered otherwise)."""
         req = self.req
         assert req is not None
@@ -887,11 +925,10 @@ class HttpClient(asyncio.Protocol):
         if self.cookie is not None and be.persist is not None:
             persistence.on_response(be.persist, self.cookie, resp, up.server, req.method)
         if self.log is not None:
-            self.t_resp = self.loop.time()
+            self.t_resp = now
             self.status = status
-        key = status // 100
-        be.hrsp[key] = be.hrsp.get(key, 0) + 1
-        fe.hrsp[key] = fe.hrsp.get(key, 0) + 1
+        be.count_status(status)
+        fe.count_status(status)
         if status == 101:
             return h1.serialize_response(resp, None)
         keep = (
@@ -923,7 +960,7 @@ class HttpClient(asyncio.Protocol):
                 if type(ev) is bytes:
                     self.bytes_out += len(ev)
                 elif type(ev) is Response:
-                    head = self.response_head(ev, up)
+                    head = self.response_head(ev, up, self.loop.time())
                     if head is None:  # refused by http-response rules: logged there
                         return
                     self.bytes_out += len(head)
@@ -939,24 +976,28 @@ class HttpClient(asyncio.Protocol):
     def touch_server(self) -> None:
         self.deadline.set_in(self.t_server)
 
-    def response_end(self, up: Upstream) -> None:
+    def response_end(self, up: Upstream, now: float) -> None:
         """The whole response went to the client: recycle both sides."""
-        self._release_upstream(up, reuse=up.resp_keep and self.req_done)
+        self._release_upstream(up, up.resp_keep and self.req_done, now)
         if self.log is not None:
-            self._log("--")
+            self._log_at("--", now)
         if not (self.client_keep and self.req_done) or self.transport is None:
             self.close()
             return
         self.phase = IDLE_KA
         self.req = None
         self.backend = None
-        self.reader.start_next()
-        self.deadline.set_in(self.fe.timeout_keep_alive)
-        self.unpause(_PAUSE_WAIT)
-        if self.reader.buffered:
-            self._pump()
+        reader = self.reader
+        reader.start_next()
+        self.deadline.set_in_at(self.fe.timeout_keep_alive, now)
+        if self.pause_mask:
+            self.unpause(_PAUSE_WAIT)
+        if reader.buffered:
+            self._pump_at(now)
 
-    def _release_upstream(self, up: Upstream, reuse: bool) -> None:
+    def _release_upstream(self, up: Upstream, reuse: bool, now: float = -1.0) -> None:
+        """Give ``up`` back to its pool (``reuse``) or close it; ``now`` is the loop's
+        clock when the caller has read it (negative: read here if needed)."""
         be = self.backend
         server = self.server
         self.upstream = None
@@ -978,9 +1019,12 @@ class HttpClient(asyncio.Protocol):
                 used = srv.active + 1  # this one was counted in use until just now
                 if used > srv.max_used:
                     srv.max_used = used
-                idle = be.idle.setdefault(srv.name, [])
+                name = up.name
+                idle = be.idle.get(name)
+                if idle is None:
+                    idle = be.idle[name] = []
                 if not idle or _keep_idle(up, idle, used, srv.est_need):
-                    up.idle_since = self.loop.time()
+                    up.idle_since = now if now >= 0.0 else self.loop.time()
                     idle.append(up)
                     return
             elif self.transport is not None:  # http-reuse never: kept for this client only
@@ -1047,7 +1091,7 @@ class HttpClient(asyncio.Protocol):
         """Answer with one of HAProxy's pages; like HAProxy, keep the connection when
         the request was read whole and the client wants keep-alive (500 always closes)."""
         fe = self.fe
-        fe.hrsp[status // 100] = fe.hrsp.get(status // 100, 0) + 1
+        fe.count_status(status)
         if self.orphan:  # the client is gone: only the log line is left to write
             self.status = status
             self.bytes_out += len(error_page(status))  # counted as sent, as HAProxy does
@@ -1109,7 +1153,7 @@ class HttpClient(asyncio.Protocol):
         error pages, counted, logged, and the connection kept when it can be."""
         if self.transport is None:
             return
-        self.fe.hrsp[status // 100] = self.fe.hrsp.get(status // 100, 0) + 1
+        self.fe.count_status(status)
         keep = self._reusable()
         resp = Response(status, _reason(status), b"1.1", list(extra or ()))
         resp.headers += [
@@ -1140,7 +1184,7 @@ class HttpClient(asyncio.Protocol):
             self.answer_error(verdict.status)
             return
         keep = self._reusable()
-        self.fe.hrsp[3] = self.fe.hrsp.get(3, 0) + 1
+        self.fe.count_status(300)  # a redirect
         answer = redirect(verdict.status, verdict.location, not keep)
         self.transport.write(answer)
         if self.log is not None:
@@ -1154,8 +1198,7 @@ class HttpClient(asyncio.Protocol):
 
     # ---- access log ---------------------------------------------------------
 
-    def _start_log(self, req: Request) -> None:
-        now = self.loop.time()
+    def _start_log(self, req: Request, now: float) -> None:
         self.t_head = now
         if self.t_first is None:
             self.t_first = now
@@ -1170,6 +1213,11 @@ class HttpClient(asyncio.Protocol):
 
     def _log(self, term: str) -> None:
         """Emit this request's log line (once), HAProxy's httplog fields from our stamps."""
+        if self.log is not None and not self.logged:
+            self._log_at(term, self.loop.time())
+
+    def _log_at(self, term: str, now: float) -> None:
+        """``_log`` with the loop's clock already read by the caller."""
         alog = self.log
         if alog is None or self.logged:
             return
@@ -1177,7 +1225,6 @@ class HttpClient(asyncio.Protocol):
         req = self.req
         if req is None and self.t_first is None and alog.dontlognull:
             return
-        now = self.loop.time()
         fe = self.fe
         be = self.backend
         # a connection that sent nothing is active from its start (HAProxy's Ta for it)

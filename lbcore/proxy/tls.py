@@ -78,9 +78,9 @@ class TlsHttpClient(HttpClient):
         self.tls_info = tls_info(transport)
         super().connection_made(transport)
 
-    def _on_request(self, req: Request) -> bool:
+    def _on_request(self, req: Request, now: float) -> bool:
         req.conn = self.tls_info
-        return super()._on_request(req)
+        return super()._on_request(req, now)
 
 
 class _TcpRules:

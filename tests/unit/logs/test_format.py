@@ -86,11 +86,14 @@ def test_ssl_frontend_redispatch_logasap_and_encoding() -> None:
         logasap=True,
         t_active=7,
         bytes_read=99,
-        request_headers=('a"b|c{d}#', "é"),
+        request_headers=('a"b|c{d}#', "é", "\u20ac"),
         request_line='GET /a"b#c\x01 HTTP/1.1',
     )
     line = LogFormat("%ft %rc %Ta %B %hr %{+Q}r", UTC).render(r)
-    assert line == 'https~ +1 +7 +99 {a#22b#7Cc#7Bd#7D#23|#C3#A9} "GET /a#22b#23c#01 HTTP/1.1"'
+    # "é" came off the wire as the byte E9 (latin-1); "\u20ac" never was a byte: UTF-8
+    assert line == (
+        'https~ +1 +7 +99 {a#22b#7Cc#7Bd#7D#23|#E9|#E2#82#AC} "GET /a#22b#23c#01 HTTP/1.1"'
+    )
 
 
 @pytest.mark.parametrize(
