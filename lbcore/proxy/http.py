@@ -95,8 +95,11 @@ def _keep_idle(up: Upstream, idle: list[Upstream], used: int, est_need: int) -> 
     """May ``up`` join its server's non-empty idle pool? HAProxy 2.6's rule
     (srv_add_to_idle_list) for connections that carried one request: only while the
     connections in use plus the idle ones stay within those in use or the estimated need
-    (the peak use of the last purge periods), so a burst of first requests (http-reuse
-    safe) does not leave a pool of connections nobody will take. A proven one (it carried
+    (the peak use of the last purge periods, raised at once to the connections in use now
+    by the caller, as HAProxy's srv_use_conn: else a load starting after an idle gap, its
+    estimate decayed, had each connection closed after its first request and another
+    opened, until the next purge period), so a burst of first requests (http-reuse safe)
+    does not leave a pool of connections nobody will take. A proven one (it carried
     a request after its first) is always kept, where HAProxy keeps only the first: see
     below."""
     if len(idle) >= _POOL_MAX:
@@ -1045,6 +1048,8 @@ class HttpClient(asyncio.Protocol):
                 used = srv.active + 1  # this one was counted in use until just now
                 if used > srv.max_used:
                     srv.max_used = used
+                if used > srv.est_need:  # the need follows the use at once (srv_use_conn)
+                    srv.est_need = used
                 name = up.name
                 idle = be.idle.get(name)
                 if idle is None:
