@@ -1324,6 +1324,7 @@ class HttpClient(asyncio.Protocol):
                 status,
                 self.retries,
                 self.redispatched,
+                now,
             )
             self.bytes_in = 0
             self.t_first = None
