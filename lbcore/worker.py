@@ -37,7 +37,7 @@ from lbcore.config.model import Config, Mode, Proxy
 from lbcore.http.acl import compile_condition
 from lbcore.http.h1 import DEFAULT_LIMITS, Limits
 from lbcore.http.rules import compile_rules
-from lbcore.proxy import tcpraw
+from lbcore.proxy import httpraw, tcpraw
 from lbcore.proxy.accesslog import AccessLogs
 from lbcore.proxy.common import FrontendRuntime, Registry, request_limits
 from lbcore.proxy.http import HttpClient, purge_idle
@@ -60,7 +60,14 @@ def build_runtime(
         backends[name] = be
     frontends = []
     for proxy in config.frontends:
-        frontends.append(_frontend(proxy, registry, backends, request_limits(config.global_)))
+        frontends.append(
+            _frontend(
+                proxy,
+                registry,
+                backends,
+                request_limits(config.global_, proxy.options.accept_invalid_http_request),
+            )
+        )
     return backends, frontends
 
 
@@ -115,7 +122,7 @@ class Worker:
             fe.log = self.access_logs.for_frontend(fe.proxy)
         self.access_logs.attach(loop)
         self.servers: list[Any] = []
-        self.poller: tcpraw.Poller | None = None  # plain TCP frontends' sockets (Linux)
+        self.poller: tcpraw.Poller | None = None  # plain TCP and HTTP client sockets (Linux)
         self.done: asyncio.Future[None] = loop.create_future()
         self.channel: socket.socket | None = None
         self.registry.on_empty = self._finish
@@ -144,6 +151,14 @@ class Worker:
                     if self.poller is None:
                         self.poller = tcpraw.Poller(loop)
                     self.servers.append(tcpraw.Listener(fe, sock, self.poller, loop))
+                    continue
+                if proto is HttpClient and not tls and httpraw.enabled():
+                    # Plain HTTP: client sockets in the same epoll set, own transports.
+                    if self.poller is None:
+                        self.poller = tcpraw.Poller(loop)
+                    self.servers.append(
+                        httpraw.Listener(sock, self.poller, loop, _factory(proto, fe, loop))
+                    )
                     continue
                 srv = await loop.create_server(
                     _factory(proto, fe, loop), sock=sock, backlog=1024, **tls

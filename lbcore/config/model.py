@@ -336,6 +336,9 @@ class Options:
     #: use every usable backup server at once, not only the first (HAProxy's
     #: ``option allbackups``)
     allbackups: bool = False
+    #: accept bytes beyond ASCII in a request target (HAProxy's ``option
+    #: accept-invalid-http-request``; lbcore relaxes only that check)
+    accept_invalid_http_request: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -329,12 +329,13 @@ OPTIONS: dict[str, tuple[str, frozenset[str], bool]] = {
     "dontlognull": ("dontlognull", frozenset({D, F, L}), True),
     "log-separate-errors": ("log_separate_errors", frozenset({D, F, L}), True),
     "allbackups": ("allbackups", frozenset({D, B, L}), True),
+    "accept-invalid-http-request": ("accept_invalid_http_request", frozenset({D, F, L}), True),
 }
 LATER_OPTIONS = word_set(
     "tcp-check ssl-hello-chk mysql-check pgsql-check redis-check smtpchk ldap-check "
     "external-check log-health-checks httpclose http-buffer-request abortonclose "
     "persist prefer-last-server splice-auto splice-request splice-response tcpka clitcpka "
-    "srvtcpka accept-invalid-http-request accept-invalid-http-response checkcache contstats "
+    "srvtcpka accept-invalid-http-response checkcache contstats "
     "disable-h2-upgrade http-no-delay http-pretend-keepalive http-use-proxy-header "
     "http-restrict-req-hdr-names independent-streams logasap nolinger "
     "originalto socket-stats spop-check tcp-smart-accept tcp-smart-connect transparent "

@@ -29,7 +29,7 @@ def _always(_req: Request, _src: str) -> bool:
 
 
 def _values(req: Request, name: bytes) -> Iterable[bytes]:
-    for n, v in req.headers:
+    for n, v in req.fields:  # read only: the request's head is still forwarded as received
         if n == name:
             for part in v.split(b","):
                 yield part.strip(b" \t")

@@ -19,18 +19,20 @@ RFC 9112 §6.3. The reader never reads a clock: timeouts belong to the adapter.
 
 Names of header fields are lower-cased once here (as HAProxy does on HTTP/1 output),
 values are kept byte for byte.
+
+Heads are split at CRLF, and each line is checked by a regular expression and
+classified once: lines repeat from message to message (``Host``, ``Server``,
+``Content-Type``, ``Connection: keep-alive``, a status line ``HTTP/1.1 200 OK``...), so
+what a line means — and the bytes it is forwarded as — is remembered by the line's exact
+bytes in small bounded tables (``_LINES``, ``_REQUEST_LINES``, ``_STATUS_LINES``). A line
+seen before costs one dictionary look-up instead of a regex match; only lines that
+passed the checks are remembered, so the strictness is the regex's either way.
 """
 
 from __future__ import annotations
 
 import re
 from typing import Any, Final
-
-# llhttp through httptools (a dependency): splits field lines in C (see _scan_fast)
-from httptools import HttpParserError as _HttpParserError
-from httptools import HttpParserUpgrade as _HttpParserUpgrade
-from httptools import HttpRequestParser as _RequestParser
-from httptools import HttpResponseParser as _ResponseParser
 
 NEED_DATA: Final = "NEED_DATA"
 END: Final = "END"
@@ -42,16 +44,17 @@ _HEAD, _BODY_CL, _CHUNKED, _BODY_EOF, _DONE, _TUNNEL = range(6)
 _CH_SIZE, _CH_DATA, _CH_DATA_CRLF, _CH_TRAILER = range(4)
 
 _TCHAR = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]"
-# One field line: token ":" OWS value OWS CRLF, anchored at a line start. The value
-# excludes CR/LF and the other forbidden controls (RFC 9110 §5.5), so a line holding one
-# is not matched at all; bare CR/LF are refused by counting, and a line that did not match
-# by comparing the count of matches with the count of lines (_check_block). One regex
-# pass, free of backtracking, does the whole block.
+# One field line: token ":" OWS value OWS. The value excludes CR/LF and the other
+# forbidden controls (RFC 9110 §5.5), so a line holding one does not match.
 _VCHAR = rb"[^\x00-\x08\x0a-\x1f\x7f]"
-_FIELD_RE = re.compile(
-    rb"^(" + _TCHAR + rb"+):[ \t]*((?:" + _VCHAR + rb"*[^\x00-\x20\x7f])?)[ \t]*\r\n",
-    re.MULTILINE,
-)
+_FIELD = rb"(" + _TCHAR + rb"+):[ \t]*((?:" + _VCHAR + rb"*[^\x00-\x20\x7f])?)[ \t]*"
+# A line of a head, its CRLF already cut off (fullmatch): what ``_field`` checks, with
+# faster C string operations (tests/unit/http/test_h1_fast.py holds them to it).
+_LINE_RE = re.compile(_FIELD)
+# Lines of a block (trailers), anchored at line starts: a line that did not match, or a
+# bare CR or LF, is found by comparing counts (_check_block).
+_FIELD_RE = re.compile(rb"^" + _FIELD + rb"\r\n", re.MULTILINE)
+# What ``_request_line`` checks, likewise.
 _REQUEST_LINE_RE = re.compile(rb"(" + _TCHAR + rb"+) ([^\x00-\x20\x7f]+) HTTP/([0-9])\.([0-9])")
 _STATUS_LINE_RE = re.compile(rb"HTTP/([0-9])\.([0-9]) ([0-9]{3})(?: (" + _VCHAR + rb"*))?")
 _CHUNK_SIZE_RE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\r\n]*)?")
@@ -70,7 +73,7 @@ class ProtocolError(Exception):
 class Limits:
     """Size limits applied while reading requests (HAProxy's tune.bufsize, maxhdr)."""
 
-    __slots__ = ("max_body", "max_head", "max_headers", "max_line")
+    __slots__ = ("accept_invalid", "max_body", "max_head", "max_headers", "max_line")
 
     def __init__(
         self,
@@ -78,25 +81,37 @@ class Limits:
         max_head: int = 16384,
         max_headers: int = 101,
         max_body: int | None = None,
+        accept_invalid: bool = False,
     ) -> None:
         self.max_line = max_line  # request line longer → 414
         self.max_head = max_head  # whole head longer → 431
         self.max_headers = max_headers  # more fields → 431
         self.max_body = max_body  # declared Content-Length above → 413
+        # a target byte beyond ASCII is a 400, as in HAProxy, unless the frontend says
+        # ``option accept-invalid-http-request``
+        self.accept_invalid = accept_invalid
 
 
 DEFAULT_LIMITS: Final = Limits()
 
 
 class Request:
-    """A request head. ``headers`` are end-to-end fields plus the framing ones."""
+    """A request head. ``headers`` are end-to-end fields plus the framing ones.
+
+    A parsed head also keeps the bytes it is forwarded as (``_start``, and ``_wire``: one
+    ``name: value\\r\\n`` per field), so that ``serialize_request`` joins them instead of
+    writing every field again; touching ``headers`` (even to read them, as the caller may
+    then edit the list in place) drops ``_wire``, and the fields are written from the list.
+    """
 
     __slots__ = (
+        "_headers",
+        "_start",
+        "_wire",
         "chunked",
         "conn",
         "content_length",
         "expect_continue",
-        "headers",
         "keep_alive",
         "method",
         "target",
@@ -114,7 +129,9 @@ class Request:
         self.method = method
         self.target = target
         self.version = version  # b"1.1" or b"1.0"
-        self.headers = headers
+        self._headers = headers
+        self._wire: list[bytes] | None = None
+        self._start: bytes | None = None  # the request line to forward, CRLF included
         self.content_length: int | None = None
         self.chunked = False
         self.keep_alive = version == b"1.1"
@@ -123,6 +140,21 @@ class Request:
         # facts about the client connection for fetches such as ssl_fc (a TlsInfo);
         # set by the adapter, None on plain connections
         self.conn: Any = None
+
+    @property
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        self._wire = None  # the list may be edited in place from here on
+        return self._headers
+
+    @headers.setter
+    def headers(self, value: list[tuple[bytes, bytes]]) -> None:
+        self._wire = None
+        self._headers = value
+
+    @property
+    def fields(self) -> list[tuple[bytes, bytes]]:
+        """``headers`` to read only (ACLs, captures): the forwarded lines stay usable."""
+        return self._headers
 
     @property
     def has_body(self) -> bool:
@@ -142,19 +174,22 @@ class Request:
 
     def header(self, name: bytes) -> bytes | None:
         """The first value of a (lower-case) field, or None."""
-        for n, v in self.headers:
+        for n, v in self._headers:
             if n == name:
                 return v
         return None
 
 
 class Response:
-    """A response head (interim 1xx ones included)."""
+    """A response head (interim 1xx ones included); ``_start`` and ``_wire`` as in
+    ``Request``."""
 
     __slots__ = (
+        "_headers",
+        "_start",
+        "_wire",
         "chunked",
         "content_length",
-        "headers",
         "keep_alive",
         "reason",
         "status",
@@ -167,10 +202,27 @@ class Response:
         self.status = status
         self.reason = reason
         self.version = version
-        self.headers = headers
+        self._headers = headers
+        self._wire: list[bytes] | None = None
+        self._start: bytes | None = None  # the status line to forward, CRLF included
         self.content_length: int | None = None
         self.chunked = False
         self.keep_alive = version == b"1.1"
+
+    @property
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        self._wire = None  # the list may be edited in place from here on
+        return self._headers
+
+    @headers.setter
+    def headers(self, value: list[tuple[bytes, bytes]]) -> None:
+        self._wire = None
+        self._headers = value
+
+    @property
+    def fields(self) -> list[tuple[bytes, bytes]]:
+        """``headers`` to read only (captures): the forwarded lines stay usable."""
+        return self._headers
 
 
 _CONN_OPTIONS: Final = frozenset((b"close", b"keep-alive", b"upgrade"))
@@ -210,9 +262,9 @@ def _content_length(values: list[bytes], status: int) -> int:
     return seen
 
 
-# What a field name means to framing: 1 content-length, 2 transfer-encoding,
-# 3 connection, 4 host, 5 upgrade, 6 other hop-by-hop (dropped), 7 expect. Kinds 2, 3, 5
-# and 6 are not forwarded as received.
+# What a field name means to framing: 0 nothing (an end-to-end field), 1 content-length,
+# 2 transfer-encoding, 3 connection, 4 host, 5 upgrade, 6 other hop-by-hop (dropped),
+# 7 expect. Kinds 2, 3, 5 and 6 are not forwarded as received.
 _KIND: Final = {
     b"content-length": 1,
     b"transfer-encoding": 2,
@@ -225,127 +277,221 @@ _KIND: Final = {
     b"trailer": 6,
     b"expect": 7,
 }
+_NO_TOKENS: Final[list[bytes]] = []
+
+# The bounded tables of lines seen before (see the module's docstring). A full table is
+# emptied rather than tracked (lines that keep coming back are learnt again at once);
+# longer lines (cookies, long targets) are rarely repeated and never kept.
+_TABLE_SIZE: Final = 1024
+_TABLE_LINE: Final = 256
 
 
-class _Scan:
-    """The framing facts of one header block, gathered field by field as the lines are
-    split (by llhttp calling ``on_header``, or by ``_scan_block``): names lower-cased,
-    hop-by-hop fields left out of ``kept``."""
+class _Field:
+    """One field line as received (its CRLF cut off), checked and classified."""
 
-    __slots__ = ("cl", "conn", "count", "expect", "hosts", "kept", "te", "upgrade")
+    __slots__ = ("drops", "kind", "length", "pair", "tokens", "value", "wire")
 
-    def __init__(self) -> None:
-        self.kept: list[tuple[bytes, bytes]] = []
-        self.count = 0  # field lines, the dropped ones included (tune.http.maxhdr)
-        self.cl: list[bytes] = []
-        self.te: list[bytes] = []
-        self.conn: list[bytes] = []
-        self.hosts = 0
-        self.upgrade: bytes | None = None
-        self.expect: bytes | None = None
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.count += 1
-        name = name.lower()
-        # llhttp skips the OWS before a value but keeps the OWS after it
-        value = value.rstrip(b" \t")
-        kind = _KIND.get(name)
-        if kind is None:
-            self.kept.append((name, value))
-        elif kind == 1:
-            self.cl.append(value)
-            self.kept.append((name, value))
-        elif kind == 2:
-            self.te.extend(_tokens(value))
-        elif kind == 3:
-            self.conn.extend(_tokens(value))
-        elif kind == 4:
-            self.hosts += 1
-            self.kept.append((name, value))
-        elif kind == 5:
-            self.upgrade = value
-        elif kind == 7:
-            self.expect = value
-            self.kept.append((name, value))
-
-    def finish(self) -> _Scan:
-        if self.conn:
-            self.kept = _drop_named(self.kept, self.conn)
-        return self
+    def __init__(self, kind: int, name: bytes, value: bytes) -> None:
+        self.kind = kind
+        # (name lower-cased, value): what ``headers`` holds. Typed ``object`` so that
+        # mypyc keeps the tuple as it is instead of building a new one at each use.
+        self.pair: object = (name, value)
+        self.wire = b"".join((name, b": ", value, b"\r\n"))  # what is forwarded
+        # Transfer-Encoding codings and Connection options, lower-cased
+        self.tokens = _tokens(value) if kind == 2 or kind == 3 else _NO_TOKENS
+        # a Connection field naming other fields, to be dropped (RFC 9110 §7.6.1)
+        self.drops = kind == 3 and bool(_named(self.tokens))
+        # a Content-Length that is one plain number, else -1 (see _content_length)
+        self.length = int(value) if kind == 1 and value.isdigit() and len(value) <= 18 else -1
+        self.value = value
 
 
-def _scan_block(block: bytes, limits: Limits, status: int) -> _Scan:
-    """The field lines after the start line, checked strictly by ``_FIELD_RE``."""
-    pairs = _FIELD_RE.findall(block)
-    _check_block(block, pairs, status)
-    if len(pairs) > limits.max_headers:
-        raise ProtocolError(431 if status == 400 else status, "too many header fields")
-    scan = _Scan()
-    for name, value in pairs:
-        scan.on_header(name, value)
-    return scan.finish()
+_LINES: Final[dict[bytes, _Field]] = {}
 
 
-def _scan_fast(parser: Any, head: bytes, limits: Limits) -> _Scan | None:
-    """The field lines split by llhttp (C, through httptools), or None to let
-    ``_scan_block`` decide.
-
-    llhttp in its default strict mode refuses every field line ``_FIELD_RE`` refuses
-    (tokens for names; no control byte but HTAB in values; CRLF only; no obs-fold; no
-    space before the colon or at a line start; tests/unit/http/test_h1_fast.py checks
-    the two agree on generated heads), and some that lbcore accepts or refuses with a
-    more precise status (a repeated identical Content-Length, unknown methods,
-    Content-Length with Transfer-Encoding...). So its "yes" is trusted and its "no" is
-    never an answer: the head is then parsed again by the Python code, which gives the
-    status. It only splits the lines: the start line, the limits and what the fields
-    mean to framing stay lbcore's own code.
-    """
-    if b"\r\n\r\n" in head or not head.endswith(b"\r\n"):
-        return None  # llhttp would stop at the empty line (the Reader never cuts so)
-    scan = _Scan()
-    try:
-        parser(scan).feed_data(head + b"\r\n")
-    except _HttpParserUpgrade:  # Connection: upgrade; every field was delivered
-        pass
-    except _HttpParserError:
-        return None
-    if scan.count > limits.max_headers:
-        return None
-    return scan.finish()
+def _keeping(allowed: bytes) -> bytes:
+    """A ``bytes.translate`` table that keeps the bytes allowed and changes the others:
+    ``part.translate(table) == part`` says that ``part`` holds only bytes allowed (one C
+    pass; CPython even returns ``part`` itself when nothing changed)."""
+    return bytes(c if c in allowed else (c + 1) % 256 for c in range(256))
 
 
-def _drop_named(fields: list[tuple[bytes, bytes]], conn: list[bytes]) -> list[tuple[bytes, bytes]]:
-    """Drop the fields a Connection header names (RFC 9110 §7.6.1)."""
+# The bytes a field name may hold (tchar, RFC 9110 §5.6.2), those a field line may hold
+# after its colon (anything but the controls other than HTAB: RFC 9110 §5.5), and those
+# of a request target (no control, no space: RFC 9112 §3.2).
+_NAME_BYTES: Final = _keeping(
+    b"!#$%&'*+-.^_`|~0123456789" + bytes(range(65, 91)) + bytes(range(97, 123))
+)
+_VALUE_BYTES: Final = _keeping(bytes(c for c in range(256) if c == 9 or 32 <= c != 127))
+_TARGET_BYTES: Final = _keeping(bytes(c for c in range(33, 256) if c != 127))
+
+
+def _field(line: bytes, status: int) -> _Field:
+    """Check and classify a field line not seen before (and remember it). As ``_LINE_RE``
+    (tests/unit/http/test_h1_fast.py compares them), in C string operations rather than
+    a regex: a token, a colon, then no control byte but HTAB; OWS around the value."""
+    colon = line.find(b":")
+    name = line[:colon]
+    rest = line[colon + 1 :]
+    if colon <= 0 or name.translate(_NAME_BYTES) != name or rest.translate(_VALUE_BYTES) != rest:
+        raise ProtocolError(status, "malformed header field")
+    name = name.lower()
+    field = _Field(_KIND.get(name, 0), name, rest.strip(b" \t"))
+    if len(line) <= _TABLE_LINE:
+        if len(_LINES) >= _TABLE_SIZE:
+            _LINES.clear()
+        _LINES[line] = field
+    return field
+
+
+def _named(conn: list[bytes]) -> set[bytes]:
+    """The fields a Connection header names (to be dropped), framing ones excepted."""
     extra = {t for t in conn if t not in _CONN_OPTIONS}
     extra.discard(b"content-length")  # framing is ours to decide, never dropped this way
-    if not extra:
-        return fields
-    return [p for p in fields if p[0] not in extra]
+    return extra
+
+
+# What ``_scan`` finds: the fields kept (as (name, value) pairs, shared with the tables),
+# the lines to forward (None when the fields must be written again from the pairs), the
+# Content-Length values, the length when one field holds one plain number (else -1),
+# the transfer codings, the Connection options, the number of Host fields, the Upgrade
+# and Expect values. A tuple: mypyc returns it as a C struct, nothing allocated.
+_Scanned = tuple[
+    list[Any],
+    "list[bytes] | None",
+    "list[bytes] | None",
+    int,
+    list[bytes],
+    list[bytes],
+    int,
+    "bytes | None",
+    "bytes | None",
+]
+
+
+def _scan(lines: list[bytes], limits: Limits, status: int) -> _Scanned:
+    """The field lines: ``lines[1:]`` of a head split at CRLF, the last one empty (the
+    head ends with a CRLF). Names lower-cased, hop-by-hop fields left out."""
+    kept: list[Any] = []
+    wire: list[bytes] = []
+    cl: list[bytes] | None = None
+    length = -1
+    te = conn = _NO_TOKENS  # never edited in place: the tables share these lists
+    hosts = 0
+    upgrade: bytes | None = None
+    expect: bytes | None = None
+    drops = False
+    last = len(lines) - 1
+    table = _LINES
+    for i in range(1, last):
+        line = lines[i]
+        f = table.get(line)
+        if f is None:
+            f = _field(line, status)
+        kind = f.kind
+        if kind == 0:
+            kept.append(f.pair)
+            wire.append(f.wire)
+        elif kind == 1:
+            if cl is None:
+                cl = [f.value]
+                length = f.length
+            else:
+                cl.append(f.value)
+                length = -1
+            kept.append(f.pair)
+            wire.append(f.wire)
+        elif kind == 2:
+            te = f.tokens if not te else te + f.tokens
+        elif kind == 3:
+            conn = f.tokens if not conn else conn + f.tokens
+            drops = drops or f.drops
+        elif kind == 4:
+            hosts += 1
+            kept.append(f.pair)
+            wire.append(f.wire)
+        elif kind == 5:
+            upgrade = f.value
+        elif kind == 7:
+            expect = f.value
+            kept.append(f.pair)
+            wire.append(f.wire)
+    if lines[last] or last < 1:  # a head not ending with CRLF (never from the Reader)
+        raise ProtocolError(status, "malformed header field")
+    if last - 1 > limits.max_headers:
+        raise ProtocolError(431 if status == 400 else status, "too many header fields")
+    if drops:
+        extra = _named(conn)
+        kept = [p for p in kept if p[0] not in extra]
+        return kept, None, cl, length, te, conn, hosts, upgrade, expect
+    return kept, wire, cl, length, te, conn, hosts, upgrade, expect
+
+
+class _RequestLine:
+    """A request line as received, checked (see ``_REQUEST_LINES``)."""
+
+    __slots__ = ("ascii", "method", "start", "target", "version")
+
+    def __init__(self, method: bytes, target: bytes, version: bytes) -> None:
+        self.method = method
+        self.target = target
+        self.version = version
+        self.ascii = target.isascii()
+        self.start = method + b" " + target + b" HTTP/" + version + b"\r\n"
+
+
+_REQUEST_LINES: Final[dict[bytes, _RequestLine]] = {}
+
+
+def _request_line(line: bytes) -> _RequestLine:
+    """Check a request line not seen before (and remember it). As ``_REQUEST_LINE_RE``
+    (tests/unit/http/test_h1_fast.py compares them), in C string operations."""
+    parts = line.split(b" ")
+    if len(parts) != 3:
+        raise ProtocolError(400, "malformed request line")
+    method, target, proto = parts
+    if (
+        not method
+        or method.translate(_NAME_BYTES) != method
+        or not target
+        or target.translate(_TARGET_BYTES) != target
+        or len(proto) != 8
+        or not proto.startswith(b"HTTP/")
+        or not 48 <= proto[5] <= 57  # a digit
+        or proto[6] != 46  # "."
+        or not 48 <= proto[7] <= 57
+    ):
+        raise ProtocolError(400, "malformed request line")
+    if proto[5] != 49:  # "1"
+        raise ProtocolError(505, "HTTP version not supported")
+    rl = _RequestLine(method, target, b"1.1" if proto[7] != 48 else b"1.0")
+    if len(line) <= _TABLE_LINE:
+        if len(_REQUEST_LINES) >= _TABLE_SIZE:
+            _REQUEST_LINES.clear()
+        _REQUEST_LINES[line] = rl
+    return rl
 
 
 def parse_request_head(head: bytes, limits: Limits = DEFAULT_LIMITS) -> Request:
-    """Parse a request head (request line + fields, ending with the empty line's CRLF)."""
-    eol = head.find(b"\r\n")
-    line = head[:eol]
+    """Parse a request head (request line + fields, ending with the last field's CRLF)."""
+    lines = head.split(b"\r\n")
+    line = lines[0]
     if len(line) > limits.max_line:
         raise ProtocolError(414, "request line too long")
-    m = _REQUEST_LINE_RE.fullmatch(line)
-    if m is None:
-        raise ProtocolError(400, "malformed request line")
-    method, target, major, minor = m.groups()
-    if major != b"1":
-        raise ProtocolError(505, "HTTP version not supported")
-    version = b"1.1" if minor != b"0" else b"1.0"
-    scan = _scan_fast(_RequestParser, head, limits)
-    if scan is None:
-        scan = _scan_block(head[eol + 2 :], limits, 400)
-    cl, te, conn, upgrade = scan.cl, scan.te, scan.conn, scan.upgrade
-    req = Request(method, target, version, scan.kept)
-    hosts = scan.hosts
+    rl = _REQUEST_LINES.get(line)
+    if rl is None:
+        rl = _request_line(line)
+    if not rl.ascii and not limits.accept_invalid:
+        raise ProtocolError(400, "byte beyond ASCII in the request target")
+    kept, wire, cl, length, te, conn, hosts, upgrade, expect = _scan(lines, limits, 400)
+    method, target, version = rl.method, rl.target, rl.version
+    req = Request(method, target, version, kept)
+    req._start = rl.start
+    req._wire = wire
     if version == b"1.1":
         if hosts != 1:
             raise ProtocolError(400, "HTTP/1.1 request needs exactly one Host field")
-        if b"close" in conn:
+        if conn and b"close" in conn:
             req.keep_alive = False
     else:
         req.keep_alive = b"keep-alive" in conn and b"close" not in conn
@@ -360,9 +506,11 @@ def parse_request_head(head: bytes, limits: Limits = DEFAULT_LIMITS) -> Request:
             # RFC 9112 §6.3 ¶3: a request smuggling vector; refusing is allowed.
             raise ProtocolError(400, "both Transfer-Encoding and Content-Length")
         req.chunked = True
-        req.headers.append((b"transfer-encoding", b"chunked"))
+        req._headers.append((b"transfer-encoding", b"chunked"))
+        if wire is not None:
+            wire.append(b"transfer-encoding: chunked\r\n")
     elif cl:
-        n = _content_length(cl, 400)
+        n = length if length >= 0 else _content_length(cl, 400)
         if limits.max_body is not None and n > limits.max_body:
             raise ProtocolError(413, "request body too large")
         req.content_length = n
@@ -372,7 +520,7 @@ def parse_request_head(head: bytes, limits: Limits = DEFAULT_LIMITS) -> Request:
         _check_authority(target, req)
     if method == b"CONNECT":
         raise ProtocolError(501, "CONNECT is not supported by a reverse proxy")
-    if scan.expect is not None and scan.expect.lower() == b"100-continue":
+    if expect is not None and expect.lower() == b"100-continue":
         req.expect_continue = True
     return req
 
@@ -394,39 +542,70 @@ def _check_authority(target: bytes, req: Request) -> None:
         raise ProtocolError(400, "Host differs from the request target's authority")
 
 
-def parse_response_head(head: bytes) -> Response:
-    """Parse a response head; any fault is a 502 for the client."""
-    eol = head.find(b"\r\n")
-    m = _STATUS_LINE_RE.fullmatch(head[:eol])
+class _StatusLine:
+    """A status line as received, checked (see ``_STATUS_LINES``)."""
+
+    __slots__ = ("reason", "start", "status", "version")
+
+    def __init__(self, status: int, reason: bytes, version: bytes) -> None:
+        self.status = status
+        self.reason = reason
+        self.version = version
+        # always HTTP/1.1 towards the client (as HAProxy answers)
+        self.start = b"HTTP/1.1 %d " % status + reason + b"\r\n"
+
+
+_STATUS_LINES: Final[dict[bytes, _StatusLine]] = {}
+
+
+def _status_line(line: bytes) -> _StatusLine:
+    m = _STATUS_LINE_RE.fullmatch(line)
     if m is None:
         raise ProtocolError(502, "malformed status line")
     major, minor, status, reason = m.groups()
     if major != b"1":
         raise ProtocolError(502, "bad response version")
-    version = b"1.1" if minor != b"0" else b"1.0"
-    scan = _scan_fast(_ResponseParser, head, DEFAULT_LIMITS)
-    if scan is None:
-        scan = _scan_block(head[eol + 2 :], DEFAULT_LIMITS, 502)
-    cl, te, conn, upgrade = scan.cl, scan.te, scan.conn, scan.upgrade
-    resp = Response(int(status), reason or b"", version, scan.kept)
+    sl = _StatusLine(int(status), reason or b"", b"1.1" if minor != b"0" else b"1.0")
+    if len(line) <= _TABLE_LINE:
+        if len(_STATUS_LINES) >= _TABLE_SIZE:
+            _STATUS_LINES.clear()
+        _STATUS_LINES[line] = sl
+    return sl
+
+
+def parse_response_head(head: bytes) -> Response:
+    """Parse a response head; any fault is a 502 for the client."""
+    lines = head.split(b"\r\n")
+    sl = _STATUS_LINES.get(lines[0])
+    if sl is None:
+        sl = _status_line(lines[0])
+    kept, wire, cl, length, te, conn, _, upgrade, _ = _scan(lines, DEFAULT_LIMITS, 502)
+    version = sl.version
+    resp = Response(sl.status, sl.reason, version, kept)
+    resp._start = sl.start
+    resp._wire = wire
     if version == b"1.1":
-        resp.keep_alive = b"close" not in conn
+        resp.keep_alive = not conn or b"close" not in conn
     else:
         resp.keep_alive = b"keep-alive" in conn and b"close" not in conn
     if te:
-        if te[-1] == b"chunked" and te.count(b"chunked") == 1:
-            resp.chunked = True
-            # drop Content-Length: chunked wins (RFC 9112 §6.3 ¶3)
-            resp.headers = [p for p in resp.headers if p[0] != b"content-length"]
-            resp.headers.append((b"transfer-encoding", b", ".join(te)))
-        else:
+        if te[-1] != b"chunked" or te.count(b"chunked") != 1:
             resp.keep_alive = False  # length is "until close"
-            resp.headers = [p for p in resp.headers if p[0] != b"content-length"]
-            resp.headers.append((b"transfer-encoding", b", ".join(te)))
+        else:
+            resp.chunked = True
+        if cl:  # drop Content-Length: chunked wins (RFC 9112 §6.3 ¶3)
+            resp._headers = [p for p in resp._headers if p[0] != b"content-length"]
+            resp._wire = wire = None
+        coding = b", ".join(te)
+        resp._headers.append((b"transfer-encoding", coding))
+        if wire is not None:
+            wire.append(b"transfer-encoding: " + coding + b"\r\n")
     elif cl:
-        resp.content_length = _content_length(cl, 502)
+        resp.content_length = length if length >= 0 else _content_length(cl, 502)
     if upgrade is not None and resp.status == 101:
-        resp.headers.append((b"upgrade", upgrade))
+        resp._headers.append((b"upgrade", upgrade))
+        if wire is not None:
+            wire.append(b"upgrade: " + upgrade + b"\r\n")
     return resp
 
 
@@ -543,7 +722,7 @@ class Reader:
 
     def _read_head(self) -> object:
         buf = self._buf
-        if self.is_request and buf.startswith(b"\r\n"):
+        if self.is_request and len(buf) > 1 and buf[0] == 13 and buf[1] == 10:
             # RFC 9112 §2.2: ignore empty lines before a request line.
             buf = self._buf = buf.lstrip(b"\r\n")
         end = buf.find(b"\r\n\r\n")
@@ -665,18 +844,25 @@ class Reader:
 
 # ``b": ".join`` mapped over (name, value) pairs writes a whole field block in C, with
 # no Python bytecode per field.
-_FIELD = b": ".join
+_JOIN_FIELD = b": ".join
 
 
 def serialize_request(
     req: Request, connection: bytes | None, extra: list[tuple[bytes, bytes]] | None = None
 ) -> bytes:
     """A request head for the next hop; ``connection`` is its Connection value, if any."""
-    parts = [req.method, b" ", req.target, b" HTTP/", req.version, b"\r\n"]
-    if req.headers:
-        parts += (b"\r\n".join(map(_FIELD, req.headers)), b"\r\n")
+    start = req._start
+    if start is None:
+        start = req.method + b" " + req.target + b" HTTP/" + req.version + b"\r\n"
+    wire = req._wire
+    if wire is not None:  # a parsed head's own field lines, untouched since
+        parts = [start, *wire]
+    else:
+        parts = [start]
+        if req._headers:
+            parts += (b"\r\n".join(map(_JOIN_FIELD, req._headers)), b"\r\n")
     if extra:
-        parts += (b"\r\n".join(map(_FIELD, extra)), b"\r\n")
+        parts += (b"\r\n".join(map(_JOIN_FIELD, extra)), b"\r\n")
     if req.upgrade is not None:
         parts += (b"connection: upgrade\r\nupgrade: ", req.upgrade, b"\r\n")
     elif connection is not None:
@@ -687,9 +873,16 @@ def serialize_request(
 
 def serialize_response(resp: Response, connection: bytes | None) -> bytes:
     """A response head for the client, always as HTTP/1.1 (as HAProxy answers)."""
-    parts = [b"HTTP/1.1 %d " % resp.status, resp.reason, b"\r\n"]
-    if resp.headers:
-        parts += (b"\r\n".join(map(_FIELD, resp.headers)), b"\r\n")
+    start = resp._start
+    if start is None:
+        start = b"HTTP/1.1 %d " % resp.status + resp.reason + b"\r\n"
+    wire = resp._wire
+    if wire is not None:  # a parsed head's own field lines, untouched since
+        parts = [start, *wire]
+    else:
+        parts = [start]
+        if resp._headers:
+            parts += (b"\r\n".join(map(_JOIN_FIELD, resp._headers)), b"\r\n")
     if resp.status == 101:
         parts.append(b"connection: upgrade\r\n")
     elif connection is not None:

@@ -288,12 +288,18 @@ class Registry:
             self.on_empty()
 
 
-def request_limits(g: Global) -> Limits:
+def request_limits(g: Global, accept_invalid: bool = False) -> Limits:
     """HAProxy's head limits: the head must fit in ``tune.bufsize`` minus the space
     reserved for rewrites (``tune.maxrewrite``, cut to half the buffer when larger, as
-    HAProxy does), with at most ``tune.http.maxhdr`` fields."""
+    HAProxy does), with at most ``tune.http.maxhdr`` fields; ``accept_invalid`` is the
+    frontend's ``option accept-invalid-http-request``."""
     room = g.tune_bufsize - min(g.tune_maxrewrite, g.tune_bufsize // 2)
-    return Limits(max_line=room, max_head=room, max_headers=g.tune_http_maxhdr)
+    return Limits(
+        max_line=room,
+        max_head=room,
+        max_headers=g.tune_http_maxhdr,
+        accept_invalid=accept_invalid,
+    )
 
 
 class FrontendRuntime:

@@ -95,8 +95,11 @@ def _keep_idle(up: Upstream, idle: list[Upstream], used: int, est_need: int) -> 
     """May ``up`` join its server's non-empty idle pool? HAProxy 2.6's rule
     (srv_add_to_idle_list) for connections that carried one request: only while the
     connections in use plus the idle ones stay within those in use or the estimated need
-    (the peak use of the last purge periods), so a burst of first requests (http-reuse
-    safe) does not leave a pool of connections nobody will take. A proven one (it carried
+    (the peak use of the last purge periods, raised at once to the connections in use now
+    by the caller, as HAProxy's srv_use_conn: else a load starting after an idle gap, its
+    estimate decayed, had each connection closed after its first request and another
+    opened, until the next purge period), so a burst of first requests (http-reuse safe)
+    does not leave a pool of connections nobody will take. A proven one (it carried
     a request after its first) is always kept, where HAProxy keeps only the first: see
     below."""
     if len(idle) >= _POOL_MAX:
@@ -745,7 +748,7 @@ class HttpClient(asyncio.Protocol):
         ):
             return False
         if self.caps is not None:  # capture cookie
-            self.caps.on_backend(req.headers)
+            self.caps.on_backend(req.fields)
         if be.persist is not None:
             self.cookie = persistence.on_request(be.persist, req, time.time())
         extra = [(b"x-forwarded-for", src.encode())] if fe.forwardfor or be.forwardfor else None
@@ -934,7 +937,7 @@ class HttpClient(asyncio.Protocol):
         assert be is not None
         fe = self.fe
         if self.caps is not None:  # capture response header / capture cookie
-            self.caps.on_response(resp.headers)
+            self.caps.on_response(resp.fields)
         if fe.resp_rules or be.resp_rules:
             verdict = None
             if be.resp_rules:
@@ -1045,6 +1048,8 @@ class HttpClient(asyncio.Protocol):
                 used = srv.active + 1  # this one was counted in use until just now
                 if used > srv.max_used:
                     srv.max_used = used
+                if used > srv.est_need:  # the need follows the use at once (srv_use_conn)
+                    srv.est_need = used
                 name = up.name
                 idle = be.idle.get(name)
                 if idle is None:
@@ -1235,7 +1240,7 @@ class HttpClient(asyncio.Protocol):
         self.logged = False
         captures = self.log.captures  # type: ignore[union-attr]
         if captures is not None:
-            self.caps = captures.on_request(req.headers)
+            self.caps = captures.on_request(req.fields)
 
     def _log(self, term: str) -> None:
         """Emit this request's log line (once), HAProxy's httplog fields from our stamps."""
@@ -1448,7 +1453,7 @@ def _reason(status: int) -> bytes:
 
 
 def _header_map(req: Request) -> dict[str, str]:
-    return {n.decode("latin-1"): v.decode("latin-1") for n, v in req.headers}
+    return {n.decode("latin-1"): v.decode("latin-1") for n, v in req.fields}
 
 
 def _upstream_factory(be: BackendRuntime, server: ServerRuntime) -> Any:

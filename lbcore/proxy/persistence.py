@@ -71,12 +71,12 @@ class Outcome:
 
 def on_request(policy: Policy, req: Request, now: float) -> Outcome:
     """Read the persistence cookie of ``req`` and rewrite its ``Cookie`` headers."""
-    values = [v.decode("latin-1") for n, v in req.headers if n == _COOKIE]
+    values = [v.decode("latin-1") for n, v in req.fields if n == _COOKIE]
     found = inspect_request(policy.settings, values, policy.known, now)
     if values:
         forward = [(_COOKIE, v.encode("latin-1")) for v in found.forward]
-        if forward != [(n, v) for n, v in req.headers if n == _COOKIE]:
-            kept = [(n, v) for n, v in req.headers if n != _COOKIE]
+        if forward != [(n, v) for n, v in req.fields if n == _COOKIE]:
+            kept = [(n, v) for n, v in req.fields if n != _COOKIE]
             req.headers = kept + forward
     status = found.status
     server = None
@@ -108,8 +108,8 @@ def on_response(
     now: float | None = None,
 ) -> None:
     """Set, rewrite or prefix the cookie on ``resp`` for ``server`` (in place)."""
-    set_cookies = [v.decode("latin-1") for n, v in resp.headers if n == _SET_COOKIE]
-    others = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in resp.headers]
+    set_cookies = [v.decode("latin-1") for n, v in resp.fields if n == _SET_COOKIE]
+    others = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in resp.fields]
     result = persist_response(
         policy.settings,
         set_cookies,
@@ -122,7 +122,7 @@ def on_response(
     outcome.server_flag = result.status.value
     if tuple(set_cookies) == result.set_cookies and not result.add_headers:
         return
-    headers = [(n, v) for n, v in resp.headers if n != _SET_COOKIE]
+    headers = [(n, v) for n, v in resp.fields if n != _SET_COOKIE]
     headers += [(_SET_COOKIE, sc.encode("latin-1")) for sc in result.set_cookies]
     headers += [(n.lower().encode(), v.encode("latin-1")) for n, v in result.add_headers]
     resp.headers = headers

@@ -1,6 +1,7 @@
 """User-space instructions per request of a proxy, end to end, counted by valgrind.
 
-``python -m tests.bench.instr [--lbcore TREE] [--haproxy] [--floor] [--path /small] [--no-log]``
+``python -m tests.bench.instr [--lbcore TREE] [--haproxy] [--floor] [--path /small] [--no-log]
+[--close]``
 
 CPU time on a shared machine moves ±20 % between runs, and the bench's ratios with it.
 Instruction counts do not: this starts the bench's nginx backends and the proxy under
@@ -11,8 +12,10 @@ is the user-space instructions one request costs the process, repeatable to a fe
 hundred instructions. ``--lbcore TREE`` measures the ``lbcore`` package found in TREE
 (default: this checkout; e.g. a ``git archive`` of another revision), ``--haproxy``
 HAProxy on the same config, ``--floor`` the floor forwarder (tests/bench/floor.py, with
-its log line unless ``--no-log``). The kernel's share (system calls) is not counted:
-``strace -c`` counts those.
+its log line unless ``--no-log``). ``--close`` sends each request on a new connection
+(``Connection: close``, both proxies with ``http-reuse always``, as the bench's
+http-close-small row): the count is then per connection. The kernel's share (system
+calls) is not counted: ``strace -c`` counts those.
 """
 
 from __future__ import annotations
@@ -61,7 +64,24 @@ def _requests(sock: socket.socket, path: str, n: int) -> None:
         f.read(length)
 
 
-def measure(tree: Path | None, path: str, n: int, log: bool, floor: bool = False) -> float:
+def _close_requests(port: int, path: str, n: int) -> None:
+    req = b"GET " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    for _ in range(n):
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(req)
+            got = b""
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+            if not got.startswith(b"HTTP/1.1 200"):
+                raise RuntimeError(f"unexpected answer {got[:40]!r}")
+
+
+def measure(
+    tree: Path | None, path: str, n: int, log: bool, floor: bool = False, close: bool = False
+) -> float:
     """Instructions per request of lbcore from ``tree`` (None: HAProxy; ``floor``: the
     floor forwarder)."""
     with procs.Processes("lbcore-instr-") as group:
@@ -71,7 +91,8 @@ def measure(tree: Path | None, path: str, n: int, log: bool, floor: bool = False
         base = bench.ports["haproxy"]
         ports = configs.Ports(base.web, free_port(), free_port(), base.syslog)
         cfg = tmp / "proxy.cfg"
-        cfg.write_text(configs.proxy_conf(ports, 1, log=log))
+        reuse = "always" if close else None
+        cfg.write_text(configs.proxy_conf(ports, 1, log=log, http_reuse=reuse))
         argv = [
             "valgrind",
             "--tool=callgrind",
@@ -98,8 +119,13 @@ def measure(tree: Path | None, path: str, n: int, log: bool, floor: bool = False
             _requests(sock, path, 50)  # warm: imports, pools, caches
             kids = procs.children_of(proxy.proc.pid)
             pid = kids[-1] if tree is not None and kids and not floor else proxy.proc.pid
+            if close:
+                _close_requests(ports.http, path, 50)
             before = _total(tmp, pid)
-            _requests(sock, path, n)
+            if close:
+                _close_requests(ports.http, path, n)
+            else:
+                _requests(sock, path, n)
             return (_total(tmp, pid) - before) / n
 
 
@@ -111,15 +137,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--path", default="/small")
     ap.add_argument("--requests", type=int, default=1000)
     ap.add_argument("--no-log", action="store_true")
+    ap.add_argument("--close", action="store_true", help="a new connection per request")
     args = ap.parse_args(argv)
     log = not args.no_log
-    lb = measure(args.lbcore, args.path, args.requests, log)
+    close = args.close
+    lb = measure(args.lbcore, args.path, args.requests, log, close=close)
     print(f"lbcore ({args.lbcore}): {lb:.0f} instructions/request", flush=True)
     if args.haproxy:
-        ha = measure(None, args.path, args.requests, log)
+        ha = measure(None, args.path, args.requests, log, close=close)
         print(f"HAProxy: {ha:.0f} instructions/request; lbcore/HAProxy {lb / ha:.2f}")
     if args.floor:
-        fl = measure(None, args.path, args.requests, log, floor=True)
+        fl = measure(None, args.path, args.requests, log, floor=True, close=close)
         print(f"floor: {fl:.0f} instructions/request; lbcore/floor {lb / fl:.2f}", flush=True)
     return 0
 

@@ -74,7 +74,8 @@ class Ansible:
             env=env,
             check=True,
             capture_output=True,
-            timeout=120,
+            # the bundled wheel is compiled (mypyc): ~2 min alone, 2.5 at load 3-6
+            timeout=900,
         )
         return cls(env)
 

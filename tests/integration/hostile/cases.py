@@ -204,6 +204,11 @@ CASES: list[Case] = [
         "lbcore answers 505 (RFC 9110 §15.6.6): HTTP/2 has no text request line.",
     ),
     Case("version-garbage", b"GET / HTTP/1.x\r\n" + H + b"\r\n", BAD),
+    # bytes beyond ASCII: refused in the target (both, without option
+    # accept-invalid-http-request), accepted as obs-text in a field value (RFC 9110 §5.5)
+    Case("target-latin1", b"GET /caf\xe9 HTTP/1.1\r\n" + H + b"\r\n", BAD),
+    Case("target-utf8", b"GET /caf\xc3\xa9 HTTP/1.1\r\n" + H + b"\r\n", BAD),
+    Case("value-obs-text", b"GET / HTTP/1.1\r\n" + H + b"X-A: \xe9t\xc3\xa9\r\n\r\n", (200, False)),
     Case("version-lower", b"GET / http/1.1\r\n" + H + b"\r\n", BAD),
     Case("method-invalid", b"G@T / HTTP/1.1\r\n" + H + b"\r\n", BAD),
     Case(

@@ -359,6 +359,12 @@ ROWS = [
         False,
     ),
     Row("backend", "option allbackups", lambda c: be(c).options, Options(allbackups=True)),
+    Row(
+        "frontend",
+        "option accept-invalid-http-request",
+        lambda c: fe(c).options,
+        Options(accept_invalid_http_request=True),
+    ),
     Row("listen", "option allbackups", lambda c: ls(c).options.allbackups, True),
     Row(
         "defaults",

@@ -39,6 +39,7 @@ frontend fe
     bind 127.0.0.1:18080
     option httplog
     option log-separate-errors
+    option accept-invalid-http-request  # a target byte beyond ASCII is logged, not refused
     capture request header Host len 16
     capture request header User-Agent len 8
     capture response header Server len 16
