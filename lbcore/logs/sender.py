@@ -1,17 +1,28 @@
 """Where log lines go: UDP syslog, a unix datagram socket, stdout/stderr, or a file.
 
-Theory of operation: the proxy calls :meth:`LogSender.log` with a formatted message; the
-sender frames it once per target (each ``log`` line has its own syslog format, facility,
-level and length) and queues the datagram. Nothing is written there: the queue is flushed
-in one batch per event-loop iteration (``loop.call_soon``), so a burst of requests costs one
-wake-up, and a flush never waits:
+Theory of operation: the proxy calls :meth:`LogSender.log` with a formatted message (or
+:meth:`LogSender.log_at` with the event loop's clock, already read); the sender frames it
+once per target (each ``log`` line has its own syslog format, facility, level and length)
+and hands it on without ever waiting:
 
-- datagram targets (UDP ``ADDR:PORT``, unix ``/dev/log``) use non-blocking sockets; a
-  datagram the kernel refuses (full buffer, no listener) is dropped and counted, as
-  HAProxy does;
+- datagram targets (UDP ``ADDR:PORT``, unix ``/dev/log``) are sent at once, one ``send``
+  (connected UDP) or ``sendto`` on a non-blocking socket: a datagram costs one system call
+  however it is batched, so queueing it for the end of the loop turn only added a list, a
+  ``call_soon`` and a flush per line. A datagram the kernel refuses (full buffer, no
+  listener) is dropped and counted, as HAProxy does;
 - stream targets (``stdout``, ``stderr``, and ``file@PATH``) are written by one background
-  thread each, through a bounded queue: a slow pipe or disk never stalls the event loop,
-  and lines that do not fit in the queue are dropped and counted.
+  thread each, through a bounded queue: their lines are queued and handed over in one batch
+  per event-loop iteration (one ``loop.call_soon`` when the queue goes from empty to not
+  empty), so a burst of requests costs the thread one wake-up; a slow pipe or disk never
+  stalls the event loop, and lines that do not fit in the queue are dropped and counted.
+
+Each target sees its lines in the order they were logged.
+
+The wall clock of the syslog header: ``log`` reads it (``time.time``) per message unless
+given; ``log_at`` takes the loop's monotonic ``now`` instead and, when every target's header
+changes once per second at most (``local``, ``rfc3164``, ``short``, ``priority``, ``raw``),
+reads the wall clock once per second: the reading says which second it is and, from the
+monotonic clock, when that second ends.
 
 ``file@PATH`` is an lbcore extension (HAProxy has no file target): for hosts without a
 syslog daemon. It appends one line per message with the same framing as the socket
@@ -35,7 +46,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from lbcore.config.model import Config, LogTarget, Proxy
-from lbcore.logs.syslog import LEVELS, Framer
+from lbcore.logs.syslog import LEVELS, PER_SECOND_FORMATS, Framer
 
 #: Datagrams waiting for the next flush, all targets together, before drops start.
 MAX_PENDING = 10_000
@@ -85,11 +96,17 @@ class Counters:
 
 
 class Target:
-    """A destination; ``write_batch`` never blocks, and counts what it had to drop."""
+    """A destination; ``send`` and ``write_batch`` never block, and count what they had to
+    drop. A ``direct`` target is given each line at once (``send``), the others a loop
+    turn's lines together (``write_batch``)."""
 
     def __init__(self, spec: TargetSpec) -> None:
         self.spec = spec
         self.counters = Counters()
+        self.direct = False
+
+    def send(self, data: bytes) -> None:
+        self.write_batch([data])
 
     def write_batch(self, items: list[bytes]) -> None:
         raise NotImplementedError
@@ -124,19 +141,21 @@ class DatagramTarget(Target):
                 self.connected = True
             except OSError:  # no route yet: address each datagram
                 pass
+        self.direct = True  # one system call per datagram, batched or not: sent at once
+
+    def send(self, data: bytes) -> None:
+        try:
+            if self.connected:
+                self.sock.send(data)
+            else:
+                self.sock.sendto(data, self.dest)
+            self.counters.sent += 1
+        except OSError:  # EAGAIN (receiver's queue full), no listener, ENOBUFS...
+            self.counters.dropped += 1
 
     def write_batch(self, items: list[bytes]) -> None:
-        c = self.counters
-        sock = self.sock
         for data in items:
-            try:
-                if self.connected:
-                    sock.send(data)
-                else:
-                    sock.sendto(data, self.dest)
-                c.sent += 1
-            except OSError:  # EAGAIN (receiver's queue full), no listener, ENOBUFS...
-                c.dropped += 1
+            self.send(data)
 
     def close(self) -> None:
         self.sock.close()
@@ -254,7 +273,8 @@ def open_target(spec: TargetSpec) -> Target:
 
 @dataclass
 class LogSender:
-    """Frames each message for every target and flushes them in batches."""
+    """Frames each message for every target: sends datagrams at once, and hands stream
+    targets their lines in batches."""
 
     targets: list[Target]
     pid: int = field(default_factory=os.getpid)
@@ -266,33 +286,59 @@ class LogSender:
     _loop: asyncio.AbstractEventLoop | None = None
     overflow: int = 0
     _routes: dict[str, list[tuple[Target, Framer]]] = field(default_factory=dict)
+    _info: list[tuple[Target, Framer]] | None = None  # _routes["info"], the common level
+    #: a target's header has the time below the second: ``log_at`` reads the clock per line
+    _exact: bool = False
+    _wall: float = 0.0  # ``log_at``: a wall-clock reading in the current second...
+    _wall_until: float = -1.0  # ... which ends at this monotonic time
 
     @classmethod
     def from_specs(cls, specs: list[TargetSpec], **kw: object) -> LogSender:
         return cls([open_target(s) for s in specs], **kw)  # type: ignore[arg-type]
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Flush once per loop iteration instead of on demand."""
+        """Hand stream targets their lines once per loop iteration instead of at once."""
         self._loop = loop
 
     def log(self, message: str, level: str = "info", now: float | None = None) -> None:
         if now is None:
             now = self.clock() if self.clock is not None else time.time()
-        routes = self._routes.get(level)
+        routes = self._info if level == "info" else self._routes.get(level)
         if routes is None:
-            routes = self._routes[level] = self._route(level)
-        pending = self._pending
+            routes = self._route(level)
+        self._deliver(routes, message, now)
+
+    def log_at(self, message: str, level: str, now: float) -> None:
+        """``log`` from a caller that has read the event loop's monotonic clock (``now``):
+        the wall clock is read once per second, not per line, when no target's header
+        needs the time below the second (see the module's docstring)."""
+        routes = self._info if level == "info" else self._routes.get(level)
+        if routes is None:
+            routes = self._route(level)
+        if now < self._wall_until and not self._exact:
+            wall = self._wall
+        else:
+            wall = self.clock() if self.clock is not None else time.time()
+            self._wall = wall
+            self._wall_until = now + (1.0 - wall % 1.0)
+        self._deliver(routes, message, wall)
+
+    def _deliver(self, routes: list[tuple[Target, Framer]], message: str, now: float) -> None:
         for t, framer in routes:
+            if t.direct:
+                t.send(framer.frame(message, now))
+                continue
+            pending = self._pending
             if len(pending) >= MAX_PENDING:
                 t.counters.dropped += 1
                 self.overflow += 1
                 continue
             pending.append((t, framer.frame(message, now)))
-        if self._loop is None:
-            self.flush()
-        elif not self._scheduled and pending:
-            self._scheduled = True
-            self._loop.call_soon(self.flush)
+            if self._loop is None:
+                self.flush()
+            elif not self._scheduled:  # the first line of this loop turn
+                self._scheduled = True
+                self._loop.call_soon(self.flush)
 
     def _route(self, level: str) -> list[tuple[Target, Framer]]:
         """The targets a message of ``level`` goes to, each with the framer of the severity
@@ -312,6 +358,11 @@ class LogSender:
                     maxlen=spec.length,
                 )
                 routes.append((t, framer))
+                if spec.format not in PER_SECOND_FORMATS:
+                    self._exact = True
+        self._routes[level] = routes
+        if level == "info":
+            self._info = routes
         return routes
 
     def flush(self) -> None:

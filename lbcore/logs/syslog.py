@@ -104,7 +104,7 @@ class Framer:
         self.maxlen = maxlen
         self.tz = tz
         self.per_second = fmt in _PER_SECOND
-        self._sec: int | None = None
+        self._sec = -1  # no header built yet (a second before 1970 is not a log's)
         self._head = ""
 
     def frame(self, message: str, now: float) -> bytes:
@@ -143,6 +143,7 @@ class Framer:
 
 #: The formats whose header is a function of the second only (or of nothing).
 _PER_SECOND = frozenset(("local", "rfc3164", "short", "priority", "raw"))
+PER_SECOND_FORMATS = _PER_SECOND
 
 
 @functools.lru_cache(maxsize=64)

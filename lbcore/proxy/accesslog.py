@@ -7,7 +7,7 @@ monotonic timestamps on the connection while a request goes through (only when t
 frontend logs: a frontend without logging pays one attribute test per request) and, at
 the end, ``Timing`` turns them into the ``RequestRecord`` that ``lbcore.logs`` formats
 — HAProxy's timers (configuration manual 8.4) in milliseconds, -1 for a phase never
-reached — and the sender batches the datagrams once per loop turn.
+reached — and the sender sends the datagram (``lbcore.logs.sender``).
 
 Senders are shared by frontends logging to the same targets, so a worker opens one
 socket per distinct ``log`` line, not one per frontend.
@@ -93,14 +93,27 @@ class AccessLog:
         level = "err" if self.separate_errors and record.is_error else "info"
         self.sender.log(self.format.render(record), level, time.time())
 
-    def send(self, line: str, term: str, status: int, retries: int, redispatched: bool) -> None:
+    def send(
+        self,
+        line: str,
+        term: str,
+        status: int,
+        retries: int,
+        redispatched: bool,
+        now: float = -1.0,
+    ) -> None:
         """Send a line rendered by a fast renderer: ``emit`` without the record (the
-        arguments are what :attr:`RequestRecord.is_error` reads)."""
+        arguments are what :attr:`RequestRecord.is_error` reads). ``now``: the event loop's
+        clock as the caller read it, from which the sender tells the second of the syslog
+        header without reading the wall clock per line (``LogSender.log_at``)."""
         self.count += 1
         level = "info"
         if self.separate_errors and is_abnormal(term, status, retries, redispatched):
             level = "err"
-        self.sender.log(line, level, time.time())
+        if now >= 0.0:
+            self.sender.log_at(line, level, now)
+        else:
+            self.sender.log(line, level, time.time())
 
 
 class AccessLogs:

@@ -1329,6 +1329,7 @@ class HttpClient(asyncio.Protocol):
                 status,
                 self.retries,
                 self.redispatched,
+                now,
             )
             self.bytes_in = 0
             self.t_first = None

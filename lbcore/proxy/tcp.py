@@ -475,6 +475,7 @@ def log_session(c: Any, bytes_out: int) -> None:
             -1,
             c.retries,
             c.redispatched,
+            now,
         )
         return
     alog.emit(

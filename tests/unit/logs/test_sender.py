@@ -148,11 +148,11 @@ def _wait_sent(target: snd.Target, n: int) -> None:
     assert target.counters.sent >= n
 
 
-def test_batches_once_per_loop_iteration() -> None:
+def test_stream_lines_batched_once_per_loop_iteration(tmp_path: Path) -> None:
     # the source version: a compiled LogSender's methods cannot be swapped for a spy
     src = from_source("lbcore.logs.sender")
-    a, pa = _udp_listener()
-    s = src.LogSender.from_specs([src.TargetSpec(f"127.0.0.1:{pa}", format="raw")])
+    path = tmp_path / "batched.log"
+    s = src.LogSender.from_specs([src.TargetSpec(f"file@{path}", format="raw")])
     flushes = 0
     real_flush = s.flush
 
@@ -173,12 +173,101 @@ def test_batches_once_per_loop_iteration() -> None:
     try:
         asyncio.run(burst())
         in_loop = flushes
-        got = [a.recv(100) for _ in range(100)]
+    finally:
+        s.close()
+    assert in_loop == 1
+    assert path.read_bytes() == b"".join(b"m%d\n" % i for i in range(100))
+
+
+def test_datagrams_sent_at_once_in_order_beside_a_batched_stream(tmp_path: Path) -> None:
+    """A datagram costs one system call however it is batched: it is sent when logged, not
+    at the end of the loop turn; a stream target beside it still gets one batch."""
+    a, pa = _udp_listener()
+    path = tmp_path / "beside.log"
+    s = LogSender.from_specs(
+        [TargetSpec(f"127.0.0.1:{pa}", format="raw"), TargetSpec(f"file@{path}", format="raw")]
+    )
+    a.setblocking(False)
+    got: list[bytes] = []
+
+    async def burst() -> None:
+        s.attach(asyncio.get_running_loop())
+        for i in range(50):
+            s.log(f"m{i}", now=NOW)
+        # no loop turn yet: every datagram is already in the listener's queue
+        got.extend(a.recv(100) for _ in range(50))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    try:
+        asyncio.run(burst())
     finally:
         s.close()
         a.close()
-    assert in_loop == 1
-    assert got[0] == b"m0\n" and got[-1] == b"m99\n"
+    assert got == [b"m%d\n" % i for i in range(50)]
+    assert path.read_bytes() == b"".join(got)
+    assert s.counters()[f"127.0.0.1:{pa}"].sent == 50
+
+
+def test_log_at_reads_the_wall_clock_once_per_second() -> None:
+    """``log_at`` takes the loop's monotonic time; the header's second is the wall clock's,
+    read when a second starts (not per line), and per line for a sub-second header."""
+    from lbcore.logs.syslog import frame
+
+    a, pa = _udp_listener()
+    b, pb = _udp_listener()
+    walls = iter([NOW + 0.5, NOW + 1.01])  # 0.75 into a second, then just into the next
+    reads = 0
+
+    def clock() -> float:
+        nonlocal reads
+        reads += 1
+        return next(walls)
+
+    s = LogSender.from_specs([TargetSpec(f"127.0.0.1:{pa}")], pid=9, clock=clock)
+    exact_walls = iter([NOW, NOW + 0.000_001])
+    exact = LogSender.from_specs(
+        [TargetSpec(f"127.0.0.1:{pb}", format="rfc5424")], pid=9, clock=lambda: next(exact_walls)
+    )
+    try:
+        s.log_at("one", "info", 500.0)  # reads NOW + 0.5: this second ends at 500.25
+        s.log_at("two", "info", 500.2)
+        s.log_at("three", "info", 500.26)  # past it: reads NOW + 1.01
+        got = [a.recv(200) for _ in range(3)]
+        exact.log_at("x", "info", 500.0)
+        exact.log_at("y", "info", 500.0)
+        got_exact = [b.recv(200) for _ in range(2)]
+    finally:
+        s.close()
+        exact.close()
+        a.close()
+        b.close()
+    assert reads == 2
+    assert got == [
+        frame("one", now=NOW + 0.5, pid=9),
+        frame("two", now=NOW + 0.5, pid=9),
+        frame("three", now=NOW + 1.01, pid=9),
+    ]
+    assert got[0] != got[2].replace(b"three", b"one")  # the second did change
+    assert got_exact == [
+        frame("x", now=NOW, pid=9, fmt="rfc5424"),
+        frame("y", now=NOW + 0.000_001, pid=9, fmt="rfc5424"),
+    ]
+
+
+def test_datagrams_to_a_dead_sink_are_counted_not_raised() -> None:
+    """A UDP target whose listener went away: ECONNREFUSED on the connected socket is a
+    counted drop, as a full queue is; the caller never sees it."""
+    a, pa = _udp_listener()
+    a.close()
+    s = LogSender.from_specs([TargetSpec(f"127.0.0.1:{pa}", format="raw")])
+    try:
+        for i in range(20):
+            s.log_at(f"m{i}", "info", 1.0 + i)
+    finally:
+        s.close()
+    c = s.counters()[f"127.0.0.1:{pa}"]
+    assert c.sent + c.dropped == 20 and c.dropped > 0
 
 
 def test_parse_inet() -> None:
