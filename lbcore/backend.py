@@ -22,6 +22,7 @@ from typing import Any
 from lbcore.balance import PickContext, candidates
 from lbcore.balance.roundrobin import RoundRobin
 from lbcore.config.model import Balance, Proxy
+from lbcore.proxy.common import StatusCounts
 from lbcore.proxy.persistence import for_backend as persistence_for
 from lbcore.server import ServerRuntime
 
@@ -80,7 +81,7 @@ REUSE_AGGRESSIVE = 2  # a first request may take one that was reused already
 REUSE_ALWAYS = 3  # any request takes any idle connection
 
 
-class BackendRuntime:
+class BackendRuntime(StatusCounts):
     """Servers, balancing, queueing and counters of one ``backend``/``listen``."""
 
     def __init__(self, proxy: Proxy) -> None:
@@ -124,8 +125,7 @@ class BackendRuntime:
         self.wretr = 0  # retries
         self.wredis = 0  # redispatches
         self.qmax = 0
-        self._hrsp = [0] * 10  # responses by class, status // 100 (read as ``hrsp``)
-        self._2xx = 0  # class 2, counted apart
+        StatusCounts.__init__(self)  # responses by class (``hrsp``, ``count_status``)
         # Filled by the worker: compiled rules, options, and the idle connection pool
         # (upstream connections by server name; the proxy adapter owns their sockets).
         self.req_rules: tuple[Any, ...] = ()
@@ -133,22 +133,6 @@ class BackendRuntime:
         self.forwardfor = proxy.options.forwardfor
         self.stats_on = proxy.stats is not None  # a stats page may answer (decided once)
         self.idle: dict[str, list[Any]] = {}
-
-    @property
-    def hrsp(self) -> dict[int, int]:
-        """Responses by class (status // 100), the classes seen only (HAProxy's hrsp_Nxx)."""
-        counts = self._hrsp.copy()
-        counts[2] += self._2xx
-        return {k: v for k, v in enumerate(counts) if v}
-
-    def count_status(self, status: int) -> None:
-        """Count one response in its class: a list slot, where a dict get and set per
-        response cost ten times more on the hot path."""
-        key = status // 100
-        if key == 2:  # most responses: a native int (a list slot boxes its count)
-            self._2xx += 1
-        elif 0 <= key < 10:
-            self._hrsp[key] += 1
 
     def context(
         self, src: str, uri: bytes = b"/", headers: Mapping[str, str] | None = None

@@ -95,51 +95,31 @@ class Limits:
 DEFAULT_LIMITS: Final = Limits()
 
 
-class Request:
-    """A request head. ``headers`` are end-to-end fields plus the framing ones.
-
-    A parsed head also keeps the bytes it is forwarded as (``_start``, and ``_wire``: one
-    ``name: value\\r\\n`` per field), so that ``serialize_request`` joins them instead of
-    writing every field again; touching ``headers`` (even to read them, as the caller may
-    then edit the list in place) drops ``_wire``, and the fields are written from the list.
-    """
+class _Head:
+    """What a request head and a response head share: the fields, the framing facts, and
+    the bytes a parsed head is forwarded as (``_start``, and ``_wire``: one
+    ``name: value\\r\\n`` per field), so that ``serialize_*`` joins them instead of writing
+    every field again. Touching ``headers`` (even to read them, as the caller may then edit
+    the list in place) drops ``_wire``, and the fields are written from the list."""
 
     __slots__ = (
         "_headers",
         "_start",
         "_wire",
         "chunked",
-        "conn",
         "content_length",
-        "expect_continue",
         "keep_alive",
-        "method",
-        "target",
-        "upgrade",
         "version",
     )
 
-    def __init__(
-        self,
-        method: bytes,
-        target: bytes,
-        version: bytes,
-        headers: list[tuple[bytes, bytes]],
-    ) -> None:
-        self.method = method
-        self.target = target
+    def __init__(self, version: bytes, headers: list[tuple[bytes, bytes]]) -> None:
         self.version = version  # b"1.1" or b"1.0"
         self._headers = headers
         self._wire: list[bytes] | None = None
-        self._start: bytes | None = None  # the request line to forward, CRLF included
+        self._start: bytes | None = None  # the start line to forward, CRLF included
         self.content_length: int | None = None
         self.chunked = False
         self.keep_alive = version == b"1.1"
-        self.upgrade: bytes | None = None  # the Upgrade value when Connection: upgrade
-        self.expect_continue = False
-        # facts about the client connection for fetches such as ssl_fc (a TlsInfo);
-        # set by the adapter, None on plain connections
-        self.conn: Any = None
 
     @property
     def headers(self) -> list[tuple[bytes, bytes]]:
@@ -153,8 +133,30 @@ class Request:
 
     @property
     def fields(self) -> list[tuple[bytes, bytes]]:
-        """``headers`` to read only (ACLs, captures): the forwarded lines stay usable."""
+        """``headers`` to read only (ACLs, captures, balancing): the forwarded lines stay usable."""
         return self._headers
+
+
+class Request(_Head):
+    """A request head. ``headers`` are end-to-end fields plus the framing ones."""
+
+    __slots__ = ("conn", "expect_continue", "method", "target", "upgrade")
+
+    def __init__(
+        self,
+        method: bytes,
+        target: bytes,
+        version: bytes,
+        headers: list[tuple[bytes, bytes]],
+    ) -> None:
+        _Head.__init__(self, version, headers)
+        self.method = method
+        self.target = target
+        self.upgrade: bytes | None = None  # the Upgrade value when Connection: upgrade
+        self.expect_continue = False
+        # facts about the client connection for fetches such as ssl_fc (a TlsInfo);
+        # set by the adapter, None on plain connections
+        self.conn: Any = None
 
     @property
     def has_body(self) -> bool:
@@ -180,49 +182,17 @@ class Request:
         return None
 
 
-class Response:
-    """A response head (interim 1xx ones included); ``_start`` and ``_wire`` as in
-    ``Request``."""
+class Response(_Head):
+    """A response head (interim 1xx ones included)."""
 
-    __slots__ = (
-        "_headers",
-        "_start",
-        "_wire",
-        "chunked",
-        "content_length",
-        "keep_alive",
-        "reason",
-        "status",
-        "version",
-    )
+    __slots__ = ("reason", "status")
 
     def __init__(
         self, status: int, reason: bytes, version: bytes, headers: list[tuple[bytes, bytes]]
     ) -> None:
+        _Head.__init__(self, version, headers)
         self.status = status
         self.reason = reason
-        self.version = version
-        self._headers = headers
-        self._wire: list[bytes] | None = None
-        self._start: bytes | None = None  # the status line to forward, CRLF included
-        self.content_length: int | None = None
-        self.chunked = False
-        self.keep_alive = version == b"1.1"
-
-    @property
-    def headers(self) -> list[tuple[bytes, bytes]]:
-        self._wire = None  # the list may be edited in place from here on
-        return self._headers
-
-    @headers.setter
-    def headers(self, value: list[tuple[bytes, bytes]]) -> None:
-        self._wire = None
-        self._headers = value
-
-    @property
-    def fields(self) -> list[tuple[bytes, bytes]]:
-        """``headers`` to read only (captures): the forwarded lines stay usable."""
-        return self._headers
 
 
 _CONN_OPTIONS: Final = frozenset((b"close", b"keep-alive", b"upgrade"))

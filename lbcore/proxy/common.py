@@ -205,14 +205,8 @@ class Deadline:
         """Fire ``seconds`` from now (None: no deadline)."""
         if seconds is None:
             self.when = None
-            return
-        when = self._loop.time() + seconds
-        self.when = when
-        if not self._tick or self._armed_at > when:
-            if self._tick:
-                self._wheel.remove(self, self._tick)
-            self._armed_at = when
-            self._tick = self._wheel.add(self, when)
+        else:
+            self.set_in_at(seconds, self._loop.time())
 
     def set_in_at(self, seconds: float | None, now: float) -> None:
         """``set_in`` from a ``now`` the caller already read from the loop (one clock
@@ -302,7 +296,32 @@ def request_limits(g: Global, accept_invalid: bool = False) -> Limits:
     )
 
 
-class FrontendRuntime:
+class StatusCounts:
+    """Responses by class of one frontend or backend (HAProxy's hrsp_Nxx, for the stats
+    page and ``show stat``), a base of both runtimes."""
+
+    def __init__(self) -> None:
+        self._hrsp = [0] * 10  # by class, status // 100 (read as ``hrsp``)
+        self._2xx = 0  # class 2, counted apart
+
+    @property
+    def hrsp(self) -> dict[int, int]:
+        """Responses by class (status // 100), the classes seen only (HAProxy's hrsp_Nxx)."""
+        counts = self._hrsp.copy()
+        counts[2] += self._2xx
+        return {k: v for k, v in enumerate(counts) if v}
+
+    def count_status(self, status: int) -> None:
+        """Count one response in its class: a list slot, where a dict get and set per
+        response cost ten times more on the hot path."""
+        key = status // 100
+        if key == 2:  # most responses: a native int (a list slot boxes its count)
+            self._2xx += 1
+        elif 0 <= key < 10:
+            self._hrsp[key] += 1
+
+
+class FrontendRuntime(StatusCounts):
     """What a client connection needs to know about its frontend, resolved once."""
 
     def __init__(
@@ -339,27 +358,10 @@ class FrontendRuntime:
         self.conn_tot = 0
         self.req_tot = 0
         self.denied = 0
-        self._hrsp = [0] * 10  # by class, status // 100 (read as ``hrsp``)
-        self._2xx = 0  # class 2, counted apart
+        StatusCounts.__init__(self)
         self.waiting: deque[Callable[[], None]] = deque()  # connections held at maxconn
         self.log: AccessLog | None = None  # set by the worker when the frontend logs
         registry.frontends.append(self)
-
-    @property
-    def hrsp(self) -> dict[int, int]:
-        """Responses by class (status // 100), the classes seen only (HAProxy's hrsp_Nxx)."""
-        counts = self._hrsp.copy()
-        counts[2] += self._2xx
-        return {k: v for k, v in enumerate(counts) if v}
-
-    def count_status(self, status: int) -> None:
-        """Count one response in its class: a list slot, where a dict get and set per
-        response cost ten times more on the hot path."""
-        key = status // 100
-        if key == 2:  # most responses: a native int (a list slot boxes its count)
-            self._2xx += 1
-        elif 0 <= key < 10:
-            self._hrsp[key] += 1
 
     def select_backend(self, req: Any, src: str) -> BackendRuntime | None:
         for pred, be in self.use_backends:
