@@ -66,16 +66,12 @@ _RDHUP = tcpraw._RDHUP
 _READ = _IN | _RDHUP | _HUP | _ERR
 _WAKE_WRITER = _OUT | _ERR | _HUP
 _DONTWAIT = tcpraw._DONTWAIT
-_STREAM = tcpraw._STREAM
-_NODELAY = tcpraw._NODELAY
 
 READ_SIZE = 65536  # bytes asked per recv; a shorter read drained the socket
 READS_PER_TURN = 16  # full reads in a row before yielding to the loop
 HIGH_WATER = 65536  # queued bytes past which the protocol is asked to pause writing
 LOW_WATER = HIGH_WATER // 4  # ... and at or below which it may resume
 _IOV_MAX = 512  # buffers per sendmsg (the kernel's limit is 1024)
-ACCEPT_BATCH = tcpraw.ACCEPT_BATCH
-_ACCEPT_RETRY = tcpraw._ACCEPT_RETRY
 
 
 def enabled() -> bool:
@@ -406,7 +402,7 @@ class RawTransport:
             protocol.connection_lost(exc)
 
 
-class Listener:
+class Listener(tcpraw.RawListener):
     """Accepts connections for one plain HTTP frontend on one listening socket."""
 
     def __init__(
@@ -416,56 +412,19 @@ class Listener:
         loop: asyncio.AbstractEventLoop,
         factory: Callable[[], Any],
     ) -> None:
-        self.sock = sock
-        self.poller = poller
-        self.loop = loop
         self.factory = factory  # makes the protocol, as loop.create_server's
-        self.fd = sock.fileno()
-        self.family = int(sock.family)
-        self.proto = sock.proto
-        self.active = True
-        sock.setblocking(False)
-        # Accepted sockets inherit TCP_NODELAY from the listening socket (Linux): set
-        # once here, not once per connection as uvloop's transports do.
-        sock.setsockopt(*_NODELAY)
-        loop.add_reader(self.fd, self._accept)
+        tcpraw.RawListener.__init__(self, sock, poller, loop)
 
-    def _accept(self) -> None:
-        accept = self.sock._accept  # type: ignore[attr-defined]  # (fd, address), no object
-        poller, loop, factory = self.poller, self.loop, self.factory
-        family, proto = self.family, self.proto
-        for _ in range(ACCEPT_BATCH):
-            try:
-                fd, peer = accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as e:
-                if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    # Out of descriptors: stop accepting for a moment (the connections
-                    # wait in the backlog) instead of spinning on a readable listener.
-                    loop.remove_reader(self.fd)
-                    loop.call_later(_ACCEPT_RETRY, self._resume)
-                return  # ECONNABORTED and the like: the next wake-up goes on
-            csock = Sock(family, _STREAM, proto, fd)
-            protocol = factory()
-            transport = RawTransport(loop, poller, csock, peer, protocol)
-            try:
-                transport.start()
-            except OSError:  # the client went away already
-                csock.close()
-                continue
-            try:
-                protocol.connection_made(transport)
-            except Exception:
-                log.exception("connection_made failed")
-                transport.abort()
-
-    def _resume(self) -> None:
-        if self.active:
-            self.loop.add_reader(self.fd, self._accept)
-
-    def close(self) -> None:
-        """Stop accepting (graceful stop); the socket itself belongs to the master."""
-        if self.active:
-            self.active = False
-            self.loop.remove_reader(self.fd)
+    def serve(self, csock: Sock, peer: Any) -> None:
+        protocol = self.factory()
+        transport = RawTransport(self.loop, self.poller, csock, peer, protocol)
+        try:
+            transport.start()
+        except OSError:  # the client went away already
+            csock.close()
+            return
+        try:
+            protocol.connection_made(transport)
+        except Exception:
+            log.exception("connection_made failed")
+            transport.abort()

@@ -149,17 +149,14 @@ class Poller:
         self.ep.close()
 
 
-class Listener:
-    """Accepts connections for one plain TCP frontend on one listening socket."""
+class RawListener:
+    """Accepts connections on one listening socket, in bounded batches per wake-up, as
+    bare sockets with no transport object; ``serve`` takes each one (the TCP and the
+    plain-HTTP listeners differ only there)."""
 
     def __init__(
-        self,
-        fe: FrontendRuntime,
-        sock: socket.socket,
-        poller: Poller,
-        loop: asyncio.AbstractEventLoop,
+        self, sock: socket.socket, poller: Poller, loop: asyncio.AbstractEventLoop
     ) -> None:
-        self.fe = fe
         self.sock = sock
         self.poller = poller
         self.loop = loop
@@ -171,17 +168,15 @@ class Listener:
         # Accepted sockets inherit TCP_NODELAY from their listening socket (Linux, where
         # this path runs): set once here instead of one setsockopt per connection.
         sock.setsockopt(*_NODELAY)
-        be = fe.default_backend
-        # the session's inactivity timeout, as HAProxy picks it for a tunnel
-        self.timeout: float | None = None
-        if be is not None:
-            self.timeout = tcpdecide.tunnel_timeout(fe.timeout_client, be)
         loop.add_reader(self.fd, self._accept)
+
+    def serve(self, csock: Sock, peer: Any) -> None:
+        """Take one accepted, non-blocking socket and the peer address accept gave."""
+        raise NotImplementedError
 
     def _accept(self) -> None:
         accept = self.sock._accept  # type: ignore[attr-defined]  # (fd, address), no object
-        fe, poller, loop = self.fe, self.poller, self.loop
-        family, proto, timeout = self.family, self.proto, self.timeout
+        family, proto = self.family, self.proto
         for _ in range(ACCEPT_BATCH):
             try:
                 fd, peer = accept()
@@ -194,11 +189,7 @@ class Listener:
                     self.loop.remove_reader(self.fd)
                     self.loop.call_later(_ACCEPT_RETRY, self._resume)
                 return  # ECONNABORTED and the like: the next wake-up goes on
-            csock = Sock(family, _STREAM, proto, fd)
-            try:
-                TcpSession(fe, loop, poller, csock, peer, timeout).start()
-            except OSError:  # the client went away before its session started
-                poller.close(csock)
+            self.serve(Sock(family, _STREAM, proto, fd), peer)
 
     def _resume(self) -> None:
         if self.active:
@@ -209,6 +200,31 @@ class Listener:
         if self.active:
             self.active = False
             self.loop.remove_reader(self.fd)
+
+
+class Listener(RawListener):
+    """Accepts connections for one plain TCP frontend on one listening socket."""
+
+    def __init__(
+        self,
+        fe: FrontendRuntime,
+        sock: socket.socket,
+        poller: Poller,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.fe = fe
+        be = fe.default_backend
+        # the session's inactivity timeout, as HAProxy picks it for a tunnel
+        self.timeout: float | None = None
+        if be is not None:
+            self.timeout = tcpdecide.tunnel_timeout(fe.timeout_client, be)
+        RawListener.__init__(self, sock, poller, loop)
+
+    def serve(self, csock: Sock, peer: Any) -> None:
+        try:
+            TcpSession(self.fe, self.loop, self.poller, csock, peer, self.timeout).start()
+        except OSError:  # the client went away before its session started
+            self.poller.close(csock)
 
 
 class _Way:
