@@ -136,6 +136,16 @@ class _Head:
         """``headers`` to read only (ACLs, captures, balancing): the forwarded lines stay usable."""
         return self._headers
 
+    def _wire_parts(self, start: bytes) -> list[bytes]:
+        """The start line and the field lines to forward: a parsed head's own lines when
+        untouched since, else the fields written from the list."""
+        wire = self._wire
+        if wire is not None:
+            return [start, *wire]
+        if self._headers:
+            return [start, b"\r\n".join(map(_JOIN_FIELD, self._headers)), b"\r\n"]
+        return [start]
+
 
 class Request(_Head):
     """A request head. ``headers`` are end-to-end fields plus the framing ones."""
@@ -824,13 +834,7 @@ def serialize_request(
     start = req._start
     if start is None:
         start = req.method + b" " + req.target + b" HTTP/" + req.version + b"\r\n"
-    wire = req._wire
-    if wire is not None:  # a parsed head's own field lines, untouched since
-        parts = [start, *wire]
-    else:
-        parts = [start]
-        if req._headers:
-            parts += (b"\r\n".join(map(_JOIN_FIELD, req._headers)), b"\r\n")
+    parts = req._wire_parts(start)
     if extra:
         parts += (b"\r\n".join(map(_JOIN_FIELD, extra)), b"\r\n")
     if req.upgrade is not None:
@@ -846,13 +850,7 @@ def serialize_response(resp: Response, connection: bytes | None) -> bytes:
     start = resp._start
     if start is None:
         start = b"HTTP/1.1 %d " % resp.status + resp.reason + b"\r\n"
-    wire = resp._wire
-    if wire is not None:  # a parsed head's own field lines, untouched since
-        parts = [start, *wire]
-    else:
-        parts = [start]
-        if resp._headers:
-            parts += (b"\r\n".join(map(_JOIN_FIELD, resp._headers)), b"\r\n")
+    parts = resp._wire_parts(start)
     if resp.status == 101:
         parts.append(b"connection: upgrade\r\n")
     elif connection is not None:

@@ -152,6 +152,24 @@ def recv_to_end(c: socket.socket) -> bytes:
         out += chunk
 
 
+def recv_to_end_turning(c: socket.socket, env: Env) -> bytes:
+    """Everything until the FIN, turning the transport's loop while nothing is readable
+    (its queue goes out only as the loop turns); bounded by 20 s."""
+    c.setblocking(False)
+    got = bytearray()
+    deadline = time.monotonic() + 20
+    while True:
+        assert time.monotonic() < deadline
+        try:
+            chunk = c.recv(1 << 20)
+        except BlockingIOError:
+            env.turn()
+            continue
+        if not chunk:
+            return bytes(got)
+        got += chunk
+
+
 def pattern(n: int, seed: int = 0) -> bytes:
     block = bytes((i * 7 + seed) & 0xFF for i in range(251))
     return (block * (n // 251 + 1))[:n]
@@ -216,20 +234,7 @@ def test_close_with_data_queued_sends_it_first_then_loses_the_connection(env: En
     t.write(b"dropped")  # after close: ignored, as asyncio does
     env.turn()
     assert not p.lost  # not before the queue went out
-    c.setblocking(False)
-    got = bytearray()
-    deadline = time.monotonic() + 20
-    while True:
-        assert time.monotonic() < deadline
-        try:
-            chunk = c.recv(1 << 20)
-        except BlockingIOError:
-            env.turn()
-            continue
-        if not chunk:
-            break
-        got += chunk
-    assert bytes(got) == data
+    assert recv_to_end_turning(c, env) == data
     env.run_until(lambda: p.lost)
     assert p.lost == [None] and p.events.count("lost") == 1
     c.close()
@@ -370,20 +375,7 @@ def test_write_eof_after_the_queue(env_keep: Env) -> None:
     assert t.can_write_eof()
     with pytest.raises(RuntimeError):
         t.write(b"more")
-    c.setblocking(False)
-    got = bytearray()
-    deadline = time.monotonic() + 20
-    while True:
-        assert time.monotonic() < deadline
-        try:
-            chunk = c.recv(1 << 20)
-        except BlockingIOError:
-            env.turn()
-            continue
-        if not chunk:
-            break
-        got += chunk
-    assert bytes(got) == data  # everything, then the FIN
+    assert recv_to_end_turning(c, env) == data  # everything, then the FIN
     assert not p.lost  # the write side only: reading goes on
     c.sendall(b"late")
     env.run_until(lambda: p.data == b"late")
