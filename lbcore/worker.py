@@ -37,12 +37,13 @@ from lbcore.config.model import Config, Mode, Proxy
 from lbcore.http.acl import compile_condition
 from lbcore.http.h1 import DEFAULT_LIMITS, Limits
 from lbcore.http.rules import compile_rules
-from lbcore.proxy import httpraw, tcpraw
+from lbcore.proxy import httpraw, tcpraw, tlsraw
 from lbcore.proxy.accesslog import AccessLogs
 from lbcore.proxy.common import FrontendRuntime, Registry, request_limits
 from lbcore.proxy.http import HttpClient, purge_idle
 from lbcore.proxy.services import MasterLink
 from lbcore.proxy.tcp import TcpClient
+from lbcore.proxy.tls import TlsHttpClient
 from lbcore.proxy.tls import listener as tls_listener
 from lbcore.server import AdminState, OpState
 from lbcore.worker_link import read_pending
@@ -158,6 +159,21 @@ class Worker:
                         self.poller = tcpraw.Poller(loop)
                     self.servers.append(
                         httpraw.Listener(sock, self.poller, loop, _factory(proto, fe, loop))
+                    )
+                    continue
+                if proto is TlsHttpClient and tlsraw.enabled():
+                    # HTTPS: the same, with OpenSSL on the socket (no uvloop SSL layer).
+                    if self.poller is None:
+                        self.poller = tcpraw.Poller(loop)
+                    self.servers.append(
+                        tlsraw.Listener(
+                            sock,
+                            self.poller,
+                            loop,
+                            _factory(proto, fe, loop),
+                            tls["ssl"],
+                            tls["ssl_handshake_timeout"],
+                        )
                     )
                     continue
                 srv = await loop.create_server(

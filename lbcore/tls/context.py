@@ -182,8 +182,10 @@ def _ciphers_alpn_verify(ctx: ssl.SSLContext, settings: TlsSettings) -> None:
     if alpn:
         ctx.set_alpn_protocols(alpn)
     if not settings.tickets:
+        # As HAProxy: no *stateless* tickets. TLS 1.3 clients still get OpenSSL's two
+        # NewSessionTicket messages, each a session ID into the server's own cache
+        # (stateful resumption, per worker here; HAProxy's cache is shared).
         ctx.options |= ssl.OP_NO_TICKET
-        ctx.num_tickets = 0
     if settings.verify != "none":
         if not settings.ca_file:
             raise TlsConfigError("verify optional|required needs a 'ca-file'")
