@@ -21,6 +21,8 @@ new/base directly.
 Before 2026-11-26 14:00Z both lbcores were started in the caller's working directory —
 this checkout — so both ran this checkout's code, and "new/base" compared a revision
 with itself: A/B figures from before then measured the machine's noise, not a change.
+Before 16:20Z the same day the HTTPS rows (``https-*``) sent plain HTTP to the TCP
+listener: ab.py figures for them from before then are TCP-mode figures.
 """
 
 from __future__ import annotations
@@ -115,13 +117,12 @@ def main(argv: list[str] | None = None) -> int:
             "H": (bench.proxies["haproxy"], bench.ports["haproxy"])
         }
         for key, tree in trees.items():
-            ports = configs.Ports(web, free_port(), free_port(), syslog)
+            ports = configs.Ports(web, free_port(), free_port(), syslog, free_port())
             cfg = tmp / f"{key}.cfg"
-            cfg.write_text(configs.proxy_conf(ports, 1, log=log))
+            cfg.write_text(configs.proxy_conf(ports, 1, log=log, pem=bench.pem))
             env = dict(os.environ, PYTHONPATH=str(tree))
-            svc = procs.Service(
-                key, lbcore_cmd("run", "-f", str(cfg)), [ports.http, ports.tcp], env, cwd=tree
-            )
+            wait = [ports.http, ports.tcp, ports.https]
+            svc = procs.Service(key, lbcore_cmd("run", "-f", str(cfg)), wait, env, cwd=tree)
             sides[key] = (group.start(svc), ports)
         for row in rows:
             per: dict[str, list[tuple[float, float]]] = {k: [] for k in sides}
@@ -130,11 +131,12 @@ def main(argv: list[str] | None = None) -> int:
                 got = {}
                 for k in order:
                     svc, ports = sides[k]
-                    port = ports.http if row.target == "http" else ports.tcp
+                    port = {"http": ports.http, "https": ports.https}.get(row.target, ports.tcp)
+                    scheme = "https" if row.target == "https" else "http"
                     pids = svc.tree()
                     c0 = procs.cpu_seconds(pids)
                     res = wrk.run(
-                        f"http://127.0.0.1:{port}{row.path}",
+                        f"{scheme}://127.0.0.1:{port}{row.path}",
                         duration=args.duration,
                         close=row.close,
                     )
