@@ -18,6 +18,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -253,3 +254,55 @@ def test_the_server_closes_with_a_close_notify(pair: Pair, pki: Pki) -> None:
                 break
             data += chunk
     assert data.startswith(b"HTTP/1.1 200")
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+@pytest.mark.root  # strace attaches to the worker: needs CAP_SYS_PTRACE
+def test_a_handshake_costs_the_worker_about_haproxys_system_calls(pair: Pair, pki: Pki) -> None:
+    """OpenSSL reads and writes the socket itself, as in HAProxy: a record's header and
+    its body are two reads (HAProxy, on the bench: 12 ``recvfrom`` per handshake +
+    request, lbcore 12 ``read``), and nothing of uvloop's per-connection setup is left
+    on the client side (its ``setsockopt(TCP_NODELAY)`` — the socket inherits it from
+    the listener — and ``getpeername``; the one of each left is the server-side
+    connection's). Counted by ``strace -c``, exact whatever the load; waits for
+    events are left out. With ``LBCORE_RAW_TLS=0`` (uvloop's SSL layer): 5 reads,
+    2 ``setsockopt``, 2 ``getpeername``."""
+    from tests.bench.syscalls import parse_strace_c
+
+    strace = shutil.which("strace")
+    if strace is None or os.geteuid() != 0:
+        pytest.skip("needs strace and root")
+    workers = _children(pair.lbcore_proc.pid)
+    assert len(workers) == 1
+    ctx = client_ctx(pki.ca_path)
+    port = pair.lbcore["tickets"]
+    n = 100
+    with tempfile.NamedTemporaryFile(suffix=".strace") as out:
+        tracer = subprocess.Popen(
+            [strace, "-c", "-f", "-o", out.name, "-p", str(workers[0])],
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            time.sleep(1.0)  # attached before the first connection
+            for _ in range(n):
+                with tls_connect(port, "b.test", ctx) as s:
+                    status, _h, _b = request(s, host="b.test", headers={"Connection": "close"})
+                    assert status == 200
+            time.sleep(0.5)
+        finally:
+            tracer.send_signal(signal.SIGINT)
+            tracer.wait(timeout=30)
+        calls = parse_strace_c(Path(out.name).read_text())
+    waits = {"epoll_wait", "epoll_pwait", "epoll_pwait2"}
+    per = {k: c / n for k, (c, _e) in calls.items() if k not in waits}
+    total = sum(per.values())
+    print(f"{total:.1f} system calls per connection: {per}")
+    assert total <= 50, f"{total:.1f} system calls per connection: {per}"
+    assert per.get("ioctl", 0) <= 1.05, per  # once non-blocking, for OpenSSL
+    assert 6 <= per.get("read", 0) <= 16, per  # OpenSSL's reads, not a BIO's
+    assert per.get("setsockopt", 0) <= 1.05, per
+    assert per.get("getpeername", 0) <= 1.05, per
