@@ -306,3 +306,21 @@ def test_a_handshake_costs_the_worker_about_haproxys_system_calls(pair: Pair, pk
     assert 6 <= per.get("read", 0) <= 16, per  # OpenSSL's reads, not a BIO's
     assert per.get("setsockopt", 0) <= 1.05, per
     assert per.get("getpeername", 0) <= 1.05, per
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="the openssl command is not installed")
+def test_a_tls12_clients_renegotiation_is_refused_as_by_haproxy(pair: Pair) -> None:
+    """Client-initiated renegotiation (a CPU cost a client could impose at will, and
+    CVE-2009-3555's ground) is refused by both: OpenSSL 3's default for servers, which
+    HAProxy enforces too. ``R`` asks ``openssl s_client`` to renegotiate."""
+    assert OPENSSL is not None
+    for side in (pair.lbcore, pair.haproxy):
+        done = subprocess.run(
+            [OPENSSL, "s_client", "-connect", f"127.0.0.1:{side['tickets']}", "-tls1_2"],
+            input=b"R\n",
+            capture_output=True,
+            timeout=20,
+        )
+        out = (done.stdout + done.stderr).decode("latin-1")
+        assert "RENEGOTIATING" in out
+        assert "no renegotiation" in out, out[-2000:]
