@@ -38,10 +38,19 @@ NEED_DATA: Final = "NEED_DATA"
 END: Final = "END"
 PAUSED: Final = "PAUSED"
 
-# Reader states.
-_HEAD, _BODY_CL, _CHUNKED, _BODY_EOF, _DONE, _TUNNEL = range(6)
+# Reader states. (Final: compiled, a Final int is a C constant, where a module global
+# set by unpacking ``range`` was a dictionary look-up at every use.)
+_HEAD: Final = 0
+_BODY_CL: Final = 1
+_CHUNKED: Final = 2
+_BODY_EOF: Final = 3
+_DONE: Final = 4
+_TUNNEL: Final = 5
 # Sub-states while walking chunked framing (RFC 9112 §7.1).
-_CH_SIZE, _CH_DATA, _CH_DATA_CRLF, _CH_TRAILER = range(4)
+_CH_SIZE: Final = 0
+_CH_DATA: Final = 1
+_CH_DATA_CRLF: Final = 2
+_CH_TRAILER: Final = 3
 
 _TCHAR = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]"
 # One field line: token ":" OWS value OWS. The value excludes CR/LF and the other
