@@ -18,6 +18,11 @@ the protocol made by the listener's factory (``lbcore.worker._factory``), its
 asks for and ``connection_lost`` as uvloop calls it a loop turn later — in µs per
 connection. uvloop's own work (accept, the transport, ``getpeername``) is not in it.
 
+``--vary`` makes each request and each response head differ from the one before (the
+target and the ``Date`` alternate), as traffic does where heads do not repeat whole:
+the cost of reading heads without ``h1``'s memo of the last head (every line is still
+one seen before).
+
 ``--instr`` counts instead of timing: it runs the same cycles under valgrind's callgrind
 twice (``--warmup`` + N and ``--warmup`` + 3N cycles, ``PYTHONHASHSEED=0``) and prints
 the difference over 2N — user-space instructions per request or connection, the same
@@ -213,12 +218,21 @@ class CloseBench:
         self.sink.close()
 
 
-def cycle(client: HttpClient, loop: FakeLoop) -> None:
-    client.data_received(REQUEST)
+def cycle(
+    client: HttpClient, loop: FakeLoop, request: bytes = REQUEST, response: bytes = RESPONSE
+) -> None:
+    client.data_received(request)
     up = client.upstream
     assert up is not None, "the request did not reach a pooled upstream"
-    up.data_received(RESPONSE)
+    up.data_received(response)
     loop.run_soon()
+
+
+#: ``--vary``: two requests and two responses, taken in turn
+VARIED = (
+    (REQUEST, RESPONSE),
+    (REQUEST.replace(b"/small", b"/small?v"), RESPONSE.replace(b"06:00:00", b"06:00:01")),
+)
 
 
 def measure(n: int, log: bool, warmup: int = 1000) -> float:
@@ -257,17 +271,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--close", action="store_true", help="one client connection per request")
     ap.add_argument("--instr", action="store_true", help="callgrind instructions per cycle")
+    ap.add_argument("--vary", action="store_true", help="heads never repeat whole (--instr)")
     ap.add_argument("--cycles", type=int, default=0, help=argparse.SUPPRESS)  # for --instr
     args = ap.parse_args(argv)
     log = not args.no_log
     if args.cycles:  # one uncounted run of cycles, under callgrind (see instructions())
-        _run_cycles(args.close, log, args.cycles)
+        _run_cycles(args.close, log, args.cycles, args.vary)
         return 0
     if args.instr:
         n = args.requests if args.requests != ap.get_default("requests") else 1000
-        per = instructions(args.close, log, n, args.warmup)
+        per = instructions(args.close, log, n, args.warmup, args.vary)
         what = "connection (Connection: close" if args.close else "request (keep-alive"
-        print(f"instructions per {what}, logging {'on' if log else 'off'}): {per:,.0f}")
+        varied = ", heads varied" if args.vary else ""
+        print(f"instructions per {what}, logging {'on' if log else 'off'}{varied}): {per:,.0f}")
         return 0
     if args.close:
         return _main_close(args, log)
@@ -289,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _run_cycles(close: bool, log: bool, n: int) -> None:
+def _run_cycles(close: bool, log: bool, n: int, vary: bool = False) -> None:
     if close:
         bench = CloseBench(log)
         for _ in range(n):
@@ -297,12 +313,17 @@ def _run_cycles(close: bool, log: bool, n: int) -> None:
         bench.close()
         return
     client, loop, sink = setup(log)
-    for _ in range(n):
-        cycle(client, loop)
+    if vary:
+        for i in range(n):
+            request, response = VARIED[i & 1]
+            cycle(client, loop, request, response)
+    else:
+        for _ in range(n):
+            cycle(client, loop)
     sink.close()
 
 
-def instructions(close: bool, log: bool, n: int, warmup: int) -> float:
+def instructions(close: bool, log: bool, n: int, warmup: int, vary: bool = False) -> float:
     """Callgrind's user-space instructions per cycle: two runs, ``warmup + n`` and
     ``warmup + 3n`` cycles; the difference over ``2n`` leaves start-up and set-up out."""
     totals = []
@@ -313,6 +334,7 @@ def instructions(close: bool, log: bool, n: int, warmup: int) -> float:
             argv += [sys.executable, "-m", "tests.bench.hotpath", "--cycles", str(cycles)]
             argv += ["--close"] if close else []
             argv += [] if log else ["--no-log"]
+            argv += ["--vary"] if vary else []
             env = dict(os.environ, PYTHONHASHSEED="0")
             subprocess.run(argv, check=True, capture_output=True, env=env)
             for line in out.read_text(errors="replace").splitlines():
