@@ -19,9 +19,10 @@ asks for and ``connection_lost`` as uvloop calls it a loop turn later — in µs
 connection. uvloop's own work (accept, the transport, ``getpeername``) is not in it.
 
 ``--vary`` makes each request and each response head differ from the one before (the
-target and the ``Date`` alternate), as traffic does where heads do not repeat whole:
-the cost of reading heads without ``h1``'s memo of the last head (every line is still
-one seen before).
+target and the ``Date`` alternate), as real traffic does where wrk repeats one request
+and nginx one response: a guard that no figure rests on a head being a byte-for-byte
+copy of the last one (every line is still one seen before, as real clients repeat
+their field lines).
 
 ``--instr`` counts instead of timing: it runs the same cycles under valgrind's callgrind
 twice (``--warmup`` + N and ``--warmup`` + 3N cycles, ``PYTHONHASHSEED=0``) and prints
