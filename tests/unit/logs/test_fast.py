@@ -109,7 +109,28 @@ def _req_ts(r: RequestRecord) -> float:
     return r.accept_ts + (max(r.t_handshake, 0) + max(r.t_idle, 0)) / 1000.0
 
 
+def wire(line: str | None) -> bytes | None:
+    """A request line as the proxy holds it: the bytes received (the general path's text is
+    them latin-1 decoded; text beyond latin-1, which no wire gives, as format.encode reads
+    it)."""
+    if line is None:
+        return None
+    try:
+        return line.encode("latin-1")
+    except UnicodeEncodeError:
+        return line.encode("utf-8", "surrogateescape")
+
+
+def text(line: bytes) -> str:
+    """A fast line as the general path's text (the framer's encoding, undone)."""
+    return line.decode("utf-8", "surrogateescape")
+
+
 def http_fast(line: fast.HttpLogLine, r: RequestRecord) -> str:
+    return text(http_fast_bytes(line, r))
+
+
+def http_fast_bytes(line: fast.HttpLogLine, r: RequestRecord) -> bytes:
     return line.render(
         r.client_ip,
         r.client_port,
@@ -140,34 +161,36 @@ def http_fast(line: fast.HttpLogLine, r: RequestRecord) -> str:
         r.backend_queue,
         r.request_headers,
         r.response_headers,
-        r.request_line,
+        wire(r.request_line),
         r.logasap,
     )
 
 
 def tcp_fast(line: fast.TcpLogLine, r: RequestRecord) -> str:
-    return line.render(
-        r.client_ip,
-        r.client_port,
-        r.accept_ts,
-        r.frontend,
-        r.ssl,
-        r.backend,
-        r.server,
-        r.t_queue,
-        r.t_connect,
-        r.t_total,
-        r.bytes_read,
-        r.termination,
-        r.actconn,
-        r.feconn,
-        r.beconn,
-        r.srv_conn,
-        r.retries,
-        r.redispatched,
-        r.srv_queue,
-        r.backend_queue,
-        r.logasap,
+    return text(
+        line.render(
+            r.client_ip,
+            r.client_port,
+            r.accept_ts,
+            r.frontend,
+            r.ssl,
+            r.backend,
+            r.server,
+            r.t_queue,
+            r.t_connect,
+            r.t_total,
+            r.bytes_read,
+            r.termination,
+            r.actconn,
+            r.feconn,
+            r.beconn,
+            r.srv_conn,
+            r.retries,
+            r.redispatched,
+            r.srv_queue,
+            r.backend_queue,
+            r.logasap,
+        )
     )
 
 
