@@ -62,8 +62,12 @@ def headers_field(values: tuple[str, ...]) -> str:
 #: ``_N[n] if -1 <= n < _NMAX else n``.
 _N = (*map(str, range(1023)), "-1")
 _NMAX = 1023
-#: The same as bytes (``_B[n] if -1 <= n < _NMAX else b"%d" % n``).
+#: The same as bytes (``_B[n] if -1 <= n < _NMAX else b"%d" % n``), and followed by the
+#: separator that comes after a number in a line (``_BS``: ``/``, ``_BSP``: a space): one
+#: piece for the two, where each piece of the line costs a copy.
 _B: Final[tuple[bytes, ...]] = (*(b"%d" % i for i in range(1023)), b"-1")
+_BS: Final[tuple[bytes, ...]] = tuple(n + b"/" for n in _B)
+_BSP: Final[tuple[bytes, ...]] = tuple(n + b" " for n in _B)
 #: ``.mmm`` of a date, as bytes.
 _MSB: Final[tuple[bytes, ...]] = tuple(b".%03d" % n for n in range(1000))
 #: A translation that changes exactly the bytes the request line escapes (``"``, ``#``,
@@ -78,6 +82,8 @@ _BADREQ: Final = BADREQ.encode()
 #: Past this many entries a cache of pieces is emptied (names and states are few; this only
 #: bounds a pathological configuration).
 _CACHE_MAX: Final = 256
+#: The same for client addresses, which are many more.
+_IPS_MAX: Final = 4096
 #: ``ts * 1e6 + 0.5`` is exact below 2**52 µs (year 2112), where it rounds as ``round``
 #: would to the millisecond; above, ``round`` itself.
 _EXACT_US: Final = 4503599627370496.0
@@ -119,6 +125,7 @@ class _Clock:
         "_date",
         "_day",
         "_fe",
+        "_ips",
         "_msec",
         "_names",
         "_sec",
@@ -142,6 +149,8 @@ class _Clock:
         self._servers: dict[str, bytes] = {}
         #: termination state -> b" - - tsc " (httplog, nothing captured, no cookie flags)
         self._tsc: dict[str, bytes] = {}
+        #: client address -> b"ci:"
+        self._ips: dict[str, bytes] = {}
 
     def date_ms(self, ts: float) -> str:
         """``dd/Mmm/yyyy:hh:mm:ss.mmm`` as text (the uncommon lines)."""
@@ -158,6 +167,16 @@ class _Clock:
         self._msec = msec
         self._date = date = b"%s%s] " % (self._day, _MSB[msec % 1000])
         return date
+
+    def client(self, ip: str) -> bytes:
+        """``%ci:`` as bytes, kept per address."""
+        piece = self._ips.get(ip)
+        if piece is None:
+            piece = _text(ip or "-") + b":"
+            if len(self._ips) >= _IPS_MAX:
+                self._ips.clear()
+            self._ips[ip] = piece
+        return piece
 
     def names(self, frontend: str, ssl: bool, backend: str, server: str) -> bytes:
         """``%ft %b/%s `` as bytes, kept per frontend, TLS or not, backend and server."""
@@ -273,26 +292,26 @@ class HttpLogLine(_Clock):
                 if len(self._tsc) >= _CACHE_MAX:
                     self._tsc.clear()
                 self._tsc[termination] = tsc
-        b, m = _B, _NMAX
-        return b'%s:%d%s%s%s/%s/%s/%s/%s %s %s%s%s/%s/%s/%s/%s %s/%s "%s"' % (
-            _text(client_ip) if client_ip else b"-",
+        b, bs, bsp, m = _B, _BS, _BSP, _NMAX
+        return b'%s%d%s%s%s%s%s%s%s%s%s%s%s%s%s%s%s%s%s "%s"' % (
+            self.client(client_ip),
             client_port,
             self.date_piece(request_ts),
             self.names(frontend, ssl, backend, server),
-            b[t_request] if -1 <= t_request < m else b"%d" % t_request,
-            b[t_queue] if -1 <= t_queue < m else b"%d" % t_queue,
-            b[t_connect] if -1 <= t_connect < m else b"%d" % t_connect,
-            b[t_response] if -1 <= t_response < m else b"%d" % t_response,
-            b[t_active] if -1 <= t_active < m else b"%d" % t_active,
-            b[status] if -1 <= status < m else b"%d" % status,
+            bs[t_request] if -1 <= t_request < m else b"%d/" % t_request,
+            bs[t_queue] if -1 <= t_queue < m else b"%d/" % t_queue,
+            bs[t_connect] if -1 <= t_connect < m else b"%d/" % t_connect,
+            bs[t_response] if -1 <= t_response < m else b"%d/" % t_response,
+            bsp[t_active] if -1 <= t_active < m else b"%d " % t_active,
+            bsp[status] if -1 <= status < m else b"%d " % status,
             b[bytes_read] if -1 <= bytes_read < m else b"%d" % bytes_read,
             tsc,
-            b[actconn] if -1 <= actconn < m else b"%d" % actconn,
-            b[feconn] if -1 <= feconn < m else b"%d" % feconn,
-            b[beconn] if -1 <= beconn < m else b"%d" % beconn,
-            b[srv_conn] if -1 <= srv_conn < m else b"%d" % srv_conn,
-            b[retries] if -1 <= retries < m else b"%d" % retries,
-            b[srv_queue] if -1 <= srv_queue < m else b"%d" % srv_queue,
+            bs[actconn] if -1 <= actconn < m else b"%d/" % actconn,
+            bs[feconn] if -1 <= feconn < m else b"%d/" % feconn,
+            bs[beconn] if -1 <= beconn < m else b"%d/" % beconn,
+            bs[srv_conn] if -1 <= srv_conn < m else b"%d/" % srv_conn,
+            bsp[retries] if -1 <= retries < m else b"%d " % retries,
+            bs[srv_queue] if -1 <= srv_queue < m else b"%d/" % srv_queue,
             b[backend_queue] if -1 <= backend_queue < m else b"%d" % backend_queue,
             url_bytes(request_line),
         )
@@ -401,26 +420,26 @@ class TcpLogLine(_Clock):
     ) -> bytes:
         """The line as bytes."""
         plus = b"+" if logasap else b""
-        b, m = _B, _NMAX
-        return b"%s:%d%s%s%s/%s/%s%s %s%s %s %s/%s/%s/%s/%s%s %s/%s" % (
-            _text(client_ip) if client_ip else b"-",
+        b, bs, bsp, m = _B, _BS, _BSP, _NMAX
+        return b"%s%d%s%s%s%s%s%s%s%s %s %s%s%s%s%s%s%s%s" % (
+            self.client(client_ip),
             client_port,
             self.date_piece(accept_ts),
             self.names(frontend, ssl, backend, server),
-            b[t_queue] if -1 <= t_queue < m else b"%d" % t_queue,
-            b[t_connect] if -1 <= t_connect < m else b"%d" % t_connect,
+            bs[t_queue] if -1 <= t_queue < m else b"%d/" % t_queue,
+            bs[t_connect] if -1 <= t_connect < m else b"%d/" % t_connect,
             plus,
-            b[t_total] if -1 <= t_total < m else b"%d" % t_total,
+            bsp[t_total] if -1 <= t_total < m else b"%d " % t_total,
             plus,
             b[bytes_read] if -1 <= bytes_read < m else b"%d" % bytes_read,
             _text(termination),
-            b[actconn] if -1 <= actconn < m else b"%d" % actconn,
-            b[feconn] if -1 <= feconn < m else b"%d" % feconn,
-            b[beconn] if -1 <= beconn < m else b"%d" % beconn,
-            b[srv_conn] if -1 <= srv_conn < m else b"%d" % srv_conn,
+            bs[actconn] if -1 <= actconn < m else b"%d/" % actconn,
+            bs[feconn] if -1 <= feconn < m else b"%d/" % feconn,
+            bs[beconn] if -1 <= beconn < m else b"%d/" % beconn,
+            bs[srv_conn] if -1 <= srv_conn < m else b"%d/" % srv_conn,
             b"+" if redispatched else b"",
-            b[retries] if -1 <= retries < m else b"%d" % retries,
-            b[srv_queue] if -1 <= srv_queue < m else b"%d" % srv_queue,
+            bsp[retries] if -1 <= retries < m else b"%d " % retries,
+            bs[srv_queue] if -1 <= srv_queue < m else b"%d/" % srv_queue,
             b[backend_queue] if -1 <= backend_queue < m else b"%d" % backend_queue,
         )
 

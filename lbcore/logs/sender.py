@@ -43,10 +43,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, Final
 
 from lbcore.config.model import Config, LogTarget, Proxy
 from lbcore.logs.syslog import LEVELS, PER_SECOND_FORMATS, Framer
+
+_write: Final = os.write
 
 #: Datagrams waiting for the next flush, all targets together, before drops start.
 MAX_PENDING = 10_000
@@ -142,11 +144,16 @@ class DatagramTarget(Target):
             except OSError:  # no route yet: address each datagram
                 pass
         self.direct = True  # one system call per datagram, batched or not: sent at once
+        #: a connected socket's datagrams are ``write(2)``s on its descriptor: the same
+        #: system call in the kernel as ``send`` without flags, and ``os.write`` costs a
+        #: third fewer instructions than ``socket.send`` (a method looked up, arguments
+        #: parsed from a format string, the socket's timeout logic)
+        self.fd = self.sock.fileno()
 
     def send(self, data: bytes) -> None:
         try:
             if self.connected:
-                self.sock.send(data)
+                _write(self.fd, data)
             else:
                 self.sock.sendto(data, self.dest)
             self.counters.sent += 1
@@ -158,6 +165,7 @@ class DatagramTarget(Target):
             self.send(data)
 
     def close(self) -> None:
+        self.connected = False  # never a write to a descriptor number reused since
         self.sock.close()
 
 
