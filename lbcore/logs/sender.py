@@ -43,10 +43,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, Final
 
 from lbcore.config.model import Config, LogTarget, Proxy
 from lbcore.logs.syslog import LEVELS, PER_SECOND_FORMATS, Framer
+
+_write: Final = os.write
 
 #: Datagrams waiting for the next flush, all targets together, before drops start.
 MAX_PENDING = 10_000
@@ -142,11 +144,16 @@ class DatagramTarget(Target):
             except OSError:  # no route yet: address each datagram
                 pass
         self.direct = True  # one system call per datagram, batched or not: sent at once
+        #: a connected socket's datagrams are ``write(2)``s on its descriptor: the same
+        #: system call in the kernel as ``send`` without flags, and ``os.write`` costs a
+        #: third fewer instructions than ``socket.send`` (a method looked up, arguments
+        #: parsed from a format string, the socket's timeout logic)
+        self.fd = self.sock.fileno()
 
     def send(self, data: bytes) -> None:
         try:
             if self.connected:
-                self.sock.send(data)
+                _write(self.fd, data)
             else:
                 self.sock.sendto(data, self.dest)
             self.counters.sent += 1
@@ -158,6 +165,7 @@ class DatagramTarget(Target):
             self.send(data)
 
     def close(self) -> None:
+        self.connected = False  # never a write to a descriptor number reused since
         self.sock.close()
 
 
@@ -315,30 +323,51 @@ class LogSender:
         routes = self._info if level == "info" else self._routes.get(level)
         if routes is None:
             routes = self._route(level)
+        self._deliver(routes, message, self._wall_at(now))
+
+    def send_at(self, data: bytes, level: str, now: float) -> None:
+        """``log_at`` of a message already encoded (``lbcore.logs.fast``'s lines): each
+        target's framer puts its header's bytes in front, with no text in between."""
+        routes = self._info if level == "info" else self._routes.get(level)
+        if routes is None:
+            routes = self._route(level)
+        wall = self._wall if now < self._wall_until and not self._exact else self._wall_at(now)
+        for t, framer in routes:
+            if t.direct:
+                t.send(framer.frame_bytes(data, wall))
+            else:
+                self._queue(t, framer.frame_bytes(data, wall))
+
+    def _wall_at(self, now: float) -> float:
+        """The wall clock for the loop's monotonic ``now``: read once per second unless a
+        target's header needs the time below the second."""
         if now < self._wall_until and not self._exact:
-            wall = self._wall
-        else:
-            wall = self.clock() if self.clock is not None else time.time()
-            self._wall = wall
-            self._wall_until = now + (1.0 - wall % 1.0)
-        self._deliver(routes, message, wall)
+            return self._wall
+        wall = self.clock() if self.clock is not None else time.time()
+        self._wall = wall
+        self._wall_until = now + (1.0 - wall % 1.0)
+        return wall
 
     def _deliver(self, routes: list[tuple[Target, Framer]], message: str, now: float) -> None:
         for t, framer in routes:
             if t.direct:
                 t.send(framer.frame(message, now))
-                continue
-            pending = self._pending
-            if len(pending) >= MAX_PENDING:
-                t.counters.dropped += 1
-                self.overflow += 1
-                continue
-            pending.append((t, framer.frame(message, now)))
-            if self._loop is None:
-                self.flush()
-            elif not self._scheduled:  # the first line of this loop turn
-                self._scheduled = True
-                self._loop.call_soon(self.flush)
+            else:
+                self._queue(t, framer.frame(message, now))
+
+    def _queue(self, t: Target, data: bytes) -> None:
+        """A stream target's line, handed over at the end of the loop turn."""
+        pending = self._pending
+        if len(pending) >= MAX_PENDING:
+            t.counters.dropped += 1
+            self.overflow += 1
+            return
+        pending.append((t, data))
+        if self._loop is None:
+            self.flush()
+        elif not self._scheduled:  # the first line of this loop turn
+            self._scheduled = True
+            self._loop.call_soon(self.flush)
 
     def _route(self, level: str) -> list[tuple[Target, Framer]]:
         """The targets a message of ``level`` goes to, each with the framer of the severity

@@ -87,22 +87,27 @@ class AccessLog:
         self.httplog: HttpLogLine | None = fast if isinstance(fast, HttpLogLine) else None
         self.tcplog: TcpLogLine | None = fast if isinstance(fast, TcpLogLine) else None
 
-    def emit(self, record: RequestRecord) -> None:
+    def emit(self, record: RequestRecord, now: float = -1.0) -> None:
+        """Send a record's line. ``now``: the event loop's clock as the caller read it (see
+        :meth:`send`); without it the wall clock is read for this line."""
         self.count += 1
         record.log_counter = record.request_counter = self.count
         level = "err" if self.separate_errors and record.is_error else "info"
-        self.sender.log(self.format.render(record), level, time.time())
+        if now >= 0.0:
+            self.sender.log_at(self.format.render(record), level, now)
+        else:
+            self.sender.log(self.format.render(record), level, time.time())
 
     def send(
         self,
-        line: str,
+        line: bytes,
         term: str,
         status: int,
         retries: int,
         redispatched: bool,
-        now: float = -1.0,
+        now: float,
     ) -> None:
-        """Send a line rendered by a fast renderer: ``emit`` without the record (the
+        """Send a line rendered by a fast renderer (as bytes): ``emit`` without the record (the
         arguments are what :attr:`RequestRecord.is_error` reads). ``now``: the event loop's
         clock as the caller read it, from which the sender tells the second of the syslog
         header without reading the wall clock per line (``LogSender.log_at``)."""
@@ -110,10 +115,7 @@ class AccessLog:
         level = "info"
         if self.separate_errors and is_abnormal(term, status, retries, redispatched):
             level = "err"
-        if now >= 0.0:
-            self.sender.log_at(line, level, now)
-        else:
-            self.sender.log(line, level, time.time())
+        self.sender.send_at(line, level, now)
 
 
 class AccessLogs:

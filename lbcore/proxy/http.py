@@ -1280,10 +1280,9 @@ class HttpClient(asyncio.Protocol):
         caps = self.caps
         if caps is not None:  # captured: this request's, never the next one's
             self.caps = None
-        request_line = (
-            (b"%s %s HTTP/%s" % (req.method, req.target, req.version)).decode("latin-1")
-            if req is not None
-            else None
+        # the wire bytes: the fast renderer escapes them as they are, the record decodes them
+        wire_line = (
+            b"%s %s HTTP/%s" % (req.method, req.target, req.version) if req is not None else None
         )
         t_request = int((t_head - t_first) * 1000) if req is not None else -1
         t_queue = int((t_assigned - t_head) * 1000) if t_assigned >= 0 else -1
@@ -1323,7 +1322,7 @@ class HttpClient(asyncio.Protocol):
                     len(be.queue) if be is not None else 0,
                     caps.request_headers if caps is not None else (),
                     caps.response_headers if caps is not None else (),
-                    request_line,
+                    wire_line,
                 ),
                 term,
                 status,
@@ -1366,7 +1365,7 @@ class HttpClient(asyncio.Protocol):
             cookie_server=cookie.server_flag if cookie is not None else "-",
             backend_queue=len(be.queue) if be is not None else 0,
             ssl=self.tls_info is not None,
-            request_line=request_line,
+            request_line=wire_line.decode("latin-1") if wire_line is not None else None,
         )
         if caps is not None:
             rec.request_headers = caps.request_headers
@@ -1376,7 +1375,7 @@ class HttpClient(asyncio.Protocol):
         local = self.local
         if local is not None:
             rec.frontend_ip, rec.frontend_port = local[0], local[1]
-        alog.emit(rec)
+        alog.emit(rec, now)
         self.bytes_in = 0
         self.t_first = None
         self.t_start = now

@@ -498,5 +498,6 @@ def log_session(c: Any, bytes_out: int) -> None:
             retries=c.retries,
             redispatched=c.redispatched,
             backend_queue=len(be.queue) if be is not None else 0,
-        )
+        ),
+        now,
     )

@@ -109,7 +109,28 @@ def _req_ts(r: RequestRecord) -> float:
     return r.accept_ts + (max(r.t_handshake, 0) + max(r.t_idle, 0)) / 1000.0
 
 
+def wire(line: str | None) -> bytes | None:
+    """A request line as the proxy holds it: the bytes received (the general path's text is
+    them latin-1 decoded; text beyond latin-1, which no wire gives, as format.encode reads
+    it)."""
+    if line is None:
+        return None
+    try:
+        return line.encode("latin-1")
+    except UnicodeEncodeError:
+        return line.encode("utf-8", "surrogateescape")
+
+
+def text(line: bytes) -> str:
+    """A fast line as the general path's text (the framer's encoding, undone)."""
+    return line.decode("utf-8", "surrogateescape")
+
+
 def http_fast(line: fast.HttpLogLine, r: RequestRecord) -> str:
+    return text(http_fast_bytes(line, r))
+
+
+def http_fast_bytes(line: fast.HttpLogLine, r: RequestRecord) -> bytes:
     return line.render(
         r.client_ip,
         r.client_port,
@@ -140,34 +161,36 @@ def http_fast(line: fast.HttpLogLine, r: RequestRecord) -> str:
         r.backend_queue,
         r.request_headers,
         r.response_headers,
-        r.request_line,
+        wire(r.request_line),
         r.logasap,
     )
 
 
 def tcp_fast(line: fast.TcpLogLine, r: RequestRecord) -> str:
-    return line.render(
-        r.client_ip,
-        r.client_port,
-        r.accept_ts,
-        r.frontend,
-        r.ssl,
-        r.backend,
-        r.server,
-        r.t_queue,
-        r.t_connect,
-        r.t_total,
-        r.bytes_read,
-        r.termination,
-        r.actconn,
-        r.feconn,
-        r.beconn,
-        r.srv_conn,
-        r.retries,
-        r.redispatched,
-        r.srv_queue,
-        r.backend_queue,
-        r.logasap,
+    return text(
+        line.render(
+            r.client_ip,
+            r.client_port,
+            r.accept_ts,
+            r.frontend,
+            r.ssl,
+            r.backend,
+            r.server,
+            r.t_queue,
+            r.t_connect,
+            r.t_total,
+            r.bytes_read,
+            r.termination,
+            r.actconn,
+            r.feconn,
+            r.beconn,
+            r.srv_conn,
+            r.retries,
+            r.redispatched,
+            r.srv_queue,
+            r.backend_queue,
+            r.logasap,
+        )
     )
 
 
@@ -308,3 +331,180 @@ def test_framer_equals_frame(
                 framer.frame(message, now)
             continue
         assert framer.frame(message, now) == want
+
+
+def _http(**kw: Any) -> RequestRecord:
+    base: dict[str, Any] = dict(
+        client_ip="127.0.0.1",
+        client_port=40000,
+        accept_ts=1_795_600_000.25,
+        request_ts=1_795_600_000.25,
+        frontend="fe",
+        backend="be",
+        server="s1",
+        t_request=0,
+        t_queue=0,
+        t_connect=0,
+        t_response=1,
+        t_active=1,
+        status=200,
+        bytes_read=342,
+        request_line="GET /small HTTP/1.1",
+    )
+    base.update(kw)
+    return RequestRecord(**base)
+
+
+def test_the_cached_date_rolls_over_each_millisecond_and_second() -> None:
+    """The date piece is kept for a millisecond and its day part for a second: each line
+    in a run crossing millisecond, second (with a rounding carry: times are rounded to the
+    µs, then cut to the ms), minute, day and year boundaries, and going back, has the
+    general path's date."""
+    general = LogFormat(HTTPLOG, Context(tz=dt.UTC))
+    line = fast.HttpLogLine(dt.UTC)
+    t0 = 1_798_761_599.0  # 31/Dec/2026:23:59:59 UTC
+    stamps = [
+        t0 + 0.998,
+        t0 + 0.998,
+        t0 + 0.9984,  # the same millisecond
+        t0 + 0.9991,
+        t0 + 0.9999994,
+        t0 + 0.9999996,  # rounds (to the µs) into the next second, minute, day and year
+        t0 + 1.0,
+        t0 + 1.0004,
+        t0 + 1.0016,
+        t0 + 0.5,  # back into the previous second
+        t0 + 61.25,
+    ]
+    got = []
+    for ts in stamps:
+        r = _http(request_ts=ts)
+        want = general.render(r).encode()
+        assert http_fast_bytes(line, r) == want, ts
+        got.append(want)
+    assert b"[31/Dec/2026:23:59:59.998]" in got[0]
+    assert b"[31/Dec/2026:23:59:59.999]" in got[3] and got[3] == got[4]
+    assert b"[01/Jan/2027:00:00:00.000]" in got[5]
+    assert b"[01/Jan/2027:00:00:00.001]" in got[8]
+    assert b"[31/Dec/2026:23:59:59.500]" in got[9]
+
+
+@pytest.mark.parametrize(
+    "us",
+    [
+        0.0,
+        0.49999999999999994,
+        1_795_600_000_999_999.5,  # an exact half below a millisecond's end
+        1_795_600_000_999_998.5,
+        1_795_600_001_000_000.5,
+        4503599627370495.5,  # the last exact half below 2**52
+        4503599627370497.0,  # beyond: round() itself
+        2.0**60,
+    ],
+)
+def test_microseconds_round_to_the_general_paths_millisecond(us: float) -> None:
+    assert fast._us(us / 1e6) // 1000 == round(us / 1e6 * 1e6) // 1000
+
+
+@given(ts=_ts)
+def test_microseconds_random(ts: float) -> None:
+    assert fast._us(ts) // 1000 == round(ts * 1_000_000) // 1000
+
+
+def test_request_line_bytes_escaped_per_wire_byte() -> None:
+    """What HAProxy 2.6 logs for bytes of a request line: a raw ``\\xe9`` is ``#E9``, UTF-8
+    ``é`` is ``#C3#A9``, ``"``, ``#``, controls and DEL are escaped, the rest is as sent."""
+    line = fast.HttpLogLine(dt.UTC)
+    general = LogFormat(HTTPLOG, Context(tz=dt.UTC))
+    for raw, logged in [
+        (b"GET /caf\xe9 HTTP/1.1", b'"GET /caf#E9 HTTP/1.1"'),
+        (b"GET /caf\xc3\xa9 HTTP/1.1", b'"GET /caf#C3#A9 HTTP/1.1"'),
+        (b'GET /q?a="b"#c HTTP/1.0', b'"GET /q?a=#22b#22#23c HTTP/1.0"'),
+        (b"M#X /\x01\x1f\x7f\x80\xff HTTP/1.1", b'"M#23X /#01#1F#7F#80#FF HTTP/1.1"'),
+        (b"GET /~!$%&'()*+,;=:@[]{}|\\^` HTTP/1.1", b'"GET /~!$%&\'()*+,;=:@[]{}|\\^` HTTP/1.1"'),
+        (None, b'"<BADREQ>"'),
+        (b"", b'"<BADREQ>"'),
+    ]:
+        r = _http(request_line=raw.decode("latin-1") if raw is not None else None)
+        got = http_fast_bytes(line, r)
+        assert got.endswith(b" " + logged), raw
+        assert got == general.render(r).encode("utf-8", "surrogateescape")
+    assert fast.url_bytes(b"GET / HTTP/1.1") == b"GET / HTTP/1.1"
+
+
+def test_name_and_state_pieces_follow_each_line() -> None:
+    """One renderer over lines that alternate frontends, TLS, backends, servers, client
+    addresses, termination states and cookie flags: the cached pieces never leak from one
+    line into the next (names equal but not identical included)."""
+    general = LogFormat(HTTPLOG, Context(tz=dt.UTC))
+    line = fast.HttpLogLine(dt.UTC)
+    cases = [
+        _http(),
+        _http(server="s2"),
+        _http(backend="".join(["b", "e"]), server="".join(["s", "1"])),  # equal, not identical
+        _http(backend="api", server="s1", ssl=True),
+        _http(frontend="fe2", backend="api", server="s1", ssl=True),
+        _http(frontend="fe2", backend="", server=""),
+        _http(server=NOSRV, termination="PR", status=403, t_connect=-1, t_response=-1),
+        _http(termination="CD", cookie_client="N", cookie_server="I"),
+        _http(termination="CD"),
+        _http(client_ip="::1"),
+        _http(client_ip=""),
+        _http(actconn=5000, feconn=1023, beconn=1022, srv_conn=-1, bytes_read=10**9),
+        _http(),
+    ]
+    for r in cases * 2:
+        assert http_fast_bytes(line, r) == general.render(r).encode(), r
+
+
+def test_caches_are_bounded() -> None:
+    line = fast.HttpLogLine(dt.UTC)
+    general = LogFormat(HTTPLOG, Context(tz=dt.UTC))
+    for i in range(fast._IPS_MAX + 10):
+        r = _http(client_ip=f"10.{i // 65536}.{i // 256 % 256}.{i % 256}", server=f"s{i}")
+        assert http_fast_bytes(line, r) == general.render(r).encode()
+    assert len(line._ips) <= fast._IPS_MAX
+    assert all(len(d) <= fast._CACHE_MAX for d in line._names.values())
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    message=st.one_of(st.binary(max_size=80), st.binary(min_size=900, max_size=9000)),
+    nows=st.lists(_ts, min_size=1, max_size=4),
+    fmt=st.sampled_from(SYSLOG_FORMATS),
+    hostname=st.sampled_from([None, "lb1", "h\xf6st"]),
+    maxlen=st.sampled_from([0, 1, 64, 1024, 8192]),
+    zone=st.integers(0, len(ZONES) - 1),
+)
+def test_frame_bytes_equals_frame(
+    message: bytes,
+    nows: list[float],
+    fmt: str,
+    hostname: str | None,
+    maxlen: int,
+    zone: int,
+) -> None:
+    """The framer of encoded lines writes what ``frame`` writes for their text: a long
+    line (a long URI) is cut to the target's ``len`` with the header, then ends in a line
+    feed."""
+    kw: dict[str, Any] = dict(fmt=fmt, tag="haproxy", pid=4242, hostname=hostname)
+    framer = Framer(**kw, maxlen=maxlen, tz=ZONES[zone])
+    text_ = message.decode("utf-8", "surrogateescape")
+    for now in nows:
+        want = frame(text_, now=now, maxlen=maxlen, tz=ZONES[zone], **kw)
+        assert framer.frame_bytes(message, now) == want
+        assert len(want) <= max(maxlen, 0) + 1
+
+
+def test_a_long_request_line_is_cut_at_the_targets_length() -> None:
+    """A 4 kB URI in a 1024-byte target: the datagram is the first 1024 bytes of header and
+    line, then a line feed, as HAProxy sends it (``log ... len 1024``)."""
+    line = fast.HttpLogLine(dt.UTC)
+    uri = "/" + "a" * 4000
+    r = _http(request_line=f"GET {uri} HTTP/1.1")
+    framer = Framer(pid=7, maxlen=1024)
+    data = framer.frame_bytes(http_fast_bytes(line, r), 1_795_600_000.25)
+    assert len(data) == 1025 and data.endswith(b"a\n")
+    assert data == frame(
+        LogFormat(HTTPLOG, Context(tz=dt.UTC)).render(r), now=1_795_600_000.25, pid=7
+    )

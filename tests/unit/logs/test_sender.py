@@ -309,3 +309,57 @@ def test_log_global_expands_to_the_global_targets() -> None:
         ("/dev/log", "local1", "err", "local"),
     ]
     assert [s.address for s in snd.specs_for(cfg)] == ["127.0.0.1:514", "stdout"]
+
+
+def test_send_at_frames_encoded_lines_as_log_at_does(tmp_path: Path) -> None:
+    """``send_at`` (the fast renderers' bytes) gives each target what ``log_at`` gives it
+    for the same text: a UDP target written on its descriptor, a truncating one, a stream
+    target, and an ``err`` line routed by level."""
+    a, pa = _udp_listener()
+    b, pb = _udp_listener()
+    path = tmp_path / "log"
+    specs = [
+        TargetSpec(f"127.0.0.1:{pa}"),
+        TargetSpec(f"127.0.0.1:{pb}", format="rfc5424", length=50, level="err"),
+        TargetSpec(f"file@{path}", format="short"),
+    ]
+    walls = [NOW, NOW]
+    one = LogSender.from_specs(specs, pid=5, clock=lambda: walls[0])
+    two = LogSender.from_specs(specs, pid=5, clock=lambda: walls[1])
+    line = "127.0.0.1:1 [x] caf\xe9 " + "a" * 60
+    try:
+        one.log_at(line, "info", 10.0)
+        two.send_at(line.encode("utf-8", "surrogateescape"), "info", 10.0)
+        one.log_at(line, "err", 10.0)
+        two.send_at(line.encode("utf-8", "surrogateescape"), "err", 10.0)
+        got_a = [a.recv(4096) for _ in range(4)]
+        got_b = [b.recv(4096) for _ in range(2)]
+    finally:
+        one.close()
+        two.close()
+        a.close()
+        b.close()
+    assert got_a[0] == got_a[1] and got_a[2] == got_a[3] and got_a[0] != got_a[2]
+    assert got_a[0].endswith(" caf\xe9 ".encode() + b"a" * 60 + b"\n")
+    assert got_b[0] == got_b[1] and len(got_b[0]) == 51
+    lines = sorted(path.read_bytes().splitlines())  # two senders: two writer threads
+    assert len(lines) == 4 and lines[0] == lines[1] and lines[2] == lines[3]
+    assert lines[0].startswith(b"<3>") and lines[2].startswith(b"<6>")
+
+
+def test_a_closed_udp_target_counts_instead_of_writing() -> None:
+    """After ``close`` a target never writes to its old descriptor number (which the
+    process may have given to another file since): the line is a counted drop."""
+    a, pa = _udp_listener()
+    s = LogSender.from_specs([TargetSpec(f"127.0.0.1:{pa}", format="raw")])
+    s.send_at(b"before", "info", 1.0)
+    s.close()
+    reused = os.open(os.devnull, os.O_WRONLY)  # likely the closed socket's number
+    try:
+        s.send_at(b"after", "info", 2.0)
+    finally:
+        os.close(reused)
+    c = s.counters()[f"127.0.0.1:{pa}"]
+    assert a.recv(100) == b"before\n"
+    a.close()
+    assert (c.sent, c.dropped) == (1, 1)
