@@ -79,15 +79,17 @@ def enabled() -> bool:
     return AVAILABLE and os.environ.get("LBCORE_RAW_HTTP", "1") != "0"
 
 
-class RawTransport:
-    """A stream transport over one connected socket in a ``tcpraw.Poller``."""
+class StreamTransport:
+    """What every duck-typed stream transport over a socket in a ``tcpraw.Poller``
+    keeps and answers alike — the asyncio bookkeeping (protocol, pause flags, write
+    buffer limits, the end) — whatever reads and writes the bytes: ``RawTransport``
+    the socket itself, ``tlsraw.TlsTransport`` OpenSSL on it."""
 
     __slots__ = (
         "buffer",
         "buffered",
         "closed",
         "closing",
-        "eof_pending",
         "eof_read",
         "high",
         "loop",
@@ -96,7 +98,6 @@ class RawTransport:
         "peer",
         "poller",
         "protocol",
-        "rdhup",
         "readable",
         "reading_paused",
         "sock",
@@ -122,46 +123,21 @@ class RawTransport:
         self.high = HIGH_WATER
         self.low = LOW_WATER
         self.readable = False  # the socket may hold bytes (or its end) to read
-        self.rdhup = False  # the last input event said the peer closed
         self.writable = True  # the socket took the last write whole
         self.reading_paused = False
         self.writing_paused = False  # the protocol was told to pause writing
         self.eof_read = False  # the peer's end was read (eof_received was called)
-        self.eof_pending = False  # write_eof was called: shut down once flushed
         self.closing = False  # close() or abort() called: nothing more is accepted
         self.closed = False  # the socket is gone
         self.lost = False  # connection_lost was scheduled
 
-    def start(self) -> None:
-        """Join the poller; the first events come on a later loop turn."""
-        self.poller.register(self.sock, self.on_event)
-
     # ---- asyncio.BaseTransport ---------------------------------------------------
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        if name == "peername":
-            return self.peer
-        if self.closed:
-            return default
-        try:
-            if name == "sockname":
-                return self.sock.getsockname()
-            if name == "socket":
-                return self.sock
-        except OSError:
-            return default
-        return default
 
     def is_closing(self) -> bool:
         return self.closing
 
     def close(self) -> None:
-        """Stop reading; close once what is queued has been sent."""
-        if self.closing:
-            return
-        self.closing = True
-        if not self.buffer:
-            self._finish(None)
+        raise NotImplementedError
 
     def abort(self) -> None:
         """Close now; what is queued is dropped."""
@@ -189,6 +165,108 @@ class RawTransport:
         if self.readable and not self.closing:
             # Never from inside the caller: it may be in the middle of a callback.
             self.loop.call_soon(self._read_again)
+
+    # ---- asyncio.WriteTransport --------------------------------------------------
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return (self.low, self.high)
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        if high is None:
+            high = HIGH_WATER if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+        self.high = high
+        self.low = low
+        self._check_high()
+
+    # ---- reading -------------------------------------------------------------------
+
+    def _read_again(self) -> None:
+        if self.readable and not (self.reading_paused or self.closing or self.eof_read):
+            self._read()
+
+    def _read(self) -> None:
+        raise NotImplementedError
+
+    def _eof(self) -> None:
+        self.readable = False
+        self.eof_read = True
+        keep_open = self.protocol.eof_received()
+        if not keep_open and not self.closing:
+            self.close()
+
+    # ---- writing -------------------------------------------------------------------
+
+    def _check_high(self) -> None:
+        if not self.writing_paused and self.buffered > self.high:
+            self.writing_paused = True
+            try:
+                self.protocol.pause_writing()
+            except Exception:
+                log.exception("protocol.pause_writing() failed")
+
+    # ---- the end -------------------------------------------------------------------
+
+    def _finish(self, exc: Exception | None) -> None:
+        raise NotImplementedError
+
+    def _connection_lost(self, exc: Exception | None) -> None:
+        protocol = self.protocol
+        self.protocol = None  # no transport <-> protocol cycle left behind
+        if protocol is not None:
+            protocol.connection_lost(exc)
+
+
+class RawTransport(StreamTransport):
+    """A stream transport over one connected socket in a ``tcpraw.Poller``."""
+
+    __slots__ = ("eof_pending", "rdhup")
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        poller: Poller,
+        sock: Sock,
+        peer: Any,
+        protocol: Any,
+    ) -> None:
+        super().__init__(loop, poller, sock, peer, protocol)
+        self.rdhup = False  # the last input event said the peer closed
+        self.eof_pending = False  # write_eof was called: shut down once flushed
+
+    def start(self) -> None:
+        """Join the poller; the first events come on a later loop turn."""
+        self.poller.register(self.sock, self.on_event)
+
+    # ---- asyncio.BaseTransport ---------------------------------------------------
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "peername":
+            return self.peer
+        if self.closed:
+            return default
+        try:
+            if name == "sockname":
+                return self.sock.getsockname()
+            if name == "socket":
+                return self.sock
+        except OSError:
+            return default
+        return default
+
+    def close(self) -> None:
+        """Stop reading; close once what is queued has been sent."""
+        if self.closing:
+            return
+        self.closing = True
+        if not self.buffer:
+            self._finish(None)
 
     # ---- asyncio.WriteTransport --------------------------------------------------
 
@@ -247,23 +325,6 @@ class RawTransport:
     def can_write_eof(self) -> bool:
         return True
 
-    def get_write_buffer_size(self) -> int:
-        return self.buffered
-
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        return (self.low, self.high)
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        if high is None:
-            high = HIGH_WATER if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not high >= low >= 0:
-            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
-        self.high = high
-        self.low = low
-        self._check_high()
-
     # ---- events --------------------------------------------------------------------
 
     def on_event(self, ev: int) -> None:
@@ -275,10 +336,6 @@ class RawTransport:
             self.writable = True
             if self.buffer and not self.closed:
                 self._flush()
-        if self.readable and not (self.reading_paused or self.closing or self.eof_read):
-            self._read()
-
-    def _read_again(self) -> None:
         if self.readable and not (self.reading_paused or self.closing or self.eof_read):
             self._read()
 
@@ -313,13 +370,6 @@ class RawTransport:
             if self.reading_paused:
                 return
         self.loop.call_soon(self._read_again)  # a busy sender: let the others run
-
-    def _eof(self) -> None:
-        self.readable = False
-        self.eof_read = True
-        keep_open = self.protocol.eof_received()
-        if not keep_open and not self.closing:
-            self.close()
 
     # ---- writing -------------------------------------------------------------------
 
@@ -360,14 +410,6 @@ class RawTransport:
             elif self.eof_pending:
                 self._shutdown_write()
 
-    def _check_high(self) -> None:
-        if not self.writing_paused and self.buffered > self.high:
-            self.writing_paused = True
-            try:
-                self.protocol.pause_writing()
-            except Exception:
-                log.exception("protocol.pause_writing() failed")
-
     def _shutdown_write(self) -> None:
         try:
             self.sock.shutdown(socket.SHUT_WR)
@@ -394,12 +436,6 @@ class RawTransport:
         if not self.lost:
             self.lost = True
             self.loop.call_soon(self._connection_lost, exc)
-
-    def _connection_lost(self, exc: Exception | None) -> None:
-        protocol = self.protocol
-        self.protocol = None  # no transport <-> protocol cycle left behind
-        if protocol is not None:
-            protocol.connection_lost(exc)
 
 
 class Listener(tcpraw.RawListener):

@@ -70,8 +70,6 @@ _STREAM = tcpraw._STREAM
 #: plaintext bytes asked per read: OpenSSL returns at most one record (16 KiB) a call
 READ_SIZE = 16384
 READS_PER_TURN = 16  # records in a row before yielding to the loop
-HIGH_WATER = 65536  # queued bytes past which the protocol is asked to pause writing
-LOW_WATER = HIGH_WATER // 4  # ... and at or below which it may resume
 
 _QUIET = (errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED, errno.ETIMEDOUT, None)
 
@@ -81,33 +79,10 @@ def enabled() -> bool:
     return httpraw.enabled() and os.environ.get("LBCORE_RAW_TLS", "1") != "0"
 
 
-class TlsTransport:
+class TlsTransport(httpraw.StreamTransport):
     """A TLS stream transport over one accepted socket in a ``tcpraw.Poller``."""
 
-    __slots__ = (
-        "buffer",
-        "buffered",
-        "closed",
-        "closing",
-        "deadline",
-        "eof_read",
-        "handshaking",
-        "high",
-        "loop",
-        "lost",
-        "low",
-        "made",
-        "owner",
-        "peer",
-        "poller",
-        "protocol",
-        "readable",
-        "reading_paused",
-        "sock",
-        "tls",
-        "writable",
-        "writing_paused",
-    )
+    __slots__ = ("deadline", "handshaking", "made", "owner", "tls")
 
     def __init__(
         self,
@@ -118,27 +93,11 @@ class TlsTransport:
         protocol: Any,
         context: ssl.SSLContext,
     ) -> None:
-        self.loop = loop
-        self.poller = poller
-        self.sock = sock
-        self.peer = peer
-        self.protocol = protocol
+        super().__init__(loop, poller, sock, peer, protocol)
         self.owner = TlsOwner(context, sock)
         self.tls: Any = self.owner.tls  # reads and writes ``sock`` itself
-        self.buffer: list[bytes] = []  # whole writes OpenSSL has not taken yet
-        self.buffered = 0
-        self.high = HIGH_WATER
-        self.low = LOW_WATER
         self.handshaking = True
         self.made = False  # the protocol's connection_made was called
-        self.readable = False
-        self.writable = True
-        self.reading_paused = False
-        self.writing_paused = False
-        self.eof_read = False
-        self.closing = False
-        self.closed = False
-        self.lost = False
         self.deadline: Deadline | None = None
 
     def start(self, handshake_timeout: float) -> None:
@@ -172,9 +131,6 @@ class TlsTransport:
             return default
         return default
 
-    def is_closing(self) -> bool:
-        return self.closing
-
     def close(self) -> None:
         """Stop reading; send what is queued, then a close_notify, then close."""
         if self.closing:
@@ -183,31 +139,6 @@ class TlsTransport:
         if not self.buffer:
             self._close_notify()
             self._finish(None)
-
-    def abort(self) -> None:
-        self.closing = True
-        self._finish(None)
-
-    def get_protocol(self) -> Any:
-        return self.protocol
-
-    def set_protocol(self, protocol: Any) -> None:
-        self.protocol = protocol
-
-    # ---- asyncio.ReadTransport ---------------------------------------------------
-
-    def is_reading(self) -> bool:
-        return not (self.reading_paused or self.closing or self.eof_read)
-
-    def pause_reading(self) -> None:
-        self.reading_paused = True
-
-    def resume_reading(self) -> None:
-        if not self.reading_paused:
-            return
-        self.reading_paused = False
-        if self.readable and not self.closing:
-            self.loop.call_soon(self._read_again)  # never from inside the caller
 
     # ---- asyncio.WriteTransport --------------------------------------------------
 
@@ -236,23 +167,6 @@ class TlsTransport:
 
     def can_write_eof(self) -> bool:
         return False  # as asyncio's and uvloop's SSL transports
-
-    def get_write_buffer_size(self) -> int:
-        return self.buffered
-
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        return (self.low, self.high)
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        if high is None:
-            high = HIGH_WATER if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not high >= low >= 0:
-            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
-        self.high = high
-        self.low = low
-        self._check_high()
 
     # ---- events --------------------------------------------------------------------
 
@@ -302,10 +216,6 @@ class TlsTransport:
             self.closing = True
             self._finish(None)
 
-    def _read_again(self) -> None:
-        if self.readable and not (self.reading_paused or self.closing or self.eof_read):
-            self._read()
-
     def _read(self) -> None:
         read = self.tls.read
         for _ in range(READS_PER_TURN):
@@ -331,13 +241,6 @@ class TlsTransport:
                 return
         self.loop.call_soon(self._read_again)  # a busy sender: let the others run
 
-    def _eof(self) -> None:
-        self.readable = False
-        self.eof_read = True
-        keep_open = self.protocol.eof_received()
-        if not keep_open and not self.closing:
-            self.close()
-
     # ---- writing -------------------------------------------------------------------
 
     def _flush(self) -> None:
@@ -362,14 +265,6 @@ class TlsTransport:
         if not buf and self.closing:
             self._close_notify()
             self._finish(None)
-
-    def _check_high(self) -> None:
-        if not self.writing_paused and self.buffered > self.high:
-            self.writing_paused = True
-            try:
-                self.protocol.pause_writing()
-            except Exception:
-                log.exception("protocol.pause_writing() failed")
 
     def _close_notify(self) -> None:
         """Tell the peer this is the end (its answer is not waited for)."""
@@ -404,12 +299,6 @@ class TlsTransport:
             self.loop.call_soon(self._connection_lost, exc)
         elif not self.made:
             self.protocol = None
-
-    def _connection_lost(self, exc: Exception | None) -> None:
-        protocol = self.protocol
-        self.protocol = None  # no transport <-> protocol cycle left behind
-        if protocol is not None:
-            protocol.connection_lost(exc)
 
 
 class Listener(tcpraw.RawListener):
