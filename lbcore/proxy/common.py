@@ -179,11 +179,21 @@ class Sends:
 _sends: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Sends] = weakref.WeakKeyDictionary()
 
 
+_last_sends: Sends | None = None  # a worker has one loop: skip the weak lookup
+
+
 def sends_of(loop: asyncio.AbstractEventLoop) -> Sends:
-    """The loop's ``Sends`` (one per loop, shared by all its connections)."""
+    """The loop's ``Sends`` (one per loop, shared by all its connections). Called per
+    client connection: the last loop's is kept aside, as ``_wheel`` does, since the
+    ``WeakKeyDictionary`` lookup runs as interpreted Python (~2k instructions each)."""
+    global _last_sends
+    s = _last_sends
+    if s is not None and s.loop() is loop:
+        return s
     s = _sends.get(loop)
     if s is None:
         s = _sends[loop] = Sends(loop)
+    _last_sends = s
     return s
 
 
