@@ -383,8 +383,17 @@ class FrontendRuntime(StatusCounts):
         """Count a new connection; False when it must wait for a slot: the frontend's
         ``maxconn`` or the global one is reached (the connection is held unread, as
         HAProxy leaves it in the accept queue)."""
+        if self.enter():
+            return True
+        self.waiting.append(resume)
+        return False
+
+    def enter(self) -> bool:
+        """``admit`` without the callback: count a new connection when both limits
+        allow, else False (the caller then holds it with ``admit``). A client connection
+        asks this first: most get in, and building the bound method ``admit`` keeps for
+        a held connection cost each connection an object."""
         if (self.maxconn and self.conn_cur >= self.maxconn) or self.registry.full():
-            self.waiting.append(resume)
             return False
         self._count()
         return True

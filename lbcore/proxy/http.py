@@ -426,7 +426,7 @@ class HttpClient(asyncio.Protocol):
             self.logged = False  # a connection that never sends a request is logged too
         fe = self.fe
         fe.registry.add(self)
-        if fe.admit(self._admitted):
+        if fe.enter() or fe.admit(self._admitted):  # (no bound method when let in)
             # _admitted's work for a connection just made: open, not paused, unread
             self.admitted = True
             self.deadline.set_in_at(fe.timeout_http_request, now)
