@@ -1457,3 +1457,19 @@ def _header_map(req: Request) -> dict[str, str]:
 
 def _upstream_factory(be: BackendRuntime, server: ServerRuntime) -> Any:
     return lambda: Upstream(be, server)
+
+
+class ClientFactory:
+    """Makes a frontend's ``HttpClient`` per accepted connection (the listener's
+    protocol factory). Compiled, its call builds the client by a direct C call, where
+    ``functools.partial(HttpClient, fe, loop)`` went through the type's generic call
+    and parsed its arguments from a tuple on every connection."""
+
+    __slots__ = ("fe", "loop")
+
+    def __init__(self, fe: FrontendRuntime, loop: asyncio.AbstractEventLoop) -> None:
+        self.fe = fe
+        self.loop = loop
+
+    def __call__(self) -> HttpClient:
+        return HttpClient(self.fe, self.loop)
