@@ -40,7 +40,7 @@ from lbcore.http.rules import compile_rules
 from lbcore.proxy import httpraw, tcpraw, tlsraw
 from lbcore.proxy.accesslog import AccessLogs
 from lbcore.proxy.common import FrontendRuntime, Registry, request_limits
-from lbcore.proxy.http import HttpClient, purge_idle
+from lbcore.proxy.http import ClientFactory, HttpClient, purge_idle
 from lbcore.proxy.services import MasterLink
 from lbcore.proxy.tcp import TcpClient
 from lbcore.proxy.tls import TlsHttpClient
@@ -108,7 +108,10 @@ log = logging.getLogger("lbcore.worker")
 
 
 def _factory(cls: Any, fe: FrontendRuntime, loop: asyncio.AbstractEventLoop) -> Any:
-    # partial, not a lambda: called per accepted connection, without a Python frame
+    # partial, not a lambda: called per accepted connection, without a Python frame;
+    # plain HTTP's clients from a compiled factory (no generic type call per connection)
+    if cls is HttpClient:
+        return ClientFactory(fe, loop)
     return functools.partial(cls, fe, loop)
 
 

@@ -179,11 +179,21 @@ class Sends:
 _sends: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Sends] = weakref.WeakKeyDictionary()
 
 
+_last_sends: Sends | None = None  # a worker has one loop: skip the weak lookup
+
+
 def sends_of(loop: asyncio.AbstractEventLoop) -> Sends:
-    """The loop's ``Sends`` (one per loop, shared by all its connections)."""
+    """The loop's ``Sends`` (one per loop, shared by all its connections). Called per
+    client connection: the last loop's is kept aside, as ``_wheel`` does, since the
+    ``WeakKeyDictionary`` lookup runs as interpreted Python (~2k instructions each)."""
+    global _last_sends
+    s = _last_sends
+    if s is not None and s.loop() is loop:
+        return s
     s = _sends.get(loop)
     if s is None:
         s = _sends[loop] = Sends(loop)
+    _last_sends = s
     return s
 
 
@@ -373,8 +383,17 @@ class FrontendRuntime(StatusCounts):
         """Count a new connection; False when it must wait for a slot: the frontend's
         ``maxconn`` or the global one is reached (the connection is held unread, as
         HAProxy leaves it in the accept queue)."""
+        if self.enter():
+            return True
+        self.waiting.append(resume)
+        return False
+
+    def enter(self) -> bool:
+        """``admit`` without the callback: count a new connection when both limits
+        allow, else False (the caller then holds it with ``admit``). A client connection
+        asks this first: most get in, and building the bound method ``admit`` keeps for
+        a held connection cost each connection an object."""
         if (self.maxconn and self.conn_cur >= self.maxconn) or self.registry.full():
-            self.waiting.append(resume)
             return False
         self._count()
         return True

@@ -426,7 +426,7 @@ class HttpClient(asyncio.Protocol):
             self.logged = False  # a connection that never sends a request is logged too
         fe = self.fe
         fe.registry.add(self)
-        if fe.admit(self._admitted):
+        if fe.enter() or fe.admit(self._admitted):  # (no bound method when let in)
             # _admitted's work for a connection just made: open, not paused, unread
             self.admitted = True
             self.deadline.set_in_at(fe.timeout_http_request, now)
@@ -1457,3 +1457,19 @@ def _header_map(req: Request) -> dict[str, str]:
 
 def _upstream_factory(be: BackendRuntime, server: ServerRuntime) -> Any:
     return lambda: Upstream(be, server)
+
+
+class ClientFactory:
+    """Makes a frontend's ``HttpClient`` per accepted connection (the listener's
+    protocol factory). Compiled, its call builds the client by a direct C call, where
+    ``functools.partial(HttpClient, fe, loop)`` went through the type's generic call
+    and parsed its arguments from a tuple on every connection."""
+
+    __slots__ = ("fe", "loop")
+
+    def __init__(self, fe: FrontendRuntime, loop: asyncio.AbstractEventLoop) -> None:
+        self.fe = fe
+        self.loop = loop
+
+    def __call__(self) -> HttpClient:
+        return HttpClient(self.fe, self.loop)

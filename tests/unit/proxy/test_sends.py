@@ -165,3 +165,24 @@ def test_an_aborted_clients_queued_request_is_written_before_never_after() -> No
         assert up.transport.writes == 1
     finally:
         sink.close()
+
+
+def test_each_loop_has_its_own_sends_whichever_was_asked_last() -> None:
+    """``sends_of`` keeps the last loop's Sends aside (one loop per worker): asking for
+    another loop, then the first again, still gives each loop its own."""
+    one, two = asyncio.new_event_loop(), asyncio.new_event_loop()
+    try:
+        a = sends_of(one)
+        b = sends_of(two)
+        assert a is not b
+        assert sends_of(one) is a and sends_of(two) is b and sends_of(one) is a
+        assert a.loop() is one and b.loop() is two
+    finally:
+        one.close()
+        two.close()
+    three = asyncio.new_event_loop()  # a loop made after the others are gone
+    try:
+        c = sends_of(three)
+        assert c.loop() is three
+    finally:
+        three.close()
