@@ -214,7 +214,18 @@ class StreamTransport:
     # ---- the end -------------------------------------------------------------------
 
     def _finish(self, exc: Exception | None) -> None:
-        raise NotImplementedError
+        """The socket goes (at the end of the poller's batch); the protocol hears of it
+        a loop turn later, once."""
+        if self.closed:
+            return
+        self.closed = True
+        self.readable = False
+        self.buffer = []
+        self.buffered = 0
+        self.poller.close(self.sock)
+        if not self.lost:
+            self.lost = True
+            self.loop.call_soon(self._connection_lost, exc)
 
     def _connection_lost(self, exc: Exception | None) -> None:
         protocol = self.protocol
@@ -424,18 +435,6 @@ class RawTransport(StreamTransport):
             log.debug("client connection failed: %s", exc)
         self.closing = True
         self._finish(exc)
-
-    def _finish(self, exc: Exception | None) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        self.readable = False
-        self.buffer = []
-        self.buffered = 0
-        self.poller.close(self.sock)
-        if not self.lost:
-            self.lost = True
-            self.loop.call_soon(self._connection_lost, exc)
 
 
 class Listener(tcpraw.RawListener):

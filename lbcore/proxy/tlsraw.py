@@ -284,21 +284,13 @@ class TlsTransport(httpraw.StreamTransport):
         self._finish(exc)
 
     def _finish(self, exc: Exception | None) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        self.readable = False
-        self.buffer = []
-        self.buffered = 0
         if self.deadline is not None:
             self.deadline.close()
             self.deadline = None
-        self.poller.close(self.sock)
-        if self.made and not self.lost:
+        if not self.made:  # a handshake that never finished: the protocol never knew
             self.lost = True
-            self.loop.call_soon(self._connection_lost, exc)
-        elif not self.made:
             self.protocol = None
+        super()._finish(exc)
 
 
 class Listener(tcpraw.RawListener):
