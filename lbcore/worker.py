@@ -152,26 +152,20 @@ class Worker:
                 proto, tls = tls_listener(cls, fe.proxy, bind)
                 if proto is TcpClient and not tls and tcpraw.enabled():
                     # Plain TCP: no transports, sockets driven from the worker's epoll.
-                    if self.poller is None:
-                        self.poller = tcpraw.Poller(loop)
-                    self.servers.append(tcpraw.Listener(fe, sock, self.poller, loop))
+                    self.servers.append(tcpraw.Listener(fe, sock, self._raw_poller(), loop))
                     continue
                 if proto is HttpClient and not tls and httpraw.enabled():
                     # Plain HTTP: client sockets in the same epoll set, own transports.
-                    if self.poller is None:
-                        self.poller = tcpraw.Poller(loop)
                     self.servers.append(
-                        httpraw.Listener(sock, self.poller, loop, _factory(proto, fe, loop))
+                        httpraw.Listener(sock, self._raw_poller(), loop, _factory(proto, fe, loop))
                     )
                     continue
                 if proto is TlsHttpClient and tlsraw.enabled():
                     # HTTPS: the same, with OpenSSL on the socket (no uvloop SSL layer).
-                    if self.poller is None:
-                        self.poller = tcpraw.Poller(loop)
                     self.servers.append(
                         tlsraw.Listener(
                             sock,
-                            self.poller,
+                            self._raw_poller(),
                             loop,
                             _factory(proto, fe, loop),
                             tls["ssl"],
@@ -184,6 +178,12 @@ class Worker:
                 )
                 self.servers.append(srv)
         loop.call_later(1.0, self._housekeeping)
+
+    def _raw_poller(self) -> tcpraw.Poller:
+        """The worker's one epoll set for the listeners that skip uvloop's transports."""
+        if self.poller is None:
+            self.poller = tcpraw.Poller(self.loop)
+        return self.poller
 
     def _housekeeping(self) -> None:
         """Once a second: let go of server connections idle in the pools for too long."""

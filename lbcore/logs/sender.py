@@ -331,7 +331,7 @@ class LogSender:
         routes = self._info if level == "info" else self._routes.get(level)
         if routes is None:
             routes = self._route(level)
-        wall = self._wall if now < self._wall_until and not self._exact else self._wall_at(now)
+        wall = self._wall_at(now)
         for t, framer in routes:
             if t.direct:
                 t.send(framer.frame_bytes(data, wall))

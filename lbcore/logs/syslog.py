@@ -70,7 +70,6 @@ class Framer:
     of them per line. The bytes are :func:`frame`'s (``tests/unit/logs/test_fast.py``)."""
 
     __slots__ = (
-        "_head",
         "_headb",
         "_sec",
         "facility",
@@ -106,19 +105,18 @@ class Framer:
         self.tz = tz
         self.per_second = fmt in _PER_SECOND
         self._sec = -1  # no header built yet (a second before 1970 is not a log's)
-        self._head = ""
-        self._headb = b""  # _head encoded, for frame_bytes
+        self._headb = b""  # the header of second _sec, encoded
 
     def _refresh(self, sec: int) -> None:
-        self._head = head = _head(
+        self._headb = _head(
             self.fmt, self.facility, self.level, self.tag, self.pid, self.hostname, sec, self.tz
-        )
-        self._headb = head.encode("utf-8", "surrogateescape")
+        ).encode("utf-8", "surrogateescape")
         self._sec = sec
 
     def frame_bytes(self, message: bytes, now: float) -> bytes:
-        """:meth:`frame` of a message already encoded (``lbcore.logs.fast``'s lines): the
-        header's bytes are kept for the second, and the datagram is one copy of the two."""
+        """The datagram of an encoded message (``lbcore.logs.fast``'s lines): the
+        header's bytes are kept for the second, and the datagram is one copy of the two,
+        cut to the target's ``len`` and then terminated."""
         if self.per_second:
             sec = int(now)
             if sec != self._sec:
@@ -130,32 +128,13 @@ class Framer:
             ).encode("utf-8", "surrogateescape")
         data = b"%s%s\n" % (head, message)
         maxlen = self.maxlen
-        if len(data) > maxlen + 1 or maxlen < 0:  # cut, then terminated, as frame() does
+        if len(data) > maxlen + 1 or maxlen < 0:
             data = data[:-1][:maxlen] + b"\n"
         return data
 
     def frame(self, message: str, now: float) -> bytes:
-        if self.per_second:
-            sec = int(now)
-            if sec != self._sec:
-                self._refresh(sec)
-            head = self._head
-        else:
-            head = _head_us(
-                self.fmt,
-                self.facility,
-                self.level,
-                self.tag,
-                self.pid,
-                self.hostname,
-                now,
-                self.tz,
-            )
-        maxlen = self.maxlen
-        data = f"{head}{message}\n".encode("utf-8", "surrogateescape")  # one copy, not two
-        if len(data) > maxlen + 1 or maxlen < 0:  # cut, then terminated, as frame() does
-            data = data[:-1][:maxlen] + b"\n"
-        return data
+        """:meth:`frame_bytes` of a text line (the general renderer's, ``emit``'s)."""
+        return self.frame_bytes(message.encode("utf-8", "surrogateescape"), now)
 
 
 #: The formats whose header is a function of the second only (or of nothing).
